@@ -1,0 +1,49 @@
+// What the command files share: the handler slot main runs, the usage error (exit 2),
+// and the option groups several commands take (data, device).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+#include "engine/context.h"
+#include "engine/dataset.h"
+#include "kernels/error.h"
+
+namespace activeip::cli {
+
+// The chosen subcommand's action; returns the exit status.
+using Handler = std::function<int()>;
+
+// A bad option value found after parsing: printed like a parse error, exit status 2.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+struct DataOptions {
+  std::string name, dir;
+  int64_t limit_train = -1, limit_test = -1;
+  // --data (required) and --data-dir; with_limits adds --limit-train/--limit-test.
+  void add_to(CLI::App* cmd, bool with_limits);
+  DataSpec spec() const;
+};
+
+struct DeviceOptions {
+  std::string device = "cpu";
+  int threads = 0;
+  void add_to(CLI::App* cmd);
+  // Throws UsageError for a malformed device name.
+  Device parsed() const;
+};
+
+bool stderr_is_tty();
+// Runs f; an activeip::Error it throws becomes a UsageError (for option validation).
+void as_usage(const std::function<void()>& f);
+
+void add_train(CLI::App& app, Handler& handler);
+void add_eval(CLI::App& app, Handler& handler);  // eval, info
+void add_data(CLI::App& app, Handler& handler);  // data check
+
+}  // namespace activeip::cli

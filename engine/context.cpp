@@ -1,0 +1,70 @@
+// Context construction: the CPU allocator, or on CUDA the device, a stream and the
+// caching allocator. Asking for CUDA in a CPU-only build, or for a device the machine
+// does not have, fails here with a message that says which.
+#include "engine/context.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+
+#ifdef ACTIVEIP_CUDA
+#include "engine/cuda_memory.h"
+#endif
+
+namespace activeip {
+
+namespace {
+class HostAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    ENSURE(p != nullptr, "out of host memory allocating %zu bytes", bytes);
+    return p;
+  }
+  void deallocate(void* p, size_t) override { std::free(p); }
+};
+}  // namespace
+
+bool cuda_available() {
+#ifdef ACTIVEIP_CUDA
+  return cuda::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+Context::Context(Device device, int threads) : device_(device), threads_(threads) {
+  if (threads_ > 0) omp_set_num_threads(threads_);
+  threads_ = omp_get_max_threads();
+  if (!device_.is_cuda()) {
+    allocator_ = std::make_unique<HostAllocator>();
+    return;
+  }
+#ifdef ACTIVEIP_CUDA
+  const int count = cuda::device_count();
+  ENSURE(count > 0, "device %s requested but no CUDA device is usable on this machine", device_.str().c_str());
+  ENSURE(device_.index < count, "device %s requested but this machine has %d CUDA device(s)", device_.str().c_str(),
+         count);
+  CUDA_CHECK(cudaSetDevice(device_.index));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  allocator_ = std::make_unique<cuda::CachingAllocator>(device_.index);
+#else
+  ENSURE(false, "device %s requested but activeip was built without CUDA", device_.str().c_str());
+#endif
+}
+
+Context::~Context() {
+#ifdef ACTIVEIP_CUDA
+  if (stream_) cudaStreamSynchronize(stream_);
+  allocator_.reset();
+  if (stream_) cudaStreamDestroy(stream_);
+#endif
+}
+
+void Context::synchronize() {
+#ifdef ACTIVEIP_CUDA
+  if (stream_) CUDA_CHECK(cudaStreamSynchronize(stream_));
+#endif
+}
+
+}  // namespace activeip

@@ -1,0 +1,73 @@
+// A network: a layer tree plus the flat buffers that hold all its state. build() walks
+// the tree, names every slot as PyTorch would ("layer1.0.conv1.weight"), lays the
+// parameters out in ONE buffer, their gradients in another of the same layout, and the
+// BN running statistics in a third; each layer's tensors become views into them. The
+// optimizer, gradient zeroing and (later) pruning masks then work on whole buffers.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/layer.h"
+
+namespace activeip {
+
+class Dropout;
+
+struct NetInfo {
+  std::string name;  // registry name, e.g. "resnet20"
+  int H = 0, W = 0, C = 0, num_classes = 0;
+};
+
+struct NamedSlot {
+  std::string name;  // full PyTorch-style name
+  ParamSlot slot;
+  int64_t offset = 0;  // elements into params() (Parameter) or buffers() (Buffer)
+};
+
+struct NamedCounter {
+  std::string name;  // e.g. "bn1.num_batches_tracked"
+  int64_t* value;
+};
+
+class Network {
+ public:
+  Network(NetInfo info, std::unique_ptr<Layer> body);
+
+  const NetInfo& info() const { return info_; }
+  Layer& body() { return *body_; }
+
+  // Allocates the flat buffers on ctx's device and initialises every slot as torchvision
+  // does, deterministically from `seed` (generated on the host, then copied).
+  void build(Context& ctx, uint64_t seed);
+  bool built() const { return built_; }
+
+  Tensor forward(Context& ctx, const Tensor& x);  // x: N×H×W×C → logits N×classes
+  Tensor backward(Context& ctx, const Tensor& dlogits);
+  void zero_grad(Context& ctx);
+  void set_training(bool training) { body_->set_training(training); }
+  // Derives the per-step seeds of stochastic layers (dropout) from the build seed.
+  void begin_step(uint64_t step);
+
+  Tensor& params() { return params_; }
+  Tensor& grads() { return grads_; }
+  Tensor& buffers() { return buffers_; }
+  const std::vector<NamedSlot>& slots() const { return slots_; }
+  const std::vector<NamedCounter>& counters() const { return counters_; }
+  const NamedSlot& slot(const std::string& name) const;
+  int64_t num_parameters() const { return params_.numel(); }
+  Shape input_shape(int64_t batch) const { return {batch, info_.H, info_.W, info_.C}; }
+
+ private:
+  NetInfo info_;
+  std::unique_ptr<Layer> body_;
+  bool built_ = false;
+  uint64_t seed_ = 0;
+  std::vector<NamedSlot> slots_;
+  std::vector<NamedCounter> counters_;
+  std::vector<Dropout*> dropouts_;
+  Tensor params_, grads_, buffers_;
+};
+
+}  // namespace activeip

@@ -1,0 +1,233 @@
+// Dispatch of the tensor-level ops to kernels/ by device. Shapes and dtypes are checked
+// here, once, so that kernels can trust their arguments.
+#include "engine/ops.h"
+
+#include "kernels/elementwise.h"
+
+namespace activeip::ops {
+
+namespace {
+
+void on_device(Context& ctx, const Tensor& t, const char* op, const char* what) {
+  ENSURE(t.device() == ctx.device(), "%s: %s is on %s but the context is on %s", op, what, t.device().str().c_str(),
+         ctx.device().str().c_str());
+}
+
+void has_numel(const Tensor& t, int64_t n, const char* op, const char* what) {
+  ENSURE(t.numel() == n, "%s: %s has %lld elements (shape %s), expected %lld", op, what,
+         static_cast<long long>(t.numel()), shape_str(t.shape()).c_str(), static_cast<long long>(n));
+}
+
+// The ops below have CPU kernels only until the CUDA backend lands.
+void cpu_only(Context& ctx, const char* op) {
+  ENSURE(!ctx.is_cuda(), "%s has no CUDA kernel in this build yet; use --device cpu", op);
+}
+
+}  // namespace
+
+void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  const char* op = "conv2d_fprop";
+  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, op, "x");
+  has_numel(w, int64_t{s.K} * s.R * s.S * s.C, op, "w");
+  has_numel(y, int64_t{s.N} * s.P() * s.Q() * s.K, op, "y");
+  if (bias) has_numel(*bias, s.K, op, "bias");
+  on_device(ctx, x, op, "x");
+  cpu_only(ctx, op);
+  conv2d_fprop_cpu(s, x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr, y.data<float>());
+}
+
+void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  const char* op = "conv2d_dgrad";
+  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.K, op, "dy");
+  has_numel(dx, int64_t{s.N} * s.H * s.W * s.C, op, "dx");
+  on_device(ctx, dy, op, "dy");
+  cpu_only(ctx, op);
+  conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
+}
+
+void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
+  const char* op = "conv2d_wgrad";
+  has_numel(dw, int64_t{s.K} * s.R * s.S * s.C, op, "dw");
+  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.K, op, "dy");
+  on_device(ctx, x, op, "x");
+  cpu_only(ctx, op);
+  conv2d_wgrad_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), dbias ? dbias->data<float>() : nullptr);
+}
+
+void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
+                   const BatchNormFwdArgs& a, Device device) {
+  ENSURE(device == ctx.device(), "batchnorm_fwd: tensors on %s, context on %s", device.str().c_str(),
+         ctx.device().str().c_str());
+  cpu_only(ctx, "batchnorm_fwd");
+  if (training)
+    batchnorm_fwd_train_cpu(s, p, a);
+  else
+    batchnorm_fwd_eval_cpu(s, p, a);
+}
+
+void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdArgs& a, Device device) {
+  ENSURE(device == ctx.device(), "batchnorm_bwd: tensors on %s, context on %s", device.str().c_str(),
+         ctx.device().str().c_str());
+  cpu_only(ctx, "batchnorm_bwd");
+  batchnorm_bwd_cpu(s, a);
+}
+
+void relu_fwd(Context& ctx, const Tensor& x, Tensor& y) {
+  has_numel(y, x.numel(), "relu_fwd", "y");
+  on_device(ctx, x, "relu_fwd", "x");
+  const size_t n = static_cast<size_t>(x.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return relu_fwd_cuda(n, x.data<float>(), y.data<float>(), ctx.stream());
+#endif
+  relu_fwd_cpu(n, x.data<float>(), y.data<float>());
+}
+
+void relu_bwd(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  has_numel(dy, y.numel(), "relu_bwd", "dy");
+  has_numel(dx, y.numel(), "relu_bwd", "dx");
+  on_device(ctx, y, "relu_bwd", "y");
+  const size_t n = static_cast<size_t>(y.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return relu_bwd_cuda(n, y.data<float>(), dy.data<float>(), dx.data<float>(), ctx.stream());
+#endif
+  relu_bwd_cpu(n, y.data<float>(), dy.data<float>(), dx.data<float>());
+}
+
+void add(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y) {
+  has_numel(b, a.numel(), "add", "b");
+  has_numel(y, a.numel(), "add", "y");
+  on_device(ctx, a, "add", "a");
+  on_device(ctx, b, "add", "b");
+  const size_t n = static_cast<size_t>(a.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return add_cuda(n, a.data<float>(), b.data<float>(), y.data<float>(), ctx.stream());
+#endif
+  add_cpu(n, a.data<float>(), b.data<float>(), y.data<float>());
+}
+
+void axpy(Context& ctx, float alpha, const Tensor& x, Tensor& y) {
+  has_numel(y, x.numel(), "axpy", "y");
+  on_device(ctx, x, "axpy", "x");
+  const size_t n = static_cast<size_t>(x.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return axpy_cuda(n, alpha, x.data<float>(), y.data<float>(), ctx.stream());
+#endif
+  axpy_cpu(n, alpha, x.data<float>(), y.data<float>());
+}
+
+void fill(Context& ctx, float value, Tensor& y) {
+  on_device(ctx, y, "fill", "y");
+  const size_t n = static_cast<size_t>(y.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return fill_cuda(n, value, y.data<float>(), ctx.stream());
+#endif
+  fill_cpu(n, value, y.data<float>());
+}
+
+void maxpool2d_fwd(Context& ctx, const Pool2dShape& s, const Tensor& x, Tensor& y, Tensor& argmax) {
+  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, "maxpool2d_fwd", "x");
+  has_numel(y, int64_t{s.N} * s.P() * s.Q() * s.C, "maxpool2d_fwd", "y");
+  has_numel(argmax, y.numel(), "maxpool2d_fwd", "argmax");
+  on_device(ctx, x, "maxpool2d_fwd", "x");
+  cpu_only(ctx, "maxpool2d_fwd");
+  maxpool2d_fwd_cpu(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>());
+}
+
+void maxpool2d_bwd(Context& ctx, const Pool2dShape& s, const Tensor& dy, const Tensor& argmax, Tensor& dx) {
+  has_numel(dx, int64_t{s.N} * s.H * s.W * s.C, "maxpool2d_bwd", "dx");
+  on_device(ctx, dy, "maxpool2d_bwd", "dy");
+  cpu_only(ctx, "maxpool2d_bwd");
+  maxpool2d_bwd_cpu(s, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>());
+}
+
+void global_avgpool_fwd(Context& ctx, const GlobalPoolShape& s, const Tensor& x, Tensor& y) {
+  has_numel(x, int64_t{s.N} * s.HW * s.C, "global_avgpool_fwd", "x");
+  has_numel(y, int64_t{s.N} * s.C, "global_avgpool_fwd", "y");
+  on_device(ctx, x, "global_avgpool_fwd", "x");
+  cpu_only(ctx, "global_avgpool_fwd");
+  global_avgpool_fwd_cpu(s, x.data<float>(), y.data<float>());
+}
+
+void global_avgpool_bwd(Context& ctx, const GlobalPoolShape& s, const Tensor& dy, Tensor& dx) {
+  has_numel(dx, int64_t{s.N} * s.HW * s.C, "global_avgpool_bwd", "dx");
+  on_device(ctx, dy, "global_avgpool_bwd", "dy");
+  cpu_only(ctx, "global_avgpool_bwd");
+  global_avgpool_bwd_cpu(s, dy.data<float>(), dx.data<float>());
+}
+
+void linear_fwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) {
+  has_numel(x, int64_t{s.N} * s.IN, "linear_fwd", "x");
+  has_numel(w, int64_t{s.OUT} * s.IN, "linear_fwd", "w");
+  has_numel(y, int64_t{s.N} * s.OUT, "linear_fwd", "y");
+  on_device(ctx, x, "linear_fwd", "x");
+  cpu_only(ctx, "linear_fwd");
+  linear_fwd_cpu(s, x.data<float>(), w.data<float>(), b ? b->data<float>() : nullptr, y.data<float>());
+}
+
+void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
+                Tensor& dw, Tensor* db) {
+  has_numel(dy, int64_t{s.N} * s.OUT, "linear_bwd", "dy");
+  has_numel(dx, int64_t{s.N} * s.IN, "linear_bwd", "dx");
+  on_device(ctx, dy, "linear_bwd", "dy");
+  cpu_only(ctx, "linear_bwd");
+  linear_bwd_cpu(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(),
+                 db ? db->data<float>() : nullptr);
+}
+
+void dropout_fwd(Context& ctx, const DropoutParams& d, const Tensor& x, Tensor& y, Tensor& mask) {
+  ENSURE(d.p >= 0.0f && d.p < 1.0f, "dropout probability %g is outside [0, 1)", static_cast<double>(d.p));
+  has_numel(y, x.numel(), "dropout_fwd", "y");
+  has_numel(mask, x.numel(), "dropout_fwd", "mask");
+  on_device(ctx, x, "dropout_fwd", "x");
+  cpu_only(ctx, "dropout_fwd");
+  dropout_fwd_cpu(static_cast<size_t>(x.numel()), d, x.data<float>(), y.data<float>(), mask.data<float>());
+}
+
+void dropout_bwd(Context& ctx, const Tensor& dy, const Tensor& mask, Tensor& dx) {
+  has_numel(mask, dy.numel(), "dropout_bwd", "mask");
+  has_numel(dx, dy.numel(), "dropout_bwd", "dx");
+  on_device(ctx, dy, "dropout_bwd", "dy");
+  cpu_only(ctx, "dropout_bwd");
+  dropout_bwd_cpu(static_cast<size_t>(dy.numel()), dy.data<float>(), mask.data<float>(), dx.data<float>());
+}
+
+void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& logits, const Tensor& labels,
+                      Tensor& probs, Tensor& loss) {
+  has_numel(logits, int64_t{s.N} * s.C, "softmax_xent_fwd", "logits");
+  has_numel(labels, s.N, "softmax_xent_fwd", "labels");
+  has_numel(probs, int64_t{s.N} * s.C, "softmax_xent_fwd", "probs");
+  has_numel(loss, s.N, "softmax_xent_fwd", "loss");
+  on_device(ctx, logits, "softmax_xent_fwd", "logits");
+  on_device(ctx, labels, "softmax_xent_fwd", "labels");
+  cpu_only(ctx, "softmax_xent_fwd");
+  softmax_xent_fwd_cpu(s, smoothing, logits.data<float>(), labels.data<int32_t>(), probs.data<float>(),
+                       loss.data<float>());
+}
+
+void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& probs, const Tensor& labels,
+                      float scale, Tensor& dlogits) {
+  has_numel(dlogits, int64_t{s.N} * s.C, "softmax_xent_bwd", "dlogits");
+  on_device(ctx, probs, "softmax_xent_bwd", "probs");
+  cpu_only(ctx, "softmax_xent_bwd");
+  softmax_xent_bwd_cpu(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale, dlogits.data<float>());
+}
+
+void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask) {
+  has_numel(g, w.numel(), "sgd_step", "grad");
+  has_numel(v, w.numel(), "sgd_step", "momentum");
+  if (mask) has_numel(*mask, w.numel(), "sgd_step", "mask");
+  on_device(ctx, w, "sgd_step", "params");
+  const SgdArgs a{w.data<float>(), g.data<float>(), v.data<float>(), mask ? mask->data<float>() : nullptr, nullptr};
+  const size_t n = static_cast<size_t>(w.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return sgd_step_cuda(n, p, a, ctx.stream());
+#endif
+  sgd_step_cpu(n, p, a);
+}
+
+void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a) {
+  cpu_only(ctx, "augment");
+  augment_cpu(s, a);
+}
+
+}  // namespace activeip::ops

@@ -1,0 +1,57 @@
+// Tensor-level ops: check shapes, dtypes and devices at this boundary, then dispatch to
+// the CPU or CUDA implementation in kernels/ on the tensor's device. An op that has no
+// CUDA kernel yet says so in its error; layers and the trainer call only these functions.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/context.h"
+#include "engine/tensor.h"
+#include "kernels/augment.h"
+#include "kernels/batchnorm.h"
+#include "kernels/conv2d.h"
+#include "kernels/dropout.h"
+#include "kernels/linear.h"
+#include "kernels/loss.h"
+#include "kernels/pool.h"
+#include "kernels/sgd.h"
+
+namespace activeip::ops {
+
+void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
+void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias);
+
+void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
+                   const BatchNormFwdArgs& a, Device device);
+void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdArgs& a, Device device);
+
+void relu_fwd(Context& ctx, const Tensor& x, Tensor& y);
+void relu_bwd(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx);
+void add(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y);
+void axpy(Context& ctx, float alpha, const Tensor& x, Tensor& y);
+void fill(Context& ctx, float value, Tensor& y);
+
+void maxpool2d_fwd(Context& ctx, const Pool2dShape& s, const Tensor& x, Tensor& y, Tensor& argmax);
+void maxpool2d_bwd(Context& ctx, const Pool2dShape& s, const Tensor& dy, const Tensor& argmax, Tensor& dx);
+void global_avgpool_fwd(Context& ctx, const GlobalPoolShape& s, const Tensor& x, Tensor& y);
+void global_avgpool_bwd(Context& ctx, const GlobalPoolShape& s, const Tensor& dy, Tensor& dx);
+
+void linear_fwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);
+void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
+                Tensor& dw, Tensor* db);
+
+void dropout_fwd(Context& ctx, const DropoutParams& d, const Tensor& x, Tensor& y, Tensor& mask);
+void dropout_bwd(Context& ctx, const Tensor& dy, const Tensor& mask, Tensor& dx);
+
+void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& logits, const Tensor& labels,
+                      Tensor& probs, Tensor& loss);
+void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& probs, const Tensor& labels,
+                      float scale, Tensor& dlogits);
+
+void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask);
+
+// images/index/crop/flip/mean/std/out all on ctx's device.
+void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a);
+
+}  // namespace activeip::ops

@@ -1,0 +1,102 @@
+// Training and evaluation loops. One epoch: a seeded permutation of the training set,
+// batches gathered and augmented on the device (random crop with 4-pixel zero padding +
+// horizontal flip + normalisation), forward, loss, backward, one SGD step over the flat
+// buffers at the schedule's learning rate; then an evaluation on the test split.
+// Every random choice is a pure function of (seed, epoch, step), so a run resumed from an
+// epoch checkpoint continues bit for bit where an interrupted run would have gone.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/dataset.h"
+#include "engine/loss.h"
+#include "engine/network.h"
+#include "engine/optimizer.h"
+
+namespace activeip {
+
+struct TrainConfig {
+  int epochs = 30;
+  int batch = 128;
+  double lr = 0.1, momentum = 0.9, wd = 5e-4;  // SGD, as torch.optim.SGD
+  bool nesterov = false;
+  std::string schedule = "cosine";
+  double warmup_epochs = 0;
+  std::vector<int> milestones;  // step schedule, in epochs (default: 50% and 75%)
+  double gamma = 0.1;
+  float label_smoothing = 0.0f;
+  uint64_t seed = 0;
+  bool augment = true;
+  int eval_batch = 256;
+
+  SgdParams sgd() const;
+  std::string to_json() const;
+  // Throws Error naming the first option that is out of range.
+  void validate() const;
+};
+
+struct StepInfo {
+  int epoch = 0, epochs = 0;  // epoch is 1-based here
+  int64_t step = 0, steps = 0;  // within the epoch, 1-based
+  double loss = 0, accuracy = 0, lr = 0, images_per_s = 0, eta_s = 0;
+};
+
+struct EvalResult {
+  double accuracy = 0, loss = 0;
+  int64_t n = 0;
+};
+
+struct EpochRecord {
+  int epoch = 0;  // 1-based, = completed epochs
+  double lr = 0, train_loss = 0, train_accuracy = 0, test_loss = 0, test_accuracy = 0;
+  double seconds = 0, images_per_s = 0;
+  int64_t images = 0;
+  std::string to_json() const;
+};
+
+// Top-1 accuracy and mean loss on a whole split, eval mode, no augmentation.
+EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch = 256);
+
+// The sibling file of a model checkpoint that holds what --resume needs besides the
+// weights: model.safetensors → model.optim.safetensors.
+std::string train_state_path(const std::string& model_path);
+
+class Trainer {
+ public:
+  Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config);
+
+  const TrainConfig& config() const { return config_; }
+  int completed_epochs() const { return epoch_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  bool done() const { return epoch_ >= config_.epochs; }
+
+  // Trains one epoch and evaluates; on_step (may be empty) sees every step.
+  EpochRecord train_epoch(const std::function<void(const StepInfo&)>& on_step);
+
+  // Writes the model (weights + meta with the epoch and config) and its train state,
+  // each atomically: the state first, so a model file always has its state beside it.
+  void save(const std::string& model_path, ModelMeta meta);
+  // Loads weights and train state written by save(); Error when the files disagree with
+  // each other or with this run's configuration (naming the option).
+  void resume(const std::string& model_path);
+
+ private:
+  Network& net_;
+  Context& ctx_;
+  const DataSplits& data_;
+  TrainConfig config_;
+  ScheduleConfig schedule_;
+  Sgd sgd_;
+  SoftmaxCrossEntropy loss_;
+  int epoch_ = 0;
+  int64_t steps_per_epoch_ = 0;
+  Tensor images_;  // training images on the device, loaded once
+  Tensor mean_, std_;
+  Tensor x_, labels_, index_, crop_, flip_;
+};
+
+}  // namespace activeip

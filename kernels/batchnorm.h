@@ -1,0 +1,55 @@
+// Batch normalisation over the rows of an NHWC tensor viewed as M×C (M = N·H·W).
+// Training: mean and biased variance per channel from the batch (two-pass in double on
+// the CPU), y = gamma·(x − mean)·invstd + beta, invstd = 1/sqrt(var + eps); the running
+// stats move as PyTorch's: running = (1 − momentum)·running + momentum·batch, with the
+// UNBIASED variance M/(M−1)·var. Eval: the running stats replace the batch stats.
+// Backward (training mode) overwrites dx and ADDS into dgamma, dbeta.
+#pragma once
+
+#include "kernels/cuda_stream.h"
+
+namespace activeip {
+
+struct BatchNormShape {
+  int M = 0;  // rows: N·H·W
+  int C = 0;  // channels
+};
+
+struct BatchNormParams {
+  float eps = 1e-5f;
+  float momentum = 0.1f;
+};
+
+struct BatchNormFwdArgs {
+  const float* x;
+  const float* gamma;
+  const float* beta;
+  float* running_mean;  // updated in training mode
+  float* running_var;   // updated in training mode
+  float* save_mean;     // C, written in training mode (for backward)
+  float* save_invstd;   // C, written in training mode (for backward)
+  float* y;
+};
+
+struct BatchNormBwdArgs {
+  const float* x;
+  const float* dy;
+  const float* gamma;
+  const float* save_mean;
+  const float* save_invstd;
+  float* dx;      // overwritten
+  float* dgamma;  // accumulated
+  float* dbeta;   // accumulated
+};
+
+void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a);
+void batchnorm_fwd_eval_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a);
+void batchnorm_bwd_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a);
+
+// Specification in double: training-mode forward (no running-stat update) and backward.
+void batchnorm_fwd_train_ref(const BatchNormShape& s, float eps, const double* x, const double* gamma,
+                             const double* beta, double* y);
+void batchnorm_bwd_ref(const BatchNormShape& s, float eps, const double* x, const double* dy,
+                       const double* gamma, double* dx, double* dgamma, double* dbeta);
+
+}  // namespace activeip

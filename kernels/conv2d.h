@@ -1,0 +1,30 @@
+// 2-D convolution (cross-correlation, as PyTorch), NHWC activations, KRSC weights.
+//   y[n,p,q,k] = bias[k] + sum_{r,s,c} x[n, p*stride - pad + r, q*stride - pad + s, c] * w[k,r,s,c]
+// fprop writes y; dgrad writes (overwrites) dx; wgrad ADDS into dw (and into dbias when
+// it is not null), so gradients of a step accumulate in the flat gradient buffer.
+// The CPU fast path is an implicit im2col (gathered per row panel) feeding gemm_cpu.
+#pragma once
+
+#include "kernels/cuda_stream.h"
+
+namespace activeip {
+
+struct Conv2dShape {
+  int N = 0, H = 0, W = 0, C = 0;  // input  N×H×W×C
+  int K = 0, R = 0, S = 0;         // weight K×R×S×C
+  int stride = 1, pad = 0;
+  int P() const { return H + 2 * pad < R ? 0 : (H + 2 * pad - R) / stride + 1; }  // output height
+  int Q() const { return W + 2 * pad < S ? 0 : (W + 2 * pad - S) / stride + 1; }  // output width
+  double flops() const { return 2.0 * N * P() * Q() * K * R * S * C; }  // per pass
+};
+
+void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+
+// Specification, in double (the test oracle for the fast path and for finite differences).
+void conv2d_fprop_ref(const Conv2dShape& s, const double* x, const double* w, const double* bias, double* y);
+void conv2d_dgrad_ref(const Conv2dShape& s, const double* dy, const double* w, double* dx);
+void conv2d_wgrad_ref(const Conv2dShape& s, const double* x, const double* dy, double* dw, double* dbias);
+
+}  // namespace activeip

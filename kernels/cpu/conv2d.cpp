@@ -1,0 +1,311 @@
+// CPU convolution, NHWC x/y, KRSC w (kernels/conv2d.h), as GEMMs over an implicit im2col
+// matrix col[NPQ × RSC] (row (n,p,q), column (r,s,c)) that is never built for the batch:
+//   fprop  y[NPQ×K]      = col · wᵀ (+ bias)   col gathered per tile and reduction block
+//   dgrad  dx            = col2im(dy · w)      per group of images, a panel of rows at a time
+//   wgrad  dw[K×RSC]    += (colᵀ · dy)ᵀ        colᵀ gathered per tile and reduction block
+// Every output element is owned by one thread and summed in a fixed order, so all three
+// passes give the same bits whatever the thread count. The *_ref functions are the spec.
+#include "kernels/conv2d.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/gemm_blocked.h"
+#include "kernels/error.h"
+
+namespace activeip {
+namespace {
+
+using cpu::AView;
+using cpu::copy_floats;
+using cpu::kKC;
+using cpu::kMR;
+using cpu::kNR;
+using cpu::part_begin;
+using cpu::part_count;
+using cpu::zero_floats;
+
+bool is_pointwise(const Conv2dShape& s) { return s.R == 1 && s.S == 1 && s.stride == 1 && s.pad == 0; }
+
+// Copies columns [col0, col0+len) of im2col row (n, p, q) into dst; taps that fall into the
+// padding read as zero. The taps of one r that lie inside the image are contiguous in x
+// (consecutive w, all C channels), so each is one memcpy.
+void im2col_segment(const Conv2dShape& s, const float* x, int n, int p, int q, int col0, int len, float* dst) {
+  const int h0 = p * s.stride - s.pad, w0 = q * s.stride - s.pad, end = col0 + len;
+  for (int col = col0; col < end;) {
+    const int rs = col / s.C, c = col % s.C, r = rs / s.S, t = rs % s.S;
+    const int h = h0 + r, w = w0 + t;
+    int taps;  // consecutive taps of row r from t on that are all inside or all outside
+    const bool inside = h >= 0 && h < s.H && w >= 0 && w < s.W;
+    if (inside) taps = std::min(s.S - t, s.W - w);
+    else if (h < 0 || h >= s.H || w >= s.W) taps = s.S - t;
+    else taps = std::min(s.S - t, -w);
+    const int run = std::min(taps * s.C - c, end - col);
+    if (inside) copy_floats(dst, x + ((long(n) * s.H + h) * s.W + w) * s.C + c, run);
+    else zero_floats(dst, run);
+    dst += run;
+    col += run;
+  }
+}
+
+// Walks rows (n, p, q) of the NPQ index space in order.
+struct RowCursor {
+  int n, p, q, P, Q;
+  RowCursor(int row, int P_, int Q_) : n(row / (P_ * Q_)), p(row / Q_ % P_), q(row % Q_), P(P_), Q(Q_) {}
+  void next() {
+    if (++q == Q) {
+      q = 0;
+      if (++p == P) p = 0, ++n;
+    }
+  }
+};
+
+// A range [begin, end) of rows or columns of a GEMM, cut on the register-tile grid.
+struct Range {
+  int begin, size;
+};
+Range part_range(int p, int count, int units, int unit, int limit) {
+  const int b = part_begin(p, count, units) * unit;
+  return {b, std::min(part_begin(p + 1, count, units) * unit, limit) - b};
+}
+
+int units_of(int n, int unit) { return (n + unit - 1) / unit; }
+
+void check_shape(const Conv2dShape& s) {
+  ENSURE(s.N > 0 && s.H > 0 && s.W > 0 && s.C > 0 && s.K > 0 && s.R > 0 && s.S > 0 && s.stride > 0 && s.pad >= 0 &&
+             s.P() > 0 && s.Q() > 0,
+         "conv2d shape N=%d H=%d W=%d C=%d K=%d R=%d S=%d stride=%d pad=%d", s.N, s.H, s.W, s.C, s.K, s.R, s.S,
+         s.stride, s.pad);
+  ENSURE(double(s.N) * s.P() * s.Q() <= std::numeric_limits<int>::max() &&
+             double(s.N) * s.H * s.W <= std::numeric_limits<int>::max(),
+         "conv2d N=%d with %dx%d images has too many pixels", s.N, s.H, s.W);
+}
+
+}  // namespace
+
+void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  check_shape(s);
+  const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C, rows = s.N * P * Q;
+  // wᵀ (RSC × K) is packed once and shared read-only by all threads.
+  cpu::Scratch wpack;
+  float* b_all = wpack.get(cpu::prepacked_b_size(RSC, s.K));
+  cpu::prepack_b(w, RSC, true, RSC, s.K, b_all);
+
+  // Tiles: rows in parts of ≤ 8 A slivers (the gathered block, ≤ 112 × 256 floats, stays in
+  // L2), output channels in parts of ≤ 8 B slivers.
+  const bool parallel = !omp_in_parallel();
+  const int units_m = units_of(rows, kMR), units_n = units_of(s.K, kNR);
+  const int tiles_m = part_count(units_m, parallel ? omp_get_max_threads() : 1, 8), tiles_n = units_of(units_n, 8);
+  const bool pointwise = is_pointwise(s);
+#pragma omp parallel for schedule(dynamic) if (parallel)
+  for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
+    thread_local cpu::Scratch abuf;
+    const Range rm = part_range(tile / tiles_n, tiles_m, units_m, kMR, rows);
+    const Range rn = part_range(tile % tiles_n, tiles_n, units_n, kNR, s.K);
+    float* a_block = pointwise ? nullptr : abuf.get(size_t(rm.size) * kKC);
+    auto get_a = [&](int p0, int kc) {
+      if (pointwise) return AView{x + long(rm.begin) * s.C + p0, s.C, false};
+      RowCursor rc(rm.begin, P, Q);
+      for (int i = 0; i < rm.size; ++i, rc.next())
+        im2col_segment(s, x, rc.n, rc.p, rc.q, p0, kc, a_block + size_t(i) * kc);
+      return AView{a_block, kc, false};
+    };
+    auto get_b = [&](int p0, int kc) { return cpu::prepacked_b_block(b_all, s.K, p0, kc, rn.begin); };
+    float* y_tile = y + long(rm.begin) * s.K + rn.begin;
+    cpu::gemm_tile(rm.size, rn.size, RSC, get_a, get_b, 1.0f, 0.0f, y_tile, s.K);
+    if (bias)
+      for (int i = 0; i < rm.size; ++i)
+        for (int j = 0; j < rn.size; ++j) y_tile[long(i) * s.K + j] += bias[rn.begin + j];
+  }
+}
+
+void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  check_shape(s);
+  const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C;
+  cpu::Scratch wpack;
+  float* b_all = wpack.get(cpu::prepacked_b_size(s.K, RSC));
+  cpu::prepack_b(w, RSC, false, s.K, RSC, b_all);
+  const bool parallel = !omp_in_parallel();
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  const int units_n = units_of(RSC, kNR), chunks_n = units_of(units_n, 8);
+
+  // dcol[rows × RSC] = dy_rows · w for m rows, in column chunks of ≤ 8 B slivers.
+  auto dcol_rows = [&](const float* dy_rows, int m, float* out) {
+    for (int chunk = 0; chunk < chunks_n; ++chunk) {
+      const Range rn = part_range(chunk, chunks_n, units_n, kNR, RSC);
+      auto get_a = [&](int p0, int) { return AView{dy_rows + p0, s.K, false}; };
+      auto get_b = [&](int p0, int kc) { return cpu::prepacked_b_block(b_all, RSC, p0, kc, rn.begin); };
+      cpu::gemm_tile(m, rn.size, s.K, get_a, get_b, 1.0f, 0.0f, out + rn.begin, RSC);
+    }
+  };
+
+  if (is_pointwise(s)) {  // col2im is the identity: dx[NHW × C] = dy · w directly.
+    const int rows = s.N * P * Q, units_m = units_of(rows, kMR), tiles_m = part_count(units_m, threads, 8);
+#pragma omp parallel for schedule(dynamic) if (parallel)
+    for (int tile = 0; tile < tiles_m; ++tile) {
+      const Range rm = part_range(tile, tiles_m, units_m, kMR, rows);
+      dcol_rows(dy + long(rm.begin) * s.K, rm.size, dx + long(rm.begin) * s.C);
+    }
+    return;
+  }
+
+  // Groups of whole images go to threads; a group's dx is zeroed, then each panel of its dy
+  // rows becomes a panel of dcol rows that is scatter-added into dx in row order. Each dx
+  // element is thus summed in the order (row, r, s) by the one thread owning its image,
+  // whatever the grouping and panel sizes. Those only keep the panel buffer cache-sized
+  // (≤ 256K floats) and the GEMMs tall: groups span about 8 panels so that small images
+  // share panels and few rows are lost to the last, partial A sliver of a group.
+  const int image_rows = P * Q;
+  const int panel_units = std::clamp((1 << 18) / RSC / kMR, 1, 8);
+  const int groups = part_count(s.N, threads, std::max(1, 8 * panel_units * kMR / image_rows));
+  const long image = long(s.H) * s.W * s.C;
+#pragma omp parallel for schedule(dynamic) if (parallel)
+  for (int g = 0; g < groups; ++g) {
+    thread_local cpu::Scratch cbuf;
+    float* col = cbuf.get(size_t(panel_units) * kMR * RSC);
+    const int n0 = part_begin(g, groups, s.N), n1 = part_begin(g + 1, groups, s.N);
+    std::memset(dx + n0 * image, 0, sizeof(float) * (n1 - n0) * image);
+    const int group_rows = (n1 - n0) * image_rows, units = units_of(group_rows, kMR);
+    const int panels = units_of(units, panel_units);
+    for (int pn = 0; pn < panels; ++pn) {
+      const Range rp = part_range(pn, panels, units, kMR, group_rows);
+      const int r0 = n0 * image_rows + rp.begin, m = rp.size;
+      dcol_rows(dy + long(r0) * s.K, m, col);
+      RowCursor rc(r0, P, Q);
+      for (int i = 0; i < m; ++i, rc.next()) {
+        const float* ci = col + size_t(i) * RSC;
+        float* dxn = dx + rc.n * image;
+        for (int r = 0; r < s.R; ++r) {
+          const int h = rc.p * s.stride - s.pad + r;
+          if (h < 0 || h >= s.H) continue;
+          for (int t = 0; t < s.S; ++t) {
+            const int wi = rc.q * s.stride - s.pad + t;
+            if (wi < 0 || wi >= s.W) continue;
+            float* d = dxn + (long(h) * s.W + wi) * s.C;
+            const float* src = ci + (r * s.S + t) * s.C;
+            for (int c = 0; c < s.C; ++c) d[c] += src[c];
+          }
+        }
+      }
+    }
+  }
+}
+
+void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+  check_shape(s);
+  const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C, rows = s.N * P * Q;
+  const bool parallel = !omp_in_parallel();
+
+  // dwᵀ[RSC × K] = colᵀ · dy: RSC is the long side, so the A slivers (14 columns of col,
+  // gathered k-major: one contiguous im2col segment per row of col) waste little, and dy
+  // rows pack into B slivers by plain copies. Each tile of dwᵀ runs the whole NPQ reduction
+  // into a thread-local accumulator and is then added, transposed, into dw.
+  const int units_m = units_of(RSC, kMR), units_n = units_of(s.K, kNR);
+  const int tiles_m = part_count(units_m, parallel ? omp_get_max_threads() : 1, 24), tiles_n = units_of(units_n, 8);
+  const bool pointwise = is_pointwise(s);
+#pragma omp parallel for schedule(dynamic) if (parallel)
+  for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
+    thread_local cpu::Scratch abuf, bbuf, cbuf;
+    const Range rm = part_range(tile / tiles_n, tiles_m, units_m, kMR, RSC);
+    const Range rn = part_range(tile % tiles_n, tiles_n, units_n, kNR, s.K);
+    float* a_block = pointwise ? nullptr : abuf.get(size_t(kKC) * rm.size);
+    float* b_block = bbuf.get(cpu::packed_b_size(kKC, rn.size));
+    float* acc = cbuf.get(size_t(rm.size) * rn.size);
+    auto get_a = [&](int p0, int kc) {
+      if (pointwise) return AView{x + long(p0) * s.C + rm.begin, s.C, true};
+      RowCursor rc(p0, P, Q);
+      for (int k = 0; k < kc; ++k, rc.next())
+        im2col_segment(s, x, rc.n, rc.p, rc.q, rm.begin, rm.size, a_block + size_t(k) * rm.size);
+      return AView{a_block, rm.size, true};
+    };
+    auto get_b = [&](int p0, int kc) {
+      cpu::pack_b(dy, s.K, false, p0, kc, rn.begin, rn.size, b_block);
+      return static_cast<const float*>(b_block);
+    };
+    cpu::gemm_tile(rm.size, rn.size, rows, get_a, get_b, 1.0f, 0.0f, acc, rn.size);
+    // dw += accᵀ in 16×16 blocks, so that both sides stay in L1 while being transposed.
+    for (int j0 = 0; j0 < rn.size; j0 += 16)
+      for (int i0 = 0; i0 < rm.size; i0 += 16)
+        for (int j = j0; j < std::min(j0 + 16, rn.size); ++j) {
+          float* dw_row = dw + long(rn.begin + j) * RSC + rm.begin;
+          for (int i = i0; i < std::min(i0 + 16, rm.size); ++i) dw_row[i] += acc[size_t(i) * rn.size + j];
+        }
+  }
+
+  if (dbias) {  // column sums of dy in double, row by row so dy is read once per chunk of 64 k
+    constexpr int kChunk = 64;
+#pragma omp parallel for if (parallel)
+    for (int k0 = 0; k0 < s.K; k0 += kChunk) {
+      const int kn = std::min(kChunk, s.K - k0);
+      double sum[kChunk] = {};
+      for (long i = 0; i < rows; ++i)
+        for (int k = 0; k < kn; ++k) sum[k] += dy[i * s.K + k0 + k];
+      for (int k = 0; k < kn; ++k) dbias[k0 + k] += float(sum[k]);
+    }
+  }
+}
+
+void conv2d_fprop_ref(const Conv2dShape& s, const double* x, const double* w, const double* bias, double* y) {
+  const int P = s.P(), Q = s.Q();
+  for (int n = 0; n < s.N; ++n)
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q)
+        for (int k = 0; k < s.K; ++k) {
+          double sum = bias ? bias[k] : 0.0;
+          for (int r = 0; r < s.R; ++r)
+            for (int t = 0; t < s.S; ++t) {
+              const int h = p * s.stride - s.pad + r, wi = q * s.stride - s.pad + t;
+              if (h < 0 || h >= s.H || wi < 0 || wi >= s.W) continue;
+              for (int c = 0; c < s.C; ++c)
+                sum += x[((long(n) * s.H + h) * s.W + wi) * s.C + c] * w[((long(k) * s.R + r) * s.S + t) * s.C + c];
+            }
+          y[((long(n) * P + p) * Q + q) * s.K + k] = sum;
+        }
+}
+
+void conv2d_dgrad_ref(const Conv2dShape& s, const double* dy, const double* w, double* dx) {
+  const int P = s.P(), Q = s.Q();
+  std::fill(dx, dx + long(s.N) * s.H * s.W * s.C, 0.0);
+  for (int n = 0; n < s.N; ++n)
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q)
+        for (int k = 0; k < s.K; ++k) {
+          const double g = dy[((long(n) * P + p) * Q + q) * s.K + k];
+          for (int r = 0; r < s.R; ++r)
+            for (int t = 0; t < s.S; ++t) {
+              const int h = p * s.stride - s.pad + r, wi = q * s.stride - s.pad + t;
+              if (h < 0 || h >= s.H || wi < 0 || wi >= s.W) continue;
+              for (int c = 0; c < s.C; ++c)
+                dx[((long(n) * s.H + h) * s.W + wi) * s.C + c] += g * w[((long(k) * s.R + r) * s.S + t) * s.C + c];
+            }
+        }
+}
+
+void conv2d_wgrad_ref(const Conv2dShape& s, const double* x, const double* dy, double* dw, double* dbias) {
+  const int P = s.P(), Q = s.Q();
+  for (int k = 0; k < s.K; ++k) {
+    for (int r = 0; r < s.R; ++r)
+      for (int t = 0; t < s.S; ++t)
+        for (int c = 0; c < s.C; ++c) {
+          double sum = 0;
+          for (int n = 0; n < s.N; ++n)
+            for (int p = 0; p < P; ++p)
+              for (int q = 0; q < Q; ++q) {
+                const int h = p * s.stride - s.pad + r, wi = q * s.stride - s.pad + t;
+                if (h < 0 || h >= s.H || wi < 0 || wi >= s.W) continue;
+                sum += dy[((long(n) * P + p) * Q + q) * s.K + k] * x[((long(n) * s.H + h) * s.W + wi) * s.C + c];
+              }
+          dw[((long(k) * s.R + r) * s.S + t) * s.C + c] += sum;
+        }
+    if (dbias) {
+      double sum = 0;
+      for (long i = 0; i < long(s.N) * P * Q; ++i) sum += dy[i * s.K + k];
+      dbias[k] += sum;
+    }
+  }
+}
+
+}  // namespace activeip

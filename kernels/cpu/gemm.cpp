@@ -1,0 +1,235 @@
+// CPU GEMM, row-major C = alpha·op(A)·op(B) + beta·C (kernels/gemm.h). The fast path splits C
+// into tiles that OpenMP threads take whole; per tile, op(A) is read in place (row-major or
+// k-major) and op(B) is packed per kKC block into a thread-local buffer, then an MR×NR
+// register-blocked micro-kernel (AVX-512, AVX2+FMA or scalar) sweeps the tile.
+#include "kernels/gemm.h"
+
+#include <omp.h>
+
+#include <cstring>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "kernels/cpu/gemm_blocked.h"
+#include "kernels/error.h"
+
+namespace activeip {
+namespace cpu {
+
+#if defined(__AVX512F__)
+
+// 28 accumulators live in zmm registers across the k loop; A values are broadcast straight
+// from memory. Partial tiles store (and, for beta != 0, load) C through lane masks.
+template <bool kKMajor>
+static void micro_kernel_avx512(int kc, const float* a, long lda, const float* b, float* c, long ldc, int mr, int nr,
+                                float alpha, float beta) {
+  __m512 acc[kMR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 ai = _mm512_set1_ps(kKMajor ? a[i] : a[i * lda]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += kKMajor ? lda : 1;
+    b += kNR;
+  }
+  const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : static_cast<__mmask16>((1u << (nr - 16)) - 1);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i) {
+    if (i >= mr) break;
+    float* ci = c + i * ldc;
+    __m512 v0, v1;
+    if (beta != 0.0f) {
+      v0 = _mm512_fmadd_ps(va, acc[i][0], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, ci)));
+      v1 = _mm512_fmadd_ps(va, acc[i][1], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16)));
+    } else {
+      v0 = _mm512_mul_ps(va, acc[i][0]);
+      v1 = _mm512_mul_ps(va, acc[i][1]);
+    }
+    _mm512_mask_storeu_ps(ci, m0, v0);
+    _mm512_mask_storeu_ps(ci + 16, m1, v1);
+  }
+}
+
+#elif defined(__AVX2__) && defined(__FMA__)
+
+// 12 ymm accumulators; partial tiles go through a local tile so that only valid C is touched.
+template <bool kKMajor>
+static void micro_kernel_avx2(int kc, const float* a, long lda, const float* b, float* c, long ldc, int mr, int nr,
+                              float alpha, float beta) {
+  __m256 acc[kMR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(kKMajor ? a + i : a + i * lda);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += kKMajor ? lda : 1;
+    b += kNR;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool full = nr == kNR;
+  alignas(32) float tile[kNR];
+  for (int i = 0; i < mr; ++i) {
+    float* ci = c + i * ldc;
+    float* dst = full ? ci : tile;
+    if (!full && beta != 0.0f) std::memcpy(tile, ci, sizeof(float) * nr);
+    __m256 v0, v1;
+    if (beta != 0.0f) {
+      v0 = _mm256_fmadd_ps(va, acc[i][0], _mm256_mul_ps(vb, _mm256_loadu_ps(dst)));
+      v1 = _mm256_fmadd_ps(va, acc[i][1], _mm256_mul_ps(vb, _mm256_loadu_ps(dst + 8)));
+    } else {
+      v0 = _mm256_mul_ps(va, acc[i][0]);
+      v1 = _mm256_mul_ps(va, acc[i][1]);
+    }
+    _mm256_storeu_ps(dst, v0);
+    _mm256_storeu_ps(dst + 8, v1);
+    if (!full) std::memcpy(ci, tile, sizeof(float) * nr);
+  }
+}
+
+#else
+
+template <bool kKMajor>
+static void micro_kernel_scalar(int kc, const float* a, long lda, const float* b, float* c, long ldc, int mr, int nr,
+                                float alpha, float beta) {
+  float acc[kMR][kNR] = {};
+  for (int k = 0; k < kc; ++k) {
+    for (int i = 0; i < kMR; ++i) {
+      const float ai = kKMajor ? a[i] : a[i * lda];
+      for (int j = 0; j < kNR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += kKMajor ? lda : 1;
+    b += kNR;
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      float& cij = c[i * ldc + j];
+      cij = beta != 0.0f ? alpha * acc[i][j] + beta * cij : alpha * acc[i][j];
+    }
+}
+
+#endif
+
+void micro_kernel(int kc, AView a, const float* b, float* c, long ldc, int mr, int nr, float alpha, float beta) {
+#if defined(__AVX512F__)
+  if (a.k_major) micro_kernel_avx512<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  else micro_kernel_avx512<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+#elif defined(__AVX2__) && defined(__FMA__)
+  if (a.k_major) micro_kernel_avx2<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  else micro_kernel_avx2<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+#else
+  if (a.k_major) micro_kernel_scalar<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  else micro_kernel_scalar<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+#endif
+}
+
+void pad_a_sliver(AView a, int mr, int kc, float* dst) {
+  for (int k = 0; k < kc; ++k) {
+    float* d = dst + size_t(k) * kMR;
+    for (int i = 0; i < mr; ++i) d[i] = a.k_major ? a.ptr[k * a.ld + i] : a.ptr[i * a.ld + k];
+    for (int i = mr; i < kMR; ++i) d[i] = 0.0f;
+  }
+}
+
+void pack_b(const float* B, long ldb, bool trans, int p0, int kc, int j0, int n, float* dst) {
+  for (int j = 0; j < n; j += kNR) {
+    const int nr = std::min(kNR, n - j);
+    float* d = dst + size_t(j / kNR) * kc * kNR;
+    for (int k = 0; k < kc; ++k, d += kNR) {
+      if (trans) {
+        const float* src = B + long(j0 + j) * ldb + (p0 + k);
+        for (int t = 0; t < nr; ++t) d[t] = src[t * ldb];
+      } else {
+        copy_floats(d, B + long(p0 + k) * ldb + (j0 + j), nr);
+      }
+      if (nr < kNR) zero_floats(d + nr, kNR - nr);
+    }
+  }
+}
+
+size_t prepacked_b_size(int K, int N) { return size_t(K) * round_up(N, kNR); }
+
+void prepack_b(const float* B, long ldb, bool trans, int K, int N, float* dst) {
+  const int kb = k_block(K), blocks = (K + kb - 1) / kb;
+#pragma omp parallel for if (!omp_in_parallel() && double(K) * N > 1e5)
+  for (int blk = 0; blk < blocks; ++blk) {
+    const int p0 = blk * kb, kc = std::min(kb, K - p0);
+    pack_b(B, ldb, trans, p0, kc, 0, N, dst + size_t(p0) * round_up(N, kNR));
+  }
+}
+
+}  // namespace cpu
+
+void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
+  const int M = s.M, N = s.N, K = s.K;
+  ENSURE(M >= 0 && N >= 0 && K >= 0, "gemm M=%d N=%d K=%d", M, N, K);
+  ENSURE(s.lda >= std::max(1, s.trans_a ? M : K), "gemm lda %d too small (M=%d K=%d trans_a=%d)", s.lda, M, K,
+         int(s.trans_a));
+  ENSURE(s.ldb >= std::max(1, s.trans_b ? K : N), "gemm ldb %d too small (K=%d N=%d trans_b=%d)", s.ldb, K, N,
+         int(s.trans_b));
+  ENSURE(s.ldc >= std::max(1, N), "gemm ldc %d < N=%d", s.ldc, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // op(A)·op(B) is empty: C = beta·C, and beta == 0 must not read C.
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        float& c = C[long(i) * s.ldc + j];
+        c = s.beta != 0.0f ? s.beta * c : 0.0f;
+      }
+    return;
+  }
+  // Tiles of C: columns in parts of at most 8 B slivers (a packed B block of kKC × 256
+  // floats stays in L2), rows in parts of at most 16 A slivers, as many as it takes to give
+  // every thread a few tiles. Tile edges fall on the register-tile grid.
+  const bool parallel = !omp_in_parallel() && s.flops() > 2e5;
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  const int units_m = (M + cpu::kMR - 1) / cpu::kMR, units_n = (N + cpu::kNR - 1) / cpu::kNR;
+  const int tiles_n = (units_n + 7) / 8;
+  const int tiles_m = cpu::part_count(units_m, std::max(1, 4 * threads / tiles_n), 16);
+#pragma omp parallel for schedule(dynamic) if (parallel)
+  for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
+    thread_local cpu::Scratch bbuf;
+    const int tm = tile / tiles_n, tn = tile % tiles_n;
+    const int i0 = cpu::part_begin(tm, tiles_m, units_m) * cpu::kMR, j0 = cpu::part_begin(tn, tiles_n, units_n) * cpu::kNR;
+    const int m = std::min(cpu::part_begin(tm + 1, tiles_m, units_m) * cpu::kMR, M) - i0;
+    const int n = std::min(cpu::part_begin(tn + 1, tiles_n, units_n) * cpu::kNR, N) - j0;
+    float* b_packed = bbuf.get(cpu::packed_b_size(cpu::kKC, n));
+    auto get_a = [&](int p0, int) {
+      return s.trans_a ? cpu::AView{A + long(p0) * s.lda + i0, s.lda, true}
+                       : cpu::AView{A + long(i0) * s.lda + p0, s.lda, false};
+    };
+    auto get_b = [&](int p0, int kc) {
+      cpu::pack_b(B, s.ldb, s.trans_b, p0, kc, j0, n, b_packed);
+      return static_cast<const float*>(b_packed);
+    };
+    cpu::gemm_tile(m, n, K, get_a, get_b, s.alpha, s.beta, C + long(i0) * s.ldc + j0, s.ldc);
+  }
+}
+
+void gemm_ref(const GemmShape& s, const double* A, const double* B, double* C) {
+  for (int i = 0; i < s.M; ++i)
+    for (int j = 0; j < s.N; ++j) {
+      double sum = 0;
+      for (int k = 0; k < s.K; ++k) {
+        const double a = s.trans_a ? A[long(k) * s.lda + i] : A[long(i) * s.lda + k];
+        const double b = s.trans_b ? B[long(j) * s.ldb + k] : B[long(k) * s.ldb + j];
+        sum += a * b;
+      }
+      double& c = C[long(i) * s.ldc + j];
+      c = s.beta != 0.0 ? s.alpha * sum + s.beta * c : s.alpha * sum;
+    }
+}
+
+}  // namespace activeip

@@ -1,0 +1,153 @@
+// Building blocks of the blocked CPU GEMM, shared by gemm.cpp and conv2d.cpp: the register
+// tile, the packed-B layout, the micro-kernel and a serial driver for one C tile. Callers
+// supply op(A) blocks as strided views and op(B) blocks already packed, so conv2d can feed
+// im2col gathers straight into them. Private to kernels/cpu.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace activeip::cpu {
+
+// Register tile MR×NR of the micro-kernel. AVX-512: 14×32 keeps 28 zmm accumulators, two
+// B vectors and one broadcast A value in the 32 registers. AVX2: 6×16 uses 12 of 16 ymm.
+#if defined(__AVX512F__)
+inline constexpr int kMR = 14, kNR = 32;
+#elif defined(__AVX2__) && defined(__FMA__)
+inline constexpr int kMR = 6, kNR = 16;
+#else
+inline constexpr int kMR = 4, kNR = 8;
+#endif
+
+// The reduction is summed in blocks of at most kKC, each in registers and then folded into
+// C. The blocks depend on the reduction length alone (equal blocks, so none is a short
+// leftover), which fixes the summation order of every element of C; tile sizes and thread
+// counts only decide which thread computes it. 256 keeps an A sliver (14×256 floats) in L1
+// while B slivers stream from L2.
+inline constexpr int kKC = 256;
+
+inline int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+// Length of the reduction blocks for a reduction of length K (the last may be shorter).
+inline int k_block(int K) {
+  const int blocks = std::max(1, (K + kKC - 1) / kKC);
+  return round_up((K + blocks - 1) / blocks, 8);
+}
+
+// Work splitting for the OpenMP loops: `units` (register-tile rows or columns) are cut into
+// part_count() near-equal parts, part p covering [part_begin(p), part_begin(p+1)). The count
+// is a multiple of `threads` where possible and keeps parts within max_per units.
+inline int part_count(int units, int threads, int max_per) {
+  const int count = round_up(std::max(threads, (units + max_per - 1) / max_per), threads);
+  return std::max(1, std::min(count, units));
+}
+inline int part_begin(int p, int count, int units) { return int(long(p) * units / count); }
+
+// One block of op(A), rows × kc: element (i, k) is ptr[k*ld + i] when k_major, else ptr[i*ld + k].
+struct AView {
+  const float* ptr;
+  long ld;
+  bool k_major;
+};
+
+// A packed B block of kc rows × n columns: slivers of kNR columns, sliver t at t*kc*kNR,
+// laid out [k][kNR] and zero-padded beyond column n.
+inline size_t packed_b_size(int kc, int n) { return size_t(kc) * round_up(n, kNR); }
+
+// Packs rows [p0, p0+kc) × columns [j0, j0+n) of op(B) (B row-major, ldb; trans: B stored N×K).
+void pack_b(const float* B, long ldb, bool trans, int p0, int kc, int j0, int n, float* dst);
+
+// A whole op(B) (K×N) packed block by block (blocks of k_block(K) rows): the block of rows
+// [p0, p0+kc) starts at p0*round_up(N, kNR), so a tile's block is found with prepacked_b_block.
+size_t prepacked_b_size(int K, int N);
+void prepack_b(const float* B, long ldb, bool trans, int K, int N, float* dst);
+inline const float* prepacked_b_block(const float* packed, int N, int p0, int kc, int j0) {
+  return packed + size_t(p0) * round_up(N, kNR) + size_t(j0 / kNR) * kc * kNR;
+}
+
+// c[i, j] = alpha * Σ_k a(i, k)·b[k][j] + beta * c[i, j] for i < mr, j < nr; beta == 0 does
+// not read c. `a` must hold kMR readable rows (callers pad short slivers), `b` one sliver.
+void micro_kernel(int kc, AView a, const float* b, float* c, long ldc, int mr, int nr, float alpha, float beta);
+
+// A growable 64-byte-aligned scratch buffer, kept per thread (thread_local at the use site)
+// so that no allocation happens per tile once it has reached its working size.
+class Scratch {
+ public:
+  float* get(size_t n) {
+    if (n > cap_) {
+      const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+      p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      cap_ = n;
+    }
+    return p_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> p_;
+  size_t cap_ = 0;
+};
+
+// Packing and im2col copy short runs (a sliver, one to a few C-channel runs), for which an
+// inline copy beats a call to memcpy/memset.
+inline void copy_floats(float* dst, const float* src, int n) {
+#if defined(__AVX512F__)
+  int i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+  const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
+  _mm512_mask_storeu_ps(dst + i, tail, _mm512_maskz_loadu_ps(tail, src + i));
+#else
+  std::memcpy(dst, src, sizeof(float) * n);
+#endif
+}
+
+inline void zero_floats(float* dst, int n) {
+#if defined(__AVX512F__)
+  int i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_setzero_ps());
+  _mm512_mask_storeu_ps(dst + i, static_cast<__mmask16>((1u << (n - i)) - 1), _mm512_setzero_ps());
+#else
+  std::memset(dst, 0, sizeof(float) * n);
+#endif
+}
+
+// Copies rows [0, mr) of an A view into a zero-padded kMR-row k-major sliver.
+void pad_a_sliver(AView a, int mr, int kc, float* dst);
+
+// Serially computes the m×n tile C = alpha·op(A)·op(B) + beta·C over a reduction of length K.
+// get_a(p0, kc) -> AView of the tile's rows, columns [p0, p0+kc); get_b(p0, kc) -> packed B
+// block of the tile's columns. Block p0 = 0 applies beta, later blocks accumulate.
+template <class GetA, class GetB>
+void gemm_tile(int m, int n, int K, GetA&& get_a, GetB&& get_b, float alpha, float beta, float* c, long ldc) {
+  thread_local Scratch edge;
+  const int kb = k_block(K);
+  for (int p0 = 0; p0 < K; p0 += kb) {
+    const int kc = std::min(kb, K - p0);
+    const AView a = get_a(p0, kc);
+    const float* b = get_b(p0, kc);
+    const float beta_p = p0 == 0 ? beta : 1.0f;
+    for (int i = 0; i < m; i += kMR) {
+      const int mr = std::min(kMR, m - i);
+      AView ai{a.ptr + (a.k_major ? i : i * a.ld), a.ld, a.k_major};
+      if (mr < kMR) {
+        float* pad = edge.get(size_t(kc) * kMR);
+        pad_a_sliver(ai, mr, kc, pad);
+        ai = {pad, kMR, true};
+      }
+      for (int j = 0; j < n; j += kNR)
+        micro_kernel(kc, ai, b + size_t(j / kNR) * kc * kNR, c + i * ldc + j, ldc, mr, std::min(kNR, n - j), alpha,
+                     beta_p);
+    }
+  }
+}
+
+}  // namespace activeip::cpu

@@ -1,0 +1,24 @@
+// Single-precision GEMM, row-major: C = alpha * op(A) * op(B) + beta * C, with
+// op(A) M×K, op(B) K×N, C M×N. The CPU path packs A and B into cache-sized panels and runs
+// an AVX-512/AVX2 register-blocked micro-kernel under OpenMP; each element of C is owned by
+// one thread and summed in a fixed order, so results do not depend on the thread count.
+#pragma once
+
+namespace activeip {
+
+struct GemmShape {
+  int M = 0, N = 0, K = 0;
+  bool trans_a = false;  // A stored K×M (lda ≥ M) instead of M×K (lda ≥ K)
+  bool trans_b = false;  // B stored N×K (ldb ≥ K) instead of K×N (ldb ≥ N)
+  int lda = 0, ldb = 0, ldc = 0;
+  float alpha = 1.0f, beta = 0.0f;  // beta == 0 overwrites C (NaNs in C are not read)
+  double flops() const { return 2.0 * M * N * K; }
+};
+
+// Fast path (packing + micro-kernel + OpenMP).
+void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C);
+
+// Specification: plain triple loop with double accumulators.
+void gemm_ref(const GemmShape& s, const double* A, const double* B, double* C);
+
+}  // namespace activeip

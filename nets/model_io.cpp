@@ -1,0 +1,16 @@
+// load_model: metadata → registry → build → weights.
+#include "nets/model_io.h"
+
+namespace activeip {
+
+LoadedModel load_model(const std::string& path, Context& ctx) {
+  const SafetensorsReader file(path);
+  LoadedModel m;
+  m.meta = ModelMeta::from_metadata(file.metadata(), path);
+  m.net = make_net(m.meta.net, {m.meta.H, m.meta.W, m.meta.C, m.meta.num_classes});
+  m.net->build(ctx, 0);
+  load_weights(file, *m.net, ctx);
+  return m;
+}
+
+}  // namespace activeip

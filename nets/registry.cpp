@@ -1,0 +1,40 @@
+// The one table from net name to builder.
+#include <functional>
+#include <utility>
+
+#include "nets/nets.h"
+
+namespace activeip {
+
+namespace {
+using Builder = std::function<std::unique_ptr<Network>(const std::string&, const NetSpec&)>;
+
+const std::vector<std::pair<std::string, Builder>>& table() {
+  static const std::vector<std::pair<std::string, Builder>> t = {
+      {"resnet18", make_resnet}, {"resnet34", make_resnet}, {"resnet20", make_resnet}, {"resnet32", make_resnet},
+      {"resnet56", make_resnet}, {"vgg11", make_vgg},       {"vgg13", make_vgg},       {"vgg16", make_vgg},
+      {"vgg19", make_vgg},       {"convnet", [](const std::string&, const NetSpec& s) { return make_convnet(s); }},
+  };
+  return t;
+}
+}  // namespace
+
+const std::vector<std::string>& net_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const auto& [name, builder] : table()) n.push_back(name);
+    return n;
+  }();
+  return names;
+}
+
+std::unique_ptr<Network> make_net(const std::string& name, const NetSpec& spec) {
+  for (const auto& [n, builder] : table())
+    if (n == name) return builder(name, spec);
+  std::string known;
+  for (const auto& n : net_names()) known += (known.empty() ? "" : ", ") + n;
+  ENSURE(false, "unknown net '%s' (known: %s)", name.c_str(), known.c_str());
+  return nullptr;
+}
+
+}  // namespace activeip

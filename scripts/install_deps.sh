@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages activeip builds with, if any is missing (idempotent).
+# The CUDA toolkit (with cuBLAS, cuDNN and Thrust) is not a Debian package: when
+# /usr/local/cuda exists the build uses it, otherwise it builds the CPU backend only.
+set -eu
+
+PACKAGES="cmake g++ make pkg-config doctest-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libsqlite3-dev libssl-dev"
+
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+  echo "install_deps: all packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install_deps: need root (or sudo) to install:$missing" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install_deps: installing$missing"
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
