@@ -38,6 +38,13 @@ struct DeviceOptions {
   Device parsed() const;
 };
 
+// Numeric option checks whose messages say what is wrong: CLI11 2.1's Range calls a value
+// that is not a number "not in range" and prints PositiveNumber's bounds as 0.000000 to a
+// 309-digit integer.
+CLI::Validator positive_number();
+CLI::Validator non_negative_number();
+CLI::Validator number_in(double lo, double hi);  // lo ≤ v ≤ hi
+
 bool stderr_is_tty();
 // Runs f; an activeip::Error it throws becomes a UsageError (for option validation).
 void as_usage(const std::function<void()>& f);

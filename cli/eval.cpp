@@ -89,8 +89,8 @@ void add_eval(CLI::App& app, Handler& handler) {
   CLI::App* eval = app.add_subcommand("eval", "Accuracy and loss of a model on a dataset's test split");
   eval->add_option("--model", e->model, "Checkpoint (.safetensors)")->required();
   e->data.add_to(eval, false);
-  eval->add_option("--limit-test", e->data.limit_test, "Use only the first N test records")->check(CLI::PositiveNumber);
-  eval->add_option("--batch", e->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  eval->add_option("--limit-test", e->data.limit_test, "Use only the first N test records")->check(positive_number());
+  eval->add_option("--batch", e->batch, "Batch size")->capture_default_str()->check(number_in(1, 1 << 16));
   e->device.add_to(eval);
   eval->add_flag("--json", e->json, "Print one JSON object {accuracy, loss, n, …}");
   eval->callback([e, &handler] { handler = [e] { return run_eval(*e); }; });

@@ -4,9 +4,29 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "kernels/error.h"
+
+namespace {
+
+// CLI11 reports an unknown command word as "A subcommand is required"; name the word and
+// the commands that exist at that level instead.
+std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e) {
+  const CLI::App* at = &app;
+  while (!at->get_subcommands().empty()) at = at->get_subcommands().front();
+  const std::vector<std::string> left = at->remaining();
+  const auto commands = at->get_subcommands([](const CLI::App*) { return true; });
+  if (commands.empty() || left.empty() || left.front().rfind('-', 0) == 0) return e.what();
+  const std::string prefix = at == &app ? "" : at->get_name() + " ";
+  std::string known;
+  for (const CLI::App* c : commands) known += (known.empty() ? "" : ", ") + prefix + c->get_name();
+  return "unknown command '" + prefix + left.front() + "' (commands: " + known + ")";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ActiveIP: train image classifiers with backdoor-based user fingerprints, and attack them"};
@@ -25,7 +45,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", parse_error_message(app, e).c_str());
     std::fprintf(stderr, "run '%s --help' for usage\n", argv[0]);
     return 2;
   }

@@ -1,11 +1,15 @@
 // activeip train: build a net, train it on a dataset, write a checkpoint every epoch,
 // optionally resume one. Progress goes to stderr (a live line on a terminal, one line per
 // epoch otherwise), JSON lines to --log, the final summary to stdout.
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -33,12 +37,15 @@ std::string hms(double seconds) {
 }
 
 // Fails before any training when the checkpoint could not be written at the end of an epoch.
+// A directory passes the probe but fails the final rename, after the state file beside it
+// has been written.
 void check_writable(const std::string& path) {
-  const std::string probe = path + ".probe";
-  std::FILE* f = std::fopen(probe.c_str(), "wb");
-  if (!f) throw UsageError(strfmt("--out %s: cannot write there (%s)", path.c_str(), std::strerror(errno)));
-  std::fclose(f);
-  std::remove(probe.c_str());
+  if (std::filesystem::is_directory(path)) throw UsageError(strfmt("--out %s is a directory", path.c_str()));
+  std::string probe = path + ".XXXXXX";  // a fresh name: never touches a file of the user's
+  const int fd = mkstemp(probe.data());
+  if (fd < 0) throw UsageError(strfmt("--out %s: cannot write there (%s)", path.c_str(), std::strerror(errno)));
+  close(fd);
+  unlink(probe.c_str());
 }
 
 int run_train(TrainOptions& o) {
@@ -132,18 +139,18 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--net", o->net, "Network")->required()->check(CLI::IsMember(net_names()));
   o->data.add_to(cmd, true);
   cmd->add_option("--out", o->out, "Checkpoint to write (.safetensors)")->required();
-  cmd->add_option("--epochs", o->config.epochs, "Epochs")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", o->config.batch, "Batch size")->capture_default_str()->check(CLI::Range(2, 1 << 16));
-  cmd->add_option("--lr", o->config.lr, "Peak learning rate")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--momentum", o->config.momentum, "SGD momentum")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--epochs", o->config.epochs, "Epochs")->capture_default_str()->check(positive_number());
+  cmd->add_option("--batch", o->config.batch, "Batch size")->capture_default_str()->check(number_in(2, 1 << 16));
+  cmd->add_option("--lr", o->config.lr, "Peak learning rate")->capture_default_str()->check(positive_number());
+  cmd->add_option("--momentum", o->config.momentum, "SGD momentum, in [0, 1)")->capture_default_str()->check(non_negative_number());
   cmd->add_flag("--nesterov", o->config.nesterov, "Nesterov momentum");
-  cmd->add_option("--wd", o->config.wd, "Weight decay")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--wd", o->config.wd, "Weight decay")->capture_default_str()->check(non_negative_number());
   cmd->add_option("--schedule", o->config.schedule, "Learning-rate schedule")
       ->capture_default_str()
       ->check(CLI::IsMember(schedule_names()));
   cmd->add_option("--warmup", o->config.warmup_epochs, "Linear warm-up epochs (cosine, step, constant)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_option("--milestones", o->config.milestones, "Epochs at which the step schedule multiplies lr by --gamma")
       ->delimiter(',');
   cmd->add_option("--gamma", o->config.gamma, "Step schedule factor")->capture_default_str();

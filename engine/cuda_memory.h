@@ -76,6 +76,9 @@ class CachingAllocator final : public Allocator {
   size_t in_use_ = 0, cached_ = 0, peak_ = 0, driver_allocs_ = 0;
 };
 
+// Copies on `stream`, ordered with the kernels queued there. A pageable host source (all
+// Tensor::host storage) may be reused as soon as copy_h2d returns; a pinned one only after
+// the stream has reached the copy.
 void copy_h2d(void* dst, const void* src, size_t bytes, cudaStream_t stream);
 void copy_d2h(void* dst, const void* src, size_t bytes, cudaStream_t stream);  // waits
 void copy_d2d(void* dst, const void* src, size_t bytes, cudaStream_t stream);

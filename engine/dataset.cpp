@@ -246,7 +246,7 @@ Dataset empty_dataset(const DatasetInfo& info, const char* split, int64_t n) {
   return d;
 }
 
-// Decodes the first n records of each chunk, in order, into d from record `first` on.
+// Decodes the first n records of c into d, from d's record `first` on.
 void decode_chunk(const Chunk& c, int64_t n, Dataset& d, int64_t first) {
   const size_t hw = size_t(d.H) * d.W, C = size_t(d.C);
   uint8_t* images = d.images.data<uint8_t>() + static_cast<size_t>(first) * hw * C;
@@ -259,8 +259,9 @@ void decode_chunk(const Chunk& c, int64_t n, Dataset& d, int64_t first) {
       std::memcpy(dst, src, hw * C);
       continue;
     }
-    for (size_t ch = 0; ch < C; ++ch)
-      for (size_t p = 0; p < hw; ++p) dst[p * C + ch] = src[ch * hw + p];
+    // Pixel-major, so that the writes are sequential and the C planes are read as streams.
+    for (size_t p = 0; p < hw; ++p)
+      for (size_t ch = 0; ch < C; ++ch) dst[p * C + ch] = src[ch * hw + p];
   }
 }
 
@@ -437,10 +438,17 @@ struct SplitStats {
     for (int64_t i = 0; i < c.count; ++i) {
       ++histogram[size_t(c.label(i))];
       const uint8_t* r = c.record(i);
-      for (size_t p = 0; p < hw * C; ++p) {
-        const size_t ch = c.planar ? p / hw : p % C;
-        sum[ch] += r[p];
-        sum_sq[ch] += uint64_t(r[p]) * r[p];
+      // Planar: channel ch is the run [ch·hw, (ch+1)·hw); interleaved: every C-th byte.
+      const size_t run = c.planar ? hw : 1, step = c.planar ? 1 : C;
+      for (size_t ch = 0; ch < C; ++ch) {
+        uint64_t s = 0, sq = 0;
+        for (size_t k = 0; k < hw; ++k) {
+          const uint64_t v = r[ch * run + k * step];
+          s += v;
+          sq += v * v;
+        }
+        sum[ch] += s;
+        sum_sq[ch] += sq;
       }
     }
     count += c.count;

@@ -58,12 +58,14 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
     ~InflateEnd() { inflateEnd(zs); }
   } end_guard{&zs};
 
-  // The trailer's ISIZE is the size of the last member mod 2^32: a good first guess only.
+  // The trailer's ISIZE is the size of the last member mod 2^32: a good first guess only,
+  // capped by deflate's maximal ratio (about 1032:1) so that a corrupt trailer cannot make
+  // a small file allocate gigabytes.
   size_t guess = in.size() * 4;
   if (in.size() >= 4) {
     const size_t n = in.size();
     const size_t isize = size_t(in[n - 4]) | size_t(in[n - 3]) << 8 | size_t(in[n - 2]) << 16 | size_t(in[n - 1]) << 24;
-    guess = std::max(guess, std::min<size_t>(isize, size_t(1) << 30));
+    guess = std::max(guess, std::min(isize, n * 1032));
   }
   std::vector<uint8_t> out(std::max<size_t>(guess, 4096));
 

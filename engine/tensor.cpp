@@ -161,6 +161,7 @@ void Tensor::copy_from(const Tensor& src, Context& ctx) {
 }
 
 Tensor Tensor::to(Device device, Context& ctx) const {
+  if (device == device_) return *this;
   Tensor out;
   if (device.is_cuda()) {
     ENSURE(ctx.device() == device, "copy to %s with a context on %s", device.str().c_str(), ctx.device().str().c_str());

@@ -79,6 +79,7 @@ class Tensor {
 
   // Explicit copies (same shape and dtype; host↔device through ctx's stream).
   void copy_from(const Tensor& src, Context& ctx);
+  // As torch.Tensor.to: this tensor itself when it is already on `device`, else a copy.
   Tensor to(Device device, Context& ctx) const;
   Tensor clone(Context& ctx) const;
 

@@ -2,7 +2,8 @@
 //   y[n,p,q,k] = bias[k] + sum_{r,s,c} x[n, p*stride - pad + r, q*stride - pad + s, c] * w[k,r,s,c]
 // fprop writes y; dgrad writes (overwrites) dx; wgrad ADDS into dw (and into dbias when
 // it is not null), so gradients of a step accumulate in the flat gradient buffer.
-// The CPU fast path is an implicit im2col (gathered per row panel) feeding gemm_cpu.
+// The CPU fast path is an implicit im2col (gathered per row panel) feeding gemm_cpu's blocked
+// micro-kernel.
 #pragma once
 
 #include "kernels/cuda_stream.h"

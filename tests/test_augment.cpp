@@ -13,9 +13,9 @@ using namespace activeip::test;
 namespace {
 
 // torchvision's order of operations, one explicit step at a time, in double.
-std::vector<double> reference(const AugmentShape& s, const std::vector<uint8_t>& images, const std::vector<int32_t>& index,
-                              const int32_t* crop, const uint8_t* flip, const std::vector<float>& mean,
-                              const std::vector<float>& stdev) {
+std::vector<double> reference(const AugmentShape& s, const std::vector<uint8_t>& images,
+                              const std::vector<int32_t>& index, const int32_t* crop, const uint8_t* flip,
+                              const std::vector<float>& mean, const std::vector<float>& stdev) {
   const int H = s.H, W = s.W, C = s.C, pad = s.pad, HP = H + 2 * pad, WP = W + 2 * pad;
   std::vector<double> out(static_cast<size_t>(s.N) * H * W * C);
   for (int n = 0; n < s.N; ++n) {

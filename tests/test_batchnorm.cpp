@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <cmath>
-#include <string>
 #include <vector>
 
 #include "kernels/batchnorm.h"
@@ -23,7 +22,7 @@ struct Case {
 // M = N·H·W: a 28×28 image with C = 3, N = 2 of 7×5 with C = 17, C = 1, a single row of
 // channels per image, and a larger batch to span several reduction chunks.
 const Case kCases[] = {
-    {"N1 28x28 C3", {1 * 28 * 28, 3}}, {"N2 7x5 C17", {2 * 7 * 5, 17}}, {"N5 1x1 C1", {5, 1}},
+    {"N1 28x28 C3", {1 * 28 * 28, 3}}, {"N2 7x5 C17", {2 * 7 * 5, 17}},     {"N5 1x1 C1", {5, 1}},
     {"N3 1x1 C64", {3, 64}},           {"N4 28x28 C17", {4 * 28 * 28, 17}},
 };
 
@@ -57,8 +56,9 @@ TEST_CASE("batchnorm: training forward and running stats match the specification
       std::vector<float> rm = random_floats(s.C, 21), rv = positive(random_floats(s.C, 22, 0.5f, 2.0f));
       const std::vector<float> rm0 = rm, rv0 = rv;
       std::vector<float> y = poisoned(d.x.size()), save_mean = poisoned(s.C), save_invstd = poisoned(s.C);
-      batchnorm_fwd_train_cpu(s, p, {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(),
-                                     save_mean.data(), save_invstd.data(), y.data()});
+      batchnorm_fwd_train_cpu(s, p,
+                              {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(), save_mean.data(),
+                               save_invstd.data(), y.data()});
 
       const std::vector<double> xd = to_double(d.x), gd = to_double(d.gamma), bd = to_double(d.beta);
       std::vector<double> ref(d.x.size());
@@ -96,8 +96,8 @@ TEST_CASE("batchnorm: eval forward uses the running stats") {
       std::vector<float> rm = random_floats(s.C, 41), rv = positive(random_floats(s.C, 42, 0.5f, 2.0f));
       const std::vector<float> rm0 = rm, rv0 = rv;
       std::vector<float> y = poisoned(d.x.size());
-      batchnorm_fwd_eval_cpu(s, p, {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(), nullptr,
-                                    nullptr, y.data()});
+      batchnorm_fwd_eval_cpu(
+          s, p, {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(), nullptr, nullptr, y.data()});
       std::vector<double> ref(d.x.size());
       for (int r = 0; r < s.M; ++r)
         for (int c = 0; c < s.C; ++c) {
@@ -120,18 +120,18 @@ TEST_CASE("batchnorm: backward matches the specification and accumulates dgamma,
       const Data d = make_data(s, 51);
       std::vector<float> rm(s.C, 0.0f), rv(s.C, 1.0f), save_mean(s.C), save_invstd(s.C);
       std::vector<float> y(d.x.size());
-      batchnorm_fwd_train_cpu(s, p, {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(),
-                                     save_mean.data(), save_invstd.data(), y.data()});
+      batchnorm_fwd_train_cpu(s, p,
+                              {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(), save_mean.data(),
+                               save_invstd.data(), y.data()});
 
       const std::vector<float> dgamma0 = random_floats(s.C, 61), dbeta0 = random_floats(s.C, 62);
       std::vector<float> dx = poisoned(d.x.size()), dgamma = dgamma0, dbeta = dbeta0;
-      batchnorm_bwd_cpu(s, {d.x.data(), d.dy.data(), d.gamma.data(), save_mean.data(), save_invstd.data(),
-                            dx.data(), dgamma.data(), dbeta.data()});
+      batchnorm_bwd_cpu(s, {d.x.data(), d.dy.data(), d.gamma.data(), save_mean.data(), save_invstd.data(), dx.data(),
+                            dgamma.data(), dbeta.data()});
 
       const std::vector<double> xd = to_double(d.x), dyd = to_double(d.dy), gd = to_double(d.gamma);
       std::vector<double> dx_ref(d.x.size()), dgamma_ref = to_double(dgamma0), dbeta_ref = to_double(dbeta0);
-      batchnorm_bwd_ref(s, p.eps, xd.data(), dyd.data(), gd.data(), dx_ref.data(), dgamma_ref.data(),
-                        dbeta_ref.data());
+      batchnorm_bwd_ref(s, p.eps, xd.data(), dyd.data(), gd.data(), dx_ref.data(), dgamma_ref.data(), dbeta_ref.data());
       expect_close(dx, dx_ref);
       expect_close(dgamma, dgamma_ref);
       expect_close(dbeta, dbeta_ref);
@@ -141,9 +141,10 @@ TEST_CASE("batchnorm: backward matches the specification and accumulates dgamma,
 
 TEST_CASE("batchnorm: specification backward matches finite differences") {
   // M ≥ 3: with two rows x̂ = ±1 whatever x is, and the gradient w.r.t. x all but vanishes.
-  const BatchNormShape shapes[] = {{6, 3}, {3, 1}, {5, 4}};
-  for (const BatchNormShape& s : shapes) {
-    SUBCASE(("M" + std::to_string(s.M) + " C" + std::to_string(s.C)).c_str()) {
+  const Case shapes[] = {{"M6 C3", {6, 3}}, {"M3 C1", {3, 1}}, {"M5 C4", {5, 4}}};
+  for (const Case& k : shapes) {
+    SUBCASE(k.name) {
+      const BatchNormShape s = k.s;
       const float eps = 1e-5f;
       const size_t n = static_cast<size_t>(s.M) * s.C;
       std::vector<double> x = to_double(random_floats(n, 71)), gamma = to_double(random_floats(s.C, 72)),
@@ -170,8 +171,9 @@ TEST_CASE("batchnorm: results do not depend on the thread count") {
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
     std::vector<float> rm(s.C, 0.0f), rv(s.C, 1.0f), save_mean(s.C), save_invstd(s.C), y(d.x.size());
-    batchnorm_fwd_train_cpu(s, p, {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(),
-                                   save_mean.data(), save_invstd.data(), y.data()});
+    batchnorm_fwd_train_cpu(s, p,
+                            {d.x.data(), d.gamma.data(), d.beta.data(), rm.data(), rv.data(), save_mean.data(),
+                             save_invstd.data(), y.data()});
     std::vector<float> dx(d.x.size()), dgamma(s.C, 0.0f), dbeta(s.C, 0.0f);
     batchnorm_bwd_cpu(s, {d.x.data(), d.dy.data(), d.gamma.data(), save_mean.data(), save_invstd.data(), dx.data(),
                           dgamma.data(), dbeta.data()});

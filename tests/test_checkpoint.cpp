@@ -3,10 +3,7 @@
 // of another net, another class count, a truncated file or missing metadata.
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include "engine/checkpoint.h"
 #include "engine/file_io.h"
@@ -16,12 +13,6 @@
 using namespace activeip;
 
 namespace {
-
-std::string temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / "activeip_test_checkpoint";
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
 
 ModelMeta meta_for(const Network& net) {
   ModelMeta m;
@@ -54,7 +45,8 @@ TEST_CASE("checkpoint: round trip is bit-exact") {
   auto a = make_net("resnet20", {32, 32, 3, 10});
   a->build(ctx, 3);
   train_mode_forward(*a, ctx);
-  const std::string path = temp_path("roundtrip.safetensors");
+  const test::TempDir dir;
+  const std::string path = dir / "roundtrip.safetensors";
   save_model(path, *a, ctx, meta_for(*a));
 
   LoadedModel b = load_model(path, ctx);
@@ -72,7 +64,8 @@ TEST_CASE("checkpoint: conv weights are stored OIHW with torchvision names") {
   Context ctx;
   auto net = make_net("resnet18", {32, 32, 3, 10});
   net->build(ctx, 5);
-  const std::string path = temp_path("oihw.safetensors");
+  const test::TempDir dir;
+  const std::string path = dir / "oihw.safetensors";
   save_model(path, *net, ctx, meta_for(*net));
   const SafetensorsReader file(path);
   const SafetensorsView& w = file.get("layer1.0.conv2.weight");
@@ -98,7 +91,8 @@ TEST_CASE("checkpoint: mismatched, truncated or foreign files are clean errors")
   Context ctx;
   auto r20 = make_net("resnet20", {32, 32, 3, 10});
   r20->build(ctx, 1);
-  const std::string path = temp_path("r20.safetensors");
+  const test::TempDir dir;
+  const std::string path = dir / "r20.safetensors";
   save_model(path, *r20, ctx, meta_for(*r20));
 
   SUBCASE("another net") {
@@ -122,7 +116,7 @@ TEST_CASE("checkpoint: mismatched, truncated or foreign files are clean errors")
   SUBCASE("truncated") {
     const auto bytes = read_file(path);
     for (size_t keep : {size_t{0}, size_t{7}, size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
-      const std::string cut = temp_path("cut.safetensors");
+      const std::string cut = dir / "cut.safetensors";
       write_file_atomic(cut, {{bytes.data(), keep}});
       CHECK_THROWS_WITH_AS(load_model(cut, ctx), doctest::Contains("cut.safetensors"), Error);
     }
@@ -131,14 +125,14 @@ TEST_CASE("checkpoint: mismatched, truncated or foreign files are clean errors")
     SafetensorsWriter w;
     const float x[2] = {1, 2};
     w.add("weight", "F32", {2}, x, sizeof x);
-    const std::string foreign = temp_path("foreign.safetensors");
+    const std::string foreign = dir / "foreign.safetensors";
     w.write(foreign);
     CHECK_THROWS_WITH_AS(load_model(foreign, ctx), doctest::Contains("metadata has no 'format'"), Error);
   }
   SUBCASE("metadata naming an unknown net") {
     ModelMeta m = meta_for(*r20);
     m.net = "resnet999";
-    const std::string odd = temp_path("odd.safetensors");
+    const std::string odd = dir / "odd.safetensors";
     save_model(odd, *r20, ctx, m);
     CHECK_THROWS_WITH_AS(load_model(odd, ctx), doctest::Contains("unknown net 'resnet999'"), Error);
   }

@@ -37,7 +37,7 @@ std::string name_of(const ConvCase& cc) {
   return buf;
 }
 
-//                    N   H   W   C   K   R  S stride pad   bias
+// {N, H, W, C, K, R, S, stride, pad}, bias
 const ConvCase kCases[] = {
     {{1, 28, 28, 3, 17, 3, 3, 1, 1}, true},     // first layer: C = 3
     {{2, 32, 32, 64, 64, 3, 3, 1, 1}, false},   // the ResNet CIFAR 3×3 layer
@@ -48,6 +48,8 @@ const ConvCase kCases[] = {
     {{1, 13, 11, 5, 64, 5, 5, 1, 2}, true},     // 5×5
     {{4, 8, 8, 64, 128, 3, 3, 1, 1}, true},     // deeper layer, RSC > the reduction block
     {{1, 4, 4, 128, 33, 3, 3, 1, 0}, false},    // no padding, tiny output
+    {{2, 4, 4, 32, 300, 3, 3, 1, 1}, false},    // K > the reduction block (dgrad) and > 8 B slivers
+    {{1, 5, 5, 8, 520, 3, 3, 2, 1}, true},      // K > 16 B slivers: several column tiles
 };
 
 TEST_CASE("conv2d fast passes match the double reference") {
@@ -85,7 +87,7 @@ TEST_CASE("conv2d fast passes match the double reference") {
 
 TEST_CASE("conv2d fast passes do not depend on the thread count") {
   const int saved = omp_get_max_threads();
-  for (const ConvCase& cc : {kCases[1], kCases[3], kCases[5]}) {
+  for (const ConvCase& cc : {kCases[1], kCases[3], kCases[4], kCases[5]}) {
     const Conv2dShape& s = cc.s;
     CAPTURE(name_of(cc));
     const auto x = random_floats(x_size(s), 21), w = random_floats(w_size(s), 22);
@@ -113,7 +115,7 @@ TEST_CASE("conv2d fast passes do not depend on the thread count") {
 }
 
 TEST_CASE("conv2d reference dgrad and wgrad match finite differences of fprop") {
-  //                        N  H  W  C  K  R  S stride pad
+  // {N, H, W, C, K, R, S, stride, pad}
   const Conv2dShape shapes[] = {{2, 5, 4, 3, 2, 3, 3, 1, 1},
                                 {2, 5, 4, 3, 2, 3, 3, 2, 1},
                                 {1, 5, 5, 2, 3, 1, 1, 2, 0},

@@ -1,7 +1,8 @@
 // GPU suite: the CUDA elementwise ops and the SGD step against their CPU versions on awkward
-// sizes (1, 7, 1000003), through 16-byte-aligned pointers (the float4 path) and pointers one
-// float past alignment (the scalar path). Outputs are poisoned with NaN before each call;
-// in-place outputs (axpy, scale, the SGD state) start from random values instead.
+// sizes (1, 7, 1000003); the elementwise ops through 16-byte-aligned pointers (the float4
+// path) and through pointers one float past alignment (the scalar path). Outputs are
+// poisoned with NaN before each call; in-place outputs (axpy, scale, the SGD state) start
+// from random values instead.
 #ifdef ACTIVEIP_CUDA
 
 #include <cmath>
@@ -150,8 +151,8 @@ TEST_CASE("fill_cuda and scale_cuda reach elements past 2^31") {
   const auto nan = poisoned(n - window);
   cuda::copy_h2d(y.data() + window, nan.data(), nan.size() * sizeof(float), ctx.stream());
 
-  fill_cuda(n, 0.75f, y.data(), ctx.stream());                  // aligned: float4 path
-  scale_cuda(n - 1, -2.0f, y.data() + 1, ctx.stream());         // unaligned: scalar path
+  fill_cuda(n, 0.75f, y.data(), ctx.stream());           // aligned: the float4 path
+  scale_cuda(n - 1, -2.0f, y.data() + 1, ctx.stream());  // unaligned: the scalar path
   std::vector<float> head(1), tail(n - window);
   cuda::copy_d2h(head.data(), y.data(), sizeof(float), ctx.stream());
   cuda::copy_d2h(tail.data(), y.data() + window, tail.size() * sizeof(float), ctx.stream());
@@ -178,37 +179,35 @@ TEST_CASE("sgd_step_cuda matches sgd_step_cpu") {
   Context ctx(Device::cuda());
   for (const Config& c : configs)
     for (size_t n : kSizes)
-      for (size_t offset : kOffsets)
-        SUBCASE((std::string(c.name) + ", " + case_name(n, offset)).c_str()) {
-          auto w = random_floats(n, 41 + n), v = random_floats(n, 43 + n);
-          const auto g = random_floats(n, 42 + n);
-          // 0/1 masks with both values present for n > 1, from the signs of random numbers.
-          std::vector<float> mask(n), decay(n);
-          const auto coin_m = random_floats(n, 44 + n), coin_d = random_floats(n, 45 + n);
-          for (size_t i = 0; i < n; ++i) {
-            mask[i] = coin_m[i] > 0 ? 1.0f : 0.0f;
-            decay[i] = coin_d[i] > 0 ? 1.0f : 0.0f;
-          }
-          const bool momentum = c.params.momentum != 0.0f;
-          DeviceArray d_w(w, offset, ctx), d_g(g, offset, ctx), d_v(v, offset, ctx), d_mask(mask, offset, ctx),
-              d_decay(decay, offset, ctx);
-
-          sgd_step_cpu(n, c.params,
-                       {w.data(), g.data(), momentum ? v.data() : nullptr, c.with_mask ? mask.data() : nullptr,
-                        c.with_decay ? decay.data() : nullptr});
-          sgd_step_cuda(n, c.params,
-                        {d_w.data(), d_g.data(), momentum ? d_v.data() : nullptr,
-                         c.with_mask ? d_mask.data() : nullptr, c.with_decay ? d_decay.data() : nullptr},
-                        ctx.stream());
-
-          const auto w_got = d_w.download(ctx);
-          expect_close(w_got, w, kTol);
-          expect_close(d_v.download(ctx), v, kTol);  // untouched without momentum: still equal
-          if (c.with_mask)
-            for (size_t i = 0; i < n; ++i)
-              if (mask[i] == 0.0f) REQUIRE(w_got[i] == 0.0f);
-          expect_close(d_g.download(ctx), g, {.rel = 0});  // the gradient is read-only
+      SUBCASE((std::string(c.name) + ", n=" + std::to_string(n)).c_str()) {
+        auto w = random_floats(n, 41 + n), v = random_floats(n, 43 + n);
+        const auto g = random_floats(n, 42 + n);
+        // 0/1 masks with both values present for n > 1, from the signs of random numbers.
+        std::vector<float> mask(n), decay(n);
+        const auto coin_m = random_floats(n, 44 + n), coin_d = random_floats(n, 45 + n);
+        for (size_t i = 0; i < n; ++i) {
+          mask[i] = coin_m[i] > 0 ? 1.0f : 0.0f;
+          decay[i] = coin_d[i] > 0 ? 1.0f : 0.0f;
         }
+        const bool momentum = c.params.momentum != 0.0f;
+        DeviceArray d_w(w, 0, ctx), d_g(g, 0, ctx), d_v(v, 0, ctx), d_mask(mask, 0, ctx), d_decay(decay, 0, ctx);
+
+        sgd_step_cpu(n, c.params,
+                     {w.data(), g.data(), momentum ? v.data() : nullptr, c.with_mask ? mask.data() : nullptr,
+                      c.with_decay ? decay.data() : nullptr});
+        sgd_step_cuda(n, c.params,
+                      {d_w.data(), d_g.data(), momentum ? d_v.data() : nullptr, c.with_mask ? d_mask.data() : nullptr,
+                       c.with_decay ? d_decay.data() : nullptr},
+                      ctx.stream());
+
+        const auto w_got = d_w.download(ctx);
+        expect_close(w_got, w, kTol);
+        expect_close(d_v.download(ctx), v, kTol);  // without momentum neither side touches it
+        if (c.with_mask)
+          for (size_t i = 0; i < n; ++i)
+            if (mask[i] == 0.0f) REQUIRE(w_got[i] == 0.0f);
+        expect_close(d_g.download(ctx), g, {.rel = 0});  // the gradient is read-only
+      }
 }
 
 }  // namespace activeip

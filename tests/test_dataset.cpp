@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "tests/test_util.h"
 
 using namespace activeip;
+using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -28,36 +28,10 @@ const std::string kCifar10 = kMini + "/cifar-10-batches-bin";
 const std::string kCifar100 = kMini + "/cifar-100-binary";
 const std::string kFashion = kMini + "/fashion-mnist";
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "activeip-dataset-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  // Copies the files of `src` (not the SHA256SUMS) into this folder, writable.
-  void copy_from(const std::string& src, const std::function<bool(const std::string&)>& want = nullptr) const {
-    for (const auto& e : fs::directory_iterator(src)) {
-      const std::string name = e.path().filename().string();
-      if (want && !want(name)) continue;
-      fs::copy_file(e.path(), path / name);
-      fs::permissions(path / name, fs::perms::owner_read | fs::perms::owner_write);
-    }
-  }
-};
-
-void write_raw(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-
 void edit_file(const std::string& path, const std::function<void(std::vector<uint8_t>&)>& edit) {
   auto bytes = read_file(path);
   edit(bytes);
-  write_raw(path, bytes);
+  test::write_bytes(path, bytes);
 }
 
 std::string load_error(const DataSpec& spec) {
@@ -200,7 +174,7 @@ TEST_CASE("dataset: Fashion-MNIST mini, raw and .gz identical") {
   TempDir gz;
   gz.copy_from(kFashion, [](const std::string& n) { return n.size() > 3 && n.substr(n.size() - 3) == ".gz"; });
   CHECK_FALSE(file_exists(gz / "train-images-idx3-ubyte"));
-  const DataSplits packed = load_data({"fashion-mnist", gz.path.string(), -1, -1});
+  const DataSplits packed = load_data({"fashion-mnist", gz.path().string(), -1, -1});
   CHECK(image_bytes(packed.train) == image_bytes(raw.train));
   CHECK(label_values(packed.train) == label_values(raw.train));
   CHECK(image_bytes(packed.test) == image_bytes(raw.test));
@@ -228,7 +202,7 @@ TEST_CASE("dataset: limits take the first N records") {
 TEST_CASE("dataset: malformed CIFAR files are errors naming the file") {
   TempDir dir;
   dir.copy_from(kCifar10);
-  const DataSpec spec{"cifar10", dir.path.string(), -1, -1};
+  const DataSpec spec{"cifar10", dir.path().string(), -1, -1};
   REQUIRE(load_data(spec).train.size() == 1000);
 
   SUBCASE("an extra byte") {
@@ -244,7 +218,7 @@ TEST_CASE("dataset: malformed CIFAR files are errors naming the file") {
     CHECK(msg.find("not a whole number") != std::string::npos);
   }
   SUBCASE("an empty file") {
-    write_raw(dir / "data_batch_1.bin", {});
+    test::write_bytes(dir / "data_batch_1.bin", {});
     CHECK(load_error(spec).find(dir / "data_batch_1.bin: empty file") != std::string::npos);
   }
   SUBCASE("a label out of range") {
@@ -252,7 +226,7 @@ TEST_CASE("dataset: malformed CIFAR files are errors naming the file") {
     CHECK(load_error(spec).find(dir / "data_batch_2.bin: record 17 has label 12") != std::string::npos);
   }
   SUBCASE("a missing file") {
-    fs::remove(dir.path / "test_batch.bin");
+    fs::remove(dir.path() / "test_batch.bin");
     const std::string msg = load_error(spec);
     CHECK(msg.find(dir / "test_batch.bin") != std::string::npos);
     CHECK(msg.find("scripts/fetch_data.sh") != std::string::npos);
@@ -263,7 +237,7 @@ TEST_CASE("dataset: malformed CIFAR files are errors naming the file") {
     CHECK(msg.find(dir / "nowhere/data_batch_1.bin") != std::string::npos);
   }
   SUBCASE("a class-name file with the wrong count") {
-    write_raw(dir / "batches.meta.txt", {'c', 'a', 't', '\n', 'd', 'o', 'g', '\n'});
+    test::write_bytes(dir / "batches.meta.txt", {'c', 'a', 't', '\n', 'd', 'o', 'g', '\n'});
     CHECK(load_error(spec).find(dir / "batches.meta.txt: 2 class names, expected 10") != std::string::npos);
   }
 }
@@ -271,7 +245,7 @@ TEST_CASE("dataset: malformed CIFAR files are errors naming the file") {
 TEST_CASE("dataset: malformed CIFAR-100 labels name the record") {
   TempDir dir;
   dir.copy_from(kCifar100);
-  const DataSpec spec{"cifar100", dir.path.string(), -1, -1};
+  const DataSpec spec{"cifar100", dir.path().string(), -1, -1};
   SUBCASE("fine") {
     edit_file(dir / "test.bin", [](auto& b) { b[5 * 3074 + 1] = 100; });
     CHECK(load_error(spec).find(dir / "test.bin: record 5 has label 100 (CIFAR-100 labels are 0-99)") != std::string::npos);
@@ -285,7 +259,7 @@ TEST_CASE("dataset: malformed CIFAR-100 labels name the record") {
 TEST_CASE("dataset: malformed IDX files are errors naming the file") {
   TempDir dir;
   dir.copy_from(kFashion, [](const std::string& n) { return n.find(".gz") == std::string::npos; });
-  const DataSpec spec{"fashion-mnist", dir.path.string(), -1, -1};
+  const DataSpec spec{"fashion-mnist", dir.path().string(), -1, -1};
   const std::string images = dir / "train-images-idx3-ubyte", labels = dir / "t10k-labels-idx1-ubyte";
 
   SUBCASE("wrong magic") {
@@ -326,7 +300,7 @@ TEST_CASE("dataset: malformed IDX files are errors naming the file") {
     fs::remove(images);
     auto gz = read_file(kFashion + "/train-images-idx3-ubyte.gz");
     for (size_t i = gz.size() / 2; i < gz.size() / 2 + 64; ++i) gz[i] ^= 0xa5;
-    write_raw(images + ".gz", gz);
+    test::write_bytes(images + ".gz", gz);
     const std::string msg = load_error(spec);
     CHECK(msg.find(images + ".gz: corrupt gzip stream") != std::string::npos);
   }
@@ -430,7 +404,7 @@ TEST_CASE("dataset: inspect_data reports every file, and the split statistics") 
   TempDir dir;
   dir.copy_from(kCifar10);
   edit_file(dir / "data_batch_4.bin", [](auto& b) { b.pop_back(); });
-  const DataReport bad = inspect_data({"cifar10", dir.path.string(), -1, -1});
+  const DataReport bad = inspect_data({"cifar10", dir.path().string(), -1, -1});
   CHECK_FALSE(bad.ok());
   for (size_t i = 0; i < bad.files.size(); ++i) CHECK(bad.files[i].error.empty() == (i != 3));
   CHECK(bad.files[3].error.find("data_batch_4.bin") != std::string::npos);
@@ -445,7 +419,7 @@ TEST_CASE("dataset: inspect_data reports every file, and the split statistics") 
     b[7] = static_cast<uint8_t>(b[7] - 1);
     b.pop_back();
   });
-  const DataReport mismatch = inspect_data({"fashion-mnist", idx.path.string(), -1, -1});
+  const DataReport mismatch = inspect_data({"fashion-mnist", idx.path().string(), -1, -1});
   CHECK_FALSE(mismatch.ok());
   CHECK(mismatch.splits[0].error.find("holds 1000 images") != std::string::npos);
   CHECK(mismatch.splits[1].ok);

@@ -17,7 +17,7 @@ constexpr size_t kN = 100000;
 
 TEST_CASE("dropout: forward keeps 1 - p of the elements and scales them") {
   for (const float p : {0.1f, 0.5f, 0.8f}) {
-    SUBCASE(("p=" + std::to_string(p)).c_str()) {
+    SUBCASE((std::string("p=") + std::to_string(p)).c_str()) {
       const DropoutParams d{.p = p, .seed = 1234};
       const std::vector<float> x = random_floats(kN, 1);
       std::vector<float> y = poisoned(kN), mask = poisoned(kN);
@@ -75,6 +75,6 @@ TEST_CASE("dropout: backward is dy times the mask") {
     zeros += dx[i] == 0.0f;
   }
   expect_close(dx, ref);
-  CHECK(zeros > 0);       // some gradients are dropped…
-  CHECK(zeros < n / 2);   // …but not most of them at p = 0.3
+  CHECK(zeros > 0);      // some gradients are dropped…
+  CHECK(zeros < n / 2);  // …but not most of them at p = 0.3
 }

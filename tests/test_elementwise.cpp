@@ -17,7 +17,7 @@ const size_t kSizes[] = {1, 17, 1000, 100003};
 
 TEST_CASE("elementwise: relu forward and backward") {
   for (const size_t n : kSizes) {
-    SUBCASE(("n=" + std::to_string(n)).c_str()) {
+    SUBCASE((std::string("n=") + std::to_string(n)).c_str()) {
       const std::vector<float> x = random_floats(n, 1), dy = random_floats(n, 2);
       std::vector<float> y = poisoned(n), dx = poisoned(n);
       relu_fwd_cpu(n, x.data(), y.data());
@@ -51,7 +51,7 @@ TEST_CASE("elementwise: relu backward matches finite differences") {
 
 TEST_CASE("elementwise: add, axpy, fill, scale") {
   for (const size_t n : kSizes) {
-    SUBCASE(("n=" + std::to_string(n)).c_str()) {
+    SUBCASE((std::string("n=") + std::to_string(n)).c_str()) {
       const std::vector<float> a = random_floats(n, 5), b = random_floats(n, 6);
       std::vector<double> ref(n);
 

@@ -4,12 +4,10 @@
 // behind on failure.
 #include <zlib.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,33 +16,10 @@
 #include "tests/test_util.h"
 
 using namespace activeip;
+using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "activeip-file-io-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
-
-std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
 
 // Text-like bytes (compressible, so the deflate stream has real structure to corrupt).
 std::vector<uint8_t> compressible_bytes(size_t n, uint64_t seed) {
@@ -68,12 +43,6 @@ std::vector<uint8_t> gzip(const std::vector<uint8_t>& in) {
   return out;
 }
 
-void write_raw(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -87,23 +56,23 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST_CASE("file_io: read_file returns the bytes and names the file in errors") {
   TempDir dir;
-  const auto bytes = random_bytes(100003, 1);
-  write_raw(dir / "a.bin", bytes);
+  const auto bytes = test::random_bytes(100003, 1);
+  test::write_bytes(dir / "a.bin", bytes);
   CHECK(read_file(dir / "a.bin") == bytes);
-  write_raw(dir / "empty", {});
+  test::write_bytes(dir / "empty", {});
   CHECK(read_file(dir / "empty").empty());
 
   const std::string missing = error_of([&] { read_file(dir / "nope.bin"); });
   CHECK(missing.find("cannot open " + (dir / "nope.bin")) != std::string::npos);
   CHECK(missing.find("No such file") != std::string::npos);
-  const std::string is_dir = error_of([&] { read_file(dir.path.string()); });
-  CHECK(is_dir.find(dir.path.string()) != std::string::npos);
+  const std::string is_dir = error_of([&] { read_file(dir.path().string()); });
+  CHECK(is_dir.find(dir.path().string()) != std::string::npos);
   CHECK(is_dir.find("directory") != std::string::npos);
 
   CHECK(file_exists(dir / "a.bin"));
   CHECK(file_exists(dir / "empty"));
   CHECK_FALSE(file_exists(dir / "nope.bin"));
-  CHECK_FALSE(file_exists(dir.path.string()));
+  CHECK_FALSE(file_exists(dir.path().string()));
 }
 
 TEST_CASE("file_io: read_file_maybe_gzip gunzips and falls back to PATH.gz") {
@@ -112,25 +81,25 @@ TEST_CASE("file_io: read_file_maybe_gzip gunzips and falls back to PATH.gz") {
   const auto gz = gzip(plain);
   REQUIRE(gz.size() < plain.size());
 
-  write_raw(dir / "raw", plain);
+  test::write_bytes(dir / "raw", plain);
   CHECK(read_file_maybe_gzip(dir / "raw") == plain);
 
-  write_raw(dir / "packed", gz);  // gzip content under a plain name is still gunzipped
+  test::write_bytes(dir / "packed", gz);  // gzip content under a plain name is still gunzipped
   CHECK(read_file_maybe_gzip(dir / "packed") == plain);
 
-  write_raw(dir / "only.gz", gz);  // PATH missing: PATH.gz is read
+  test::write_bytes(dir / "only.gz", gz);  // PATH missing: PATH.gz is read
   CHECK(read_file_maybe_gzip(dir / "only") == plain);
 
-  write_raw(dir / "both", random_bytes(50, 3));  // PATH present: PATH wins over PATH.gz
-  write_raw(dir / "both.gz", gz);
-  CHECK(read_file_maybe_gzip(dir / "both") == random_bytes(50, 3));
+  test::write_bytes(dir / "both", test::random_bytes(50, 3));  // PATH present: PATH wins over PATH.gz
+  test::write_bytes(dir / "both.gz", gz);
+  CHECK(read_file_maybe_gzip(dir / "both") == test::random_bytes(50, 3));
 
   // Two members, as `cat a.gz b.gz` makes: the concatenation of both payloads.
   const auto second = compressible_bytes(1234, 4);
   auto two = gz;
   const auto gz2 = gzip(second);
   two.insert(two.end(), gz2.begin(), gz2.end());
-  write_raw(dir / "two.gz", two);
+  test::write_bytes(dir / "two.gz", two);
   auto expected = plain;
   expected.insert(expected.end(), second.begin(), second.end());
   CHECK(read_file_maybe_gzip(dir / "two") == expected);
@@ -146,7 +115,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
   SUBCASE("corrupt deflate data") {
     auto bad = gz;
     for (size_t i = 40; i < bad.size() - 8; i += 97) bad[i] ^= 0x5a;
-    write_raw(dir / "x.gz", bad);
+    test::write_bytes(dir / "x.gz", bad);
     const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
     CHECK(msg.find(dir / "x.gz") != std::string::npos);
     CHECK(msg.find("corrupt gzip stream") != std::string::npos);
@@ -154,7 +123,15 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
   SUBCASE("wrong CRC in the trailer") {
     auto bad = gz;
     bad[bad.size() - 6] ^= 0x01;
-    write_raw(dir / "x.gz", bad);
+    test::write_bytes(dir / "x.gz", bad);
+    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
+    CHECK(msg.find(dir / "x.gz") != std::string::npos);
+    CHECK(msg.find("corrupt gzip stream") != std::string::npos);
+  }
+  SUBCASE("wrong length in the trailer (a huge ISIZE must not be trusted)") {
+    auto bad = gz;
+    for (size_t i = bad.size() - 4; i < bad.size(); ++i) bad[i] = 0xff;
+    test::write_bytes(dir / "x.gz", bad);
     const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
     CHECK(msg.find(dir / "x.gz") != std::string::npos);
     CHECK(msg.find("corrupt gzip stream") != std::string::npos);
@@ -162,7 +139,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
   SUBCASE("truncated at many lengths") {
     for (size_t len : {size_t(2), size_t(10), size_t(11), gz.size() / 3, gz.size() / 2, gz.size() - 8, gz.size() - 1}) {
       CAPTURE(len);
-      write_raw(dir / "x.gz", std::vector<uint8_t>(gz.begin(), gz.begin() + static_cast<ptrdiff_t>(len)));
+      test::write_bytes(dir / "x.gz", std::vector<uint8_t>(gz.begin(), gz.begin() + static_cast<ptrdiff_t>(len)));
       const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
       CHECK(msg.find(dir / "x.gz") != std::string::npos);
       CHECK(msg.find("truncated") != std::string::npos);
@@ -172,7 +149,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
     auto bad = gz;
     bad.push_back(0x00);
     bad.push_back(0x42);
-    write_raw(dir / "x.gz", bad);
+    test::write_bytes(dir / "x.gz", bad);
     const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
     CHECK(msg.find(dir / "x.gz") != std::string::npos);
     CHECK(msg.find("trailing data") != std::string::npos);
@@ -181,7 +158,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
 
 TEST_CASE("file_io: write_file_atomic writes the pieces in order and replaces old content") {
   TempDir dir;
-  const auto a = random_bytes(70001, 6), b = random_bytes(13, 7);
+  const auto a = test::random_bytes(70001, 6), b = test::random_bytes(13, 7);
   const std::string path = dir / "out.bin";
   write_file_atomic(path, {{a.data(), a.size()}, {nullptr, 0}, {b.data(), b.size()}});
   auto expected = a;
@@ -191,11 +168,11 @@ TEST_CASE("file_io: write_file_atomic writes the pieces in order and replaces ol
   // A shorter overwrite: nothing of the old, longer content may survive.
   write_file_atomic(path, {{b.data(), b.size()}});
   CHECK(read_file(path) == b);
-  CHECK(dir.entries() == std::vector<std::string>{"out.bin"});
+  CHECK(dir.listing() == std::set<std::string>{"out.bin"});
 
   // A relative name is written in the working directory's own folder.
   const fs::path cwd = fs::current_path();
-  fs::current_path(dir.path);
+  fs::current_path(dir.path());
   write_file_atomic("rel.bin", {{a.data(), 5}});
   fs::current_path(cwd);
   CHECK(read_file(dir / "rel.bin") == std::vector<uint8_t>(a.begin(), a.begin() + 5));
@@ -203,26 +180,28 @@ TEST_CASE("file_io: write_file_atomic writes the pieces in order and replaces ol
 
 TEST_CASE("file_io: a failed write_file_atomic leaves no temporary file and the destination untouched") {
   TempDir dir;
-  const auto data = random_bytes(4096, 8);
+  const auto data = test::random_bytes(4096, 8);
 
   SUBCASE("missing directory") {
     const std::string path = dir / "no/such/dir/out.bin";
     const std::string msg = error_of([&] { write_file_atomic(path, {{data.data(), data.size()}}); });
     CHECK(msg.find(path) != std::string::npos);
-    CHECK(dir.entries().empty());
+    CHECK(dir.listing().empty());
   }
   SUBCASE("destination is a directory: the rename fails after the data was written") {
-    fs::create_directory(dir.path / "target");
-    write_raw(dir / "target/keep", data);
+    fs::create_directory(dir.path() / "target");
+    test::write_bytes(dir / "target/keep", data);
     const std::string msg = error_of([&] { write_file_atomic(dir / "target", {{data.data(), data.size()}}); });
     CHECK(msg.find(dir / "target") != std::string::npos);
     CHECK(msg.find("rename") != std::string::npos);
-    CHECK(dir.entries() == std::vector<std::string>{"target"});
+    CHECK(dir.listing() == std::set<std::string>{"target", "target/keep"});
     CHECK(read_file(dir / "target/keep") == data);
   }
   SUBCASE("a name that is a folder") {
-    const std::string msg = error_of([&] { write_file_atomic(dir.path.string() + "/", {{data.data(), data.size()}}); });
+    const std::string msg = error_of([&] {
+      write_file_atomic(dir.path().string() + "/", {{data.data(), data.size()}});
+    });
     CHECK(msg.find("not a file name") != std::string::npos);
-    CHECK(dir.entries().empty());
+    CHECK(dir.listing().empty());
   }
 }

@@ -48,9 +48,8 @@ TEST_CASE("softmax_xent: a 2x3 case worked by hand") {
                                        0.5740969929676946,  0.07769557914857057, 0.3482074278837349};
   for (const double eps : {0.0, 0.1}) {
     SUBCASE(eps == 0 ? "smoothing 0" : "smoothing 0.1") {
-      const std::vector<double> loss_hand =
-          eps == 0 ? std::vector<double>{0.40760596444438, 0.55495691964199}
-                   : std::vector<double>{0.50760596444438, 0.63829025297532};
+      const std::vector<double> loss_hand = eps == 0 ? std::vector<double>{0.40760596444438, 0.55495691964199}
+                                                     : std::vector<double>{0.50760596444438, 0.63829025297532};
       std::vector<float> probs = poisoned(6), loss = poisoned(2), dz = poisoned(6);
       softmax_xent_fwd_cpu(s, static_cast<float>(eps), z.data(), y.data(), probs.data(), loss.data());
       expect_close(loss, loss_hand, {.rel = 1e-6});

@@ -20,15 +20,17 @@ struct PoolCase {
 };
 
 const PoolCase kPoolCases[] = {
-    {"N1 28x28 C3 2x2/s2", {1, 28, 28, 3, 2, 2, 2, 0}},
-    {"N2 7x5 C17 3x3/s2 pad1", {2, 7, 5, 17, 3, 3, 2, 1}},
-    {"N3 28x28 C1 3x3/s2 pad1", {3, 28, 28, 1, 3, 3, 2, 1}},
-    {"N1 7x5 C3 3x3/s1 pad1", {1, 7, 5, 3, 3, 3, 1, 1}},
+    {"N1 28x28 C3 2x2/s2", {1, 28, 28, 3, 2, 2, 2, 0}},      {"N2 7x5 C17 3x3/s2 pad1", {2, 7, 5, 17, 3, 3, 2, 1}},
+    {"N3 28x28 C1 3x3/s2 pad1", {3, 28, 28, 1, 3, 3, 2, 1}}, {"N1 7x5 C3 3x3/s1 pad1", {1, 7, 5, 3, 3, 3, 1, 1}},
     {"N2 7x5 C1 3x2/s2", {2, 7, 5, 1, 3, 2, 2, 0}},
 };
 
-size_t in_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.H * s.W * s.C; }
-size_t out_size(const Pool2dShape& s) { return static_cast<size_t>(s.N) * s.P() * s.Q() * s.C; }
+size_t in_size(const Pool2dShape& s) {
+  return static_cast<size_t>(s.N) * s.H * s.W * s.C;
+}
+size_t out_size(const Pool2dShape& s) {
+  return static_cast<size_t>(s.N) * s.P() * s.Q() * s.C;
+}
 
 }  // namespace
 
@@ -94,7 +96,7 @@ TEST_CASE("maxpool2d: padding never wins and the first maximum wins ties") {
 TEST_CASE("maxpool2d: specification backward matches finite differences") {
   const Pool2dShape shapes[] = {{1, 5, 4, 2, 3, 3, 2, 1}, {2, 4, 4, 1, 2, 2, 2, 0}};
   for (const Pool2dShape& s : shapes) {
-    SUBCASE(("H" + std::to_string(s.H) + " R" + std::to_string(s.R)).c_str()) {
+    SUBCASE((std::string("H") + std::to_string(s.H) + " R" + std::to_string(s.R)).c_str()) {
       // Distinct inputs far apart relative to the step, so no perturbation changes a winner.
       std::vector<double> x = to_double(random_floats(in_size(s), 11)), wv = to_double(random_floats(out_size(s), 12));
       for (size_t i = 0; i < x.size(); ++i) x[i] += 0.01 * static_cast<double>(i);
@@ -112,7 +114,8 @@ TEST_CASE("maxpool2d: specification backward matches finite differences") {
 TEST_CASE("global_avgpool: forward and backward match the specification") {
   const GlobalPoolShape shapes[] = {{1, 28 * 28, 3}, {2, 7 * 5, 17}, {3, 1, 1}, {2, 4 * 4, 130}};
   for (const GlobalPoolShape& s : shapes) {
-    SUBCASE(("N" + std::to_string(s.N) + " HW" + std::to_string(s.HW) + " C" + std::to_string(s.C)).c_str()) {
+    SUBCASE(
+        (std::string("N") + std::to_string(s.N) + " HW" + std::to_string(s.HW) + " C" + std::to_string(s.C)).c_str()) {
       const size_t in = static_cast<size_t>(s.N) * s.HW * s.C, out = static_cast<size_t>(s.N) * s.C;
       const std::vector<float> x = random_floats(in, 21), dy = random_floats(out, 22);
       std::vector<float> y = poisoned(out), dx = poisoned(in);

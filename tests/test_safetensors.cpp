@@ -5,7 +5,6 @@
 // load or throw Error, never crash.
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
@@ -17,31 +16,13 @@
 #include "tests/test_util.h"
 
 using namespace activeip;
-namespace fs = std::filesystem;
+using test::TempDir;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "activeip-safetensors-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
-
 // A file with the given header text (not padded) followed by `data_bytes` bytes.
 std::vector<uint8_t> make_file(const std::string& header, size_t data_bytes) {
-  std::vector<uint8_t> out = random_bytes(8 + header.size() + data_bytes, 99);
+  std::vector<uint8_t> out = test::random_bytes(8 + header.size() + data_bytes, 99);
   for (size_t i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(uint64_t(header.size()) >> (8 * i));
   std::copy(header.begin(), header.end(), out.begin() + 8);
   return out;
@@ -77,7 +58,7 @@ std::vector<Sample> sample_tensors() {
   std::vector<Sample> s;
   const auto add = [&](std::string name, std::string dtype, Shape shape, uint64_t seed) {
     const size_t bytes = static_cast<size_t>(shape_numel(shape)) * safetensors_dtype_size(dtype);
-    s.push_back({std::move(name), std::move(dtype), shape, random_bytes(bytes, seed)});
+    s.push_back({std::move(name), std::move(dtype), shape, test::random_bytes(bytes, seed)});
   };
   add("conv1.weight", "F32", {16, 3, 3, 3}, 1);
   add("bn1.num_batches_tracked", "I64", {}, 2);  // a scalar: shape [], one element
@@ -143,7 +124,7 @@ TEST_CASE("safetensors: round trip is bit-exact, in order, with metadata") {
     CHECK(v.dtype == t.dtype);
     CHECK(v.shape == t.shape);
     REQUIRE(v.bytes == t.data.size());
-    CHECK(std::memcmp(v.data, t.data.data(), v.bytes) == 0);
+    CHECK((v.bytes == 0 || std::memcmp(v.data, t.data.data(), v.bytes) == 0));
     CHECK(v.data == r.get(tensors.front().name).data + total);  // back to back, in order
     total += v.bytes;
   }
@@ -317,7 +298,7 @@ TEST_CASE("safetensors: corrupted files load or throw Error, never crash") {
   // Random garbage, half of it behind a plausible header length.
   std::mt19937_64 rng(2024);
   for (int i = 0; i < 2000; ++i) {
-    auto bytes = random_bytes(rng() % 512, rng());
+    auto bytes = test::random_bytes(rng() % 512, rng());
     if (i % 2 && bytes.size() >= 8) {
       const uint64_t len = rng() % (bytes.size() - 7);
       for (int b = 0; b < 8; ++b) bytes[static_cast<size_t>(b)] = static_cast<uint8_t>(len >> (8 * b));

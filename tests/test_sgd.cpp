@@ -44,10 +44,10 @@ TEST_CASE("sgd: several steps match torch.optim.SGD") {
     float momentum, weight_decay;
     bool nesterov;
   };
-  const Config configs[] = {{0.0f, 0.0f, false}, {0.0f, 0.05f, false}, {0.9f, 0.0f, false},
-                            {0.9f, 0.05f, false}, {0.9f, 0.0f, true},  {0.9f, 0.05f, true}};
+  const Config configs[] = {{0.0f, 0.0f, false},  {0.0f, 0.05f, false}, {0.9f, 0.0f, false},
+                            {0.9f, 0.05f, false}, {0.9f, 0.0f, true},   {0.9f, 0.05f, true}};
   for (const Config& k : configs) {
-    SUBCASE(("momentum " + std::to_string(k.momentum) + " wd " + std::to_string(k.weight_decay) +
+    SUBCASE((std::string("momentum ") + std::to_string(k.momentum) + " wd " + std::to_string(k.weight_decay) +
              (k.nesterov ? " nesterov" : ""))
                 .c_str()) {
       const SgdParams p{.lr = 0.1f, .momentum = k.momentum, .weight_decay = k.weight_decay, .nesterov = k.nesterov};

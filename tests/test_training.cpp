@@ -18,12 +18,6 @@ using namespace activeip;
 
 namespace {
 
-std::string temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / "activeip_test_training";
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
-}
-
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.bytes() == b.bytes() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
 }
@@ -143,7 +137,8 @@ TEST_CASE("training: a convnet learns synthetic, deterministically") {
 TEST_CASE("training: --resume continues bit for bit") {
   DataSpec spec{"synthetic", "", 256, 64};
   const DataSplits data = load_data(spec);
-  const std::string path = temp_path("resume.safetensors");
+  const test::TempDir dir;
+  const std::string path = dir / "resume.safetensors";
 
   Context ctx;
   auto straight = make_net("convnet", {32, 32, 3, 10});
@@ -156,7 +151,14 @@ TEST_CASE("training: --resume continues bit for bit") {
     net->build(ctx, 4);
     Trainer b(*net, ctx, data, small_config(3));
     b.train_epoch({});
-    b.save(path, ModelMeta{"convnet", "synthetic", 32, 32, 3, 10, data.norm});
+    ModelMeta meta;
+    meta.net = "convnet";
+    meta.dataset = "synthetic";
+    meta.H = meta.W = 32;
+    meta.C = 3;
+    meta.num_classes = 10;
+    meta.norm = data.norm;
+    b.save(path, meta);
   }
   auto resumed = make_net("convnet", {32, 32, 3, 10});
   resumed->build(ctx, 99);  // a different init: everything must come from the files

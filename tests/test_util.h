@@ -1,16 +1,23 @@
 // Shared helpers of the test suites: seeded random inputs (never zero), float↔double
 // conversion, expect_close (worst relative error ‖got−ref‖/‖ref‖ and the first bad index),
-// NaN poisoning and a central-difference gradient check in double.
+// NaN poisoning, a central-difference gradient check in double, and files: a temporary
+// directory per test and whole-file byte reads and writes.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <random>
+#include <set>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace activeip::test {
@@ -81,5 +88,76 @@ inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
   for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
   return s;
 }
+
+// Arbitrary bytes (zeros included), for file contents rather than numeric inputs.
+inline std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(rng());
+  return v;
+}
+
+inline std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REQUIRE_MESSAGE(f.good(), "cannot read " << path);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE_MESSAGE(f.good(), "cannot write " << path);
+}
+
+inline std::string read_text(const std::string& path) {
+  const std::vector<uint8_t> b = read_bytes(path);
+  return {b.begin(), b.end()};
+}
+
+// A new directory under the system temporary directory, removed with its contents at the
+// end. Each test makes its own, so tests running in parallel never share a file.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "activeip_test_XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;  // a destructor must not throw; a leftover folder is harmless
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+  // Every file and folder below, as paths relative to the directory.
+  std::set<std::string> listing() const {
+    std::set<std::string> out;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(path_))
+      out.insert(std::filesystem::relative(e.path(), path_).string());
+    return out;
+  }
+
+  // Copies the files of the folder `src` whose names `want` accepts (all without it) into
+  // the subfolder `into` (the directory itself when empty), owner-writable so that a test
+  // can damage them even when the originals are read-only.
+  void copy_from(const std::filesystem::path& src, const std::function<bool(const std::string&)>& want = nullptr,
+                 const std::string& into = "") const {
+    const std::filesystem::path to = path_ / into;
+    std::filesystem::create_directories(to);
+    for (const auto& e : std::filesystem::directory_iterator(src)) {
+      const std::string name = e.path().filename().string();
+      if (want && !want(name)) continue;
+      std::filesystem::copy_file(e.path(), to / name);
+      std::filesystem::permissions(to / name, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    }
+  }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace activeip::test

@@ -48,8 +48,8 @@ std::array<std::vector<double>, K> channel_sums(int M, int C, Term term) {
 // y = (x − center[c])·scale[c] + beta[c] over all rows, the normalisation of both training
 // (batch mean, γ·invstd) and eval (running mean, γ/sqrt(running var + eps)). Subtracting
 // the mean first, rather than folding it into the shift, avoids cancellation when |mean| ≫ std.
-void normalize_rows(const BatchNormShape& s, const float* x, const float* center, const float* scale,
-                    const float* beta, float* y) {
+void normalize_rows(const BatchNormShape& s, const float* x, const float* center, const float* scale, const float* beta,
+                    float* y) {
   const int C = s.C;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < s.M; ++r) {
@@ -62,9 +62,8 @@ void normalize_rows(const BatchNormShape& s, const float* x, const float* center
 
 void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a) {
   const int M = s.M, C = s.C;
-  const auto [sum] = channel_sums<1>(M, C, [&](int r, int c) {
-    return std::array<double, 1>{a.x[static_cast<size_t>(r) * C + c]};
-  });
+  const auto [sum] =
+      channel_sums<1>(M, C, [&](int r, int c) { return std::array<double, 1>{a.x[static_cast<size_t>(r) * C + c]}; });
   std::vector<double> mean(C);
   for (int c = 0; c < C; ++c) mean[c] = sum[c] / M;
   const auto [sq] = channel_sums<1>(M, C, [&](int r, int c) {

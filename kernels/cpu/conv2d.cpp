@@ -26,6 +26,9 @@ using cpu::kMR;
 using cpu::kNR;
 using cpu::part_begin;
 using cpu::part_count;
+using cpu::part_range;
+using cpu::Range;
+using cpu::units_of;
 using cpu::zero_floats;
 
 bool is_pointwise(const Conv2dShape& s) { return s.R == 1 && s.S == 1 && s.stride == 1 && s.pad == 0; }
@@ -63,17 +66,6 @@ struct RowCursor {
   }
 };
 
-// A range [begin, end) of rows or columns of a GEMM, cut on the register-tile grid.
-struct Range {
-  int begin, size;
-};
-Range part_range(int p, int count, int units, int unit, int limit) {
-  const int b = part_begin(p, count, units) * unit;
-  return {b, std::min(part_begin(p + 1, count, units) * unit, limit) - b};
-}
-
-int units_of(int n, int unit) { return (n + unit - 1) / unit; }
-
 void check_shape(const Conv2dShape& s) {
   ENSURE(s.N > 0 && s.H > 0 && s.W > 0 && s.C > 0 && s.K > 0 && s.R > 0 && s.S > 0 && s.stride > 0 && s.pad >= 0 &&
              s.P() > 0 && s.Q() > 0,
@@ -89,29 +81,32 @@ void check_shape(const Conv2dShape& s) {
 void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   check_shape(s);
   const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C, rows = s.N * P * Q;
-  // wᵀ (RSC × K) is packed once and shared read-only by all threads.
-  cpu::Scratch wpack;
+  // wᵀ (RSC × K) is packed once per call and shared read-only by all threads; the buffer is
+  // kept by the calling thread so that deep layers' packs (up to MBs) are not re-faulted.
+  thread_local cpu::Scratch wpack;
   float* b_all = wpack.get(cpu::prepacked_b_size(RSC, s.K));
   cpu::prepack_b(w, RSC, true, RSC, s.K, b_all);
 
-  // Tiles: rows in parts of ≤ 8 A slivers (the gathered block, ≤ 112 × 256 floats, stays in
-  // L2), output channels in parts of ≤ 8 B slivers.
+  // Tiles: rows in parts of ≤ 8 A slivers (the gathered block, ≤ 112 × 272 floats), output
+  // channels in parts of ≤ 16 B slivers (a 256 × 512 block of packed wᵀ), both held in L2;
+  // up to K = 512 one gather then serves all output channels.
   const bool parallel = !omp_in_parallel();
   const int units_m = units_of(rows, kMR), units_n = units_of(s.K, kNR);
-  const int tiles_m = part_count(units_m, parallel ? omp_get_max_threads() : 1, 8), tiles_n = units_of(units_n, 8);
+  const int tiles_m = part_count(units_m, parallel ? omp_get_max_threads() : 1, 8), tiles_n = units_of(units_n, 16);
   const bool pointwise = is_pointwise(s);
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
     thread_local cpu::Scratch abuf;
     const Range rm = part_range(tile / tiles_n, tiles_m, units_m, kMR, rows);
     const Range rn = part_range(tile % tiles_n, tiles_n, units_n, kNR, s.K);
-    float* a_block = pointwise ? nullptr : abuf.get(size_t(rm.size) * kKC);
+    float* a_block = pointwise ? nullptr : abuf.get(size_t(rm.size) * cpu::padded_ld(kKC));
     auto get_a = [&](int p0, int kc) {
       if (pointwise) return AView{x + long(rm.begin) * s.C + p0, s.C, false};
+      const int ld = cpu::padded_ld(kc);
       RowCursor rc(rm.begin, P, Q);
       for (int i = 0; i < rm.size; ++i, rc.next())
-        im2col_segment(s, x, rc.n, rc.p, rc.q, p0, kc, a_block + size_t(i) * kc);
-      return AView{a_block, kc, false};
+        im2col_segment(s, x, rc.n, rc.p, rc.q, p0, kc, a_block + size_t(i) * ld);
+      return AView{a_block, ld, false};
     };
     auto get_b = [&](int p0, int kc) { return cpu::prepacked_b_block(b_all, s.K, p0, kc, rn.begin); };
     float* y_tile = y + long(rm.begin) * s.K + rn.begin;
@@ -125,18 +120,22 @@ void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, cons
 void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   check_shape(s);
   const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C;
-  cpu::Scratch wpack;
+  thread_local cpu::Scratch wpack;  // w (K × RSC) packed once, as in fprop
   float* b_all = wpack.get(cpu::prepacked_b_size(s.K, RSC));
   cpu::prepack_b(w, RSC, false, s.K, RSC, b_all);
   const bool parallel = !omp_in_parallel();
   const int threads = parallel ? omp_get_max_threads() : 1;
   const int units_n = units_of(RSC, kNR), chunks_n = units_of(units_n, 8);
 
-  // dcol[rows × RSC] = dy_rows · w for m rows, in column chunks of ≤ 8 B slivers.
+  // dcol[rows × RSC] = dy_rows · w for m rows, in column chunks of ≤ 8 B slivers; the dy
+  // rows are copied once with a padded leading dimension (dy's own, K, is often 2^n).
   auto dcol_rows = [&](const float* dy_rows, int m, float* out) {
+    thread_local cpu::Scratch abuf;
+    const int ld = cpu::padded_ld(s.K);
+    const AView a = cpu::copy_a_block(AView{dy_rows, s.K, false}, m, s.K, abuf.get(size_t(m) * ld));
     for (int chunk = 0; chunk < chunks_n; ++chunk) {
       const Range rn = part_range(chunk, chunks_n, units_n, kNR, RSC);
-      auto get_a = [&](int p0, int) { return AView{dy_rows + p0, s.K, false}; };
+      auto get_a = [&](int p0, int) { return AView{a.ptr + p0, ld, false}; };
       auto get_b = [&](int p0, int kc) { return cpu::prepacked_b_block(b_all, RSC, p0, kc, rn.begin); };
       cpu::gemm_tile(m, rn.size, s.K, get_a, get_b, 1.0f, 0.0f, out + rn.begin, RSC);
     }
@@ -202,37 +201,33 @@ void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, flo
   // dwᵀ[RSC × K] = colᵀ · dy: RSC is the long side, so the A slivers (14 columns of col,
   // gathered k-major: one contiguous im2col segment per row of col) waste little, and dy
   // rows pack into B slivers by plain copies. Each tile of dwᵀ runs the whole NPQ reduction
-  // into a thread-local accumulator and is then added, transposed, into dw.
+  // into a thread-local accumulator and is then added, transposed, into dw. Tiles are tall
+  // (≤ 24 A slivers, a 256 × 368 gathered block, L2-resident with a 256 × 256 B block)
+  // because every tile sweeps all of x and dy once.
   const int units_m = units_of(RSC, kMR), units_n = units_of(s.K, kNR);
   const int tiles_m = part_count(units_m, parallel ? omp_get_max_threads() : 1, 24), tiles_n = units_of(units_n, 8);
-  const bool pointwise = is_pointwise(s);
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
     thread_local cpu::Scratch abuf, bbuf, cbuf;
     const Range rm = part_range(tile / tiles_n, tiles_m, units_m, kMR, RSC);
     const Range rn = part_range(tile % tiles_n, tiles_n, units_n, kNR, s.K);
-    float* a_block = pointwise ? nullptr : abuf.get(size_t(kKC) * rm.size);
+    const int ld = cpu::padded_ld(rm.size);
+    float* a_block = abuf.get(size_t(kKC) * ld);
     float* b_block = bbuf.get(cpu::packed_b_size(kKC, rn.size));
-    float* acc = cbuf.get(size_t(rm.size) * rn.size);
+    const int acc_ld = cpu::padded_ld(rn.size);
+    float* acc = cbuf.get(size_t(rm.size) * acc_ld);
     auto get_a = [&](int p0, int kc) {
-      if (pointwise) return AView{x + long(p0) * s.C + rm.begin, s.C, true};
       RowCursor rc(p0, P, Q);
       for (int k = 0; k < kc; ++k, rc.next())
-        im2col_segment(s, x, rc.n, rc.p, rc.q, rm.begin, rm.size, a_block + size_t(k) * rm.size);
-      return AView{a_block, rm.size, true};
+        im2col_segment(s, x, rc.n, rc.p, rc.q, rm.begin, rm.size, a_block + size_t(k) * ld);
+      return AView{a_block, ld, true};
     };
     auto get_b = [&](int p0, int kc) {
       cpu::pack_b(dy, s.K, false, p0, kc, rn.begin, rn.size, b_block);
       return static_cast<const float*>(b_block);
     };
-    cpu::gemm_tile(rm.size, rn.size, rows, get_a, get_b, 1.0f, 0.0f, acc, rn.size);
-    // dw += accᵀ in 16×16 blocks, so that both sides stay in L1 while being transposed.
-    for (int j0 = 0; j0 < rn.size; j0 += 16)
-      for (int i0 = 0; i0 < rm.size; i0 += 16)
-        for (int j = j0; j < std::min(j0 + 16, rn.size); ++j) {
-          float* dw_row = dw + long(rn.begin + j) * RSC + rm.begin;
-          for (int i = i0; i < std::min(i0 + 16, rm.size); ++i) dw_row[i] += acc[size_t(i) * rn.size + j];
-        }
+    cpu::gemm_tile(rm.size, rn.size, rows, get_a, get_b, 1.0f, 0.0f, acc, acc_ld);
+    cpu::add_transposed(acc, acc_ld, rm.size, rn.size, dw + long(rn.begin) * RSC + rm.begin, RSC);
   }
 
   if (dbias) {  // column sums of dy in double, row by row so dy is read once per chunk of 64 k

@@ -1,6 +1,6 @@
 // CPU GEMM, row-major C = alpha·op(A)·op(B) + beta·C (kernels/gemm.h). The fast path splits C
-// into tiles that OpenMP threads take whole; per tile, op(A) is read in place (row-major or
-// k-major) and op(B) is packed per kKC block into a thread-local buffer, then an MR×NR
+// into tiles that OpenMP threads take whole; per tile and reduction block, op(A) is copied
+// (keeping its orientation) and op(B) packed into thread-local buffers, then an MR×NR
 // register-blocked micro-kernel (AVX-512, AVX2+FMA or scalar) sweeps the tile.
 #include "kernels/gemm.h"
 
@@ -144,20 +144,101 @@ void pad_a_sliver(AView a, int mr, int kc, float* dst) {
   }
 }
 
+AView copy_a_block(AView a, int m, int kc, float* dst) {
+  if (a.k_major) {
+    const int ld = padded_ld(m);
+    for (int k = 0; k < kc; ++k) copy_floats(dst + size_t(k) * ld, a.ptr + k * a.ld, m);
+    return {dst, ld, true};
+  }
+  const int ld = padded_ld(kc);
+  for (int i = 0; i < m; ++i) copy_floats(dst + size_t(i) * ld, a.ptr + i * a.ld, kc);
+  return {dst, ld, false};
+}
+
+#if defined(__AVX512F__)
+// Loads a 16×16 block src[i*lds + c] and returns its columns: t[c][i] = src[i*lds + c]. In
+// registers: pairs of rows interleave, then 4-float groups, then 128-bit lanes twice. The
+// full-mask maskz forms compile to the plain instructions; the plain intrinsics' undefined
+// pass-through operand makes GCC 12 warn falsely of uninitialized use.
+static inline void transpose_16x16(const float* src, long lds, __m512 t[16]) {
+  constexpr __mmask16 all = 0xFFFF;
+  __m512 r[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 16; i += 2) {
+    u[i] = _mm512_maskz_unpacklo_ps(all, r[i], r[i + 1]);
+    u[i + 1] = _mm512_maskz_unpackhi_ps(all, r[i], r[i + 1]);
+  }
+  // r[4g + c] now holds, in 128-bit lane L, column 4L + c of rows 4g..4g+3.
+  for (int g = 0; g < 16; g += 4) {
+    r[g] = _mm512_maskz_shuffle_ps(all, u[g], u[g + 2], 0x44);
+    r[g + 1] = _mm512_maskz_shuffle_ps(all, u[g], u[g + 2], 0xEE);
+    r[g + 2] = _mm512_maskz_shuffle_ps(all, u[g + 1], u[g + 3], 0x44);
+    r[g + 3] = _mm512_maskz_shuffle_ps(all, u[g + 1], u[g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    u[c] = _mm512_maskz_shuffle_f32x4(all, r[c], r[4 + c], 0x88);
+    u[c + 4] = _mm512_maskz_shuffle_f32x4(all, r[c], r[4 + c], 0xDD);
+    u[c + 8] = _mm512_maskz_shuffle_f32x4(all, r[8 + c], r[12 + c], 0x88);
+    u[c + 12] = _mm512_maskz_shuffle_f32x4(all, r[8 + c], r[12 + c], 0xDD);
+  }
+  for (int c = 0; c < 4; ++c) {
+    t[c] = _mm512_maskz_shuffle_f32x4(all, u[c], u[c + 8], 0x88);
+    t[c + 8] = _mm512_maskz_shuffle_f32x4(all, u[c], u[c + 8], 0xDD);
+    t[c + 4] = _mm512_maskz_shuffle_f32x4(all, u[c + 4], u[c + 12], 0x88);
+    t[c + 12] = _mm512_maskz_shuffle_f32x4(all, u[c + 4], u[c + 12], 0xDD);
+  }
+}
+#endif
+
 void pack_b(const float* B, long ldb, bool trans, int p0, int kc, int j0, int n, float* dst) {
   for (int j = 0; j < n; j += kNR) {
     const int nr = std::min(kNR, n - j);
     float* d = dst + size_t(j / kNR) * kc * kNR;
-    for (int k = 0; k < kc; ++k, d += kNR) {
-      if (trans) {
-        const float* src = B + long(j0 + j) * ldb + (p0 + k);
-        for (int t = 0; t < nr; ++t) d[t] = src[t * ldb];
-      } else {
-        copy_floats(d, B + long(p0 + k) * ldb + (j0 + j), nr);
+    if (trans) {  // 16 k at a time: one cache line of each B row in, 2 KB of sliver out (L1)
+      for (int k0 = 0; k0 < kc; k0 += 16) {
+        const int kn = std::min(16, kc - k0);
+        int t = 0;
+#if defined(__AVX512F__)
+        for (; kn == 16 && t + 16 <= nr; t += 16) {
+          __m512 cols[16];
+          transpose_16x16(B + long(j0 + j + t) * ldb + p0 + k0, ldb, cols);
+          for (int k = 0; k < 16; ++k) _mm512_storeu_ps(d + (k0 + k) * kNR + t, cols[k]);
+        }
+#endif
+        for (; t < nr; ++t) {
+          const float* src = B + long(j0 + j + t) * ldb + p0 + k0;
+          for (int k = 0; k < kn; ++k) d[(k0 + k) * kNR + t] = src[k];
+        }
       }
-      if (nr < kNR) zero_floats(d + nr, kNR - nr);
+      if (nr < kNR)
+        for (int k = 0; k < kc; ++k) zero_floats(d + k * kNR + nr, kNR - nr);
+    } else {
+      for (int k = 0; k < kc; ++k) {
+        copy_floats(d + k * kNR, B + long(p0 + k) * ldb + (j0 + j), nr);
+        if (nr < kNR) zero_floats(d + k * kNR + nr, kNR - nr);
+      }
     }
   }
+}
+
+void add_transposed(const float* src, long lds, int rows, int cols, float* dst, long ldd) {
+  for (int r0 = 0; r0 < rows; r0 += 16)
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+      const int rn = std::min(16, rows - r0), cn = std::min(16, cols - c0);
+#if defined(__AVX512F__)
+      if (rn == 16 && cn == 16) {
+        __m512 t[16];
+        transpose_16x16(src + r0 * lds + c0, lds, t);
+        for (int c = 0; c < 16; ++c) {
+          float* d = dst + (c0 + c) * ldd + r0;
+          _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), t[c]));
+        }
+        continue;
+      }
+#endif
+      for (int c = c0; c < c0 + cn; ++c)
+        for (int r = r0; r < r0 + rn; ++r) dst[c * ldd + r] += src[r * lds + c];
+    }
 }
 
 size_t prepacked_b_size(int K, int N) { return size_t(K) * round_up(N, kNR); }
@@ -191,24 +272,24 @@ void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
     return;
   }
   // Tiles of C: columns in parts of at most 8 B slivers (a packed B block of kKC × 256
-  // floats stays in L2), rows in parts of at most 16 A slivers, as many as it takes to give
-  // every thread a few tiles. Tile edges fall on the register-tile grid.
+  // floats stays in L2), rows in parts of at most 32 A slivers (B is repacked per row part,
+  // so tall parts repack less), as many as it takes to give every thread a few tiles.
   const bool parallel = !omp_in_parallel() && s.flops() > 2e5;
   const int threads = parallel ? omp_get_max_threads() : 1;
-  const int units_m = (M + cpu::kMR - 1) / cpu::kMR, units_n = (N + cpu::kNR - 1) / cpu::kNR;
-  const int tiles_n = (units_n + 7) / 8;
-  const int tiles_m = cpu::part_count(units_m, std::max(1, 4 * threads / tiles_n), 16);
+  const int units_m = cpu::units_of(M, cpu::kMR), units_n = cpu::units_of(N, cpu::kNR);
+  const int tiles_n = cpu::units_of(units_n, 8);
+  const int tiles_m = cpu::part_count(units_m, std::max(1, 4 * threads / tiles_n), 32);
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
-    thread_local cpu::Scratch bbuf;
-    const int tm = tile / tiles_n, tn = tile % tiles_n;
-    const int i0 = cpu::part_begin(tm, tiles_m, units_m) * cpu::kMR, j0 = cpu::part_begin(tn, tiles_n, units_n) * cpu::kNR;
-    const int m = std::min(cpu::part_begin(tm + 1, tiles_m, units_m) * cpu::kMR, M) - i0;
-    const int n = std::min(cpu::part_begin(tn + 1, tiles_n, units_n) * cpu::kNR, N) - j0;
+    thread_local cpu::Scratch abuf, bbuf;
+    const auto [i0, m] = cpu::part_range(tile / tiles_n, tiles_m, units_m, cpu::kMR, M);
+    const auto [j0, n] = cpu::part_range(tile % tiles_n, tiles_n, units_n, cpu::kNR, N);
+    float* a_copy = abuf.get(std::max(size_t(m) * cpu::padded_ld(cpu::kKC), size_t(cpu::kKC) * cpu::padded_ld(m)));
     float* b_packed = bbuf.get(cpu::packed_b_size(cpu::kKC, n));
-    auto get_a = [&](int p0, int) {
-      return s.trans_a ? cpu::AView{A + long(p0) * s.lda + i0, s.lda, true}
-                       : cpu::AView{A + long(i0) * s.lda + p0, s.lda, false};
+    auto get_a = [&](int p0, int kc) {
+      return cpu::copy_a_block(s.trans_a ? cpu::AView{A + long(p0) * s.lda + i0, s.lda, true}
+                                         : cpu::AView{A + long(i0) * s.lda + p0, s.lda, false},
+                               m, kc, a_copy);
     };
     auto get_b = [&](int p0, int kc) {
       cpu::pack_b(B, s.ldb, s.trans_b, p0, kc, j0, n, b_packed);

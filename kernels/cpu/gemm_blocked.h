@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -49,6 +50,16 @@ inline int part_count(int units, int threads, int max_per) {
   return std::max(1, std::min(count, units));
 }
 inline int part_begin(int p, int count, int units) { return int(long(p) * units / count); }
+inline int units_of(int n, int unit) { return (n + unit - 1) / unit; }
+
+// Rows or columns [begin, begin+size) of part p, in units of `unit` rows, clipped to `limit`.
+struct Range {
+  int begin, size;
+};
+inline Range part_range(int p, int count, int units, int unit, int limit) {
+  const int b = part_begin(p, count, units) * unit;
+  return {b, std::min(part_begin(p + 1, count, units) * unit, limit) - b};
+}
 
 // One block of op(A), rows × kc: element (i, k) is ptr[k*ld + i] when k_major, else ptr[i*ld + k].
 struct AView {
@@ -63,6 +74,9 @@ inline size_t packed_b_size(int kc, int n) { return size_t(kc) * round_up(n, kNR
 
 // Packs rows [p0, p0+kc) × columns [j0, j0+n) of op(B) (B row-major, ldb; trans: B stored N×K).
 void pack_b(const float* B, long ldb, bool trans, int p0, int kc, int j0, int n, float* dst);
+
+// dst[c*ldd + r] += src[r*lds + c] for r < rows, c < cols (16×16 blocks, in registers).
+void add_transposed(const float* src, long lds, int rows, int cols, float* dst, long ldd);
 
 // A whole op(B) (K×N) packed block by block (blocks of k_block(K) rows): the block of rows
 // [p0, p0+kc) starts at p0*round_up(N, kNR), so a tile's block is found with prepacked_b_block.
@@ -84,6 +98,7 @@ class Scratch {
     if (n > cap_) {
       const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
       p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      if (!p_) throw std::bad_alloc();
       cap_ = n;
     }
     return p_.get();
@@ -119,6 +134,15 @@ inline void zero_floats(float* dst, int n) {
   std::memset(dst, 0, sizeof(float) * n);
 #endif
 }
+
+// Leading dimension for a copied A block whose rows hold n floats: an odd number of 64-byte
+// lines, so that the kMR rows of a sliver (or the kc rows of a k-major sliver) land in
+// different L1 sets; power-of-two strides would map them all to one set and evict each other.
+inline int padded_ld(int n) { return round_up(n, 32) + 16; }
+
+// Copies an m×kc block of op(A) into dst (padded_ld leading dimension, same orientation) and
+// returns the view of the copy. dst holds m*padded_ld(kc) (row-major) or kc*padded_ld(m) floats.
+AView copy_a_block(AView a, int m, int kc, float* dst);
 
 // Copies rows [0, mr) of an A view into a zero-padded kMR-row k-major sliver.
 void pad_a_sliver(AView a, int mr, int kc, float* dst);

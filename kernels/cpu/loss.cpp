@@ -10,8 +10,8 @@
 
 namespace activeip {
 
-void softmax_xent_fwd_cpu(const XentShape& s, float smoothing, const float* logits, const int32_t* labels,
-                          float* probs, float* loss) {
+void softmax_xent_fwd_cpu(const XentShape& s, float smoothing, const float* logits, const int32_t* labels, float* probs,
+                          float* loss) {
   const int C = s.C;
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < s.N; ++n) {
@@ -31,8 +31,8 @@ void softmax_xent_fwd_cpu(const XentShape& s, float smoothing, const float* logi
   }
 }
 
-void softmax_xent_bwd_cpu(const XentShape& s, float smoothing, const float* probs, const int32_t* labels,
-                          float scale, float* dlogits) {
+void softmax_xent_bwd_cpu(const XentShape& s, float smoothing, const float* probs, const int32_t* labels, float scale,
+                          float* dlogits) {
   const int C = s.C;
   const float off = smoothing / static_cast<float>(C);
   const float on = 1.0f - smoothing + off;
