@@ -48,9 +48,15 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
   return v;
 }
 
-size_t x_size(const Conv2dShape& s) { return size_t(s.N) * s.H * s.W * s.C; }
-size_t w_size(const Conv2dShape& s) { return size_t(s.K) * s.R * s.S * s.C; }
-size_t y_size(const Conv2dShape& s) { return size_t(s.N) * s.P() * s.Q() * s.K; }
+size_t x_size(const Conv2dShape& s) {
+  return size_t(s.N) * s.H * s.W * s.C;
+}
+size_t w_size(const Conv2dShape& s) {
+  return size_t(s.K) * s.R * s.S * s.C;
+}
+size_t y_size(const Conv2dShape& s) {
+  return size_t(s.N) * s.P() * s.Q() * s.K;
+}
 
 double rel_l2(const std::vector<float>& got, const std::vector<double>& ref) {
   double num = 0, den = 0;
@@ -106,16 +112,21 @@ int run(int argc, char** argv) {
   int reps = 10, batch = 32;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--reps" && i + 1 < argc) reps = std::stoi(argv[++i]);
-    else if (a == "--batch" && i + 1 < argc) batch = std::stoi(argv[++i]);
-    else ENSURE(false, "unknown argument '%s' (usage: bench_conv_cpu [--json] [--reps N] [--batch N])", a.c_str());
+    if (a == "--json")
+      json = true;
+    else if (a == "--reps" && i + 1 < argc)
+      reps = std::stoi(argv[++i]);
+    else if (a == "--batch" && i + 1 < argc)
+      batch = std::stoi(argv[++i]);
+    else
+      ENSURE(false, "unknown argument '%s' (usage: bench_conv_cpu [--json] [--reps N] [--batch N])", a.c_str());
   }
   ENSURE(reps >= 1 && batch >= 1, "--reps %d and --batch %d must be positive", reps, batch);
 
   nlohmann::json results = nlohmann::json::array();
-  if (!json) std::printf("CPU conv2d, %s, %d threads, batch %d, median of %d\n", cpu_name().c_str(),
-                         omp_get_max_threads(), batch, reps);
+  if (!json)
+    std::printf("CPU conv2d, %s, %d threads, batch %d, median of %d\n", cpu_name().c_str(), omp_get_max_threads(),
+                batch, reps);
   for (const Layer& layer : kLayers) {
     Conv2dShape s = layer.s;
     const double err = check_against_reference(s);
@@ -134,16 +145,27 @@ int run(int argc, char** argv) {
     for (const auto& p : passes) {
       const double ms = median_ms(p.fn, reps), gflops = s.flops() / (ms * 1e6);
       if (json)
-        results.push_back({{"layer", layer.name}, {"pass", p.pass}, {"N", s.N}, {"H", s.H}, {"W", s.W}, {"C", s.C},
-                           {"K", s.K}, {"R", s.R}, {"S", s.S}, {"stride", s.stride}, {"pad", s.pad}, {"ms", ms},
-                           {"gflops", gflops}, {"check_rel_err", err}});
+        results.push_back({{"layer", layer.name},
+                           {"pass", p.pass},
+                           {"N", s.N},
+                           {"H", s.H},
+                           {"W", s.W},
+                           {"C", s.C},
+                           {"K", s.K},
+                           {"R", s.R},
+                           {"S", s.S},
+                           {"stride", s.stride},
+                           {"pad", s.pad},
+                           {"ms", ms},
+                           {"gflops", gflops},
+                           {"check_rel_err", err}});
       else
         std::printf("%-28s %-6s %9.3f ms %8.1f GFLOP/s   (check %.1e)\n", layer.name, p.pass, ms, gflops, err);
     }
   }
   if (json) {
-    const nlohmann::json out = {{"bench", "conv_cpu"}, {"cpu", cpu_name()},  {"threads", omp_get_max_threads()},
-                                {"batch", batch},      {"reps", reps},       {"results", results}};
+    const nlohmann::json out = {{"bench", "conv_cpu"}, {"cpu", cpu_name()}, {"threads", omp_get_max_threads()},
+                                {"batch", batch},      {"reps", reps},      {"results", results}};
     std::cout << out.dump(2) << "\n";
   }
   return 0;

@@ -34,16 +34,19 @@ CLI::Validator number_check(const std::string& desc, std::function<bool(double)>
 }  // namespace
 
 CLI::Validator positive_number() {
-  return number_check("POSITIVE", [](double v) { return v > 0; }, "positive");
+  return number_check(
+      "POSITIVE", [](double v) { return v > 0; }, "positive");
 }
 
 CLI::Validator non_negative_number() {
-  return number_check("NONNEGATIVE", [](double v) { return v >= 0; }, "non-negative");
+  return number_check(
+      "NONNEGATIVE", [](double v) { return v >= 0; }, "non-negative");
 }
 
 CLI::Validator number_in(double lo, double hi) {
   const std::string range = strfmt("[%g, %g]", lo, hi);
-  return number_check(range, [lo, hi](double v) { return v >= lo && v <= hi; }, "in " + range);
+  return number_check(
+      range, [lo, hi](double v) { return v >= lo && v <= hi; }, "in " + range);
 }
 
 void DataOptions::add_to(CLI::App* cmd, bool with_limits) {
@@ -55,7 +58,9 @@ void DataOptions::add_to(CLI::App* cmd, bool with_limits) {
   }
 }
 
-DataSpec DataOptions::spec() const { return DataSpec{name, dir, limit_train, limit_test}; }
+DataSpec DataOptions::spec() const {
+  return DataSpec{name, dir, limit_train, limit_test};
+}
 
 void DeviceOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
@@ -68,7 +73,9 @@ Device DeviceOptions::parsed() const {
   return d;
 }
 
-bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
+bool stderr_is_tty() {
+  return isatty(STDERR_FILENO) == 1;
+}
 
 void as_usage(const std::function<void()>& f) {
   try {

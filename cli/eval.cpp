@@ -37,8 +37,8 @@ int run_eval(const EvalOptions& o) {
   // The model's own normalisation: the one it was trained with.
   const EvalResult r = evaluate(*m.net, ctx, data.test, m.meta.norm, o.batch);
   if (o.json) {
-    const nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},        {"n", r.n},
-                              {"model", o.model},       {"net", m.meta.net},    {"dataset", o.data.name}};
+    const nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},    {"n", r.n},
+                              {"model", o.model},       {"net", m.meta.net}, {"dataset", o.data.name}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s on %s test (%lld images): accuracy %.2f%%  loss %.4f\n", o.model.c_str(), o.data.name.c_str(),
@@ -74,11 +74,12 @@ int run_info(const InfoOptions& o) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("model       %s\nnet         %s (%lld parameters, %zu tensors)\ndataset     %s (%d classes, input %dx%dx%d)\n"
-              "epochs      %lld\nprotected   %s\nconfig      %s\n",
-              o.model.c_str(), meta.net.c_str(), static_cast<long long>(m.net->num_parameters()), file.names().size(),
-              meta.dataset.c_str(), meta.num_classes, meta.C, meta.H, meta.W, static_cast<long long>(meta.epoch),
-              meta.protection.empty() ? "no" : "yes", meta.config.c_str());
+  std::printf(
+      "model       %s\nnet         %s (%lld parameters, %zu tensors)\ndataset     %s (%d classes, input %dx%dx%d)\n"
+      "epochs      %lld\nprotected   %s\nconfig      %s\n",
+      o.model.c_str(), meta.net.c_str(), static_cast<long long>(m.net->num_parameters()), file.names().size(),
+      meta.dataset.c_str(), meta.num_classes, meta.C, meta.H, meta.W, static_cast<long long>(meta.epoch),
+      meta.protection.empty() ? "no" : "yes", meta.config.c_str());
   return 0;
 }
 

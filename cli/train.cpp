@@ -63,8 +63,7 @@ int run_train(TrainOptions& o) {
   const bool resuming = o.resume && file_exists(o.out);
   if (resuming) {
     trainer.resume(o.out);
-    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(),
-                 o.config.epochs);
+    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
   } else if (o.resume) {
     std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
   }
@@ -73,10 +72,13 @@ int run_train(TrainOptions& o) {
   if (!o.log.empty()) {
     log = std::make_unique<std::ofstream>(o.log, resuming ? std::ios::app : std::ios::trunc);
     if (!*log) throw UsageError(strfmt("--log %s: cannot open for writing", o.log.c_str()));
-    nlohmann::json start = {{"event", "start"},          {"net", o.net},
-                            {"data", o.data.name},       {"device", device.str()},
+    nlohmann::json start = {{"event", "start"},
+                            {"net", o.net},
+                            {"data", o.data.name},
+                            {"device", device.str()},
                             {"parameters", net->num_parameters()},
-                            {"train_size", data.train.size()}, {"test_size", data.test.size()},
+                            {"train_size", data.train.size()},
+                            {"test_size", data.test.size()},
                             {"start_epoch", trainer.completed_epochs()},
                             {"config", nlohmann::json::parse(o.config.to_json())}};
     *log << start.dump() << "\n" << std::flush;
@@ -112,8 +114,7 @@ int run_train(TrainOptions& o) {
     last = trainer.train_epoch(on_step);
     trainer.save(o.out, meta);
     if (tty) std::fputs("\r\033[K", stderr);
-    std::fprintf(stderr,
-                 "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.0f img/s  %.1fs\n",
+    std::fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  %.0f img/s  %.1fs\n",
                  last.epoch, o.config.epochs, last.train_loss, 100 * last.train_accuracy, last.test_loss,
                  100 * last.test_accuracy, last.images_per_s, last.seconds);
     if (log) {
@@ -142,7 +143,9 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--epochs", o->config.epochs, "Epochs")->capture_default_str()->check(positive_number());
   cmd->add_option("--batch", o->config.batch, "Batch size")->capture_default_str()->check(number_in(2, 1 << 16));
   cmd->add_option("--lr", o->config.lr, "Peak learning rate")->capture_default_str()->check(positive_number());
-  cmd->add_option("--momentum", o->config.momentum, "SGD momentum, in [0, 1)")->capture_default_str()->check(non_negative_number());
+  cmd->add_option("--momentum", o->config.momentum, "SGD momentum, in [0, 1)")
+      ->capture_default_str()
+      ->check(non_negative_number());
   cmd->add_flag("--nesterov", o->config.nesterov, "Nesterov momentum");
   cmd->add_option("--wd", o->config.wd, "Weight decay")->capture_default_str()->check(non_negative_number());
   cmd->add_option("--schedule", o->config.schedule, "Learning-rate schedule")
@@ -156,7 +159,8 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--gamma", o->config.gamma, "Step schedule factor")->capture_default_str();
   cmd->add_option("--label-smoothing", o->config.label_smoothing, "Label smoothing")->capture_default_str();
   cmd->add_flag("--no-augment", o->no_augment, "Train without random crop and flip");
-  cmd->add_option("--seed", o->config.seed, "Seed of initialisation, shuffling and augmentation")->capture_default_str();
+  cmd->add_option("--seed", o->config.seed, "Seed of initialisation, shuffling and augmentation")
+      ->capture_default_str();
   o->device.add_to(cmd);
   cmd->add_option("--log", o->log, "Append JSON lines (one per epoch) to this file");
   cmd->add_flag("--resume", o->resume, "Continue from --out and its .optim.safetensors if they exist");

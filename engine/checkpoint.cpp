@@ -12,7 +12,9 @@ namespace {
 constexpr const char* kFormat = "activeip-model-v1";
 
 // K×R×S×C (engine) ↔ K×C×R×S (PyTorch OIHW).
-Shape oihw_shape(const Shape& krsc) { return {krsc[0], krsc[3], krsc[1], krsc[2]}; }
+Shape oihw_shape(const Shape& krsc) {
+  return {krsc[0], krsc[3], krsc[1], krsc[2]};
+}
 
 void krsc_to_oihw(const Shape& krsc, const float* in, float* out) {
   const int64_t K = krsc[0], R = krsc[1], S = krsc[2], C = krsc[3];

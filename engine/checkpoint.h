@@ -17,9 +17,9 @@ struct ModelMeta {
   std::string net, dataset;
   int H = 0, W = 0, C = 0, num_classes = 0;
   Normalization norm;
-  int64_t epoch = 0;                // completed training epochs
-  std::string config = "{}";        // JSON: the training options
-  std::string protection;           // JSON, empty when the model is not protected
+  int64_t epoch = 0;          // completed training epochs
+  std::string config = "{}";  // JSON: the training options
+  std::string protection;     // JSON, empty when the model is not protected
 
   std::map<std::string, std::string> to_metadata() const;
   // Error naming the file and the key when a field is missing or malformed.

@@ -38,7 +38,9 @@ class Context {
   void synchronize();
 
 #ifdef ACTIVEIP_CUDA
-  cudaStream_t stream() const { return stream_; }
+  cudaStream_t stream() const {
+    return stream_;
+  }
 #endif
 
  private:

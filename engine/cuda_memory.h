@@ -71,8 +71,8 @@ class CachingAllocator final : public Allocator {
 
  private:
   int device_;
-  std::multimap<size_t, void*> free_;         // rounded size → block
-  std::unordered_map<void*, size_t> sizes_;   // live block → rounded size
+  std::multimap<size_t, void*> free_;        // rounded size → block
+  std::unordered_map<void*, size_t> sizes_;  // live block → rounded size
   size_t in_use_ = 0, cached_ = 0, peak_ = 0, driver_allocs_ = 0;
 };
 

@@ -32,9 +32,15 @@ const std::vector<DatasetInfo>& dataset_table() {
   // The published training-set statistics; synthetic's are measured on its train split
   // (the dataset test checks them against the generator).
   static const std::vector<DatasetInfo> table = {
-      {Kind::Cifar10, "cifar10", "data/cifar-10-batches-bin", {32, 32, 3, 10},
+      {Kind::Cifar10,
+       "cifar10",
+       "data/cifar-10-batches-bin",
+       {32, 32, 3, 10},
        {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}}},
-      {Kind::Cifar100, "cifar100", "data/cifar-100-binary", {32, 32, 3, 100},
+      {Kind::Cifar100,
+       "cifar100",
+       "data/cifar-100-binary",
+       {32, 32, 3, 100},
        {{0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}}},
       {Kind::FashionMnist, "fashion-mnist", "data/fashion-mnist", {28, 28, 1, 10}, {{0.2860f}, {0.3530f}}},
       {Kind::Synthetic, "synthetic", "", {32, 32, 3, 10}, {{0.5090f, 0.4380f, 0.4870f}, {0.2188f, 0.2024f, 0.2474f}}},
@@ -54,19 +60,21 @@ const DatasetInfo& dataset_info(const std::string& name) {
 const std::vector<std::string> kCifar10Classes = {"airplane", "automobile", "bird",  "cat",  "deer",
                                                   "dog",      "frog",       "horse", "ship", "truck"};
 const std::vector<std::string> kCifar100Classes = {
-    "apple",      "aquarium_fish", "baby",      "bear",         "beaver",      "bed",       "bee",        "beetle",
-    "bicycle",    "bottle",        "bowl",      "boy",          "bridge",      "bus",       "butterfly",  "camel",
-    "can",        "castle",        "caterpillar", "cattle",     "chair",       "chimpanzee", "clock",     "cloud",
-    "cockroach",  "couch",         "crab",      "crocodile",    "cup",         "dinosaur",  "dolphin",    "elephant",
-    "flatfish",   "forest",        "fox",       "girl",         "hamster",     "house",     "kangaroo",   "keyboard",
-    "lamp",       "lawn_mower",    "leopard",   "lion",         "lizard",      "lobster",   "man",        "maple_tree",
-    "motorcycle", "mountain",      "mouse",     "mushroom",     "oak_tree",    "orange",    "orchid",     "otter",
-    "palm_tree",  "pear",          "pickup_truck", "pine_tree", "plain",       "plate",     "poppy",      "porcupine",
-    "possum",     "rabbit",        "raccoon",   "ray",          "road",        "rocket",    "rose",       "sea",
-    "seal",       "shark",         "shrew",     "skunk",        "skyscraper",  "snail",     "snake",      "spider",
-    "squirrel",   "streetcar",     "sunflower", "sweet_pepper", "table",       "tank",      "telephone",  "television",
-    "tiger",      "tractor",       "train",     "trout",        "tulip",       "turtle",    "wardrobe",   "whale",
-    "willow_tree", "wolf",         "woman",     "worm"};
+    "apple",      "aquarium_fish", "baby",         "bear",       "beaver",      "bed",         "bee",
+    "beetle",     "bicycle",       "bottle",       "bowl",       "boy",         "bridge",      "bus",
+    "butterfly",  "camel",         "can",          "castle",     "caterpillar", "cattle",      "chair",
+    "chimpanzee", "clock",         "cloud",        "cockroach",  "couch",       "crab",        "crocodile",
+    "cup",        "dinosaur",      "dolphin",      "elephant",   "flatfish",    "forest",      "fox",
+    "girl",       "hamster",       "house",        "kangaroo",   "keyboard",    "lamp",        "lawn_mower",
+    "leopard",    "lion",          "lizard",       "lobster",    "man",         "maple_tree",  "motorcycle",
+    "mountain",   "mouse",         "mushroom",     "oak_tree",   "orange",      "orchid",      "otter",
+    "palm_tree",  "pear",          "pickup_truck", "pine_tree",  "plain",       "plate",       "poppy",
+    "porcupine",  "possum",        "rabbit",       "raccoon",    "ray",         "road",        "rocket",
+    "rose",       "sea",           "seal",         "shark",      "shrew",       "skunk",       "skyscraper",
+    "snail",      "snake",         "spider",       "squirrel",   "streetcar",   "sunflower",   "sweet_pepper",
+    "table",      "tank",          "telephone",    "television", "tiger",       "tractor",     "train",
+    "trout",      "tulip",         "turtle",       "wardrobe",   "whale",       "willow_tree", "wolf",
+    "woman",      "worm"};
 const std::vector<std::string> kFashionClasses = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                   "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
@@ -84,7 +92,9 @@ struct Chunk {
 
   const uint8_t* label_bytes() const { return labels.empty() ? images.data() : labels.data(); }
   int label(int64_t i) const { return label_bytes()[label_offset + static_cast<size_t>(i) * label_stride]; }
-  const uint8_t* record(int64_t i) const { return images.data() + image_offset + static_cast<size_t>(i) * image_stride; }
+  const uint8_t* record(int64_t i) const {
+    return images.data() + image_offset + static_cast<size_t>(i) * image_stride;
+  }
 };
 
 std::string join_path(const std::string& dir, const std::string& file) {
@@ -106,10 +116,14 @@ std::vector<uint8_t> read_source(const std::string& path, const DatasetInfo& inf
 
 const char* expected_files(Kind kind) {
   switch (kind) {
-    case Kind::Cifar10: return "data_batch_1.bin … data_batch_5.bin and test_batch.bin";
-    case Kind::Cifar100: return "train.bin and test.bin";
-    case Kind::FashionMnist: return "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-… (raw or .gz)";
-    case Kind::Synthetic: break;
+    case Kind::Cifar10:
+      return "data_batch_1.bin … data_batch_5.bin and test_batch.bin";
+    case Kind::Cifar100:
+      return "train.bin and test.bin";
+    case Kind::FashionMnist:
+      return "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-… (raw or .gz)";
+    case Kind::Synthetic:
+      break;
   }
   return "";
 }
@@ -136,8 +150,9 @@ Chunk read_cifar(const std::string& path, const DatasetInfo& info) {
   c.planar = true;
   for (int64_t i = 0; i < c.count; ++i) {
     const uint8_t* r = c.images.data() + static_cast<size_t>(i) * record;
-    if (fine) ENSURE(r[0] < 20, "%s: record %lld has coarse label %d (CIFAR-100 coarse labels are 0-19)", file,
-                     static_cast<long long>(i), r[0]);
+    if (fine)
+      ENSURE(r[0] < 20, "%s: record %lld has coarse label %d (CIFAR-100 coarse labels are 0-19)", file,
+             static_cast<long long>(i), r[0]);
     const int label = r[label_bytes - 1];
     ENSURE(label < info.shape.num_classes, "%s: record %lld has label %d (%s labels are 0-%d)", file,
            static_cast<long long>(i), label, format, info.shape.num_classes - 1);
@@ -145,7 +160,9 @@ Chunk read_cifar(const std::string& path, const DatasetInfo& info) {
   return c;
 }
 
-uint32_t read_be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+uint32_t read_be32(const uint8_t* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
 
 struct IdxFile {
   std::string path;
@@ -162,12 +179,13 @@ IdxFile read_idx_images(const std::string& path, const DatasetInfo& info) {
   ENSURE(magic == 0x803, "%s: magic 0x%08x is not that of an IDX image file (0x00000803)", file, magic);
   const uint32_t n = read_be32(f.bytes.data() + 4), rows = read_be32(f.bytes.data() + 8),
                  cols = read_be32(f.bytes.data() + 12);
-  ENSURE(rows == uint32_t(info.shape.H) && cols == uint32_t(info.shape.W), "%s: images are %u×%u, expected %d×%d",
-         file, rows, cols, info.shape.H, info.shape.W);
+  ENSURE(rows == uint32_t(info.shape.H) && cols == uint32_t(info.shape.W), "%s: images are %u×%u, expected %d×%d", file,
+         rows, cols, info.shape.H, info.shape.W);
   ENSURE(n > 0, "%s: the header says 0 images", file);
   const uint64_t expected = 16 + uint64_t(n) * rows * cols;
-  ENSURE(f.bytes.size() >= expected, "%s: truncated: the header promises %u images (%llu bytes) but the file has %zu bytes",
-         file, n, static_cast<unsigned long long>(expected), f.bytes.size());
+  ENSURE(f.bytes.size() >= expected,
+         "%s: truncated: the header promises %u images (%llu bytes) but the file has %zu bytes", file, n,
+         static_cast<unsigned long long>(expected), f.bytes.size());
   ENSURE(f.bytes.size() == expected, "%s: %llu extra bytes after the %u images the header promises", file,
          static_cast<unsigned long long>(f.bytes.size() - expected), n);
   f.count = n;
@@ -189,8 +207,8 @@ IdxFile read_idx_labels(const std::string& path, const DatasetInfo& info) {
   ENSURE(f.bytes.size() == expected, "%s: %llu extra bytes after the %u labels the header promises", file,
          static_cast<unsigned long long>(f.bytes.size() - expected), n);
   for (uint32_t i = 0; i < n; ++i)
-    ENSURE(f.bytes[8 + i] < info.shape.num_classes, "%s: record %u has label %d (Fashion-MNIST labels are 0-%d)", file, i,
-           f.bytes[8 + i], info.shape.num_classes - 1);
+    ENSURE(f.bytes[8 + i] < info.shape.num_classes, "%s: record %u has label %d (Fashion-MNIST labels are 0-%d)", file,
+           i, f.bytes[8 + i], info.shape.num_classes - 1);
   f.count = n;
   return f;
 }
@@ -223,12 +241,15 @@ SplitFiles split_files(const DatasetInfo& info, const std::string& dir, bool tra
       else
         f.cifar.push_back(join_path(dir, "test_batch.bin"));
       break;
-    case Kind::Cifar100: f.cifar.push_back(join_path(dir, train ? "train.bin" : "test.bin")); break;
+    case Kind::Cifar100:
+      f.cifar.push_back(join_path(dir, train ? "train.bin" : "test.bin"));
+      break;
     case Kind::FashionMnist:
       f.idx_images = join_path(dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte");
       f.idx_labels = join_path(dir, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte");
       break;
-    case Kind::Synthetic: break;
+    case Kind::Synthetic:
+      break;
   }
   return f;
 }
@@ -277,7 +298,8 @@ Dataset load_split(const DatasetInfo& info, const std::string& dir, bool train, 
       total += chunks.back().count;
     }
   } else {
-    chunks.push_back(pair_idx(read_idx_images(files.idx_images, info), read_idx_labels(files.idx_labels, info), info.shape));
+    chunks.push_back(
+        pair_idx(read_idx_images(files.idx_images, info), read_idx_labels(files.idx_labels, info), info.shape));
     total = chunks.back().count;
   }
   const int64_t n = limit >= 0 ? std::min(limit, total) : total;
@@ -353,7 +375,8 @@ Dataset synthetic_split(const DatasetInfo& info, const std::vector<uint8_t>& pro
   // Exactly total/num_classes samples per class, in a seeded random order.
   std::vector<int32_t> order(static_cast<size_t>(total));
   for (int i = 0; i < total; ++i) order[static_cast<size_t>(i)] = i % s.num_classes;
-  for (int i = total - 1; i > 0; --i) std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(rng.range(0, i))]);
+  for (int i = total - 1; i > 0; --i)
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(rng.range(0, i))]);
 
   const int cw = s.W + 2 * kSyntheticMargin, ch = s.H + 2 * kSyntheticMargin;
   const size_t row = size_t(s.W) * s.C;
@@ -386,10 +409,14 @@ Dataset synthetic_split(const DatasetInfo& info, const std::vector<uint8_t>& pro
 
 std::vector<std::string> builtin_class_names(const DatasetInfo& info) {
   switch (info.kind) {
-    case Kind::Cifar10: return kCifar10Classes;
-    case Kind::Cifar100: return kCifar100Classes;
-    case Kind::FashionMnist: return kFashionClasses;
-    case Kind::Synthetic: break;
+    case Kind::Cifar10:
+      return kCifar10Classes;
+    case Kind::Cifar100:
+      return kCifar100Classes;
+    case Kind::FashionMnist:
+      return kFashionClasses;
+    case Kind::Synthetic:
+      break;
   }
   std::vector<std::string> names;
   for (int k = 0; k < info.shape.num_classes; ++k) names.push_back(strfmt("class%d", k));
@@ -399,7 +426,9 @@ std::vector<std::string> builtin_class_names(const DatasetInfo& info) {
 // From batches.meta.txt / fine_label_names.txt when the folder has one (one name per line,
 // blank lines ignored), else the built-in list.
 std::vector<std::string> class_names(const DatasetInfo& info, const std::string& dir) {
-  const char* file = info.kind == Kind::Cifar10 ? "batches.meta.txt" : info.kind == Kind::Cifar100 ? "fine_label_names.txt" : nullptr;
+  const char* file = info.kind == Kind::Cifar10    ? "batches.meta.txt"
+                     : info.kind == Kind::Cifar100 ? "fine_label_names.txt"
+                                                   : nullptr;
   if (!file || !file_exists(join_path(dir, file))) return builtin_class_names(info);
   const std::string path = join_path(dir, file);
   const std::vector<uint8_t> bytes = read_file(path);
@@ -419,7 +448,9 @@ std::vector<std::string> class_names(const DatasetInfo& info, const std::string&
   return names;
 }
 
-std::string data_dir(const DataSpec& spec, const DatasetInfo& info) { return spec.dir.empty() ? info.dir : spec.dir; }
+std::string data_dir(const DataSpec& spec, const DatasetInfo& info) {
+  return spec.dir.empty() ? info.dir : spec.dir;
+}
 
 // ---------------------------------------------------------------------------------------
 // Inspection
@@ -488,14 +519,21 @@ const std::vector<std::string>& dataset_names() {
   return names;
 }
 
-std::string default_data_dir(const std::string& name) { return dataset_info(name).dir; }
-DataShape dataset_shape(const std::string& name) { return dataset_info(name).shape; }
-Normalization dataset_normalization(const std::string& name) { return dataset_info(name).norm; }
+std::string default_data_dir(const std::string& name) {
+  return dataset_info(name).dir;
+}
+DataShape dataset_shape(const std::string& name) {
+  return dataset_info(name).shape;
+}
+Normalization dataset_normalization(const std::string& name) {
+  return dataset_info(name).norm;
+}
 
 DataSplits load_data(const DataSpec& spec) {
   const DatasetInfo& info = dataset_info(spec.name);
-  ENSURE(spec.limit_train >= -1 && spec.limit_test >= -1, "%s: limits must be -1 (all) or a record count, got %lld / %lld",
-         info.name, static_cast<long long>(spec.limit_train), static_cast<long long>(spec.limit_test));
+  ENSURE(spec.limit_train >= -1 && spec.limit_test >= -1,
+         "%s: limits must be -1 (all) or a record count, got %lld / %lld", info.name,
+         static_cast<long long>(spec.limit_train), static_cast<long long>(spec.limit_test));
   DataSplits out;
   out.norm = info.norm;
   if (info.kind == Kind::Synthetic) {
@@ -621,8 +659,8 @@ std::string data_report_json(const DataReport& report) {
   j["dataset"] = report.name;
   j["dir"] = report.dir;
   j["ok"] = report.ok();
-  j["shape"] = {{"H", report.shape.H}, {"W", report.shape.W}, {"C", report.shape.C},
-                {"num_classes", report.shape.num_classes}};
+  j["shape"] = {
+      {"H", report.shape.H}, {"W", report.shape.W}, {"C", report.shape.C}, {"num_classes", report.shape.num_classes}};
   j["files"] = nlohmann::ordered_json::array();
   for (const DataFileReport& f : report.files) {
     nlohmann::ordered_json jf = {{"path", f.path}, {"records", f.records}, {"ok", f.error.empty()}};

@@ -57,17 +57,17 @@ Normalization dataset_normalization(const std::string& name);
 // does not hide the others), then, when a split's files are all good, its statistics.
 // Limits in the spec are ignored: every record is checked.
 struct DataFileReport {
-  std::string path;   // the file actually read (PATH or PATH.gz)
+  std::string path;  // the file actually read (PATH or PATH.gz)
   int64_t records = 0;
   std::string error;  // empty when the file is good
 };
 struct DataSplitReport {
-  std::string split;                     // "train" | "test"
+  std::string split;  // "train" | "test"
   int64_t count = 0;
-  std::vector<int64_t> label_histogram;  // num_classes entries
+  std::vector<int64_t> label_histogram;       // num_classes entries
   std::vector<double> pixel_mean, pixel_std;  // per channel, on the [0, 1] scale
-  std::string error;                     // a problem across files (image/label counts differ)
-  bool ok = false;                       // all files good and the split assembled
+  std::string error;                          // a problem across files (image/label counts differ)
+  bool ok = false;                            // all files good and the split assembled
 };
 struct DataReport {
   std::string name, dir;

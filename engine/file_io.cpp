@@ -21,7 +21,9 @@ namespace activeip {
 
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 // Closes the descriptor when the scope ends, whatever path it ends by.
 class FdGuard {
@@ -127,8 +129,9 @@ std::pair<int, std::string> open_temp_beside(const std::string& path) {
   const std::string dir_prefix = slash == std::string::npos ? "" : path.substr(0, slash + 1);
   const std::string base = path.substr(dir_prefix.size());
   for (int attempt = 0;; ++attempt) {
-    const std::string tmp = strfmt("%s.%s.tmp-%ld-%llx", dir_prefix.c_str(), base.c_str(), static_cast<long>(::getpid()),
-                                   static_cast<unsigned long long>(now + counter.fetch_add(1)));
+    const std::string tmp =
+        strfmt("%s.%s.tmp-%ld-%llx", dir_prefix.c_str(), base.c_str(), static_cast<long>(::getpid()),
+               static_cast<unsigned long long>(now + counter.fetch_add(1)));
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) return {fd, tmp};
     const int err = errno;

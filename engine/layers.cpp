@@ -11,11 +11,12 @@ namespace activeip {
 namespace {
 
 void expect_rank(const Shape& in, int rank, const char* layer) {
-  ENSURE(static_cast<int>(in.size()) == rank, "%s expects a rank-%d input, got %s", layer, rank,
-         shape_str(in).c_str());
+  ENSURE(static_cast<int>(in.size()) == rank, "%s expects a rank-%d input, got %s", layer, rank, shape_str(in).c_str());
 }
 
-int as_int(int64_t v) { return static_cast<int>(v); }
+int as_int(int64_t v) {
+  return static_cast<int>(v);
+}
 
 }  // namespace
 
@@ -27,7 +28,11 @@ void Layer::set_training(bool training) {
 // ---------------------------------------------------------------- Conv2d
 
 Conv2d::Conv2d(int in_channels_, int out_channels_, int kernel_, int stride_, int pad_, bool bias_)
-    : in_channels(in_channels_), out_channels(out_channels_), kernel(kernel_), stride(stride_), pad(pad_),
+    : in_channels(in_channels_),
+      out_channels(out_channels_),
+      kernel(kernel_),
+      stride(stride_),
+      pad(pad_),
       has_bias(bias_) {
   ENSURE(in_channels > 0 && out_channels > 0 && kernel > 0 && stride > 0 && pad >= 0,
          "bad Conv2d(%d, %d, kernel %d, stride %d, pad %d)", in_channels, out_channels, kernel, stride, pad);
@@ -36,10 +41,24 @@ Conv2d::Conv2d(int in_channels_, int out_channels_, int kernel_, int stride_, in
 std::vector<ParamSlot> Conv2d::slots() {
   const int64_t fan_in = int64_t{in_channels} * kernel * kernel, fan_out = int64_t{out_channels} * kernel * kernel;
   std::vector<ParamSlot> s;
-  s.push_back({"weight", {out_channels, kernel, kernel, in_channels}, SlotKind::Parameter, SlotLayout::KRSC,
-               Init::KaimingNormalFanOut, fan_in, fan_out, &weight, &weight_grad});
+  s.push_back({"weight",
+               {out_channels, kernel, kernel, in_channels},
+               SlotKind::Parameter,
+               SlotLayout::KRSC,
+               Init::KaimingNormalFanOut,
+               fan_in,
+               fan_out,
+               &weight,
+               &weight_grad});
   if (has_bias)
-    s.push_back({"bias", {out_channels}, SlotKind::Parameter, SlotLayout::Plain, Init::Zeros, fan_in, fan_out, &bias,
+    s.push_back({"bias",
+                 {out_channels},
+                 SlotKind::Parameter,
+                 SlotLayout::Plain,
+                 Init::Zeros,
+                 fan_in,
+                 fan_out,
+                 &bias,
                  &bias_grad});
   return s;
 }
@@ -107,9 +126,9 @@ Tensor BatchNorm2d::forward(Context& ctx, const Tensor& x) {
            shape_str(x.shape()).c_str());
     ++num_batches_tracked;
   }
-  const BatchNormFwdArgs a{x.data<float>(),           weight.data<float>(),      bias.data<float>(),
-                           running_mean.data<float>(), running_var.data<float>(), save_mean_.data<float>(),
-                           save_invstd_.data<float>(), y_.data<float>()};
+  const BatchNormFwdArgs a{
+      x.data<float>(),           weight.data<float>(),     bias.data<float>(),         running_mean.data<float>(),
+      running_var.data<float>(), save_mean_.data<float>(), save_invstd_.data<float>(), y_.data<float>()};
   ops::batchnorm_fwd(ctx, s, params, training_, a, x.device());
   return y_;
 }
@@ -118,7 +137,7 @@ Tensor BatchNorm2d::backward(Context& ctx, const Tensor& dy) {
   ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
   const BatchNormShape s{as_int(x_.numel() / channels), channels};
   ensure_tensor(dx_, x_.shape(), DType::F32, ctx);
-  const BatchNormBwdArgs a{x_.data<float>(),          dy.data<float>(),  weight.data<float>(),
+  const BatchNormBwdArgs a{x_.data<float>(),          dy.data<float>(),           weight.data<float>(),
                            save_mean_.data<float>(),  save_invstd_.data<float>(), dx_.data<float>(),
                            weight_grad.data<float>(), bias_grad.data<float>()};
   ops::batchnorm_bwd(ctx, s, a, dy.device());
@@ -206,9 +225,23 @@ Linear::Linear(int in_features_, int out_features_, Init weight_init_, Init bias
 
 std::vector<ParamSlot> Linear::slots() {
   return {
-      {"weight", {out_features, in_features}, SlotKind::Parameter, SlotLayout::Plain, weight_init, in_features,
-       out_features, &weight, &weight_grad},
-      {"bias", {out_features}, SlotKind::Parameter, SlotLayout::Plain, bias_init, in_features, out_features, &bias,
+      {"weight",
+       {out_features, in_features},
+       SlotKind::Parameter,
+       SlotLayout::Plain,
+       weight_init,
+       in_features,
+       out_features,
+       &weight,
+       &weight_grad},
+      {"bias",
+       {out_features},
+       SlotKind::Parameter,
+       SlotLayout::Plain,
+       bias_init,
+       in_features,
+       out_features,
+       &bias,
        &bias_grad},
   };
 }
@@ -307,7 +340,9 @@ Tensor PadShortcut::backward(Context& ctx, const Tensor& dy) {
 
 // ---------------------------------------------------------------- Sequential
 
-Sequential& Sequential::add(std::unique_ptr<Layer> layer) { return add(std::to_string(layers_.size()), std::move(layer)); }
+Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
+  return add(std::to_string(layers_.size()), std::move(layer));
+}
 
 Sequential& Sequential::add(std::string name, std::unique_ptr<Layer> layer) {
   layers_.emplace_back(std::move(name), std::move(layer));

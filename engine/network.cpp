@@ -95,9 +95,13 @@ Tensor Network::forward(Context& ctx, const Tensor& x) {
   return body_->forward(ctx, x);
 }
 
-Tensor Network::backward(Context& ctx, const Tensor& dlogits) { return body_->backward(ctx, dlogits); }
+Tensor Network::backward(Context& ctx, const Tensor& dlogits) {
+  return body_->backward(ctx, dlogits);
+}
 
-void Network::zero_grad(Context& ctx) { grads_.zero(ctx); }
+void Network::zero_grad(Context& ctx) {
+  grads_.zero(ctx);
+}
 
 void Network::begin_step(uint64_t step) {
   for (size_t i = 0; i < dropouts_.size(); ++i) dropouts_[i]->seed = mix_seed(seed_, step, i + 1);

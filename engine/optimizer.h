@@ -29,8 +29,8 @@ struct ScheduleConfig {
   std::string kind = "cosine";  // constant | cosine | step | onecycle
   double lr = 0.1;              // peak / base learning rate
   int64_t total_steps = 1;
-  int64_t warmup_steps = 0;            // linear warm-up from 0 (cosine, step, constant)
-  std::vector<int64_t> milestones;     // step schedule: steps at which lr *= gamma
+  int64_t warmup_steps = 0;         // linear warm-up from 0 (cosine, step, constant)
+  std::vector<int64_t> milestones;  // step schedule: steps at which lr *= gamma
   double gamma = 0.1;
 };
 

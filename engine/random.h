@@ -17,10 +17,10 @@ class Rng {
  public:
   explicit Rng(uint64_t seed);
   uint64_t next();
-  double uniform();                  // [0, 1)
+  double uniform();  // [0, 1)
   double uniform(double lo, double hi);
-  double normal();                   // N(0, 1), Box–Muller
-  uint64_t below(uint64_t n);        // [0, n), unbiased
+  double normal();                              // N(0, 1), Box–Muller
+  uint64_t below(uint64_t n);                   // [0, n), unbiased
   std::vector<int32_t> permutation(int32_t n);  // Fisher–Yates
 
  private:

@@ -16,7 +16,8 @@
 
 namespace activeip {
 
-static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; so is every supported host");
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; so is every supported host");
 
 namespace {
 
@@ -45,7 +46,9 @@ size_t safetensors_dtype_size(const std::string& dtype) {
   return size;
 }
 
-SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path), bytes_(read_file(path)) { parse(); }
+SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path), bytes_(read_file(path)) {
+  parse();
+}
 
 SafetensorsReader::SafetensorsReader(std::vector<uint8_t> bytes, std::string label)
     : path_(std::move(label)), bytes_(std::move(bytes)) {
@@ -64,8 +67,9 @@ const SafetensorsView& SafetensorsReader::get(const std::string& name) const {
 
 void SafetensorsReader::parse() {
   const char* file = path_.c_str();
-  ENSURE(bytes_.size() >= 8, "%s: %zu bytes is too short for a safetensors file (it starts with an 8-byte header length)",
-         file, bytes_.size());
+  ENSURE(bytes_.size() >= 8,
+         "%s: %zu bytes is too short for a safetensors file (it starts with an 8-byte header length)", file,
+         bytes_.size());
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= uint64_t(bytes_[i]) << (8 * i);
   ENSURE(header_len <= kMaxHeaderBytes, "%s: header length %llu is over the 100 MB limit (not a safetensors file?)",
@@ -83,13 +87,16 @@ void SafetensorsReader::parse() {
         ENSURE(depth < kMaxDepth, "%s: header nests deeper than %d levels", file, kMaxDepth);
         if (event == json::parse_event_t::object_start) open_objects.emplace_back();
         break;
-      case json::parse_event_t::object_end: open_objects.pop_back(); break;
+      case json::parse_event_t::object_end:
+        open_objects.pop_back();
+        break;
       case json::parse_event_t::key: {
         const auto& key = parsed.get_ref<const std::string&>();
         ENSURE(open_objects.back().insert(key).second, "%s: header has the key '%s' twice", file, key.c_str());
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return true;
   };
@@ -112,8 +119,8 @@ void SafetensorsReader::parse() {
 
   // A JSON number that must be a non-negative integer (json stores those as unsigned).
   const auto to_count = [&](const json& v, const std::string& name, const char* what) {
-    ENSURE(v.is_number_integer() || v.is_number_float(), "%s: tensor '%s' has a non-numeric %s entry", file, name.c_str(),
-           what);
+    ENSURE(v.is_number_integer() || v.is_number_float(), "%s: tensor '%s' has a non-numeric %s entry", file,
+           name.c_str(), what);
     ENSURE(!v.is_number_float(), "%s: tensor '%s' has a non-integer %s entry", file, name.c_str(), what);
     ENSURE(v.is_number_unsigned(), "%s: tensor '%s' has a negative %s entry", file, name.c_str(), what);
     return v.get<uint64_t>();
@@ -170,8 +177,9 @@ void SafetensorsReader::parse() {
   }
 
   // The data must be exactly the tensors, back to back: no overlap, no gap, nothing after.
-  std::sort(spans.begin(), spans.end(),
-            [](const Span& x, const Span& y) { return std::tie(x.begin, x.end, x.name) < std::tie(y.begin, y.end, y.name); });
+  std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) {
+    return std::tie(x.begin, x.end, x.name) < std::tie(y.begin, y.end, y.name);
+  });
   uint64_t pos = 0;
   const std::string* prev = nullptr;
   for (const Span& s : spans) {
@@ -191,7 +199,8 @@ void SafetensorsWriter::add(const std::string& name, const std::string& dtype, c
   ENSURE(!name.empty() && name != "__metadata__", "safetensors: invalid tensor name '%s'", name.c_str());
   for (const Entry& e : entries_) ENSURE(e.name != name, "safetensors: tensor '%s' added twice", name.c_str());
   const size_t elem = safetensors_dtype_size(dtype);
-  for (int64_t d : shape) ENSURE(d >= 0, "safetensors: tensor '%s' has the negative shape %s", name.c_str(), shape_str(shape).c_str());
+  for (int64_t d : shape)
+    ENSURE(d >= 0, "safetensors: tensor '%s' has the negative shape %s", name.c_str(), shape_str(shape).c_str());
   const size_t expected = static_cast<size_t>(shape_numel(shape)) * elem;
   ENSURE(bytes == expected, "safetensors: tensor '%s' (%s %s) needs %zu bytes, got %zu", name.c_str(), dtype.c_str(),
          shape_str(shape).c_str(), expected, bytes);

@@ -14,20 +14,28 @@ namespace activeip {
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::BF16: return 2;
-    case DType::U8: return 1;
-    case DType::I32: return 4;
+    case DType::F32:
+      return 4;
+    case DType::BF16:
+      return 2;
+    case DType::U8:
+      return 1;
+    case DType::I32:
+      return 4;
   }
   return 0;
 }
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::BF16: return "bf16";
-    case DType::U8: return "u8";
-    case DType::I32: return "i32";
+    case DType::F32:
+      return "f32";
+    case DType::BF16:
+      return "bf16";
+    case DType::U8:
+      return "u8";
+    case DType::I32:
+      return "i32";
   }
   return "?";
 }
@@ -48,7 +56,9 @@ Device Device::parse(std::string_view text) {
   return {};
 }
 
-std::string Device::str() const { return is_cuda() ? strfmt("cuda:%d", index) : std::string("cpu"); }
+std::string Device::str() const {
+  return is_cuda() ? strfmt("cuda:%d", index) : std::string("cpu");
+}
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
@@ -147,7 +157,8 @@ void Tensor::copy_from(const Tensor& src, Context& ctx) {
     return;
   }
 #ifdef ACTIVEIP_CUDA
-  ENSURE(ctx.is_cuda(), "copy between %s and %s needs a CUDA context", src.device().str().c_str(), device_.str().c_str());
+  ENSURE(ctx.is_cuda(), "copy between %s and %s needs a CUDA context", src.device().str().c_str(),
+         device_.str().c_str());
   if (device_.is_cuda() && src.device().is_cuda())
     cuda::copy_d2d(data_, src.raw(), n, ctx.stream());
   else if (device_.is_cuda())

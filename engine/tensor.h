@@ -40,10 +40,22 @@ std::string shape_str(const Shape& s);  // "[32, 32, 3]"
 
 template <class T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::F32; }
-template <> constexpr DType dtype_of<uint8_t>() { return DType::U8; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
-template <> constexpr DType dtype_of<uint16_t>() { return DType::BF16; }  // raw bf16 bits
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::U8;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
+template <>
+constexpr DType dtype_of<uint16_t>() {
+  return DType::BF16;
+}  // raw bf16 bits
 
 class Tensor {
  public:
@@ -91,7 +103,7 @@ class Tensor {
   DType dtype_ = DType::F32;
   Device device_;
   void* data_ = nullptr;
-  size_t capacity_ = 0;           // bytes usable from data_ to the end of the storage
+  size_t capacity_ = 0;          // bytes usable from data_ to the end of the storage
   std::shared_ptr<void> owner_;  // keeps owned storage alive; null for borrowed views
 
   friend Tensor& ensure_tensor(Tensor& t, const Shape& shape, DType dtype, Context& ctx);

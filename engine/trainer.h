@@ -40,7 +40,7 @@ struct TrainConfig {
 };
 
 struct StepInfo {
-  int epoch = 0, epochs = 0;  // epoch is 1-based here
+  int epoch = 0, epochs = 0;    // epoch is 1-based here
   int64_t step = 0, steps = 0;  // within the epoch, 1-based
   double loss = 0, accuracy = 0, lr = 0, images_per_s = 0, eta_s = 0;
 };

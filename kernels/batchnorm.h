@@ -49,7 +49,7 @@ void batchnorm_bwd_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a);
 // Specification in double: training-mode forward (no running-stat update) and backward.
 void batchnorm_fwd_train_ref(const BatchNormShape& s, float eps, const double* x, const double* gamma,
                              const double* beta, double* y);
-void batchnorm_bwd_ref(const BatchNormShape& s, float eps, const double* x, const double* dy,
-                       const double* gamma, double* dx, double* dgamma, double* dbeta);
+void batchnorm_bwd_ref(const BatchNormShape& s, float eps, const double* x, const double* dy, const double* gamma,
+                       double* dx, double* dgamma, double* dbeta);
 
 }  // namespace activeip

@@ -16,7 +16,7 @@ struct Conv2dShape {
   int stride = 1, pad = 0;
   int P() const { return H + 2 * pad < R ? 0 : (H + 2 * pad - R) / stride + 1; }  // output height
   int Q() const { return W + 2 * pad < S ? 0 : (W + 2 * pad - S) / stride + 1; }  // output width
-  double flops() const { return 2.0 * N * P() * Q() * K * R * S * C; }  // per pass
+  double flops() const { return 2.0 * N * P() * Q() * K * R * S * C; }            // per pass
 };
 
 void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);

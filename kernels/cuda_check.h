@@ -14,17 +14,17 @@ namespace activeip::detail {
 }
 }  // namespace activeip::detail
 
-#define CUDA_CHECK(expr)                                                                   \
-  do {                                                                                     \
-    cudaError_t activeip_err_ = (expr);                                                    \
+#define CUDA_CHECK(expr)                                                                                        \
+  do {                                                                                                          \
+    cudaError_t activeip_err_ = (expr);                                                                         \
     if (activeip_err_ != cudaSuccess) ::activeip::detail::throw_cuda(activeip_err_, #expr, __FILE__, __LINE__); \
   } while (0)
 
 #ifdef ACTIVEIP_SYNC_LAUNCHES
-#define CUDA_CHECK_LAUNCH()                 \
-  do {                                      \
-    CUDA_CHECK(cudaGetLastError());         \
-    CUDA_CHECK(cudaDeviceSynchronize());    \
+#define CUDA_CHECK_LAUNCH()              \
+  do {                                   \
+    CUDA_CHECK(cudaGetLastError());      \
+    CUDA_CHECK(cudaDeviceSynchronize()); \
   } while (0)
 #else
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())

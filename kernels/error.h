@@ -24,7 +24,7 @@ namespace detail {
 
 }  // namespace activeip
 
-#define ENSURE(cond, ...)                                                                       \
-  do {                                                                                          \
+#define ENSURE(cond, ...)                                                                                      \
+  do {                                                                                                         \
     if (!(cond)) ::activeip::detail::throw_ensure(#cond, __FILE__, __LINE__, ::activeip::strfmt(__VA_ARGS__)); \
   } while (0)

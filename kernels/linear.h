@@ -17,7 +17,7 @@ void linear_bwd_cpu(const LinearShape& s, const float* x, const float* w, const 
 
 // Specification in double.
 void linear_fwd_ref(const LinearShape& s, const double* x, const double* w, const double* b, double* y);
-void linear_bwd_ref(const LinearShape& s, const double* x, const double* w, const double* dy, double* dx,
-                    double* dw, double* db);
+void linear_bwd_ref(const LinearShape& s, const double* x, const double* w, const double* dy, double* dx, double* dw,
+                    double* db);
 
 }  // namespace activeip

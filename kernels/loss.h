@@ -15,10 +15,10 @@ struct XentShape {
   int N = 0, C = 0;
 };
 
-void softmax_xent_fwd_cpu(const XentShape& s, float smoothing, const float* logits, const int32_t* labels,
-                          float* probs, float* loss);
-void softmax_xent_bwd_cpu(const XentShape& s, float smoothing, const float* probs, const int32_t* labels,
-                          float scale, float* dlogits);
+void softmax_xent_fwd_cpu(const XentShape& s, float smoothing, const float* logits, const int32_t* labels, float* probs,
+                          float* loss);
+void softmax_xent_bwd_cpu(const XentShape& s, float smoothing, const float* probs, const int32_t* labels, float scale,
+                          float* dlogits);
 
 // Specification in double.
 void softmax_xent_fwd_ref(const XentShape& s, double smoothing, const double* logits, const int32_t* labels,

@@ -21,9 +21,9 @@ struct SgdParams {
 struct SgdArgs {
   float* w;
   const float* g;
-  float* v;              // momentum buffer (unused when momentum == 0)
-  const float* mask;     // may be null
-  const float* decay;    // may be null: decay everywhere
+  float* v;            // momentum buffer (unused when momentum == 0)
+  const float* mask;   // may be null
+  const float* decay;  // may be null: decay everywhere
 };
 
 void sgd_step_cpu(size_t n, const SgdParams& p, const SgdArgs& a);

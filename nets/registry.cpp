@@ -11,8 +11,10 @@ using Builder = std::function<std::unique_ptr<Network>(const std::string&, const
 
 const std::vector<std::pair<std::string, Builder>>& table() {
   static const std::vector<std::pair<std::string, Builder>> t = {
-      {"resnet18", make_resnet}, {"resnet34", make_resnet}, {"resnet20", make_resnet}, {"resnet32", make_resnet},
-      {"resnet56", make_resnet}, {"vgg11", make_vgg},       {"vgg13", make_vgg},       {"vgg16", make_vgg},
+      {"resnet18", make_resnet}, {"resnet34", make_resnet},
+      {"resnet20", make_resnet}, {"resnet32", make_resnet},
+      {"resnet56", make_resnet}, {"vgg11", make_vgg},
+      {"vgg13", make_vgg},       {"vgg16", make_vgg},
       {"vgg19", make_vgg},       {"convnet", [](const std::string&, const NetSpec& s) { return make_convnet(s); }},
   };
   return t;

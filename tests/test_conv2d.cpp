@@ -25,9 +25,15 @@ struct ConvCase {
   bool bias;
 };
 
-size_t x_size(const Conv2dShape& s) { return size_t(s.N) * s.H * s.W * s.C; }
-size_t w_size(const Conv2dShape& s) { return size_t(s.K) * s.R * s.S * s.C; }
-size_t y_size(const Conv2dShape& s) { return size_t(s.N) * s.P() * s.Q() * s.K; }
+size_t x_size(const Conv2dShape& s) {
+  return size_t(s.N) * s.H * s.W * s.C;
+}
+size_t w_size(const Conv2dShape& s) {
+  return size_t(s.K) * s.R * s.S * s.C;
+}
+size_t y_size(const Conv2dShape& s) {
+  return size_t(s.N) * s.P() * s.Q() * s.K;
+}
 
 std::string name_of(const ConvCase& cc) {
   const auto& s = cc.s;
@@ -39,17 +45,17 @@ std::string name_of(const ConvCase& cc) {
 
 // {N, H, W, C, K, R, S, stride, pad}, bias
 const ConvCase kCases[] = {
-    {{1, 28, 28, 3, 17, 3, 3, 1, 1}, true},     // first layer: C = 3
-    {{2, 32, 32, 64, 64, 3, 3, 1, 1}, false},   // the ResNet CIFAR 3×3 layer
-    {{3, 7, 9, 5, 17, 3, 3, 2, 1}, true},       // odd sizes, stride 2
-    {{2, 32, 32, 17, 64, 3, 3, 2, 1}, false},   // downsampling 3×3
-    {{2, 28, 28, 17, 5, 1, 1, 1, 0}, true},     // 1×1 stride 1: x is the GEMM operand directly
-    {{2, 9, 7, 64, 17, 1, 1, 2, 0}, false},     // 1×1 stride 2 shortcut
-    {{1, 13, 11, 5, 64, 5, 5, 1, 2}, true},     // 5×5
-    {{4, 8, 8, 64, 128, 3, 3, 1, 1}, true},     // deeper layer, RSC > the reduction block
-    {{1, 4, 4, 128, 33, 3, 3, 1, 0}, false},    // no padding, tiny output
-    {{2, 4, 4, 32, 300, 3, 3, 1, 1}, false},    // K > the reduction block (dgrad) and > 8 B slivers
-    {{1, 5, 5, 8, 520, 3, 3, 2, 1}, true},      // K > 16 B slivers: several column tiles
+    {{1, 28, 28, 3, 17, 3, 3, 1, 1}, true},    // first layer: C = 3
+    {{2, 32, 32, 64, 64, 3, 3, 1, 1}, false},  // the ResNet CIFAR 3×3 layer
+    {{3, 7, 9, 5, 17, 3, 3, 2, 1}, true},      // odd sizes, stride 2
+    {{2, 32, 32, 17, 64, 3, 3, 2, 1}, false},  // downsampling 3×3
+    {{2, 28, 28, 17, 5, 1, 1, 1, 0}, true},    // 1×1 stride 1: x is the GEMM operand directly
+    {{2, 9, 7, 64, 17, 1, 1, 2, 0}, false},    // 1×1 stride 2 shortcut
+    {{1, 13, 11, 5, 64, 5, 5, 1, 2}, true},    // 5×5
+    {{4, 8, 8, 64, 128, 3, 3, 1, 1}, true},    // deeper layer, RSC > the reduction block
+    {{1, 4, 4, 128, 33, 3, 3, 1, 0}, false},   // no padding, tiny output
+    {{2, 4, 4, 32, 300, 3, 3, 1, 1}, false},   // K > the reduction block (dgrad) and > 8 B slivers
+    {{1, 5, 5, 8, 520, 3, 3, 2, 1}, true},     // K > 16 B slivers: several column tiles
 };
 
 TEST_CASE("conv2d fast passes match the double reference") {

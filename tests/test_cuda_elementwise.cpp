@@ -55,8 +55,7 @@ std::string case_name(size_t n, size_t offset) {
 TEST_CASE("relu_fwd_cuda and relu_bwd_cuda match the CPU") {
   Context ctx(Device::cuda());
   for (size_t n : kSizes)
-    for (size_t offset : kOffsets)
-      SUBCASE(case_name(n, offset).c_str()) {
+    for (size_t offset : kOffsets) SUBCASE(case_name(n, offset).c_str()) {
         const auto x = random_floats(n, 11 + n);
         const auto dy = random_floats(n, 12 + n);
         std::vector<float> y_ref(n), dx_ref(n);
@@ -76,8 +75,7 @@ TEST_CASE("relu_fwd_cuda and relu_bwd_cuda match the CPU") {
 TEST_CASE("add_cuda matches the CPU, also in place") {
   Context ctx(Device::cuda());
   for (size_t n : kSizes)
-    for (size_t offset : kOffsets)
-      SUBCASE(case_name(n, offset).c_str()) {
+    for (size_t offset : kOffsets) SUBCASE(case_name(n, offset).c_str()) {
         const auto a = random_floats(n, 21 + n), b = random_floats(n, 22 + n);
         std::vector<float> ref(n);
         add_cpu(n, a.data(), b.data(), ref.data());
@@ -95,8 +93,7 @@ TEST_CASE("axpy_cuda and scale_cuda match the CPU") {
   Context ctx(Device::cuda());
   const float alpha = 0.37f, factor = -0.61f;
   for (size_t n : kSizes)
-    for (size_t offset : kOffsets)
-      SUBCASE(case_name(n, offset).c_str()) {
+    for (size_t offset : kOffsets) SUBCASE(case_name(n, offset).c_str()) {
         const auto x = random_floats(n, 31 + n);
         auto y = random_floats(n, 32 + n);
         DeviceArray d_x(x, offset, ctx), d_y(y, offset, ctx);
@@ -114,8 +111,7 @@ TEST_CASE("axpy_cuda and scale_cuda match the CPU") {
 TEST_CASE("fill_cuda matches the CPU") {
   Context ctx(Device::cuda());
   for (size_t n : kSizes)
-    for (size_t offset : kOffsets)
-      SUBCASE(case_name(n, offset).c_str()) {
+    for (size_t offset : kOffsets) SUBCASE(case_name(n, offset).c_str()) {
         std::vector<float> ref(n);
         fill_cpu(n, -1.25f, ref.data());
         DeviceArray d_y(poisoned(n), offset, ctx);
@@ -178,8 +174,7 @@ TEST_CASE("sgd_step_cuda matches sgd_step_cpu") {
   };
   Context ctx(Device::cuda());
   for (const Config& c : configs)
-    for (size_t n : kSizes)
-      SUBCASE((std::string(c.name) + ", n=" + std::to_string(n)).c_str()) {
+    for (size_t n : kSizes) SUBCASE((std::string(c.name) + ", n=" + std::to_string(n)).c_str()) {
         auto w = random_floats(n, 41 + n), v = random_floats(n, 43 + n);
         const auto g = random_floats(n, 42 + n);
         // 0/1 masks with both values present for n > 1, from the signs of random numbers.

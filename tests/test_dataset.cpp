@@ -248,7 +248,8 @@ TEST_CASE("dataset: malformed CIFAR-100 labels name the record") {
   const DataSpec spec{"cifar100", dir.path().string(), -1, -1};
   SUBCASE("fine") {
     edit_file(dir / "test.bin", [](auto& b) { b[5 * 3074 + 1] = 100; });
-    CHECK(load_error(spec).find(dir / "test.bin: record 5 has label 100 (CIFAR-100 labels are 0-99)") != std::string::npos);
+    CHECK(load_error(spec).find(dir / "test.bin: record 5 has label 100 (CIFAR-100 labels are 0-99)") !=
+          std::string::npos);
   }
   SUBCASE("coarse") {
     edit_file(dir / "train.bin", [](auto& b) { b[999 * 3074] = 20; });
@@ -288,7 +289,8 @@ TEST_CASE("dataset: malformed IDX files are errors naming the file") {
       b.pop_back();
     });
     const std::string msg = load_error(spec);
-    CHECK(msg.find(dir / "t10k-images-idx3-ubyte holds 250 images but " + labels + " holds 249 labels") != std::string::npos);
+    CHECK(msg.find(dir / "t10k-images-idx3-ubyte holds 250 images but " + labels + " holds 249 labels") !=
+          std::string::npos);
   }
   SUBCASE("a missing file") {
     fs::remove(labels);

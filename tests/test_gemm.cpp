@@ -49,8 +49,10 @@ void check_gemm(GemmShape s, int pad, uint64_t seed) {
   for (int i = 0; i < s.M; ++i)
     for (int j = 0; j < s.ldc; ++j) {
       const size_t at = size_t(i) * s.ldc + j;
-      if (j < s.N) got.push_back(C[at]), want.push_back(C_ref[at]);
-      else padding_untouched = padding_untouched && std::isnan(C[at]);
+      if (j < s.N)
+        got.push_back(C[at]), want.push_back(C_ref[at]);
+      else
+        padding_untouched = padding_untouched && std::isnan(C[at]);
     }
   expect_close(got, want);
   CHECK(padding_untouched);
@@ -60,8 +62,8 @@ struct Dims {
   int M, N, K;
 };
 
-const Dims kDims[] = {{1, 1, 1},     {7, 13, 5},    {13, 7, 65},   {65, 129, 7},   {129, 65, 300},
-                      {1, 129, 65},  {129, 1, 65},  {31, 33, 513}, {100, 96, 256}, {200, 70, 1}};
+const Dims kDims[] = {{1, 1, 1},    {7, 13, 5},   {13, 7, 65},   {65, 129, 7},   {129, 65, 300},
+                      {1, 129, 65}, {129, 1, 65}, {31, 33, 513}, {100, 96, 256}, {200, 70, 1}};
 
 TEST_CASE("gemm_cpu matches gemm_ref for all transposes and awkward sizes") {
   uint64_t seed = 1;

@@ -20,8 +20,11 @@ TEST_CASE("nets: parameter counts match torchvision / He et al.") {
   };
   // resnet18: the CIFAR ResNet-18 (3×3 stem), 11,173,962 for 10 classes; resnet20/32/56
   // with option-A shortcuts as in He et al. (0.27M / 0.46M / 0.85M).
-  const Case cases[] = {{"resnet18", 10, 11173962}, {"resnet20", 10, 269722}, {"resnet32", 10, 464154},
-                        {"resnet56", 10, 853018},   {"resnet18", 100, 11220132}};
+  const Case cases[] = {{"resnet18", 10, 11173962},
+                        {"resnet20", 10, 269722},
+                        {"resnet32", 10, 464154},
+                        {"resnet56", 10, 853018},
+                        {"resnet18", 100, 11220132}};
   Context ctx;
   for (const Case& c : cases) {
     SUBCASE(c.name) {

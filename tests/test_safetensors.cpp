@@ -196,32 +196,42 @@ TEST_CASE("safetensors: each malformed header is an error naming the file and th
       {"no shape", make_file(entry(R"("dtype":"F32","data_offsets":[0,4])"), 4), "no shape"},
       {"no offsets", make_file(entry(R"("dtype":"F32","shape":[1])"), 4), "no data_offsets"},
       {"three offsets", make_file(entry(R"("dtype":"F32","shape":[1],"data_offsets":[0,4,4])"), 4), "no data_offsets"},
-      {"unknown dtype", make_file(entry(R"("dtype":"F128","shape":[1],"data_offsets":[0,16])"), 16), "unknown dtype 'F128'"},
+      {"unknown dtype", make_file(entry(R"("dtype":"F128","shape":[1],"data_offsets":[0,16])"), 16),
+       "unknown dtype 'F128'"},
       {"negative shape", make_file(entry(R"("dtype":"F32","shape":[-1],"data_offsets":[0,4])"), 4), "negative shape"},
-      {"fractional shape", make_file(entry(R"("dtype":"F32","shape":[1.5],"data_offsets":[0,4])"), 4), "non-integer shape"},
+      {"fractional shape", make_file(entry(R"("dtype":"F32","shape":[1.5],"data_offsets":[0,4])"), 4),
+       "non-integer shape"},
       {"string shape", make_file(entry(R"("dtype":"F32","shape":["1"],"data_offsets":[0,4])"), 4), "non-numeric shape"},
-      {"negative offset", make_file(entry(R"("dtype":"U8","shape":[1],"data_offsets":[-1,0])"), 4), "negative data_offsets"},
-      {"offsets out of range", make_file(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0,8])"), 4), "outside the 4 data bytes"},
+      {"negative offset", make_file(entry(R"("dtype":"U8","shape":[1],"data_offsets":[-1,0])"), 4),
+       "negative data_offsets"},
+      {"offsets out of range", make_file(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0,8])"), 4),
+       "outside the 4 data bytes"},
       {"end before begin", make_file(entry(R"("dtype":"U8","shape":[0],"data_offsets":[3,2])"), 4), "outside"},
       {"size mismatch", make_file(entry(R"("dtype":"F32","shape":[2],"data_offsets":[0,4])"), 4), "needs 8 bytes"},
       {"numel overflow", make_file(entry(R"("dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4])"), 4),
        "too large"},
       {"overlap",
-       make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                 8),
+       make_file(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+           8),
        "'a' and 'b' overlap"},
       {"hole",
-       make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
-                 12),
+       make_file(
+           R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+           12),
        "4 unused data bytes before tensor 'b'"},
-      {"hole at the start", make_file(entry(R"("dtype":"F32","shape":[1],"data_offsets":[4,8])"), 8), "unused data bytes before"},
-      {"trailing data", make_file(entry(R"("dtype":"F32","shape":[1],"data_offsets":[0,4])"), 6), "2 unused data bytes after"},
+      {"hole at the start", make_file(entry(R"("dtype":"F32","shape":[1],"data_offsets":[4,8])"), 8),
+       "unused data bytes before"},
+      {"trailing data", make_file(entry(R"("dtype":"F32","shape":[1],"data_offsets":[0,4])"), 6),
+       "2 unused data bytes after"},
       {"duplicate names",
-       make_file(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})",
-                 1),
+       make_file(
+           R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})",
+           1),
        "key 'a' twice"},
       {"metadata not an object", make_file(R"({"__metadata__":[1]})", 0), "__metadata__ is a JSON array"},
-      {"metadata value not a string", make_file(R"({"__metadata__":{"epoch":3}})", 0), "value of 'epoch' is a JSON number"},
+      {"metadata value not a string", make_file(R"({"__metadata__":{"epoch":3}})", 0),
+       "value of 'epoch' is a JSON number"},
       {"deep nesting", make_file(R"({"__metadata__":{"x":[[[[[[[[[[[[1]]]]]]]]]]]]}})", 0), "nests deeper"},
   };
   for (const Case& c : cases) {
@@ -289,7 +299,8 @@ TEST_CASE("safetensors: corrupted files load or throw Error, never crash") {
   }
   CHECK(loaded - before == (good.size() - header_end + 6) / 7);
   // Every truncation, and a few extensions.
-  for (size_t len = 0; len < good.size(); ++len) attempt(std::vector<uint8_t>(good.begin(), good.begin() + static_cast<ptrdiff_t>(len)));
+  for (size_t len = 0; len < good.size(); ++len)
+    attempt(std::vector<uint8_t>(good.begin(), good.begin() + static_cast<ptrdiff_t>(len)));
   for (size_t extra : {1, 8, 100}) {
     auto bytes = good;
     bytes.resize(good.size() + extra, 0);

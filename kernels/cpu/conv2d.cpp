@@ -31,7 +31,9 @@ using cpu::Range;
 using cpu::units_of;
 using cpu::zero_floats;
 
-bool is_pointwise(const Conv2dShape& s) { return s.R == 1 && s.S == 1 && s.stride == 1 && s.pad == 0; }
+bool is_pointwise(const Conv2dShape& s) {
+  return s.R == 1 && s.S == 1 && s.stride == 1 && s.pad == 0;
+}
 
 // Copies columns [col0, col0+len) of im2col row (n, p, q) into dst; taps that fall into the
 // padding read as zero. The taps of one r that lie inside the image are contiguous in x
@@ -43,12 +45,17 @@ void im2col_segment(const Conv2dShape& s, const float* x, int n, int p, int q, i
     const int h = h0 + r, w = w0 + t;
     int taps;  // consecutive taps of row r from t on that are all inside or all outside
     const bool inside = h >= 0 && h < s.H && w >= 0 && w < s.W;
-    if (inside) taps = std::min(s.S - t, s.W - w);
-    else if (h < 0 || h >= s.H || w >= s.W) taps = s.S - t;
-    else taps = std::min(s.S - t, -w);
+    if (inside)
+      taps = std::min(s.S - t, s.W - w);
+    else if (h < 0 || h >= s.H || w >= s.W)
+      taps = s.S - t;
+    else
+      taps = std::min(s.S - t, -w);
     const int run = std::min(taps * s.C - c, end - col);
-    if (inside) copy_floats(dst, x + ((long(n) * s.H + h) * s.W + w) * s.C + c, run);
-    else zero_floats(dst, run);
+    if (inside)
+      copy_floats(dst, x + ((long(n) * s.H + h) * s.W + w) * s.C + c, run);
+    else
+      zero_floats(dst, run);
     dst += run;
     col += run;
   }

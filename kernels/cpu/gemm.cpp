@@ -125,14 +125,20 @@ static void micro_kernel_scalar(int kc, const float* a, long lda, const float* b
 
 void micro_kernel(int kc, AView a, const float* b, float* c, long ldc, int mr, int nr, float alpha, float beta) {
 #if defined(__AVX512F__)
-  if (a.k_major) micro_kernel_avx512<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
-  else micro_kernel_avx512<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  if (a.k_major)
+    micro_kernel_avx512<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  else
+    micro_kernel_avx512<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
 #elif defined(__AVX2__) && defined(__FMA__)
-  if (a.k_major) micro_kernel_avx2<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
-  else micro_kernel_avx2<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  if (a.k_major)
+    micro_kernel_avx2<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  else
+    micro_kernel_avx2<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
 #else
-  if (a.k_major) micro_kernel_scalar<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
-  else micro_kernel_scalar<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  if (a.k_major)
+    micro_kernel_scalar<true>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
+  else
+    micro_kernel_scalar<false>(kc, a.ptr, a.ld, b, c, ldc, mr, nr, alpha, beta);
 #endif
 }
 
@@ -241,7 +247,9 @@ void add_transposed(const float* src, long lds, int rows, int cols, float* dst, 
     }
 }
 
-size_t prepacked_b_size(int K, int N) { return size_t(K) * round_up(N, kNR); }
+size_t prepacked_b_size(int K, int N) {
+  return size_t(K) * round_up(N, kNR);
+}
 
 void prepack_b(const float* B, long ldb, bool trans, int K, int N, float* dst) {
   const int kb = k_block(K), blocks = (K + kb - 1) / kb;

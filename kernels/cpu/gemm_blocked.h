@@ -34,7 +34,9 @@ inline constexpr int kMR = 4, kNR = 8;
 // while B slivers stream from L2.
 inline constexpr int kKC = 256;
 
-inline int round_up(int v, int m) { return (v + m - 1) / m * m; }
+inline int round_up(int v, int m) {
+  return (v + m - 1) / m * m;
+}
 
 // Length of the reduction blocks for a reduction of length K (the last may be shorter).
 inline int k_block(int K) {
@@ -49,8 +51,12 @@ inline int part_count(int units, int threads, int max_per) {
   const int count = round_up(std::max(threads, (units + max_per - 1) / max_per), threads);
   return std::max(1, std::min(count, units));
 }
-inline int part_begin(int p, int count, int units) { return int(long(p) * units / count); }
-inline int units_of(int n, int unit) { return (n + unit - 1) / unit; }
+inline int part_begin(int p, int count, int units) {
+  return int(long(p) * units / count);
+}
+inline int units_of(int n, int unit) {
+  return (n + unit - 1) / unit;
+}
 
 // Rows or columns [begin, begin+size) of part p, in units of `unit` rows, clipped to `limit`.
 struct Range {
@@ -70,7 +76,9 @@ struct AView {
 
 // A packed B block of kc rows × n columns: slivers of kNR columns, sliver t at t*kc*kNR,
 // laid out [k][kNR] and zero-padded beyond column n.
-inline size_t packed_b_size(int kc, int n) { return size_t(kc) * round_up(n, kNR); }
+inline size_t packed_b_size(int kc, int n) {
+  return size_t(kc) * round_up(n, kNR);
+}
 
 // Packs rows [p0, p0+kc) × columns [j0, j0+n) of op(B) (B row-major, ldb; trans: B stored N×K).
 void pack_b(const float* B, long ldb, bool trans, int p0, int kc, int j0, int n, float* dst);
@@ -138,7 +146,9 @@ inline void zero_floats(float* dst, int n) {
 // Leading dimension for a copied A block whose rows hold n floats: an odd number of 64-byte
 // lines, so that the kMR rows of a sliver (or the kc rows of a k-major sliver) land in
 // different L1 sets; power-of-two strides would map them all to one set and evict each other.
-inline int padded_ld(int n) { return round_up(n, 32) + 16; }
+inline int padded_ld(int n) {
+  return round_up(n, 32) + 16;
+}
 
 // Copies an m×kc block of op(A) into dst (padded_ld leading dimension, same orientation) and
 // returns the view of the copy. dst holds m*padded_ld(kc) (row-major) or kc*padded_ld(m) floats.

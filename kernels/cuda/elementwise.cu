@@ -51,8 +51,7 @@ static __global__ void map_kernel(size_t n, const float* a, const float* b, floa
       float4 va{}, vb{};
       if constexpr (Op::kInputs >= 1) va = reinterpret_cast<const float4*>(a)[i];
       if constexpr (Op::kInputs >= 2) vb = reinterpret_cast<const float4*>(b)[i];
-      reinterpret_cast<float4*>(y)[i] =
-          make_float4(op(va.x, vb.x), op(va.y, vb.y), op(va.z, vb.z), op(va.w, vb.w));
+      reinterpret_cast<float4*>(y)[i] = make_float4(op(va.x, vb.x), op(va.y, vb.y), op(va.z, vb.z), op(va.w, vb.w));
     }
     head = n4 * 4;
   }
@@ -63,8 +62,8 @@ static __global__ void map_kernel(size_t n, const float* a, const float* b, floa
 template <class Op>
 void launch_map(size_t n, const float* a, const float* b, float* y, Op op, cudaStream_t stream) {
   if (n == 0) return;
-  const bool vec4 = launch::aligned16(y) && (Op::kInputs < 1 || launch::aligned16(a)) &&
-                    (Op::kInputs < 2 || launch::aligned16(b));
+  const bool vec4 =
+      launch::aligned16(y) && (Op::kInputs < 1 || launch::aligned16(a)) && (Op::kInputs < 2 || launch::aligned16(b));
   if (vec4)
     map_kernel<Op, true><<<launch::grid_for((n + 3) / 4), launch::kBlock, 0, stream>>>(n, a, b, y, op);
   else

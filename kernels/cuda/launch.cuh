@@ -24,10 +24,16 @@ inline unsigned grid_for(size_t items, unsigned block = kBlock) {
 }
 
 // First item and stride of a grid-stride loop: for (i = thread_index(); i < n; i += thread_count()).
-__device__ inline size_t thread_index() { return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
-__device__ inline size_t thread_count() { return static_cast<size_t>(gridDim.x) * blockDim.x; }
+__device__ inline size_t thread_index() {
+  return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ inline size_t thread_count() {
+  return static_cast<size_t>(gridDim.x) * blockDim.x;
+}
 
 // float4 loads and stores need 16-byte alignment; views into flat buffers may lack it.
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
 
 }  // namespace activeip::launch
