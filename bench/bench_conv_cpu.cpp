@@ -48,16 +48,6 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
   return v;
 }
 
-size_t x_size(const Conv2dShape& s) {
-  return size_t(s.N) * s.H * s.W * s.C;
-}
-size_t w_size(const Conv2dShape& s) {
-  return size_t(s.K) * s.R * s.S * s.C;
-}
-size_t y_size(const Conv2dShape& s) {
-  return size_t(s.N) * s.P() * s.Q() * s.K;
-}
-
 double rel_l2(const std::vector<float>& got, const std::vector<double>& ref) {
   double num = 0, den = 0;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -70,9 +60,9 @@ double rel_l2(const std::vector<float>& got, const std::vector<double>& ref) {
 // Worst relative L2 error of the three fast passes against the reference (wgrad from zero).
 double check_against_reference(Conv2dShape s) {
   s.N = 2;
-  const auto x = random_floats(x_size(s), 1), w = random_floats(w_size(s), 2), dy = random_floats(y_size(s), 3);
+  const auto x = random_floats(s.x_size(), 1), w = random_floats(s.w_size(), 2), dy = random_floats(s.y_size(), 3);
   const std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), dyd(dy.begin(), dy.end());
-  std::vector<float> y(y_size(s)), dx(x_size(s)), dw(w_size(s), 0.0f);
+  std::vector<float> y(s.y_size()), dx(s.x_size()), dw(s.w_size(), 0.0f);
   std::vector<double> y_ref(y.size()), dx_ref(dx.size()), dw_ref(dw.size(), 0.0);
   activeip::conv2d_fprop_cpu(s, x.data(), w.data(), nullptr, y.data());
   activeip::conv2d_fprop_ref(s, xd.data(), wd.data(), nullptr, y_ref.data());
@@ -132,8 +122,8 @@ int run(int argc, char** argv) {
     const double err = check_against_reference(s);
     ENSURE(err <= 1e-5, "%s: fast conv2d differs from the reference (relative error %g)", layer.name, err);
     s.N = batch;
-    const auto x = random_floats(x_size(s), 4), w = random_floats(w_size(s), 5), dy = random_floats(y_size(s), 6);
-    std::vector<float> y(y_size(s)), dx(x_size(s)), dw(w_size(s), 0.0f);
+    const auto x = random_floats(s.x_size(), 4), w = random_floats(s.w_size(), 5), dy = random_floats(s.y_size(), 6);
+    std::vector<float> y(s.y_size()), dx(s.x_size()), dw(s.w_size(), 0.0f);
     const struct {
       const char* pass;
       std::function<void()> fn;

@@ -27,9 +27,9 @@ void cpu_only(Context& ctx, const char* op) {
 
 void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const char* op = "conv2d_fprop";
-  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, op, "x");
-  has_numel(w, int64_t{s.K} * s.R * s.S * s.C, op, "w");
-  has_numel(y, int64_t{s.N} * s.P() * s.Q() * s.K, op, "y");
+  has_numel(x, static_cast<int64_t>(s.x_size()), op, "x");
+  has_numel(w, static_cast<int64_t>(s.w_size()), op, "w");
+  has_numel(y, static_cast<int64_t>(s.y_size()), op, "y");
   if (bias) has_numel(*bias, s.K, op, "bias");
   on_device(ctx, x, op, "x");
   cpu_only(ctx, op);
@@ -38,8 +38,8 @@ void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
 
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
   const char* op = "conv2d_dgrad";
-  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.K, op, "dy");
-  has_numel(dx, int64_t{s.N} * s.H * s.W * s.C, op, "dx");
+  has_numel(dy, static_cast<int64_t>(s.y_size()), op, "dy");
+  has_numel(dx, static_cast<int64_t>(s.x_size()), op, "dx");
   on_device(ctx, dy, op, "dy");
   cpu_only(ctx, op);
   conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
@@ -47,8 +47,8 @@ void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Te
 
 void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
   const char* op = "conv2d_wgrad";
-  has_numel(dw, int64_t{s.K} * s.R * s.S * s.C, op, "dw");
-  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.K, op, "dy");
+  has_numel(dw, static_cast<int64_t>(s.w_size()), op, "dw");
+  has_numel(dy, static_cast<int64_t>(s.y_size()), op, "dy");
   on_device(ctx, x, op, "x");
   cpu_only(ctx, op);
   conv2d_wgrad_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), dbias ? dbias->data<float>() : nullptr);

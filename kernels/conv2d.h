@@ -6,6 +6,8 @@
 // micro-kernel.
 #pragma once
 
+#include <cstddef>
+
 #include "kernels/cuda_stream.h"
 
 namespace activeip {
@@ -17,6 +19,9 @@ struct Conv2dShape {
   int P() const { return H + 2 * pad < R ? 0 : (H + 2 * pad - R) / stride + 1; }  // output height
   int Q() const { return W + 2 * pad < S ? 0 : (W + 2 * pad - S) / stride + 1; }  // output width
   double flops() const { return 2.0 * N * P() * Q() * K * R * S * C; }            // per pass
+  size_t x_size() const { return size_t(N) * H * W * C; }                         // elements of x (and dx)
+  size_t w_size() const { return size_t(K) * R * S * C; }                         // elements of w (and dw)
+  size_t y_size() const { return size_t(N) * P() * Q() * K; }                     // elements of y (and dy)
 };
 
 void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);

@@ -25,16 +25,6 @@ struct ConvCase {
   bool bias;
 };
 
-size_t x_size(const Conv2dShape& s) {
-  return size_t(s.N) * s.H * s.W * s.C;
-}
-size_t w_size(const Conv2dShape& s) {
-  return size_t(s.K) * s.R * s.S * s.C;
-}
-size_t y_size(const Conv2dShape& s) {
-  return size_t(s.N) * s.P() * s.Q() * s.K;
-}
-
 std::string name_of(const ConvCase& cc) {
   const auto& s = cc.s;
   char buf[128];
@@ -64,24 +54,24 @@ TEST_CASE("conv2d fast passes match the double reference") {
     const Conv2dShape& s = cc.s;
     seed += 10;
     SUBCASE(name_of(cc).c_str()) {
-      const auto x = random_floats(x_size(s), seed), w = random_floats(w_size(s), seed + 1);
-      const auto dy = random_floats(y_size(s), seed + 2), b = random_floats(size_t(s.K), seed + 3);
+      const auto x = random_floats(s.x_size(), seed), w = random_floats(s.w_size(), seed + 1);
+      const auto dy = random_floats(s.y_size(), seed + 2), b = random_floats(size_t(s.K), seed + 3);
       const auto xd = to_double(x), wd = to_double(w), dyd = to_double(dy), bd = to_double(b);
 
-      auto y = test::poisoned(y_size(s));
+      auto y = test::poisoned(s.y_size());
       std::vector<double> y_ref(y.size());
       conv2d_fprop_cpu(s, x.data(), w.data(), cc.bias ? b.data() : nullptr, y.data());
       conv2d_fprop_ref(s, xd.data(), wd.data(), cc.bias ? bd.data() : nullptr, y_ref.data());
       expect_close(y, y_ref);
 
-      auto dx = test::poisoned(x_size(s));
+      auto dx = test::poisoned(s.x_size());
       std::vector<double> dx_ref(dx.size());
       conv2d_dgrad_cpu(s, dy.data(), w.data(), dx.data());
       conv2d_dgrad_ref(s, dyd.data(), wd.data(), dx_ref.data());
       expect_close(dx, dx_ref);
 
       // wgrad adds into dw / dbias: start both from random non-zero values.
-      auto dw = random_floats(w_size(s), seed + 4), db = random_floats(size_t(s.K), seed + 5);
+      auto dw = random_floats(s.w_size(), seed + 4), db = random_floats(size_t(s.K), seed + 5);
       auto dw_ref = to_double(dw), db_ref = to_double(db);
       conv2d_wgrad_cpu(s, x.data(), dy.data(), dw.data(), cc.bias ? db.data() : nullptr);
       conv2d_wgrad_ref(s, xd.data(), dyd.data(), dw_ref.data(), cc.bias ? db_ref.data() : nullptr);
@@ -96,14 +86,14 @@ TEST_CASE("conv2d fast passes do not depend on the thread count") {
   for (const ConvCase& cc : {kCases[1], kCases[3], kCases[4], kCases[5]}) {
     const Conv2dShape& s = cc.s;
     CAPTURE(name_of(cc));
-    const auto x = random_floats(x_size(s), 21), w = random_floats(w_size(s), 22);
-    const auto dy = random_floats(y_size(s), 23), b = random_floats(size_t(s.K), 24);
+    const auto x = random_floats(s.x_size(), 21), w = random_floats(s.w_size(), 22);
+    const auto dy = random_floats(s.y_size(), 23), b = random_floats(size_t(s.K), 24);
     std::vector<float> y[2], dx[2], dw[2], db[2];
     for (int t = 0; t < 2; ++t) {
       omp_set_num_threads(t + 1);
-      y[t] = test::poisoned(y_size(s));
-      dx[t] = test::poisoned(x_size(s));
-      dw[t] = random_floats(w_size(s), 25);
+      y[t] = test::poisoned(s.y_size());
+      dx[t] = test::poisoned(s.x_size());
+      dw[t] = random_floats(s.w_size(), 25);
       db[t] = random_floats(size_t(s.K), 26);
       conv2d_fprop_cpu(s, x.data(), w.data(), b.data(), y[t].data());
       conv2d_dgrad_cpu(s, dy.data(), w.data(), dx[t].data());
@@ -130,10 +120,10 @@ TEST_CASE("conv2d reference dgrad and wgrad match finite differences of fprop") 
   for (const Conv2dShape& s : shapes) {
     CAPTURE(name_of({s, true}));
     seed += 10;
-    auto x = to_double(random_floats(x_size(s), seed)), w = to_double(random_floats(w_size(s), seed + 1));
+    auto x = to_double(random_floats(s.x_size(), seed)), w = to_double(random_floats(s.w_size(), seed + 1));
     auto b = to_double(random_floats(size_t(s.K), seed + 2));
-    const auto g = to_double(random_floats(y_size(s), seed + 3));  // dL/dy of L = Σ y·g
-    std::vector<double> y(y_size(s));
+    const auto g = to_double(random_floats(s.y_size(), seed + 3));  // dL/dy of L = Σ y·g
+    std::vector<double> y(s.y_size());
     auto loss = [&] {
       conv2d_fprop_ref(s, x.data(), w.data(), b.data(), y.data());
       return test::dot(y, g);
