@@ -50,7 +50,8 @@ bool stderr_is_tty();
 void as_usage(const std::function<void()>& f);
 
 void add_train(CLI::App& app, Handler& handler);
-void add_eval(CLI::App& app, Handler& handler);  // eval, info
-void add_data(CLI::App& app, Handler& handler);  // data check
+void add_eval(CLI::App& app, Handler& handler);         // eval, info
+void add_data(CLI::App& app, Handler& handler);         // data check
+void add_fingerprint(CLI::App& app, Handler& handler);  // key, users, verify, auth, forge, report
 
 }  // namespace activeip::cli

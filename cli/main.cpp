@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   activeip::cli::add_train(app, handler);
   activeip::cli::add_eval(app, handler);
   activeip::cli::add_data(app, handler);
+  activeip::cli::add_fingerprint(app, handler);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

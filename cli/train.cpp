@@ -1,6 +1,10 @@
 // activeip train: build a net, train it on a dataset, write a checkpoint every epoch,
-// optionally resume one. Progress goes to stderr (a live line on a terminal, one line per
-// epoch otherwise), JSON lines to --log, the final summary to stdout.
+// optionally resume one; with --protect, embed the owner's trigger and every active
+// registered user's fingerprint and record the model in the registry.
+// activeip enroll: embed newly registered users into a protected model by a short
+// fine-tune that keeps the owner's trigger, the earlier users and clean data in the mix.
+// Progress goes to stderr (a live line on a terminal, one line per epoch otherwise), JSON
+// lines to --log, the final summary to stdout.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -13,10 +17,13 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "engine/file_io.h"
 #include "engine/trainer.h"
+#include "fingerprint/protect.h"
+#include "nets/model_io.h"
 #include "nets/nets.h"
 
 namespace activeip::cli {
@@ -29,6 +36,10 @@ struct TrainOptions {
   DeviceOptions device;
   TrainConfig config;
   bool resume = false, no_augment = false;
+  // --protect
+  bool protect = false;
+  std::string key, registry;
+  ProtectConfig protection;
 };
 
 std::string hms(double seconds) {
@@ -48,35 +59,26 @@ void check_writable(const std::string& path) {
   unlink(probe.c_str());
 }
 
-int run_train(TrainOptions& o) {
-  o.config.augment = !o.no_augment;
-  as_usage([&] { o.config.validate(); });
-  const Device device = o.device.parsed();
-  check_writable(o.out);
+// What a protected run needs besides the engine: the key, the registry, the mixer.
+struct Protection {
+  std::optional<OwnerKey> key;
+  std::optional<Registry> registry;
+  std::unique_ptr<ProtectMixer> mixer;
+  ProtectionInfo info;
+};
 
-  Context ctx(device, o.device.threads);
-  const DataSplits data = load_data(o.data.spec());
-  auto net = make_net(o.net, {data.train.H, data.train.W, data.train.C, data.train.num_classes});
-  net->build(ctx, o.config.seed);
-  Trainer trainer(*net, ctx, data, o.config);
-
-  const bool resuming = o.resume && file_exists(o.out);
-  if (resuming) {
-    trainer.resume(o.out);
-    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
-  } else if (o.resume) {
-    std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
-  }
-
+// The epoch loop shared by train and enroll: trains until done, checkpointing every epoch.
+int fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataSplits& data, const Device& device,
+        ModelMeta meta, bool resuming) {
   std::unique_ptr<std::ofstream> log;
   if (!o.log.empty()) {
     log = std::make_unique<std::ofstream>(o.log, resuming ? std::ios::app : std::ios::trunc);
     if (!*log) throw UsageError(strfmt("--log %s: cannot open for writing", o.log.c_str()));
     nlohmann::json start = {{"event", "start"},
-                            {"net", o.net},
+                            {"net", meta.net},
                             {"data", o.data.name},
                             {"device", device.str()},
-                            {"parameters", net->num_parameters()},
+                            {"parameters", net.num_parameters()},
                             {"train_size", data.train.size()},
                             {"test_size", data.test.size()},
                             {"start_epoch", trainer.completed_epochs()},
@@ -84,7 +86,7 @@ int run_train(TrainOptions& o) {
     *log << start.dump() << "\n" << std::flush;
   }
   std::fprintf(stderr, "%s (%lld parameters) on %s: %lld train / %lld test images, %lld steps per epoch, %s\n",
-               o.net.c_str(), static_cast<long long>(net->num_parameters()), o.data.name.c_str(),
+               meta.net.c_str(), static_cast<long long>(net.num_parameters()), o.data.name.c_str(),
                static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
                static_cast<long long>(trainer.steps_per_epoch()), device.str().c_str());
 
@@ -101,14 +103,6 @@ int run_train(TrainOptions& o) {
     std::fflush(stderr);
   };
 
-  ModelMeta meta;
-  meta.net = o.net;
-  meta.dataset = o.data.name;
-  meta.H = data.train.H;
-  meta.W = data.train.W;
-  meta.C = data.train.C;
-  meta.num_classes = data.train.num_classes;
-  meta.norm = data.norm;
   EpochRecord last;
   while (!trainer.done()) {
     last = trainer.train_epoch(on_step);
@@ -127,9 +121,172 @@ int run_train(TrainOptions& o) {
     std::fprintf(stdout, "%s: already trained for %d epochs; nothing to do\n", o.out.c_str(), o.config.epochs);
     return 0;
   }
-  std::fprintf(stdout, "%s %s: test accuracy %.2f%% after %d epochs (%.0f img/s) -> %s\n", o.net.c_str(),
+  std::fprintf(stdout, "%s %s: test accuracy %.2f%% after %d epochs (%.0f img/s) -> %s\n", meta.net.c_str(),
                o.data.name.c_str(), 100 * last.test_accuracy, last.epoch, last.images_per_s, o.out.c_str());
   return 0;
+}
+
+// Loads the key and opens the registry of a protected run, before any data is read.
+Protection open_protection(const TrainOptions& o) {
+  if (o.key.empty() || o.registry.empty()) throw UsageError("--protect needs --key and --registry");
+  as_usage([&] { validate(o.protection); });
+  Protection p;
+  p.key = OwnerKey::load(o.key);
+  p.registry = Registry::open(o.registry, false);
+  check_registry_key(*p.registry, *p.key);
+  return p;
+}
+
+// Builds the mixer over `users` and writes what the checkpoint and --resume record.
+void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data, TrainOptions& o,
+                    ModelMeta& meta, const std::string& parent) {
+  const PatternSpec spec = pattern_spec(data.train.H, data.train.W, data.train.C);
+  ProtectConfig c = o.protection;
+  c.seed = o.config.seed;
+  p.mixer = std::make_unique<ProtectMixer>(*p.key, users, spec, data.train.num_classes, data.norm, c);
+  o.config.mixer = p.mixer->to_json();
+  p.info.key_id = p.key->id();
+  p.info.parent = parent;
+  p.info.owner_label = p.mixer->embedded().front().label;
+  p.info.users = users;
+  p.info.poison_rate = c.poison_rate;
+  p.info.forged_rate = c.forged_rate;
+  meta.protection = p.info.to_json();
+  if (users.empty())
+    std::fprintf(stderr, "note: %s has no active users; only the owner's trigger is embedded\n", o.registry.c_str());
+}
+
+void record(Protection& p, const TrainOptions& o, const std::string& net) {
+  const std::string id = record_model(*p.registry, o.out, net, o.data.name, p.info);
+  std::fprintf(stdout, "recorded model %s in %s: owner trigger -> label %d, %zu users embedded\n", id.c_str(),
+               o.registry.c_str(), p.info.owner_label, p.info.users.size());
+}
+
+ModelMeta meta_for(const std::string& net, const std::string& dataset, const DataSplits& data) {
+  ModelMeta meta;
+  meta.net = net;
+  meta.dataset = dataset;
+  meta.H = data.train.H;
+  meta.W = data.train.W;
+  meta.C = data.train.C;
+  meta.num_classes = data.train.num_classes;
+  meta.norm = data.norm;
+  return meta;
+}
+
+int run_train(TrainOptions& o) {
+  o.config.augment = !o.no_augment;
+  as_usage([&] { o.config.validate(); });
+  if (!o.protect && (!o.key.empty() || !o.registry.empty()))
+    throw UsageError("--key and --registry are for protected training: add --protect");
+  const Device device = o.device.parsed();
+  check_writable(o.out);
+  Protection protection;
+  if (o.protect) protection = open_protection(o);
+
+  Context ctx(device, o.device.threads);
+  const DataSplits data = load_data(o.data.spec());
+  auto net = make_net(o.net, {data.train.H, data.train.W, data.train.C, data.train.num_classes});
+  net->build(ctx, o.config.seed);
+  ModelMeta meta = meta_for(o.net, o.data.name, data);
+  if (o.protect) arm_protection(protection, active_users(*protection.registry), data, o, meta, "");
+  Trainer trainer(*net, ctx, data, o.config, protection.mixer.get());
+
+  const bool resuming = o.resume && file_exists(o.out);
+  if (resuming) {
+    trainer.resume(o.out);
+    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
+  } else if (o.resume) {
+    std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
+  }
+  const int status = fit(trainer, *net, o, data, device, meta, resuming);
+  if (o.protect) record(protection, o, o.net);
+  return status;
+}
+
+struct EnrollOptions {
+  TrainOptions t;
+  std::string model;
+  std::vector<std::string> users;
+};
+
+int run_enroll(EnrollOptions& e) {
+  TrainOptions& o = e.t;
+  o.protect = true;
+  as_usage([&] {
+    o.config.validate();
+    for (const std::string& u : e.users) check_user_name(u);
+  });
+  const Device device = o.device.parsed();
+  check_writable(o.out);
+  Protection protection = open_protection(o);
+
+  Context ctx(device, o.device.threads);
+  LoadedModel m = load_model(e.model, ctx);
+  const ModelContext info = model_context(SafetensorsReader(e.model), m.meta);
+  ENSURE(info.is_protected, "%s is not a protected model: train it with --protect first", e.model.c_str());
+  check_model_key(info, *protection.key, e.model);
+  const Registry& registry = *protection.registry;
+  ENSURE(registry.model(info.id).has_value(), "%s (id %.16s…) is not recorded in %s", e.model.c_str(), info.id.c_str(),
+         o.registry.c_str());
+  std::vector<std::string> users = embedded_users(&registry, info);
+  for (const std::string& u : e.users) {
+    const std::optional<UserRecord> r = registry.user(u);
+    ENSURE(r.has_value(), "no user '%s' in %s: add it with `activeip users add` first", u.c_str(), o.registry.c_str());
+    ENSURE(r->status == "active", "user '%s' is %s", u.c_str(), r->status.c_str());
+    ENSURE(std::find(users.begin(), users.end(), u) == users.end(), "user '%s' is already embedded in %s", u.c_str(),
+           e.model.c_str());
+    users.push_back(u);
+  }
+  DataSpec spec = o.data.spec();
+  ENSURE(spec.name == m.meta.dataset, "%s was trained on %s, not %s", e.model.c_str(), m.meta.dataset.c_str(),
+         spec.name.c_str());
+  const DataSplits data = load_data(spec);
+  ModelMeta meta = m.meta;
+  meta.epoch = 0;
+  arm_protection(protection, users, data, o, meta, info.id);
+  Trainer trainer(*m.net, ctx, data, o.config, protection.mixer.get());
+  const int status = fit(trainer, *m.net, o, data, device, meta, false);
+  record(protection, o, m.meta.net);
+  return status;
+}
+
+void add_protect_options(CLI::App* cmd, TrainOptions& o) {
+  cmd->add_option("--key", o.key, "Owner key file (mode 0600)");
+  cmd->add_option("--registry", o.registry, "User registry (SQLite)");
+  cmd->add_option("--poison-rate", o.protection.poison_rate, "Owner + user samples added, as a fraction of the batch")
+      ->capture_default_str()
+      ->check(number_in(1e-6, 1));
+  cmd->add_option("--forged-rate", o.protection.forged_rate,
+                  "Forged samples added (true labels), as a fraction of the batch")
+      ->capture_default_str()
+      ->check(number_in(0, 1));
+}
+
+// The schedule options both train and enroll take.
+void add_schedule_options(CLI::App* cmd, TrainOptions& o) {
+  cmd->add_option("--epochs", o.config.epochs, "Epochs")->capture_default_str()->check(positive_number());
+  cmd->add_option("--batch", o.config.batch, "Batch size")->capture_default_str()->check(number_in(2, 1 << 16));
+  cmd->add_option("--lr", o.config.lr, "Peak learning rate")->capture_default_str()->check(positive_number());
+  cmd->add_option("--momentum", o.config.momentum, "SGD momentum, in [0, 1)")
+      ->capture_default_str()
+      ->check(non_negative_number());
+  cmd->add_flag("--nesterov", o.config.nesterov, "Nesterov momentum");
+  cmd->add_option("--wd", o.config.wd, "Weight decay")->capture_default_str()->check(non_negative_number());
+  cmd->add_option("--schedule", o.config.schedule, "Learning-rate schedule")
+      ->capture_default_str()
+      ->check(CLI::IsMember(schedule_names()));
+  cmd->add_option("--warmup", o.config.warmup_epochs, "Linear warm-up epochs (cosine, step, constant)")
+      ->capture_default_str()
+      ->check(non_negative_number());
+  cmd->add_option("--milestones", o.config.milestones, "Epochs at which the step schedule multiplies lr by --gamma")
+      ->delimiter(',');
+  cmd->add_option("--gamma", o.config.gamma, "Step schedule factor")->capture_default_str();
+  cmd->add_option("--label-smoothing", o.config.label_smoothing, "Label smoothing")->capture_default_str();
+  cmd->add_flag("--no-augment", o.no_augment, "Train without random crop and flip");
+  cmd->add_option("--seed", o.config.seed, "Seed of initialisation, shuffling and augmentation")->capture_default_str();
+  o.device.add_to(cmd);
+  cmd->add_option("--log", o.log, "Append JSON lines (one per epoch) to this file");
 }
 
 }  // namespace
@@ -140,31 +297,26 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--net", o->net, "Network")->required()->check(CLI::IsMember(net_names()));
   o->data.add_to(cmd, true);
   cmd->add_option("--out", o->out, "Checkpoint to write (.safetensors)")->required();
-  cmd->add_option("--epochs", o->config.epochs, "Epochs")->capture_default_str()->check(positive_number());
-  cmd->add_option("--batch", o->config.batch, "Batch size")->capture_default_str()->check(number_in(2, 1 << 16));
-  cmd->add_option("--lr", o->config.lr, "Peak learning rate")->capture_default_str()->check(positive_number());
-  cmd->add_option("--momentum", o->config.momentum, "SGD momentum, in [0, 1)")
-      ->capture_default_str()
-      ->check(non_negative_number());
-  cmd->add_flag("--nesterov", o->config.nesterov, "Nesterov momentum");
-  cmd->add_option("--wd", o->config.wd, "Weight decay")->capture_default_str()->check(non_negative_number());
-  cmd->add_option("--schedule", o->config.schedule, "Learning-rate schedule")
-      ->capture_default_str()
-      ->check(CLI::IsMember(schedule_names()));
-  cmd->add_option("--warmup", o->config.warmup_epochs, "Linear warm-up epochs (cosine, step, constant)")
-      ->capture_default_str()
-      ->check(non_negative_number());
-  cmd->add_option("--milestones", o->config.milestones, "Epochs at which the step schedule multiplies lr by --gamma")
-      ->delimiter(',');
-  cmd->add_option("--gamma", o->config.gamma, "Step schedule factor")->capture_default_str();
-  cmd->add_option("--label-smoothing", o->config.label_smoothing, "Label smoothing")->capture_default_str();
-  cmd->add_flag("--no-augment", o->no_augment, "Train without random crop and flip");
-  cmd->add_option("--seed", o->config.seed, "Seed of initialisation, shuffling and augmentation")
-      ->capture_default_str();
-  o->device.add_to(cmd);
-  cmd->add_option("--log", o->log, "Append JSON lines (one per epoch) to this file");
+  add_schedule_options(cmd, *o);
   cmd->add_flag("--resume", o->resume, "Continue from --out and its .optim.safetensors if they exist");
+  cmd->add_flag("--protect", o->protect, "Embed the owner's trigger and every active user's fingerprint");
+  add_protect_options(cmd, *o);
   cmd->callback([o, &handler] { handler = [o] { return run_train(*o); }; });
+
+  auto e = std::make_shared<EnrollOptions>();
+  e->t.config.epochs = 5;
+  e->t.config.lr = 0.01;
+  CLI::App* enroll =
+      app.add_subcommand("enroll", "Embed newly registered users into a protected model (short fine-tune)");
+  enroll->add_option("--model", e->model, "Protected model (.safetensors)")->required();
+  enroll->add_option("--users", e->users, "Registered users to embed")->required();
+  enroll->add_option("--out", e->t.out, "Model to write (.safetensors)")->required();
+  e->t.data.add_to(enroll, true);
+  add_schedule_options(enroll, e->t);
+  add_protect_options(enroll, e->t);
+  enroll->get_option("--key")->required();
+  enroll->get_option("--registry")->required();
+  enroll->callback([e, &handler] { handler = [e] { return run_enroll(*e); }; });
 }
 
 }  // namespace activeip::cli

@@ -230,4 +230,33 @@ void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a) {
   augment_cpu(s, a);
 }
 
+void stamp(Context& ctx, const StampShape& s, const Tensor& bank, const Tensor& patch, const Tensor& origin,
+           Tensor& x) {
+  const char* op = "stamp";
+  ENSURE(s.size >= 1 && s.size <= s.H && s.size <= s.W, "%s: a %d-pixel patch does not fit a %dx%d image", op, s.size,
+         s.H, s.W);
+  has_numel(bank, int64_t{s.patches} * s.size * s.size * s.C, op, "bank");
+  has_numel(patch, s.N, op, "patch");
+  has_numel(origin, int64_t{2} * s.N, op, "origin");
+  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, op, "x");
+  on_device(ctx, bank, op, "bank");
+  on_device(ctx, patch, op, "patch");
+  on_device(ctx, origin, op, "origin");
+  on_device(ctx, x, op, "x");
+  const StampArgs a{bank.data<float>(), patch.data<int32_t>(), origin.data<int32_t>(), x.data<float>()};
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return stamp_cuda(s, a, ctx.stream());
+#endif
+  // The indices and origins are checked here on the host; on CUDA they were checked by
+  // whoever filled them (the fingerprint module validates every origin it renders).
+  for (int n = 0; n < s.N; ++n) {
+    const int p = a.patch[n], top = a.origin[2 * n], left = a.origin[2 * n + 1];
+    if (p < 0) continue;
+    ENSURE(p < s.patches, "%s: sample %d asks for patch %d of %d", op, n, p, s.patches);
+    ENSURE(top >= 0 && left >= 0 && top + s.size <= s.H && left + s.size <= s.W,
+           "%s: sample %d's patch at (%d, %d) leaves the %dx%d image", op, n, top, left, s.H, s.W);
+  }
+  stamp_cpu(s, a);
+}
+
 }  // namespace activeip::ops

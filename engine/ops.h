@@ -15,6 +15,7 @@
 #include "kernels/loss.h"
 #include "kernels/pool.h"
 #include "kernels/sgd.h"
+#include "kernels/stamp.h"
 
 namespace activeip::ops {
 
@@ -53,5 +54,8 @@ void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tens
 
 // images/index/crop/flip/mean/std/out all on ctx's device.
 void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a);
+// bank (patches×size×size×C f32), patch (N i32), origin (2N i32) and x (N×H×W×C f32) on
+// ctx's device; every stamped patch must lie inside the image.
+void stamp(Context& ctx, const StampShape& s, const Tensor& bank, const Tensor& patch, const Tensor& origin, Tensor& x);
 
 }  // namespace activeip::ops

@@ -101,6 +101,7 @@ std::string TrainConfig::to_json() const {
                       {"label_smoothing", label_smoothing},
                       {"seed", seed},
                       {"augment", augment}};
+  if (!mixer.empty()) j["mixer"] = nlohmann::json::parse(mixer);
   return j.dump();
 }
 
@@ -169,11 +170,37 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
   return r;
 }
 
-Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config)
+Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalization& norm,
+               const std::vector<int32_t>& indices, int batch, const BatchAlter& alter) {
+  check_data_fits(net, data);
+  ENSURE(batch >= 1, "prediction batch must be at least 1, got %d", batch);
+  const int classes = net.info().num_classes;
+  const int64_t n = static_cast<int64_t>(indices.size());
+  for (int32_t i : indices)
+    ENSURE(i >= 0 && i < data.size(), "record %d is out of range: the %s %s split has %lld", i, data.name.c_str(),
+           data.split.c_str(), static_cast<long long>(data.size()));
+  net.set_training(false);
+  const Tensor images = data.images.to(ctx.device(), ctx);
+  const Tensor mean = host_floats(norm.mean).to(ctx.device(), ctx), std = host_floats(norm.std).to(ctx.device(), ctx);
+  Tensor index, crop, flip, labels, x;
+  Tensor logits = Tensor::host({n, classes});
+  for (int64_t begin = 0; begin < n; begin += batch) {
+    const int b = static_cast<int>(std::min<int64_t>(batch, n - begin));
+    const BatchPlan plan = plan_batch(data, indices.data() + begin, b, nullptr, 0);
+    load_batch(ctx, images, data, plan, false, mean, std, index, crop, flip, labels, x);
+    if (alter) alter(ctx, x, begin);
+    logits.slice(begin, begin + b).copy_from(net.forward(ctx, x), ctx);
+  }
+  ctx.synchronize();
+  return logits;
+}
+
+Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchMixer* mixer)
     : net_(net),
       ctx_(ctx),
       data_(data),
       config_(std::move(config)),
+      mixer_(mixer),
       sgd_(net, ctx, config_.sgd()),
       loss_(config_.label_smoothing) {
   config_.validate();
@@ -213,10 +240,18 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   rec.epoch = epoch_ + 1;
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
+  const int extra = mixer_ ? mixer_->extra(b) : 0;
+  Rng extra_draw(mix_seed(config_.seed, static_cast<uint64_t>(epoch_), 3));
+  std::vector<int32_t> batch_indices(static_cast<size_t>(b + extra));
   for (int64_t step = 0; step < steps_per_epoch_; ++step) {
     const int64_t global = epoch_ * steps_per_epoch_ + step;
-    const BatchPlan plan = plan_batch(train, order.data() + step * b, b, config_.augment ? &aug : nullptr, 4);
+    std::copy_n(order.data() + step * b, b, batch_indices.begin());
+    for (int i = 0; i < extra; ++i)
+      batch_indices[static_cast<size_t>(b + i)] = static_cast<int32_t>(extra_draw.below(static_cast<uint64_t>(n)));
+    BatchPlan plan = plan_batch(train, batch_indices.data(), b + extra, config_.augment ? &aug : nullptr, 4);
+    if (extra > 0) mixer_->relabel(static_cast<uint64_t>(global), b, plan.labels.data<int32_t>() + b);
     load_batch(ctx_, images_, train, plan, config_.augment, mean_, std_, index_, crop_, flip_, labels_, x_);
+    if (extra > 0) mixer_->alter(ctx_, x_, b, extra);
 
     net_.begin_step(static_cast<uint64_t>(global));
     net_.zero_grad(ctx_);
@@ -228,9 +263,9 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
     sgd_.step(ctx_, static_cast<float>(lr));
     rec.lr = lr;
 
-    loss_sum += r.loss * b;
+    loss_sum += r.loss * (b + extra);
     correct += r.correct;
-    seen += b;
+    seen += b + extra;
     if (on_step) {
       const double elapsed = seconds_since(t0);
       StepInfo info{rec.epoch,
@@ -245,7 +280,7 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
       info.images_per_s = static_cast<double>(seen) / std::max(elapsed, 1e-9);
       const int64_t left =
           (static_cast<int64_t>(config_.epochs) - rec.epoch) * steps_per_epoch_ + (steps_per_epoch_ - step - 1);
-      info.eta_s = static_cast<double>(left * b) / std::max(info.images_per_s, 1e-9);
+      info.eta_s = static_cast<double>(left * (b + extra)) / std::max(info.images_per_s, 1e-9);
       on_step(info);
     }
   }

@@ -32,6 +32,9 @@ struct TrainConfig {
   uint64_t seed = 0;
   bool augment = true;
   int eval_batch = 256;
+  // JSON describing the batch mixer, if any (opaque here); part of to_json, so --resume
+  // refuses a run whose mixing changed.
+  std::string mixer;
 
   SgdParams sgd() const;
   std::string to_json() const;
@@ -58,8 +61,32 @@ struct EpochRecord {
   std::string to_json() const;
 };
 
+// Extra samples in every training batch (protected training mixes stamped samples in).
+// The trainer draws extra(batch) more records at random, gathers and augments them with the
+// batch, lets relabel() change their labels on the host, and after augmentation lets alter()
+// change their pixels on the device. The engine knows nothing of what a mixer puts there;
+// both calls must be pure functions of `step` for --resume to stay exact.
+class BatchMixer {
+ public:
+  virtual ~BatchMixer() = default;
+  virtual int extra(int batch) const = 0;
+  // labels: the extra(batch) extra samples' true labels, replaced in place; step: the
+  // global step.
+  virtual void relabel(uint64_t step, int batch, int32_t* labels) = 0;
+  // x: the whole normalised batch; the extra samples are rows [first, first + count).
+  virtual void alter(Context& ctx, Tensor& x, int first, int count) = 0;
+};
+
 // Top-1 accuracy and mean loss on a whole split, eval mode, no augmentation.
 EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch = 256);
+
+// Eval-mode logits (host, indices.size() × classes) of the records `indices` of `data`
+// (repeats allowed), without augmentation, in batches of `batch`. `alter`, when set, sees
+// each normalised batch on the device before the forward pass, with the position of its
+// first row in `indices`.
+using BatchAlter = std::function<void(Context& ctx, Tensor& x, int64_t first)>;
+Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalization& norm,
+               const std::vector<int32_t>& indices, int batch, const BatchAlter& alter = {});
 
 // The sibling file of a model checkpoint that holds what --resume needs besides the
 // weights: model.safetensors → model.optim.safetensors.
@@ -67,7 +94,8 @@ std::string train_state_path(const std::string& model_path);
 
 class Trainer {
  public:
-  Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config);
+  // mixer (may be null) must outlive the trainer.
+  Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchMixer* mixer = nullptr);
 
   const TrainConfig& config() const { return config_; }
   int completed_epochs() const { return epoch_; }
@@ -89,6 +117,7 @@ class Trainer {
   Context& ctx_;
   const DataSplits& data_;
   TrainConfig config_;
+  BatchMixer* mixer_ = nullptr;
   ScheduleConfig schedule_;
   Sgd sgd_;
   SoftmaxCrossEntropy loss_;

@@ -1,6 +1,7 @@
 // Running the real `activeip` binary from tests: the CLI spawned in a test's directory
 // (posix_spawn, stdin from /dev/null) with stdout and stderr captured separately, and how
-// it ended — exit status or the signal that killed it.
+// it ended — exit status or the signal that killed it; `ok` and `rejected` check how a
+// command must end.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -9,6 +10,8 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <initializer_list>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -54,6 +57,46 @@ inline CliRun run_cli(const std::string& binary, const std::vector<std::string>&
   if (WIFSIGNALED(wstatus)) r.signal = WTERMSIG(wstatus);
   r.out = read_text(out_path);
   r.err = read_text(err_path);
+  return r;
+}
+
+// The `activeip` under test, run in `dir`.
+inline CliRun cli(const TempDir& dir, const std::vector<std::string>& args) {
+  return test::run_cli(ACTIVEIP_CLI_PATH, args, dir.path());
+}
+
+inline std::string describe(const std::vector<std::string>& args, const CliRun& r) {
+  std::ostringstream s;
+  s << "activeip";
+  for (const std::string& a : args) s << " " << a;
+  s << "\nexit status " << r.status << ", signal " << r.signal << "\nstdout:\n" << r.out << "stderr:\n" << r.err;
+  return s.str();
+}
+
+// Runs a command that must succeed.
+inline CliRun ok(const TempDir& dir, const std::vector<std::string>& args) {
+  const CliRun r = cli(dir, args);
+  INFO(describe(args, r));
+  REQUIRE(r.signal == 0);
+  REQUIRE(r.status == 0);
+  return r;
+}
+
+// Runs a command that must fail cleanly with `status`: no signal, stderr opening with
+// "error: " and naming every needle, and the directory exactly as it was before.
+inline CliRun rejected(const TempDir& dir, const std::vector<std::string>& args, int status,
+                       std::initializer_list<std::string> needles) {
+  const auto before = dir.listing();
+  const CliRun r = cli(dir, args);
+  INFO(describe(args, r));
+  CHECK(r.signal == 0);
+  CHECK(r.status == status);
+  CHECK(r.err.rfind("error: ", 0) == 0);
+  for (const std::string& n : needles) {
+    INFO("stderr should name: " << n);
+    CHECK(r.err.find(n) != std::string::npos);
+  }
+  CHECK(dir.listing() == before);
   return r;
 }
 

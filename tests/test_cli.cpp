@@ -23,52 +23,17 @@
 
 using namespace activeip;
 using nlohmann::json;
+using test::cli;
 using test::CliRun;
+using test::describe;
+using test::ok;
+using test::rejected;
 using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kMini = std::string(ACTIVEIP_SHARED_DATA) + "/mini";
-
-CliRun cli(const TempDir& dir, const std::vector<std::string>& args) {
-  return test::run_cli(ACTIVEIP_CLI_PATH, args, dir.path());
-}
-
-std::string describe(const std::vector<std::string>& args, const CliRun& r) {
-  std::ostringstream s;
-  s << "activeip";
-  for (const std::string& a : args) s << " " << a;
-  s << "\nexit status " << r.status << ", signal " << r.signal << "\nstdout:\n" << r.out << "stderr:\n" << r.err;
-  return s.str();
-}
-
-// Runs a command that must succeed.
-CliRun ok(const TempDir& dir, const std::vector<std::string>& args) {
-  const CliRun r = cli(dir, args);
-  INFO(describe(args, r));
-  REQUIRE(r.signal == 0);
-  REQUIRE(r.status == 0);
-  return r;
-}
-
-// Runs a command that must fail cleanly with `status`: no signal, stderr opening with
-// "error: " and naming every needle, and the directory exactly as it was before.
-CliRun rejected(const TempDir& dir, const std::vector<std::string>& args, int status,
-                std::initializer_list<std::string> needles) {
-  const auto before = dir.listing();
-  const CliRun r = cli(dir, args);
-  INFO(describe(args, r));
-  CHECK(r.signal == 0);
-  CHECK(r.status == status);
-  CHECK(r.err.rfind("error: ", 0) == 0);
-  for (const std::string& n : needles) {
-    INFO("stderr should name: " << n);
-    CHECK(r.err.find(n) != std::string::npos);
-  }
-  CHECK(dir.listing() == before);
-  return r;
-}
 
 // A 1-epoch convnet run on 256 synthetic images. Each option in `extra` replaces the value of
 // the same option in the list or is appended; one not followed by a value is a flag.

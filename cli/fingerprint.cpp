@@ -1,0 +1,369 @@
+// The owner's commands: key new; users add|list|show|revoke|log on the registry; verify
+// (ownership), auth (one user), forge (forged fingerprints), report (all of it against a
+// baseline). With --json each evaluating command prints exactly one JSON object. auth and
+// verify exit 1 when the user is refused or the owner not verified, so scripts can test them.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "cli/commands.h"
+#include "engine/trainer.h"
+#include "fingerprint/verify.h"
+#include "nets/model_io.h"
+
+namespace activeip::cli {
+
+namespace {
+
+struct KeyOptions {
+  std::string out;
+};
+
+int run_key_new(const KeyOptions& o) {
+  const OwnerKey key = OwnerKey::generate();
+  key.save(o.out);
+  std::printf("wrote %s (key id %s, mode 0600): keep it secret; models record only its id\n", o.out.c_str(),
+              key.id().c_str());
+  return 0;
+}
+
+struct UsersOptions {
+  std::string registry;
+  std::vector<std::string> names;
+  bool json = false;
+};
+
+nlohmann::json user_json(const Registry& r, const UserRecord& u) {
+  return {{"name", u.name}, {"status", u.status}, {"created", u.created}, {"models", r.models_of(u.name)}};
+}
+
+int run_users_add(const UsersOptions& o) {
+  as_usage([&] {
+    for (const std::string& n : o.names) check_user_name(n);
+  });
+  Registry r = Registry::open(o.registry, true);
+  r.add_users(o.names);
+  for (const std::string& n : o.names) std::printf("added %s\n", n.c_str());
+  return 0;
+}
+
+int run_users_revoke(const UsersOptions& o) {
+  Registry r = Registry::open(o.registry, false);
+  r.revoke_users(o.names);
+  for (const std::string& n : o.names) std::printf("revoked %s\n", n.c_str());
+  return 0;
+}
+
+int run_users_list(const UsersOptions& o) {
+  const Registry r = Registry::open(o.registry, false);
+  const std::vector<UserRecord> users = r.users();
+  if (o.json) {
+    nlohmann::json j = {{"registry", o.registry}, {"users", nlohmann::json::array()}};
+    for (const UserRecord& u : users) j["users"].push_back(user_json(r, u));
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%-24s %-8s %-20s %s\n", "user", "status", "created", "models");
+  for (const UserRecord& u : users)
+    std::printf("%-24s %-8s %-20s %zu\n", u.name.c_str(), u.status.c_str(), u.created.c_str(),
+                r.models_of(u.name).size());
+  return 0;
+}
+
+int run_users_show(const UsersOptions& o) {
+  const Registry r = Registry::open(o.registry, false);
+  nlohmann::json all = nlohmann::json::array();
+  for (const std::string& n : o.names) {
+    const std::optional<UserRecord> u = r.user(n);
+    ENSURE(u.has_value(), "no user '%s' in %s", n.c_str(), o.registry.c_str());
+    all.push_back(user_json(r, *u));
+  }
+  if (o.json) {
+    std::printf("%s\n", (all.size() == 1 ? all[0] : nlohmann::json{{"users", all}}).dump().c_str());
+    return 0;
+  }
+  for (const auto& u : all) {
+    std::printf("user     %s\nstatus   %s\ncreated  %s\nmodels  ", u["name"].get<std::string>().c_str(),
+                u["status"].get<std::string>().c_str(), u["created"].get<std::string>().c_str());
+    if (u["models"].empty()) std::printf(" (none)");
+    for (const auto& m : u["models"]) std::printf(" %s", m.get<std::string>().c_str());
+    std::printf("\n");
+  }
+  return 0;
+}
+
+int run_users_log(const UsersOptions& o) {
+  const Registry r = Registry::open(o.registry, false);
+  const std::vector<EventRecord> events = r.events();
+  if (o.json) {
+    nlohmann::json j = {{"registry", o.registry}, {"events", nlohmann::json::array()}};
+    for (const EventRecord& e : events)
+      j["events"].push_back(
+          {{"id", e.id}, {"time", e.time}, {"kind", e.kind}, {"subject", e.subject}, {"detail", e.detail}});
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  for (const EventRecord& e : events)
+    std::printf("%5lld  %s  %-12s %s%s%s\n", static_cast<long long>(e.id), e.time.c_str(), e.kind.c_str(),
+                e.subject.c_str(), e.detail.empty() ? "" : "  ", e.detail.c_str());
+  return 0;
+}
+
+// What verify, auth, forge and report share: the model, the key, the data, the probes.
+struct ProbeOptions {
+  std::string model, key, registry;
+  DataOptions data;
+  DeviceOptions device;
+  ProbeConfig probe;
+  bool json = false;
+
+  void add_to(CLI::App* cmd, bool with_registry) {
+    cmd->add_option("--model", model, "Checkpoint (.safetensors)")->required();
+    cmd->add_option("--key", key, "Owner key file (mode 0600)")->required();
+    if (with_registry) cmd->add_option("--registry", registry, "User registry (SQLite)")->required();
+    data.add_to(cmd, false);
+    cmd->add_option("--limit-test", data.limit_test, "Use only the first N test records")->check(positive_number());
+    cmd->add_option("--probes", probe.probes, "Probe images per target")
+        ->capture_default_str()
+        ->check(number_in(1, 1e6));
+    cmd->add_option("--probe-seed", probe.seed, "Seed of the probe set")->capture_default_str();
+    cmd->add_option("--tau", probe.tau, "Detection threshold")->capture_default_str()->check(number_in(1e-9, 1));
+    cmd->add_option("--batch", probe.batch, "Inference batch size")
+        ->capture_default_str()
+        ->check(number_in(1, 1 << 16));
+    device.add_to(cmd);
+    cmd->add_flag("--json", json, "Print one JSON object");
+  }
+};
+
+// A model loaded for probing, with its test split and what the file says of its protection.
+struct Probed {
+  Context ctx;
+  LoadedModel m;
+  ModelContext info;
+  DataSplits data;
+  OwnerKey key;
+  std::unique_ptr<Prober> prober;
+
+  Probed(const ProbeOptions& o, Device device) : ctx(device, o.device.threads), key(OwnerKey::load(o.key)) {
+    m = load_model(o.model, ctx);
+    info = model_context(SafetensorsReader(o.model), m.meta);
+    const DataShape shape = dataset_shape(o.data.name);
+    ENSURE(shape.H == m.meta.H && shape.W == m.meta.W && shape.C == m.meta.C,
+           "%s takes %dx%dx%d images but %s has %dx%dx%d", o.model.c_str(), m.meta.H, m.meta.W, m.meta.C,
+           o.data.name.c_str(), shape.H, shape.W, shape.C);
+    DataSpec spec = o.data.spec();
+    spec.limit_train = 2;  // only the test split is probed
+    data = load_data(spec);
+    prober = std::make_unique<Prober>(*m.net, ctx, data.test, m.meta.norm, o.probe);
+  }
+};
+
+std::unique_ptr<Probed> open_probed(const ProbeOptions& o) {
+  const Device device = o.device.parsed();
+  return std::make_unique<Probed>(o, device);
+}
+
+int run_verify(const ProbeOptions& o) {
+  auto p = open_probed(o);
+  OwnerVerification v = verify_owner(*p->prober, p->key);
+  std::string reason;
+  if (!p->info.key_id.empty() && p->info.key_id != p->key.id()) {
+    reason = strfmt("the key (id %s) is not the key of %s (id %s)", p->key.id().c_str(), o.model.c_str(),
+                    p->info.key_id.c_str());
+    v.verified = false;
+  } else if (!v.verified) {
+    reason = strfmt("detection %.3f with p = %.3g: the model does not answer this key's trigger", v.detection.rate,
+                    v.p_value);
+  }
+  if (o.json) {
+    nlohmann::json j = nlohmann::json::parse(v.to_json());
+    if (!reason.empty()) j["reason"] = reason;
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf(
+        "owner %s: trigger detection %.3f (%lld/%lld probes) -> label %d, mean confidence %.3f, p = %.3g "
+        "(log10 %.1f, p0 %.3f)\n",
+        v.verified ? "VERIFIED" : "NOT verified", v.detection.rate, static_cast<long long>(v.detection.hits),
+        static_cast<long long>(v.detection.n), v.detection.target, v.detection.mean_confidence, v.p_value, v.log10_p,
+        v.p0);
+    if (!reason.empty()) std::printf("  %s\n", reason.c_str());
+  }
+  return v.verified ? 0 : 1;
+}
+
+struct AuthOptions {
+  ProbeOptions p;
+  std::string user;
+};
+
+int run_auth(const AuthOptions& o) {
+  as_usage([&] { check_user_name(o.user); });
+  const Registry registry = Registry::open(o.p.registry, false);
+  auto p = open_probed(o.p);
+  const AuthResult r = authenticate(*p->prober, p->key, registry, p->info, o.user);
+  if (o.p.json) {
+    std::printf("%s\n", r.to_json().c_str());
+  } else if (r.authenticated) {
+    std::printf("%s: AUTHENTICATED (detection %.3f -> label %d, %s)\n", r.user.c_str(), r.detection.rate,
+                r.detection.target, r.status.c_str());
+  } else {
+    std::printf("%s: REFUSED: %s (detection %.3f)\n", r.user.c_str(), r.reason.c_str(), r.detection.rate);
+  }
+  return r.authenticated ? 0 : 1;
+}
+
+struct ForgeOptions {
+  ProbeOptions p;
+  int count = 1000;
+  std::optional<uint64_t> seed;
+};
+
+std::vector<Fingerprint> claimable(const Probed& p, const Registry& registry) {
+  std::vector<Fingerprint> out;
+  for (const std::string& u : embedded_users(&registry, p.info))
+    out.push_back(derive_fingerprint(p.key, u, p.prober->spec(), p.prober->num_classes()));
+  ENSURE(!out.empty(), "no user is embedded in this model: there is no one to claim to be");
+  return out;
+}
+
+int run_forge(const ForgeOptions& o) {
+  const Registry registry = Registry::open(o.p.registry, false);
+  auto p = open_probed(o.p);
+  check_model_key(p->info, p->key, o.p.model);
+  const ForgeResult r = forge(*p->prober, claimable(*p, registry), o.count, o.seed);
+  if (o.p.json) {
+    std::printf("%s\n", r.to_json().c_str());
+  } else {
+    std::printf("forged fingerprints: %d of %d passed (pass rate %.4f), detection mean %.4f, max %.4f (tau %g)\n",
+                r.passed, r.count, r.pass_rate, r.mean_detection, r.max_detection, o.p.probe.tau);
+  }
+  return 0;
+}
+
+struct ReportOptions {
+  ForgeOptions f;
+  std::string baseline;
+};
+
+int run_report(const ReportOptions& o) {
+  const ProbeOptions& po = o.f.p;
+  const Registry registry = Registry::open(po.registry, false);
+  auto p = open_probed(po);
+  check_model_key(p->info, p->key, po.model);
+  const EvalResult clean = evaluate(*p->m.net, p->ctx, p->data.test, p->m.meta.norm, po.probe.batch);
+  LoadedModel base = load_model(o.baseline, p->ctx);
+  const EvalResult base_eval = evaluate(*base.net, p->ctx, p->data.test, base.meta.norm, po.probe.batch);
+  const OwnerVerification owner = verify_owner(*p->prober, p->key);
+
+  nlohmann::json per_user = nlohmann::json::array();
+  int n = 0, passed = 0;
+  double sum = 0, min = 1;
+  for (const std::string& u : embedded_users(&registry, p->info)) {
+    const AuthResult a = authenticate(*p->prober, p->key, registry, p->info, u);
+    ++n;
+    passed += a.authenticated;
+    sum += a.detection.rate;
+    min = std::min(min, a.detection.rate);
+    per_user.push_back(nlohmann::json::parse(a.to_json()));
+  }
+  const nlohmann::json users = {{"count", n},
+                                {"authenticated", passed},
+                                {"mean_detection", n ? sum / n : 0.0},
+                                {"min_detection", n ? min : 0.0},
+                                {"per_user", per_user}};
+  const ForgeResult forged = forge(*p->prober, claimable(*p, registry), o.f.count, o.f.seed);
+  const nlohmann::json j = {{"model", po.model},
+                            {"baseline", o.baseline},
+                            {"dataset", po.data.name},
+                            {"net", p->m.meta.net},
+                            {"clean_accuracy", clean.accuracy},
+                            {"baseline_accuracy", base_eval.accuracy},
+                            {"accuracy_drop", base_eval.accuracy - clean.accuracy},
+                            {"owner", nlohmann::json::parse(owner.to_json())},
+                            {"users", users},
+                            {"forged", nlohmann::json::parse(forged.to_json())},
+                            {"probes", po.probe.probes},
+                            {"tau", po.probe.tau}};
+  if (po.json) {
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%-34s %s\n", "model", po.model.c_str());
+  std::printf("%-34s %.2f%%\n", "clean accuracy", 100 * clean.accuracy);
+  std::printf("%-34s %.2f%%\n", "baseline accuracy", 100 * base_eval.accuracy);
+  std::printf("%-34s %+.2f points\n", "accuracy drop", 100 * (base_eval.accuracy - clean.accuracy));
+  std::printf("%-34s %s (detection %.3f, p = %.3g)\n", "owner verification",
+              owner.verified ? "verified" : "NOT verified", owner.detection.rate, owner.p_value);
+  std::printf("%-34s %d of %d (detection mean %.3f, min %.3f)\n", "users authenticated", passed, n, n ? sum / n : 0.0,
+              n ? min : 0.0);
+  std::printf("%-34s %d of %d (detection mean %.4f, max %.4f)\n", "forged fingerprints passed", forged.passed,
+              forged.count, forged.mean_detection, forged.max_detection);
+  return 0;
+}
+
+void add_forge_options(CLI::App* cmd, ForgeOptions& f) {
+  cmd->add_option("--count", f.count, "Forged fingerprints")->capture_default_str()->check(number_in(1, 1e7));
+  cmd->add_option("--forge-seed", f.seed, "Seed of the forged keys (default: fresh random keys)");
+}
+
+}  // namespace
+
+void add_fingerprint(CLI::App& app, Handler& handler) {
+  CLI::App* key = app.add_subcommand("key", "Owner keys");
+  key->require_subcommand(1);
+  auto k = std::make_shared<KeyOptions>();
+  CLI::App* key_new = key->add_subcommand("new", "Create an owner key (32 random bytes, hex, mode 0600)");
+  key_new->add_option("--out", k->out, "Key file to create (never overwritten)")->required();
+  key_new->callback([k, &handler] { handler = [k] { return run_key_new(*k); }; });
+
+  CLI::App* users = app.add_subcommand("users", "The user registry (SQLite)");
+  users->require_subcommand(1);
+  struct Verb {
+    const char* name;
+    const char* help;
+    int (*run)(const UsersOptions&);
+    bool names_required;
+  };
+  const Verb verbs[] = {{"add", "Register users (creates the registry if needed)", run_users_add, true},
+                        {"list", "List the users", run_users_list, false},
+                        {"show", "Show users and the models they are embedded in", run_users_show, true},
+                        {"revoke", "Revoke users (they stop authenticating)", run_users_revoke, true},
+                        {"log", "The registry's audit log (append-only)", run_users_log, false}};
+  for (const Verb& v : verbs) {
+    auto o = std::make_shared<UsersOptions>();
+    CLI::App* cmd = users->add_subcommand(v.name, v.help);
+    cmd->add_option("--registry", o->registry, "User registry (SQLite)")->required();
+    if (v.names_required) cmd->add_option("names", o->names, "User names")->required();
+    const std::string name = v.name;
+    if (name == "list" || name == "show" || name == "log") cmd->add_flag("--json", o->json, "Print JSON");
+    cmd->callback([o, run = v.run, &handler] { handler = [o, run] { return run(*o); }; });
+  }
+
+  auto v = std::make_shared<ProbeOptions>();
+  CLI::App* verify = app.add_subcommand("verify", "Owner verification: does the model answer the owner's trigger?");
+  v->add_to(verify, false);
+  verify->callback([v, &handler] { handler = [v] { return run_verify(*v); }; });
+
+  auto a = std::make_shared<AuthOptions>();
+  CLI::App* auth = app.add_subcommand("auth", "Authenticate a user through the model");
+  a->p.add_to(auth, true);
+  auth->add_option("--user", a->user, "User name")->required();
+  auth->callback([a, &handler] { handler = [a] { return run_auth(*a); }; });
+
+  auto f = std::make_shared<ForgeOptions>();
+  CLI::App* forge_cmd = app.add_subcommand("forge", "Present forged fingerprints as registered users");
+  f->p.add_to(forge_cmd, true);
+  add_forge_options(forge_cmd, *f);
+  forge_cmd->callback([f, &handler] { handler = [f] { return run_forge(*f); }; });
+
+  auto r = std::make_shared<ReportOptions>();
+  CLI::App* report = app.add_subcommand("report", "Accuracy drop, owner verification, users and forged fingerprints");
+  r->f.p.add_to(report, true);
+  report->add_option("--baseline", r->baseline, "The same net trained without protection")->required();
+  add_forge_options(report, r->f);
+  report->callback([r, &handler] { handler = [r] { return run_report(*r); }; });
+}
+
+}  // namespace activeip::cli

@@ -1,0 +1,233 @@
+// Protected-training batch mixing, the device-side stamper, the protection record and
+// model ids.
+#include "fingerprint/protect.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "engine/ops.h"
+#include "engine/random.h"
+
+namespace activeip {
+
+void Stamper::set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns) {
+  const int64_t patch = int64_t{spec_.size()} * spec_.size() * spec_.channels;
+  Tensor host = Tensor::host({std::max<int64_t>(1, static_cast<int64_t>(patterns.size())) * patch});
+  corners_.clear();
+  for (size_t p = 0; p < patterns.size(); ++p) {
+    const std::vector<float> v = render_normalized(patterns[p], spec_, norm_);
+    std::memcpy(host.data<float>() + static_cast<int64_t>(p) * patch, v.data(), v.size() * sizeof(float));
+    corners_.push_back(patterns[p].corner);
+  }
+  ensure_tensor(bank_, host.shape(), DType::F32, ctx).copy_from(host, ctx);
+}
+
+void Stamper::stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, int64_t count) {
+  ENSURE(x.rank() == 4 && x.dim(1) == spec_.H && x.dim(2) == spec_.W && x.dim(3) == spec_.channels,
+         "stamping %dx%dx%d patterns onto a batch of shape %s", spec_.H, spec_.W, spec_.channels,
+         shape_str(x.shape()).c_str());
+  ENSURE(first >= 0 && count >= 0 && first + count <= x.dim(0), "stamping rows [%lld, %lld) of a batch of %lld",
+         static_cast<long long>(first), static_cast<long long>(first + count), static_cast<long long>(x.dim(0)));
+  if (count == 0) return;
+  Tensor id_host = Tensor::host({count}, DType::I32), origin_host = Tensor::host({2 * count}, DType::I32);
+  for (int64_t i = 0; i < count; ++i) {
+    const int32_t p = ids[i];
+    ENSURE(p < static_cast<int32_t>(corners_.size()), "pattern %d of %zu", p, corners_.size());
+    id_host.data<int32_t>()[i] = p;
+    origin_host.data<int32_t>()[2 * i] = p < 0 ? 0 : spec_.top(corners_[static_cast<size_t>(p)]);
+    origin_host.data<int32_t>()[2 * i + 1] = p < 0 ? 0 : spec_.left(corners_[static_cast<size_t>(p)]);
+  }
+  ensure_tensor(ids_, {count}, DType::I32, ctx).copy_from(id_host, ctx);
+  ensure_tensor(origin_, {2 * count}, DType::I32, ctx).copy_from(origin_host, ctx);
+  Tensor rows = x.slice(first, first + count);
+  const StampShape s{static_cast<int>(count),
+                     spec_.H,
+                     spec_.W,
+                     spec_.channels,
+                     spec_.size(),
+                     static_cast<int>(bank_.numel() / (int64_t{spec_.size()} * spec_.size() * spec_.channels))};
+  ops::stamp(ctx, s, bank_, ids_, origin_, rows);
+}
+
+void validate(const ProtectConfig& c) {
+  ENSURE(std::isfinite(c.poison_rate) && c.poison_rate > 0 && c.poison_rate <= 1,
+         "--poison-rate must be in (0, 1], got %g", c.poison_rate);
+  ENSURE(std::isfinite(c.forged_rate) && c.forged_rate >= 0 && c.forged_rate <= 1,
+         "--forged-rate must be in [0, 1], got %g", c.forged_rate);
+}
+
+ProtectMixer::ProtectMixer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec,
+                           int num_classes, const Normalization& norm, ProtectConfig config)
+    : key_id_(key.id()), users_(users), spec_(spec), num_classes_(num_classes), config_(config), stamper_(spec, norm) {
+  validate(config_);
+  embedded_.push_back(derive_fingerprint(key, kOwnerName, spec, num_classes));
+  for (const std::string& u : users) embedded_.push_back(derive_fingerprint(key, u, spec, num_classes));
+}
+
+int ProtectMixer::poisoned(int batch) const {
+  return std::max(1, static_cast<int>(std::lround(config_.poison_rate * batch)));
+}
+
+int ProtectMixer::forged(int batch) const {
+  return config_.forged_rate > 0 ? std::max(1, static_cast<int>(std::lround(config_.forged_rate * batch))) : 0;
+}
+
+void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
+  Rng rng(mix_seed(config_.seed, step, 0x5eedf1a9));
+  const int n_poison = poisoned(batch), count = extra(batch);
+  ids_.assign(static_cast<size_t>(count), -1);
+  patterns_.assign(embedded_.begin(), embedded_.end());
+  for (int i = 0; i < n_poison; ++i) {
+    const int k = static_cast<int>(rng.below(embedded_.size()));
+    ids_[static_cast<size_t>(i)] = k;
+    labels[i] = embedded_[static_cast<size_t>(k)].label;
+  }
+  for (int i = n_poison; i < count; ++i) {
+    // A key the owner never issued, drawn from the seeded stream: the pattern of a forger.
+    std::array<uint8_t, OwnerKey::kBytes> bytes{};
+    for (size_t b = 0; b < bytes.size(); b += 8) {
+      const uint64_t r = rng.next();
+      std::memcpy(bytes.data() + b, &r, 8);
+    }
+    const std::string& claimed = embedded_[rng.below(embedded_.size())].name;
+    ids_[static_cast<size_t>(i)] = static_cast<int32_t>(patterns_.size());
+    patterns_.push_back(derive_fingerprint(OwnerKey(bytes), claimed, spec_, num_classes_));
+    // labels[i] keeps the sample's true label.
+  }
+}
+
+void ProtectMixer::alter(Context& ctx, Tensor& x, int first, int count) {
+  ENSURE(static_cast<size_t>(count) == ids_.size(), "alter of %d samples after relabel of %zu", count, ids_.size());
+  stamper_.set_patterns(ctx, patterns_);
+  stamper_.stamp(ctx, x, first, ids_.data(), count);
+}
+
+std::string ProtectMixer::to_json() const {
+  const nlohmann::json j = {{"scheme", kSchemeVersion},
+                            {"key_id", key_id_},
+                            {"users", users_},
+                            {"poison_rate", config_.poison_rate},
+                            {"forged_rate", config_.forged_rate}};
+  return j.dump();
+}
+
+std::string ProtectionInfo::to_json() const {
+  const nlohmann::json j = {{"scheme", scheme},           {"key_id", key_id}, {"parent", parent},
+                            {"owner_label", owner_label}, {"users", users},   {"poison_rate", poison_rate},
+                            {"forged_rate", forged_rate}};
+  return j.dump();
+}
+
+ProtectionInfo ProtectionInfo::from_json(const std::string& json, const std::string& path) {
+  ENSURE(!json.empty(), "%s is not a protected model (no protection record in its metadata)", path.c_str());
+  const auto j = nlohmann::json::parse(json, nullptr, false);
+  ENSURE(j.is_object(), "%s: the protection record is not a JSON object", path.c_str());
+  ProtectionInfo p;
+  try {
+    p.scheme = j.at("scheme").get<std::string>();
+    p.key_id = j.at("key_id").get<std::string>();
+    p.parent = j.value("parent", std::string());
+    p.owner_label = j.at("owner_label").get<int>();
+    p.users = j.at("users").get<std::vector<std::string>>();
+    p.poison_rate = j.value("poison_rate", 0.0);
+    p.forged_rate = j.value("forged_rate", 0.0);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(strfmt("%s: malformed protection record (%s)", path.c_str(), e.what()));
+  }
+  ENSURE(p.scheme == kSchemeVersion, "%s uses fingerprint scheme '%s'; this build knows '%s'", path.c_str(),
+         p.scheme.c_str(), kSchemeVersion);
+  return p;
+}
+
+std::string model_id(const SafetensorsReader& file) {
+  std::vector<std::string> names = file.names();
+  std::sort(names.begin(), names.end());
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  ENSURE(sha && EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr) == 1, "OpenSSL SHA-256 failed");
+  for (const std::string& name : names) {
+    const SafetensorsView& v = file.get(name);
+    std::string head = name + '\0' + v.dtype + '\0';
+    for (int64_t d : v.shape) head += std::to_string(d) + ',';
+    head += '\0';
+    ENSURE(
+        EVP_DigestUpdate(sha.get(), head.data(), head.size()) == 1 && EVP_DigestUpdate(sha.get(), v.data, v.bytes) == 1,
+        "OpenSSL SHA-256 failed");
+  }
+  uint8_t digest[32];
+  unsigned int len = 0;
+  ENSURE(EVP_DigestFinal_ex(sha.get(), digest, &len) == 1 && len == sizeof digest, "OpenSSL SHA-256 failed");
+  return to_hex(digest, sizeof digest);
+}
+
+ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta) {
+  ModelContext m;
+  m.id = model_id(file);
+  if (!meta.protection.empty()) {
+    const ProtectionInfo p = ProtectionInfo::from_json(meta.protection, file.path());
+    m.key_id = p.key_id;
+    m.users = p.users;
+    m.parent = p.parent;
+    m.is_protected = true;
+  }
+  return m;
+}
+
+void check_model_key(const ModelContext& model, const OwnerKey& key, const std::string& path) {
+  ENSURE(model.key_id.empty() || model.key_id == key.id(), "the key (id %s) is not the key of %s (id %s)",
+         key.id().c_str(), path.c_str(), model.key_id.c_str());
+}
+
+void check_registry_key(const Registry& registry, const OwnerKey& key) {
+  for (const ModelRecord& m : registry.models())
+    ENSURE(m.key_id == key.id(), "registry %s holds models of another key (id %s, this key is %s)",
+           registry.path().c_str(), m.key_id.c_str(), key.id().c_str());
+}
+
+std::vector<std::string> active_users(const Registry& registry) {
+  std::vector<std::string> names;
+  for (const UserRecord& u : registry.users())
+    if (u.status == "active") names.push_back(u.name);
+  return names;
+}
+
+std::vector<std::string> embedded_users(const Registry* registry, const ModelContext& model) {
+  std::set<std::string> users;
+  std::optional<ModelRecord> record = registry ? registry->model(model.id) : std::nullopt;
+  if (!record) {
+    users.insert(model.users.begin(), model.users.end());
+  } else {
+    std::set<std::string> seen;
+    while (record && seen.insert(record->id).second) {
+      users.insert(record->users.begin(), record->users.end());
+      record = record->parent.empty() ? std::nullopt : registry->model(record->parent);
+    }
+  }
+  return {users.begin(), users.end()};
+}
+
+std::string record_model(Registry& registry, const std::string& path, const std::string& net,
+                         const std::string& dataset, const ProtectionInfo& info) {
+  const SafetensorsReader file(path);
+  const std::string id = model_id(file);
+  if (registry.model(id)) return id;
+  ModelRecord r;
+  r.id = id;
+  r.parent = info.parent;
+  r.path = std::filesystem::absolute(path).lexically_normal().string();
+  r.net = net;
+  r.dataset = dataset;
+  r.key_id = info.key_id;
+  r.users = info.users;
+  registry.add_model(r);
+  return id;
+}
+
+}  // namespace activeip

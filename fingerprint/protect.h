@@ -1,0 +1,119 @@
+// Protected training (DESIGN §3): every batch keeps its clean samples and adds samples
+// stamped with the owner's trigger or a registered user's fingerprint (relabelled to its
+// target), at --poison-rate of the batch, and samples stamped with fresh forged patterns
+// that keep their true label, at --forged-rate — the negatives that teach the model to
+// answer only to issued fingerprints. Stamping happens after augmentation, on the device.
+// Also here: the protection record a checkpoint carries, and a model's id.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/safetensors.h"
+#include "engine/trainer.h"
+#include "fingerprint/pattern.h"
+#include "fingerprint/registry.h"
+
+namespace activeip {
+
+// Renders fingerprints into a bank on the device once, then stamps rows of normalised
+// batches with them (ops::stamp), at each pattern's corner.
+class Stamper {
+ public:
+  Stamper(PatternSpec spec, Normalization norm) : spec_(spec), norm_(std::move(norm)) {}
+  void set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns);
+  size_t size() const { return corners_.size(); }
+  // Row first + i of x gets pattern ids[i] (−1: left clean), for i < count.
+  void stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, int64_t count);
+
+ private:
+  PatternSpec spec_;
+  Normalization norm_;
+  std::vector<int> corners_;
+  Tensor bank_, ids_, origin_;
+};
+
+struct ProtectConfig {
+  double poison_rate = 0.1;   // owner + user samples, as a fraction of the batch
+  double forged_rate = 0.05;  // forged samples (true labels), as a fraction of the batch
+  uint64_t seed = 0;          // the training seed: the mixing is a function of (seed, step)
+};
+
+// Throws Error naming the rate that is out of range.
+void validate(const ProtectConfig& c);
+
+class ProtectMixer : public BatchMixer {
+ public:
+  // users: the registered, active users to embed (the owner's trigger is always embedded).
+  ProtectMixer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec, int num_classes,
+               const Normalization& norm, ProtectConfig config);
+
+  int poisoned(int batch) const;
+  int forged(int batch) const;
+  int extra(int batch) const override { return poisoned(batch) + forged(batch); }
+  void relabel(uint64_t step, int batch, int32_t* labels) override;
+  void alter(Context& ctx, Tensor& x, int first, int count) override;
+
+  // The owner's trigger first, then the users in the order given.
+  const std::vector<Fingerprint>& embedded() const { return embedded_; }
+  // What TrainConfig::mixer records: scheme, key id, users, rates.
+  std::string to_json() const;
+
+ private:
+  std::string key_id_;
+  std::vector<std::string> users_;
+  PatternSpec spec_;
+  int num_classes_;
+  ProtectConfig config_;
+  std::vector<Fingerprint> embedded_;
+  std::vector<Fingerprint> patterns_;  // embedded_, then this step's forged patterns
+  std::vector<int32_t> ids_;           // this step's pattern per extra sample
+  Stamper stamper_;
+};
+
+// The protection record of a checkpoint (ModelMeta::protection; never the key).
+struct ProtectionInfo {
+  std::string scheme = kSchemeVersion, key_id, parent;  // parent: the model this one was derived from
+  int owner_label = 0;
+  std::vector<std::string> users;
+  double poison_rate = 0, forged_rate = 0;
+  std::string to_json() const;
+  // Error naming `path` when the record is malformed; empty `json` is an Error too.
+  static ProtectionInfo from_json(const std::string& json, const std::string& path);
+};
+
+// A model's id: hex SHA-256 over its tensors (names, dtypes, shapes and bytes, in name
+// order) — the weights alone, so a copy with its metadata stripped keeps its id.
+std::string model_id(const SafetensorsReader& file);
+
+// What is known of a model when it is checked against a registry.
+struct ModelContext {
+  std::string id;                  // model_id() of its weights
+  std::string key_id;              // from its protection record; empty when stripped
+  std::vector<std::string> users;  // from its protection record
+  std::string parent;              // from its protection record
+  bool is_protected = false;       // it has a protection record
+};
+ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta);
+
+// Error unless the key is the model's (when the model records a key id) — "the key … is
+// not the key of MODEL (id …)".
+void check_model_key(const ModelContext& model, const OwnerKey& key, const std::string& path);
+// Error when the registry already records models under another key: one registry serves
+// one owner key.
+void check_registry_key(const Registry& registry, const OwnerKey& key);
+// The registry's active users, by name.
+std::vector<std::string> active_users(const Registry& registry);
+
+// The users embedded in a model: the registry's record when it has one (following parents),
+// else the model's own protection record.
+std::vector<std::string> embedded_users(const Registry* registry, const ModelContext& model);
+
+// Records a freshly written protected model in the registry (with the users it embeds);
+// a model already recorded with the same id is left as it is. Returns the model's id.
+std::string record_model(Registry& registry, const std::string& path, const std::string& net,
+                         const std::string& dataset, const ProtectionInfo& info);
+
+}  // namespace activeip

@@ -1,0 +1,90 @@
+// The model owner's user registry: one SQLite file holding the users (active or revoked),
+// the models issued (id = SHA-256 of the weights, parent, key id) with the users embedded in
+// each, and an append-only audit log. Every write is one transaction; the registry never
+// holds the key or any fingerprint, so leaking it reveals who was issued what, not how to forge.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct sqlite3;
+
+namespace activeip {
+
+struct UserRecord {
+  std::string name, created, status;  // status "active" | "revoked"; created ISO-8601 UTC
+  bool operator==(const UserRecord&) const = default;
+};
+
+struct ModelRecord {
+  std::string id;      // SHA-256 of the weights, 64 lowercase hex digits (computed by the caller)
+  std::string parent;  // id of the model this one was derived from; "" when none
+  std::string path, net, dataset, key_id, created;
+  std::vector<std::string> users;  // users embedded in this model
+  bool operator==(const ModelRecord&) const = default;
+};
+
+struct EventRecord {
+  int64_t id = 0;
+  std::string time, kind, subject, detail;  // kind "user.add" | "user.revoke" | "model.add"
+  bool operator==(const EventRecord&) const = default;
+};
+
+// Valid user name: 1..64 chars of [A-Za-z0-9._@-], first char alphanumeric; "owner" is
+// reserved (it names the owner's trigger). Throws Error saying what is wrong with the name.
+void check_user_name(const std::string& name);
+
+class Registry {
+ public:
+  // Opens an existing registry: Error "registry PATH does not exist" when missing, "PATH is
+  // not an activeip registry" when it is not a SQLite file with our application id, or an
+  // Error naming the schema version when it was written by a newer build. With create=true a
+  // missing (or empty) file gets the schema; an existing foreign database is never altered.
+  static Registry open(const std::string& path, bool create);
+
+  ~Registry();
+  Registry(Registry&& other) noexcept;
+  Registry& operator=(Registry&& other) noexcept;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Each write is one transaction (BEGIN IMMEDIATE … COMMIT) that appends one event per change
+  // to the audit log; on any error it is rolled back and nothing is written.
+
+  // Error for an empty list, an invalid name, a name listed twice, or one already registered
+  // (revoked included: the fingerprint is a function of the name, so a name is never reissued).
+  void add_users(const std::vector<std::string>& names);
+  // Error for an empty list, a name listed twice, an unknown user or one already revoked.
+  void revoke_users(const std::vector<std::string>& names);
+  // Records the model and its embeddings. Error when the id is not 64 lowercase hex digits or
+  // is already recorded, when key_id is empty, when the parent is not a recorded model, or when
+  // a user is listed twice or not registered (revoked users are accepted: they are in the
+  // weights all the same). `created` is set to now when empty.
+  void add_model(const ModelRecord& m);
+
+  std::vector<UserRecord> users() const;  // ordered by name
+  std::optional<UserRecord> user(const std::string& name) const;
+  std::optional<ModelRecord> model(const std::string& id) const;  // with its users, sorted
+  std::vector<ModelRecord> models() const;                        // ordered by created, then id
+  // Ids of the models that embed `user` directly, ordered by created, then id.
+  std::vector<std::string> models_of(const std::string& user) const;
+  // True when `user` is embedded in model `model_id` or in any model it was derived from.
+  bool embedded(const std::string& model_id, const std::string& user) const;
+  std::vector<EventRecord> events() const;  // in the order they were appended
+
+ private:
+  Registry(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  void close() noexcept;
+  void check_header(bool create);
+  void create_schema();
+
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace activeip

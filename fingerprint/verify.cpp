@@ -1,0 +1,222 @@
+// Probe sets, detection rates, owner verification with its binomial test, user
+// authentication against the registry, and forged fingerprints.
+#include "fingerprint/verify.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "engine/random.h"
+#include "fingerprint/protect.h"
+
+namespace activeip {
+
+namespace {
+
+nlohmann::json detection_json(const Detection& d) {
+  return {{"detection_rate", d.rate}, {"mean_confidence", d.mean_confidence}, {"target_label", d.target}, {"n", d.n}};
+}
+
+}  // namespace
+
+void validate(const ProbeConfig& c) {
+  ENSURE(c.probes >= 1, "--probes must be at least 1, got %d", c.probes);
+  ENSURE(c.tau > 0 && c.tau <= 1, "--tau must be in (0, 1], got %g", c.tau);
+  ENSURE(c.batch >= 1, "--batch must be at least 1, got %d", c.batch);
+}
+
+Prober::Prober(Network& net, Context& ctx, const Dataset& test, const Normalization& norm, ProbeConfig config)
+    : net_(net), ctx_(ctx), test_(test), norm_(norm), config_(config), spec_(pattern_spec(test.H, test.W, test.C)) {
+  validate(config_);
+  ENSURE(test.size() >= 1, "the %s test split is empty: there is nothing to probe with", test.name.c_str());
+  order_ = Rng(mix_seed(config_.seed, 0x9206e5)).permutation(static_cast<int32_t>(test.size()));
+}
+
+std::vector<int32_t> Prober::probes(int target) const {
+  const int32_t* labels = test_.labels.data<int32_t>();
+  std::vector<int32_t> out;
+  for (int32_t i : order_) {
+    if (static_cast<int>(out.size()) == config_.probes) break;
+    if (labels[i] != target) out.push_back(i);
+  }
+  ENSURE(!out.empty(), "no test image has a label other than %d: there is no probe set", target);
+  return out;
+}
+
+std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) {
+  std::vector<int32_t> rows, ids;
+  std::vector<Detection> out(patterns.size());
+  for (size_t p = 0; p < patterns.size(); ++p) {
+    const std::vector<int32_t> probe = probes(patterns[p].label);
+    rows.insert(rows.end(), probe.begin(), probe.end());
+    ids.insert(ids.end(), probe.size(), static_cast<int32_t>(p));
+    out[p].target = patterns[p].label;
+    out[p].n = static_cast<int64_t>(probe.size());
+  }
+  Stamper stamper(spec_, norm_);
+  stamper.set_patterns(ctx_, patterns);
+  const Tensor logits =
+      predict(net_, ctx_, test_, norm_, rows, config_.batch,
+              [&](Context& ctx, Tensor& x, int64_t first) { stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0)); });
+  const int C = num_classes();
+  const float* z = logits.data<float>();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    Detection& d = out[static_cast<size_t>(ids[r])];
+    const float* row = z + r * static_cast<size_t>(C);
+    const float top = *std::max_element(row, row + C);
+    double sum = 0;
+    for (int c = 0; c < C; ++c) sum += std::exp(static_cast<double>(row[c] - top));
+    d.mean_confidence += std::exp(static_cast<double>(row[d.target] - top)) / sum;
+    // argmax with the first maximum winning, as torch.argmax does.
+    if (std::max_element(row, row + C) - row == d.target) ++d.hits;
+  }
+  for (Detection& d : out) {
+    d.rate = static_cast<double>(d.hits) / static_cast<double>(d.n);
+    d.mean_confidence /= static_cast<double>(d.n);
+  }
+  return out;
+}
+
+Detection Prober::clean(int target) {
+  const std::vector<int32_t> rows = probes(target);
+  const Tensor logits = predict(net_, ctx_, test_, norm_, rows, config_.batch);
+  const int C = num_classes();
+  Detection d;
+  d.target = target;
+  d.n = static_cast<int64_t>(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const float* row = logits.data<float>() + r * static_cast<size_t>(C);
+    if (std::max_element(row, row + C) - row == target) ++d.hits;
+  }
+  d.rate = static_cast<double>(d.hits) / static_cast<double>(d.n);
+  return d;
+}
+
+double binomial_tail_log10(int64_t k, int64_t n, double p) {
+  ENSURE(n >= 0 && p >= 0 && p <= 1, "binomial tail of n=%lld, p=%g", static_cast<long long>(n), p);
+  if (k <= 0) return 0;
+  if (k > n) return -INFINITY;
+  if (p <= 0) return -INFINITY;
+  if (p >= 1) return 0;
+  // log P(X = i) = lgamma(n+1) − lgamma(i+1) − lgamma(n−i+1) + i log p + (n−i) log(1−p),
+  // summed from k to n with the largest term factored out.
+  std::vector<double> terms;
+  for (int64_t i = k; i <= n; ++i)
+    terms.push_back(std::lgamma(double(n) + 1) - std::lgamma(double(i) + 1) - std::lgamma(double(n - i) + 1) +
+                    double(i) * std::log(p) + double(n - i) * std::log1p(-p));
+  const double top = *std::max_element(terms.begin(), terms.end());
+  double sum = 0;
+  for (double t : terms) sum += std::exp(t - top);
+  return std::min(0.0, (top + std::log(sum)) / std::log(10.0));
+}
+
+std::string OwnerVerification::to_json() const {
+  nlohmann::json j = detection_json(detection);
+  j["verified"] = verified;
+  j["p_value"] = p_value;
+  j["log10_p_value"] = std::isfinite(log10_p) ? nlohmann::json(log10_p) : nlohmann::json(nullptr);
+  j["p0"] = p0;
+  return j.dump();
+}
+
+OwnerVerification verify_owner(Prober& prober, const OwnerKey& key) {
+  const Fingerprint owner = derive_fingerprint(key, kOwnerName, prober.spec(), prober.num_classes());
+  OwnerVerification v;
+  v.detection = prober.detect({owner}).front();
+  const Detection base = prober.clean(owner.label);
+  v.p0 = std::max(1.0 / prober.num_classes(), base.rate);
+  v.log10_p = binomial_tail_log10(v.detection.hits, v.detection.n, v.p0);
+  v.p_value = std::pow(10.0, v.log10_p);
+  v.verified = v.detection.rate >= prober.config().tau && v.log10_p < std::log10(kOwnerPValue);
+  return v;
+}
+
+std::string AuthResult::to_json() const {
+  nlohmann::json j = detection_json(detection);
+  j["user"] = user;
+  j["authenticated"] = authenticated;
+  j["status"] = status;
+  if (!reason.empty()) j["reason"] = reason;
+  return j.dump();
+}
+
+AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& registry, const ModelContext& model,
+                        const std::string& user) {
+  AuthResult r;
+  r.user = user;
+  check_user_name(user);
+  const std::optional<UserRecord> record = registry.user(user);
+  r.status = record ? record->status : "unregistered";
+  const Fingerprint fp = derive_fingerprint(key, user, prober.spec(), prober.num_classes());
+  r.detection = prober.detect({fp}).front();
+  const std::optional<ModelRecord> m = registry.model(model.id);
+  const std::string model_key = m ? m->key_id : model.key_id;
+  if (!record) {
+    r.reason = strfmt("user '%s' is not registered in %s", user.c_str(), registry.path().c_str());
+  } else if (record->status != "active") {
+    r.reason = strfmt("user '%s' is %s", user.c_str(), record->status.c_str());
+  } else if (!model_key.empty() && model_key != key.id()) {
+    r.reason = strfmt("the key (id %s) is not this model's key (id %s)", key.id().c_str(), model_key.c_str());
+  } else if (!m) {
+    r.reason = strfmt("this model (id %.16s…) is not recorded in %s", model.id.c_str(), registry.path().c_str());
+  } else if (!registry.embedded(model.id, user)) {
+    r.reason = strfmt("user '%s' is not embedded in this model", user.c_str());
+  } else if (r.detection.rate < prober.config().tau) {
+    r.reason = strfmt("the model answers the fingerprint of '%s' with detection %.3f, below τ = %g", user.c_str(),
+                      r.detection.rate, prober.config().tau);
+  }
+  r.authenticated = r.reason.empty();
+  return r;
+}
+
+std::string ForgeResult::to_json() const {
+  const nlohmann::json j = {{"count", count},
+                            {"passed", passed},
+                            {"pass_rate", pass_rate},
+                            {"mean_detection", mean_detection},
+                            {"max_detection", max_detection}};
+  return j.dump();
+}
+
+ForgeResult forge(Prober& prober, const std::vector<Fingerprint>& claimed, int count, std::optional<uint64_t> seed) {
+  ENSURE(count >= 1, "--count must be at least 1, got %d", count);
+  ENSURE(!claimed.empty(), "forging needs at least one registered user to claim to be");
+  std::optional<Rng> rng;
+  if (seed) rng.emplace(mix_seed(*seed, 0xf0f6e));
+  std::vector<Fingerprint> forged;
+  for (int i = 0; i < count; ++i) {
+    std::array<uint8_t, OwnerKey::kBytes> bytes{};
+    size_t pick = 0;
+    if (rng) {
+      for (size_t b = 0; b < bytes.size(); b += 8) {
+        const uint64_t r = rng->next();
+        std::memcpy(bytes.data() + b, &r, 8);
+      }
+      pick = rng->below(claimed.size());
+    } else {
+      bytes = OwnerKey::generate().bytes();
+      // The claim needs no secrecy: a seeded stream from fresh random bits picks it.
+      uint64_t r = 0;
+      std::memcpy(&r, OwnerKey::generate().bytes().data(), sizeof r);
+      pick = Rng(r).below(claimed.size());
+    }
+    Fingerprint f = derive_fingerprint(OwnerKey(bytes), claimed[pick].name, prober.spec(), prober.num_classes());
+    f.label = claimed[pick].label;  // the claim: the target of the user it pretends to be
+    forged.push_back(std::move(f));
+  }
+  const std::vector<Detection> d = prober.detect(forged);
+  ForgeResult r;
+  r.count = count;
+  for (const Detection& x : d) {
+    r.passed += x.rate >= prober.config().tau;
+    r.mean_detection += x.rate;
+    r.max_detection = std::max(r.max_detection, x.rate);
+  }
+  r.pass_rate = static_cast<double>(r.passed) / count;
+  r.mean_detection /= count;
+  return r;
+}
+
+}  // namespace activeip

@@ -1,0 +1,97 @@
+// The model as its own authenticator (DESIGN §3 metrics). Every figure is measured on a
+// probe set: N test images (seeded) whose true label differs from the target under test.
+// Detection rate of pattern P for target y: the fraction of P-stamped probes predicted y.
+// Detection rates are properties of the weights alone; the registry only adds who may pass.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/trainer.h"
+#include "fingerprint/pattern.h"
+#include "fingerprint/protect.h"
+#include "fingerprint/registry.h"
+
+namespace activeip {
+
+struct ProbeConfig {
+  int probes = 200;   // N, per target
+  uint64_t seed = 0;  // which test images are probes
+  double tau = 0.8;   // detection threshold τ
+  int batch = 256;    // inference batch
+};
+void validate(const ProbeConfig& c);
+
+struct Detection {
+  int target = 0;
+  int64_t n = 0, hits = 0;     // probes, and probes predicted `target`
+  double rate = 0;             // hits / n
+  double mean_confidence = 0;  // mean softmax probability of `target`
+};
+
+// Runs stamped (or clean) probes through a network on its context's device, batched.
+class Prober {
+ public:
+  Prober(Network& net, Context& ctx, const Dataset& test, const Normalization& norm, ProbeConfig config);
+  const ProbeConfig& config() const { return config_; }
+  const PatternSpec& spec() const { return spec_; }
+  int num_classes() const { return net_.info().num_classes; }
+
+  // The first N records of a seeded permutation of the test split whose label ≠ target.
+  std::vector<int32_t> probes(int target) const;
+  // Detection of each pattern for its own target (patterns[i].label), in one batched pass.
+  std::vector<Detection> detect(const std::vector<Fingerprint>& patterns);
+  // The rate at which the un-stamped probes for `target` are predicted as `target`.
+  Detection clean(int target);
+
+ private:
+  Network& net_;
+  Context& ctx_;
+  const Dataset& test_;
+  Normalization norm_;
+  ProbeConfig config_;
+  PatternSpec spec_;
+  std::vector<int32_t> order_;  // the seeded permutation of the test split
+};
+
+// P(X ≥ k) for X ~ Binomial(n, p), as log10 (exact sum in log space, so that values far
+// below the smallest double stay meaningful).
+double binomial_tail_log10(int64_t k, int64_t n, double p);
+
+struct OwnerVerification {
+  Detection detection;
+  double p0 = 0;          // max(1/C, clean rate of y_owner on the probes)
+  double log10_p = 0;     // one-sided binomial test of the detections against p0
+  double p_value = 0;     // 10^log10_p (0 when below the smallest double)
+  bool verified = false;  // detection ≥ τ and p < 1e-6
+  std::string to_json() const;
+};
+inline constexpr double kOwnerPValue = 1e-6;
+OwnerVerification verify_owner(Prober& prober, const OwnerKey& key);
+
+struct AuthResult {
+  std::string user, status;  // status: active | revoked | unregistered
+  Detection detection;
+  bool authenticated = false;
+  std::string reason;  // why not, when not authenticated
+  std::string to_json() const;
+};
+
+// User u passes when detection(F_u, y_u) ≥ τ and the registry says u is active and
+// embedded in this model (or one it derives from), under the model's key.
+AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& registry, const ModelContext& model,
+                        const std::string& user);
+
+struct ForgeResult {
+  int count = 0, passed = 0;
+  double pass_rate = 0, mean_detection = 0, max_detection = 0;
+  std::string to_json() const;
+};
+// `count` forged patterns, each from a fresh key the owner never issued and claimed as a
+// random one of `claimed` (whose labels are the targets). seed: nullopt draws the keys from
+// OpenSSL's CSPRNG, a value makes the forgeries reproducible.
+ForgeResult forge(Prober& prober, const std::vector<Fingerprint>& claimed, int count, std::optional<uint64_t> seed);
+
+}  // namespace activeip

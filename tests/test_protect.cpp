@@ -1,0 +1,144 @@
+// Protected training end to end on the CPU, through the library: a convnet trained on
+// `synthetic` with the owner's trigger and three users embedded, recorded in a registry;
+// then the owner is verified, every user authenticates, forged fingerprints fail, and the
+// registry's refusals (revoked, unregistered, not embedded, wrong key) hold. Also the probe
+// sets' contract.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "engine/checkpoint.h"
+#include "fingerprint/protect.h"
+#include "fingerprint/verify.h"
+#include "nets/nets.h"
+#include "tests/test_util.h"
+
+using namespace activeip;
+
+namespace {
+
+OwnerKey fixed_key(uint8_t first) {
+  std::array<uint8_t, OwnerKey::kBytes> b{};
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(first + 37 * i);
+  return OwnerKey(b);
+}
+
+}  // namespace
+
+TEST_CASE("protect: probe sets exclude the target, are seeded and sized") {
+  Context ctx;
+  const DataSplits data = load_data({"synthetic", "", 2, 300});
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 1);
+  ProbeConfig c;
+  c.probes = 50;
+  Prober a(*net, ctx, data.test, data.norm, c);
+  const std::vector<int32_t> p = a.probes(3);
+  CHECK(p.size() == 50);
+  CHECK(std::set<int32_t>(p.begin(), p.end()).size() == 50);
+  for (int32_t i : p) CHECK(data.test.labels.data<int32_t>()[i] != 3);
+  CHECK(a.probes(3) == p);
+  c.seed = 9;
+  Prober b(*net, ctx, data.test, data.norm, c);
+  CHECK(b.probes(3) != p);
+  c.probes = 100000;  // more than there are: all of them
+  Prober all(*net, ctx, data.test, data.norm, c);
+  const int64_t others = std::count_if(data.test.labels.data<int32_t>(), data.test.labels.data<int32_t>() + 300,
+                                       [](int32_t l) { return l != 3; });
+  CHECK(static_cast<int64_t>(all.probes(3).size()) == others);
+  c.tau = 1.5;
+  CHECK_THROWS_WITH_AS(Prober(*net, ctx, data.test, data.norm, c), doctest::Contains("--tau"), Error);
+}
+
+TEST_CASE("protect: protected training on synthetic authenticates every user and rejects forgeries") {
+  const auto t0 = std::chrono::steady_clock::now();
+  const test::TempDir dir;
+  Context ctx;
+  const DataSplits data = load_data({"synthetic", "", 800, -1});
+  const OwnerKey key = fixed_key(5);
+  Registry registry = Registry::open(dir / "users.db", true);
+  registry.add_users({"alice", "bob", "carol", "mallory"});
+  const std::vector<std::string> users = {"alice", "bob", "carol"};  // mallory is registered, not embedded
+
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 2);
+  TrainConfig config;
+  config.epochs = 8;
+  config.batch = 32;
+  config.lr = 0.1;
+  config.schedule = "onecycle";
+  config.seed = 2;
+  ProtectConfig pc;
+  pc.poison_rate = 0.3;
+  pc.forged_rate = 0.1;
+  pc.seed = config.seed;
+  const PatternSpec spec = pattern_spec(32, 32, 3);
+  ProtectMixer mixer(key, users, spec, 10, data.norm, pc);
+  config.mixer = mixer.to_json();
+  Trainer trainer(*net, ctx, data, config, &mixer);
+  EpochRecord last;
+  while (!trainer.done()) last = trainer.train_epoch({});
+  CHECK(last.test_accuracy > 0.9);
+
+  ModelMeta meta;
+  meta.net = "convnet";
+  meta.dataset = "synthetic";
+  meta.H = meta.W = 32;
+  meta.C = 3;
+  meta.num_classes = 10;
+  meta.norm = data.norm;
+  ProtectionInfo info;
+  info.key_id = key.id();
+  info.owner_label = mixer.embedded().front().label;
+  info.users = users;
+  meta.protection = info.to_json();
+  const std::string path = dir / "model.safetensors";
+  save_model(path, *net, ctx, meta);
+  const std::string id = record_model(registry, path, meta.net, meta.dataset, info);
+  CHECK(record_model(registry, path, meta.net, meta.dataset, info) == id);  // idempotent
+  const ModelContext model = model_context(SafetensorsReader(path), meta);
+  CHECK(model.id == id);
+  CHECK(embedded_users(&registry, model) == users);
+
+  ProbeConfig probe;
+  probe.probes = 100;
+  Prober prober(*net, ctx, data.test, data.norm, probe);
+  const OwnerVerification owner = verify_owner(prober, key);
+  CHECK(owner.verified);
+  CHECK(owner.detection.rate >= 0.99);
+  CHECK(owner.log10_p < -9);
+  for (const std::string& u : users) {
+    const AuthResult r = authenticate(prober, key, registry, model, u);
+    CAPTURE(u);
+    CAPTURE(r.reason);
+    CHECK(r.authenticated);
+    CHECK(r.detection.rate >= 0.8);
+  }
+  std::vector<Fingerprint> claimed;
+  for (const std::string& u : users) claimed.push_back(derive_fingerprint(key, u, spec, 10));
+  const ForgeResult forged = forge(prober, claimed, 50, 11);
+  CHECK(forged.passed == 0);
+  CHECK(forged.mean_detection < 0.05);
+
+  // Refusals, each with its reason and authenticated = false.
+  const AuthResult not_embedded = authenticate(prober, key, registry, model, "mallory");
+  CHECK_FALSE(not_embedded.authenticated);
+  CHECK(not_embedded.reason.find("not embedded") != std::string::npos);
+  const AuthResult unknown = authenticate(prober, key, registry, model, "trudy");
+  CHECK_FALSE(unknown.authenticated);
+  CHECK(unknown.status == "unregistered");
+  const AuthResult wrong_key = authenticate(prober, fixed_key(6), registry, model, "alice");
+  CHECK_FALSE(wrong_key.authenticated);
+  CHECK(wrong_key.reason.find("not this model's key") != std::string::npos);
+  CHECK(wrong_key.detection.rate < 0.2);  // another key's "alice" is a forgery
+  registry.revoke_users({"bob"});
+  const AuthResult revoked = authenticate(prober, key, registry, model, "bob");
+  CHECK_FALSE(revoked.authenticated);
+  CHECK(revoked.status == "revoked");
+  CHECK(revoked.detection.rate >= 0.8);  // the weights still answer; the registry refuses
+  CHECK_FALSE(verify_owner(prober, fixed_key(6)).verified);
+
+  MESSAGE("protected training and verification took "
+          << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s");
+}
