@@ -162,18 +162,6 @@ void record(Protection& p, const TrainOptions& o, const std::string& net) {
                o.registry.c_str(), p.info.owner_label, p.info.users.size());
 }
 
-ModelMeta meta_for(const std::string& net, const std::string& dataset, const DataSplits& data) {
-  ModelMeta meta;
-  meta.net = net;
-  meta.dataset = dataset;
-  meta.H = data.train.H;
-  meta.W = data.train.W;
-  meta.C = data.train.C;
-  meta.num_classes = data.train.num_classes;
-  meta.norm = data.norm;
-  return meta;
-}
-
 int run_train(TrainOptions& o) {
   o.config.augment = !o.no_augment;
   as_usage([&] { o.config.validate(); });
@@ -188,7 +176,7 @@ int run_train(TrainOptions& o) {
   const DataSplits data = load_data(o.data.spec());
   auto net = make_net(o.net, {data.train.H, data.train.W, data.train.C, data.train.num_classes});
   net->build(ctx, o.config.seed);
-  ModelMeta meta = meta_for(o.net, o.data.name, data);
+  ModelMeta meta = ModelMeta::describe(*net, o.data.name, data.norm);
   if (o.protect) arm_protection(protection, active_users(*protection.registry), data, o, meta, "");
   Trainer trainer(*net, ctx, data, o.config, protection.mixer.get());
 

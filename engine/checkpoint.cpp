@@ -71,6 +71,19 @@ std::map<std::string, std::string> ModelMeta::to_metadata() const {
   return m;
 }
 
+ModelMeta ModelMeta::describe(const Network& net, const std::string& dataset, const Normalization& norm) {
+  ModelMeta m;
+  const NetInfo& i = net.info();
+  m.net = i.name;
+  m.dataset = dataset;
+  m.H = i.H;
+  m.W = i.W;
+  m.C = i.C;
+  m.num_classes = i.num_classes;
+  m.norm = norm;
+  return m;
+}
+
 ModelMeta ModelMeta::from_metadata(const std::map<std::string, std::string>& m, const std::string& path) {
   const std::string format = get(m, "format", path);
   ENSURE(format == kFormat, "%s: model format '%s' is not %s", path.c_str(), format.c_str(), kFormat);

@@ -21,6 +21,8 @@ struct ModelMeta {
   std::string config = "{}";  // JSON: the training options
   std::string protection;     // JSON, empty when the model is not protected
 
+  // What describes `net` and its data; epoch, config and protection keep their defaults.
+  static ModelMeta describe(const Network& net, const std::string& dataset, const Normalization& norm);
   std::map<std::string, std::string> to_metadata() const;
   // Error naming the file and the key when a field is missing or malformed.
   static ModelMeta from_metadata(const std::map<std::string, std::string>& m, const std::string& path);

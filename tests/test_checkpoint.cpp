@@ -15,14 +15,7 @@ using namespace activeip;
 namespace {
 
 ModelMeta meta_for(const Network& net) {
-  ModelMeta m;
-  m.net = net.info().name;
-  m.dataset = "synthetic";
-  m.H = net.info().H;
-  m.W = net.info().W;
-  m.C = net.info().C;
-  m.num_classes = net.info().num_classes;
-  m.norm = {{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+  ModelMeta m = ModelMeta::describe(net, "synthetic", {{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}});
   m.epoch = 3;
   return m;
 }

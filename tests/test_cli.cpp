@@ -82,14 +82,8 @@ void write_valid_model(const TempDir& dir, const std::string& name, const NetSpe
   Context ctx;
   auto net = make_net("convnet", spec);
   net->build(ctx, 7);
-  ModelMeta meta;
-  meta.net = "convnet";
-  meta.dataset = "synthetic";
-  meta.H = spec.H;
-  meta.W = spec.W;
-  meta.C = spec.C;
-  meta.num_classes = spec.num_classes;
-  meta.norm = {std::vector<float>(size_t(spec.C), 0.5f), std::vector<float>(size_t(spec.C), 0.25f)};
+  const ModelMeta meta = ModelMeta::describe(
+      *net, "synthetic", {std::vector<float>(size_t(spec.C), 0.5f), std::vector<float>(size_t(spec.C), 0.25f)});
   save_model(dir / name, *net, ctx, meta);
   ok(dir, {"info", "--model", name});
 }

@@ -21,6 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::error_of;
+
 // Text-like bytes (compressible, so the deflate stream has real structure to corrupt).
 std::vector<uint8_t> compressible_bytes(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -41,15 +43,6 @@ std::vector<uint8_t> gzip(const std::vector<uint8_t>& in) {
   out.resize(zs.total_out);
   deflateEnd(&zs);
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -81,13 +81,7 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   while (!trainer.done()) last = trainer.train_epoch({});
   CHECK(last.test_accuracy > 0.9);
 
-  ModelMeta meta;
-  meta.net = "convnet";
-  meta.dataset = "synthetic";
-  meta.H = meta.W = 32;
-  meta.C = 3;
-  meta.num_classes = 10;
-  meta.norm = data.norm;
+  ModelMeta meta = ModelMeta::describe(*net, "synthetic", data.norm);
   ProtectionInfo info;
   info.key_id = key.id();
   info.owner_label = mixer.embedded().front().label;

@@ -21,14 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // Model ids are SHA-256 digests in hex; any 64 hex digits do for the registry.
 std::string model_id(char c) {
@@ -125,7 +118,7 @@ TEST_CASE("registry: creation and reopening") {
   fs::current_path(dir.path());
   std::string err = error_of([] { Registry::open(":memory:", true).add_users({"zed"}); });
   fs::current_path(cwd);
-  CHECK(err.empty());
+  CHECK(err == "(no error)");
   CHECK(fs::exists(dir / ":memory:"));
 }
 
@@ -499,7 +492,7 @@ TEST_CASE("registry: a writer waits for another process's transaction") {
   const std::string err = error_of([&] { r.add_users({"alice"}); });
   release.join();
   sqlite3_close(other);
-  CHECK(err == "");
+  CHECK(err == "(no error)");
   CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(150));
   CHECK(r.user("alice").has_value());
 }

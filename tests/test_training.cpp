@@ -151,13 +151,7 @@ TEST_CASE("training: --resume continues bit for bit") {
     net->build(ctx, 4);
     Trainer b(*net, ctx, data, small_config(3));
     b.train_epoch({});
-    ModelMeta meta;
-    meta.net = "convnet";
-    meta.dataset = "synthetic";
-    meta.H = meta.W = 32;
-    meta.C = 3;
-    meta.num_classes = 10;
-    meta.norm = data.norm;
+    const ModelMeta meta = ModelMeta::describe(*net, "synthetic", data.norm);
     b.save(path, meta);
   }
   auto resumed = make_net("convnet", {32, 32, 3, 10});

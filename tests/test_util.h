@@ -1,7 +1,7 @@
 // Shared helpers of the test suites: seeded random inputs (never zero), float↔double
 // conversion, expect_close (worst relative error ‖got−ref‖/‖ref‖ and the first bad index),
-// NaN poisoning, a central-difference gradient check in double, and files: a temporary
-// directory per test and whole-file byte reads and writes.
+// NaN poisoning, a central-difference gradient check in double, error_of (the message a
+// call throws), and files: a temporary directory per test and whole-file byte reads and writes.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -19,6 +19,8 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include "kernels/error.h"
 
 namespace activeip::test {
 
@@ -120,6 +122,16 @@ inline std::string read_text(const std::string& path) {
 
 // A new directory under the system temporary directory, removed with its contents at the
 // end. Each test makes its own, so tests running in parallel never share a file.
+// The message of the activeip::Error that f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 class TempDir {
  public:
   TempDir() {
