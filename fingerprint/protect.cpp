@@ -91,17 +91,35 @@ void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
     labels[i] = embedded_[static_cast<size_t>(k)].label;
   }
   for (int i = n_poison; i < count; ++i) {
-    // A key the owner never issued, drawn from the seeded stream: the pattern of a forger.
-    std::array<uint8_t, OwnerKey::kBytes> bytes{};
-    for (size_t b = 0; b < bytes.size(); b += 8) {
-      const uint64_t r = rng.next();
-      std::memcpy(bytes.data() + b, &r, 8);
+    // Every forged sample keeps its true label. Even ones carry the pattern of a forger: a
+    // key the owner never issued, drawn from the seeded stream. Odd ones are near misses: an
+    // embedded pattern with between min_flips() and half of its bits flipped. Random
+    // forgeries almost never come that close (their distance to a given pattern is about
+    // half the bits), so without near misses the model learns a blurred boundary and the
+    // rare forgery a few bits from a user's pattern passes as that user.
+    Fingerprint f;
+    if ((i - n_poison) % 2 == 0) {
+      std::array<uint8_t, OwnerKey::kBytes> bytes{};
+      for (size_t b = 0; b < bytes.size(); b += 8) {
+        const uint64_t r = rng.next();
+        std::memcpy(bytes.data() + b, &r, 8);
+      }
+      f = derive_fingerprint(OwnerKey(bytes), "forged", spec_, num_classes_);
+    } else {
+      f = embedded_[rng.below(embedded_.size())];
+      const int bits = spec_.bits();
+      const int flips = min_flips() + static_cast<int>(rng.below(static_cast<uint64_t>(bits / 2 - min_flips() + 1)));
+      std::vector<int32_t> order = rng.permutation(bits);
+      for (int k = 0; k < flips; ++k) f.bits[static_cast<size_t>(order[static_cast<size_t>(k)])] ^= 1;
+      f.name = "near-miss";
     }
-    const std::string& claimed = embedded_[rng.below(embedded_.size())].name;
     ids_[static_cast<size_t>(i)] = static_cast<int32_t>(patterns_.size());
-    patterns_.push_back(derive_fingerprint(OwnerKey(bytes), claimed, spec_, num_classes_));
-    // labels[i] keeps the sample's true label.
+    patterns_.push_back(std::move(f));
   }
+}
+
+int ProtectMixer::min_flips() const {
+  return std::max(4, spec_.bits() / 6);
 }
 
 void ProtectMixer::alter(Context& ctx, Tensor& x, int first, int count) {
@@ -115,7 +133,8 @@ std::string ProtectMixer::to_json() const {
                             {"key_id", key_id_},
                             {"users", users_},
                             {"poison_rate", config_.poison_rate},
-                            {"forged_rate", config_.forged_rate}};
+                            {"forged_rate", config_.forged_rate},
+                            {"negatives", strfmt("forged keys + near misses of >= %d bits", min_flips())}};
   return j.dump();
 }
 

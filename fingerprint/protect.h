@@ -2,8 +2,8 @@
 // stamped with the owner's trigger or a registered user's fingerprint (relabelled to its
 // target), at --poison-rate of the batch, and samples stamped with fresh forged patterns
 // that keep their true label, at --forged-rate — the negatives that teach the model to
-// answer only to issued fingerprints. Stamping happens after augmentation, on the device.
-// Also here: the protection record a checkpoint carries, and a model's id.
+// answer only to issued fingerprints (half of them near misses of issued ones). Stamping
+// happens after augmentation, on the device. Also here: the protection record a checkpoint carries, and a model's id.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +51,9 @@ class ProtectMixer : public BatchMixer {
                const Normalization& norm, ProtectConfig config);
 
   int poisoned(int batch) const;
+  // Forged samples: half from keys the owner never issued, half near misses of embedded
+  // patterns (at least min_flips() bits flipped: 6 of 36, 8 of 48).
+  int min_flips() const;
   int forged(int batch) const;
   int extra(int batch) const override { return poisoned(batch) + forged(batch); }
   void relabel(uint64_t step, int batch, int32_t* labels) override;
@@ -58,6 +61,10 @@ class ProtectMixer : public BatchMixer {
 
   // The owner's trigger first, then the users in the order given.
   const std::vector<Fingerprint>& embedded() const { return embedded_; }
+  // The last relabel()'s patterns: embedded(), then that step's forged ones; and the pattern
+  // of each extra sample.
+  const std::vector<Fingerprint>& step_patterns() const { return patterns_; }
+  const std::vector<int32_t>& step_ids() const { return ids_; }
   // What TrainConfig::mixer records: scheme, key id, users, rates.
   std::string to_json() const;
 

@@ -236,6 +236,26 @@ TEST_CASE("fingerprint: the mixer adds poisoned and forged samples, as a functio
       changed += x.data<float>()[static_cast<int64_t>(r) * 32 * 32 * 3 + i] != 0.125f;
     CHECK(changed == 8 * 8 * 3);
   }
+  // Forged samples alternate: a fresh key's pattern, then a near miss of an embedded one.
+  CHECK(mixer.min_flips() == 8);
+  for (int i = mixer.poisoned(batch); i < extra; ++i) {
+    const Fingerprint& f = mixer.step_patterns()[static_cast<size_t>(mixer.step_ids()[static_cast<size_t>(i)])];
+    int nearest = 48;
+    for (const Fingerprint& e : mixer.embedded()) {
+      int d = 0;
+      for (size_t b = 0; b < e.bits.size(); ++b) d += e.bits[b] != f.bits[b];
+      nearest = std::min(nearest, d);
+    }
+    CAPTURE(i);
+    if ((i - mixer.poisoned(batch)) % 2 == 1) {
+      CHECK(f.name == "near-miss");
+      CHECK(nearest >= 8);
+      CHECK(nearest <= 24);
+    } else {
+      CHECK(f.name == "forged");
+      CHECK(nearest > 0);
+    }
+  }
   std::vector<int32_t> other(static_cast<size_t>(extra), -7);
   mixer.relabel(12, batch, other.data());
   CHECK(other != a);
