@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "engine/checkpoint.h"
 #include "engine/context.h"
 #include "engine/dataset.h"
 #include "kernels/error.h"
@@ -29,6 +30,10 @@ struct DataOptions {
   void add_to(CLI::App* cmd, bool with_limits);
   DataSpec spec() const;
 };
+
+// The test split of `data` for a model, after checking that the model takes its images and
+// has an output for each of its classes; the training split is barely read.
+DataSplits load_test_split(const ModelMeta& meta, const std::string& model, const DataOptions& data);
 
 struct DeviceOptions {
   std::string device = "cpu";

@@ -25,15 +25,7 @@ int run_eval(const EvalOptions& o) {
   const Device device = o.device.parsed();
   Context ctx(device, o.device.threads);
   LoadedModel m = load_model(o.model, ctx);
-  const DataShape shape = dataset_shape(o.data.name);
-  ENSURE(shape.H == m.meta.H && shape.W == m.meta.W && shape.C == m.meta.C,
-         "%s takes %dx%dx%d images but %s has %dx%dx%d", o.model.c_str(), m.meta.H, m.meta.W, m.meta.C,
-         o.data.name.c_str(), shape.H, shape.W, shape.C);
-  ENSURE(shape.num_classes <= m.meta.num_classes, "%s has %d outputs but %s has %d classes", o.model.c_str(),
-         m.meta.num_classes, o.data.name.c_str(), shape.num_classes);
-  DataSpec spec = o.data.spec();
-  spec.limit_train = 2;  // eval reads the test split; keep the training split's load small
-  const DataSplits data = load_data(spec);
+  const DataSplits data = load_test_split(m.meta, o.model, o.data);
   // The model's own normalisation: the one it was trained with.
   const EvalResult r = evaluate(*m.net, ctx, data.test, m.meta.norm, o.batch);
   if (o.json) {

@@ -149,13 +149,7 @@ struct Probed {
   Probed(const ProbeOptions& o, Device device) : ctx(device, o.device.threads), key(OwnerKey::load(o.key)) {
     m = load_model(o.model, ctx);
     info = model_context(SafetensorsReader(o.model), m.meta);
-    const DataShape shape = dataset_shape(o.data.name);
-    ENSURE(shape.H == m.meta.H && shape.W == m.meta.W && shape.C == m.meta.C,
-           "%s takes %dx%dx%d images but %s has %dx%dx%d", o.model.c_str(), m.meta.H, m.meta.W, m.meta.C,
-           o.data.name.c_str(), shape.H, shape.W, shape.C);
-    DataSpec spec = o.data.spec();
-    spec.limit_train = 2;  // only the test split is probed
-    data = load_data(spec);
+    data = load_test_split(m.meta, o.model, o.data);
     prober = std::make_unique<Prober>(*m.net, ctx, data.test, m.meta.norm, o.probe);
   }
 };
