@@ -38,9 +38,13 @@ DataSplits load_test_split(const ModelMeta& meta, const std::string& model, cons
 struct DeviceOptions {
   std::string device = "cpu";
   int threads = 0;
+  std::string conv_impl = "custom", gemm_impl = "custom";
   void add_to(CLI::App* cmd);
   // Throws UsageError for a malformed device name.
   Device parsed() const;
+  // Puts the chosen convolution / GEMM implementations into ctx; a vendor implementation
+  // on the CPU, or cuDNN in a build without it, is a usage error.
+  void configure(Context& ctx) const;
 };
 
 // Numeric option checks whose messages say what is wrong: CLI11 2.1's Range calls a value

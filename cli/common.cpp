@@ -76,6 +76,16 @@ DataSplits load_test_split(const ModelMeta& meta, const std::string& model, cons
 void DeviceOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(non_negative_number());
+  cmd->add_option("--conv-impl", conv_impl, "Convolutions on CUDA: custom kernels or cuDNN")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"custom", "cudnn"}));
+  cmd->add_option("--gemm-impl", gemm_impl, "Linear layers on CUDA: custom GEMM or cuBLAS")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"custom", "cublas"}));
+}
+
+void DeviceOptions::configure(Context& ctx) const {
+  as_usage([&] { ctx.use(parse_conv_impl(conv_impl), parse_gemm_impl(gemm_impl)); });
 }
 
 Device DeviceOptions::parsed() const {

@@ -147,6 +147,7 @@ struct Probed {
   std::unique_ptr<Prober> prober;
 
   Probed(const ProbeOptions& o, Device device) : ctx(device, o.device.threads), key(OwnerKey::load(o.key)) {
+    o.device.configure(ctx);
     m = load_model(o.model, ctx);
     info = model_context(SafetensorsReader(o.model), m.meta);
     data = load_test_split(m.meta, o.model, o.data);

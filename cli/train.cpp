@@ -169,10 +169,13 @@ int run_train(TrainOptions& o) {
     throw UsageError("--key and --registry are for protected training: add --protect");
   const Device device = o.device.parsed();
   check_writable(o.out);
+  // The context first: the mixer's device tensors come from its allocator, so the
+  // protection must be destroyed before it.
+  Context ctx(device, o.device.threads);
+  o.device.configure(ctx);
   Protection protection;
   if (o.protect) protection = open_protection(o);
 
-  Context ctx(device, o.device.threads);
   const DataSplits data = load_data(o.data.spec());
   auto net = make_net(o.net, {data.train.H, data.train.W, data.train.C, data.train.num_classes});
   net->build(ctx, o.config.seed);
@@ -207,9 +210,10 @@ int run_enroll(EnrollOptions& e) {
   });
   const Device device = o.device.parsed();
   check_writable(o.out);
+  Context ctx(device, o.device.threads);  // before the protection, which holds device tensors
+  o.device.configure(ctx);
   Protection protection = open_protection(o);
 
-  Context ctx(device, o.device.threads);
   LoadedModel m = load_model(e.model, ctx);
   const ModelContext info = model_context(SafetensorsReader(e.model), m.meta);
   ENSURE(info.is_protected, "%s is not a protected model: train it with --protect first", e.model.c_str());

@@ -9,6 +9,7 @@
 
 #ifdef ACTIVEIP_CUDA
 #include "engine/cuda_memory.h"
+#include "kernels/vendor/vendor.h"
 #endif
 
 namespace activeip {
@@ -24,6 +25,27 @@ class HostAllocator final : public Allocator {
   void deallocate(void* p, size_t) override { std::free(p); }
 };
 }  // namespace
+
+ConvImpl parse_conv_impl(std::string_view name) {
+  if (name == "custom") return ConvImpl::Custom;
+  if (name == "cudnn") return ConvImpl::Cudnn;
+  ENSURE(false, "unknown convolution implementation '%.*s' (custom or cudnn)", static_cast<int>(name.size()),
+         name.data());
+}
+
+GemmImpl parse_gemm_impl(std::string_view name) {
+  if (name == "custom") return GemmImpl::Custom;
+  if (name == "cublas") return GemmImpl::Cublas;
+  ENSURE(false, "unknown GEMM implementation '%.*s' (custom or cublas)", static_cast<int>(name.size()), name.data());
+}
+
+std::string impl_name(ConvImpl impl) {
+  return impl == ConvImpl::Cudnn ? "cudnn" : "custom";
+}
+
+std::string impl_name(GemmImpl impl) {
+  return impl == GemmImpl::Cublas ? "cublas" : "custom";
+}
 
 bool cuda_available() {
 #ifdef ACTIVEIP_CUDA
@@ -56,6 +78,7 @@ Context::Context(Device device, int threads) : device_(device), threads_(threads
 Context::~Context() {
 #ifdef ACTIVEIP_CUDA
   if (stream_) cudaStreamSynchronize(stream_);
+  vendor_.reset();
   allocator_.reset();
   if (stream_) cudaStreamDestroy(stream_);
 #endif
@@ -66,5 +89,25 @@ void Context::synchronize() {
   if (stream_) CUDA_CHECK(cudaStreamSynchronize(stream_));
 #endif
 }
+
+void Context::use(ConvImpl conv, GemmImpl gemm) {
+  if (conv == ConvImpl::Cudnn || gemm == GemmImpl::Cublas)
+    ENSURE(is_cuda(),
+           "--conv-impl %s / --gemm-impl %s: the vendor implementations run on CUDA only (use --device cuda)",
+           impl_name(conv).c_str(), impl_name(gemm).c_str());
+#ifndef ACTIVEIP_CUDNN
+  ENSURE(conv != ConvImpl::Cudnn, "--conv-impl cudnn: activeip was built without cuDNN");
+#endif
+  conv_impl_ = conv;
+  gemm_impl_ = gemm;
+}
+
+#ifdef ACTIVEIP_CUDA
+VendorHandles& Context::vendor() {
+  ENSURE(is_cuda(), "vendor libraries need a CUDA context");
+  if (!vendor_) vendor_ = std::make_unique<VendorHandles>(stream_);
+  return *vendor_;
+}
+#endif
 
 }  // namespace activeip

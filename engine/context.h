@@ -1,15 +1,30 @@
 // Context: everything an op needs besides its tensors — the device, the stream, the
-// allocator, the number of CPU threads, and (later) the vendor library handles. There
-// are no globals: layers, the trainer and the tests pass a Context explicitly.
+// allocator, the number of CPU threads, which implementation runs convolutions and GEMMs,
+// and the vendor library handles. There are no globals: layers, the trainer and the tests
+// pass a Context explicitly.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "engine/tensor.h"
 #include "kernels/cuda_stream.h"
 
 namespace activeip {
+
+class VendorHandles;
+
+// Who runs the convolutions and the linear layers' GEMMs on CUDA: the engine's own kernels
+// (the default) or the vendor libraries, as comparators (--conv-impl / --gemm-impl).
+enum class ConvImpl { Custom, Cudnn };
+enum class GemmImpl { Custom, Cublas };
+// Parse "custom" / "cudnn" and "custom" / "cublas"; anything else throws Error naming it.
+ConvImpl parse_conv_impl(std::string_view name);
+GemmImpl parse_gemm_impl(std::string_view name);
+std::string impl_name(ConvImpl impl);
+std::string impl_name(GemmImpl impl);
 
 // Where tensor storage comes from. The CUDA one caches freed blocks so that the step loop
 // never calls cudaMalloc/cudaFree after its first iteration.
@@ -37,18 +52,29 @@ class Context {
   // Waits for the device (no-op on the CPU).
   void synchronize();
 
+  // The vendor implementations need a CUDA device, and cuDNN a build that found it;
+  // otherwise this throws with the reason and the context keeps the custom kernels.
+  void use(ConvImpl conv, GemmImpl gemm);
+  ConvImpl conv_impl() const { return conv_impl_; }
+  GemmImpl gemm_impl() const { return gemm_impl_; }
+
 #ifdef ACTIVEIP_CUDA
   cudaStream_t stream() const {
     return stream_;
   }
+  // cuBLAS / cuDNN handles and workspace on this context's stream, made on first use.
+  VendorHandles& vendor();
 #endif
 
  private:
   Device device_;
   int threads_ = 0;
+  ConvImpl conv_impl_ = ConvImpl::Custom;
+  GemmImpl gemm_impl_ = GemmImpl::Custom;
   std::unique_ptr<Allocator> allocator_;
 #ifdef ACTIVEIP_CUDA
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<VendorHandles> vendor_;
 #endif
 };
 

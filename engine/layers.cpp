@@ -296,45 +296,26 @@ Shape PadShortcut::output_shape(const Shape& in) const {
   return {in[0], (in[1] + stride_ - 1) / stride_, (in[2] + stride_ - 1) / stride_, in[3] + pad_before_ + pad_after_};
 }
 
-// Pure data movement (strided gather + zero fill); CPU-only until the CUDA backend gives
-// it a kernel.
+PadShortcutShape PadShortcut::shape_of(const Shape& in) const {
+  return {static_cast<int>(in[0]),
+          static_cast<int>(in[1]),
+          static_cast<int>(in[2]),
+          static_cast<int>(in[3]),
+          stride_,
+          pad_before_,
+          pad_after_};
+}
+
 Tensor PadShortcut::forward(Context& ctx, const Tensor& x) {
-  ENSURE(!ctx.is_cuda(), "PadShortcut has no CUDA kernel in this build yet; use --device cpu");
-  const Shape out = output_shape(x.shape());
   in_shape_ = x.shape();
-  ensure_tensor(y_, out, DType::F32, ctx);
-  const int64_t N = out[0], P = out[1], Q = out[2], K = out[3], H = x.dim(1), W = x.dim(2), C = x.dim(3);
-  const float* src = x.data<float>();
-  float* dst = y_.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t np = 0; np < N * P; ++np) {
-    const int64_t n = np / P, p = np % P;
-    for (int64_t q = 0; q < Q; ++q) {
-      float* o = dst + ((np * Q) + q) * K;
-      const float* i = src + ((n * H + p * stride_) * W + q * stride_) * C;
-      std::memset(o, 0, sizeof(float) * static_cast<size_t>(pad_before_));
-      std::memcpy(o + pad_before_, i, sizeof(float) * static_cast<size_t>(C));
-      std::memset(o + pad_before_ + C, 0, sizeof(float) * static_cast<size_t>(pad_after_));
-    }
-  }
+  ensure_tensor(y_, output_shape(x.shape()), DType::F32, ctx);
+  ops::pad_shortcut_fwd(ctx, shape_of(in_shape_), x, y_);
   return y_;
 }
 
 Tensor PadShortcut::backward(Context& ctx, const Tensor& dy) {
-  ENSURE(!ctx.is_cuda(), "PadShortcut has no CUDA kernel in this build yet; use --device cpu");
   ensure_tensor(dx_, in_shape_, DType::F32, ctx);
-  dx_.zero(ctx);
-  const int64_t N = in_shape_[0], H = in_shape_[1], W = in_shape_[2], C = in_shape_[3];
-  const int64_t P = dy.dim(1), Q = dy.dim(2), K = dy.dim(3);
-  const float* src = dy.data<float>();
-  float* dst = dx_.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t np = 0; np < N * P; ++np) {
-    const int64_t n = np / P, p = np % P;
-    for (int64_t q = 0; q < Q; ++q)
-      std::memcpy(dst + ((n * H + p * stride_) * W + q * stride_) * C, src + ((np * Q) + q) * K + pad_before_,
-                  sizeof(float) * static_cast<size_t>(C));
-  }
+  ops::pad_shortcut_bwd(ctx, shape_of(in_shape_), dy, dx_);
   return dx_;
 }
 

@@ -14,6 +14,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/dropout.h"
 #include "kernels/pool.h"
+#include "kernels/shortcut.h"
 
 namespace activeip {
 
@@ -138,6 +139,7 @@ class PadShortcut final : public Layer {
   Tensor backward(Context& ctx, const Tensor& dy) override;
 
  private:
+  PadShortcutShape shape_of(const Shape& in) const;
   int stride_, pad_before_, pad_after_;
   Shape in_shape_;
   Tensor y_, dx_;

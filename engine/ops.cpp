@@ -2,7 +2,13 @@
 // here, once, so that kernels can trust their arguments.
 #include "engine/ops.h"
 
+#include <algorithm>
+
 #include "kernels/elementwise.h"
+
+#ifdef ACTIVEIP_CUDA
+#include "kernels/vendor/vendor.h"
+#endif
 
 namespace activeip::ops {
 
@@ -18,10 +24,20 @@ void has_numel(const Tensor& t, int64_t n, const char* op, const char* what) {
          static_cast<long long>(t.numel()), shape_str(t.shape()).c_str(), static_cast<long long>(n));
 }
 
-// The ops below have CPU kernels only until the CUDA backend lands.
-void cpu_only(Context& ctx, const char* op) {
-  ENSURE(!ctx.is_cuda(), "%s has no CUDA kernel in this build yet; use --device cpu", op);
+#ifdef ACTIVEIP_CUDA
+// Device scratch for kernels that combine partial results across blocks; it comes from
+// the context's caching allocator, so the step loop does not call cudaMalloc.
+Tensor scratch(Context& ctx, size_t floats) {
+  return Tensor::empty({static_cast<int64_t>(std::max<size_t>(floats, 1))}, DType::F32, ctx);
 }
+
+bool cudnn(const Context& ctx) {
+  return ctx.conv_impl() == ConvImpl::Cudnn;
+}
+bool cublas(const Context& ctx) {
+  return ctx.gemm_impl() == GemmImpl::Cublas;
+}
+#endif
 
 }  // namespace
 
@@ -32,16 +48,34 @@ void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
   has_numel(y, static_cast<int64_t>(s.y_size()), op, "y");
   if (bias) has_numel(*bias, s.K, op, "bias");
   on_device(ctx, x, op, "x");
-  cpu_only(ctx, op);
-  conv2d_fprop_cpu(s, x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr, y.data<float>());
+  on_device(ctx, w, op, "w");
+  on_device(ctx, y, op, "y");
+  const float* b = bias ? bias->data<float>() : nullptr;
+#ifdef ACTIVEIP_CUDA
+#ifdef ACTIVEIP_CUDNN
+  if (ctx.is_cuda() && cudnn(ctx))
+    return conv2d_fprop_cudnn(ctx.vendor(), s, x.data<float>(), w.data<float>(), b, y.data<float>());
+#endif
+  if (ctx.is_cuda()) return conv2d_fprop_cuda(s, x.data<float>(), w.data<float>(), b, y.data<float>(), ctx.stream());
+#endif
+  conv2d_fprop_cpu(s, x.data<float>(), w.data<float>(), b, y.data<float>());
 }
 
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
   const char* op = "conv2d_dgrad";
   has_numel(dy, static_cast<int64_t>(s.y_size()), op, "dy");
   has_numel(dx, static_cast<int64_t>(s.x_size()), op, "dx");
+  has_numel(w, static_cast<int64_t>(s.w_size()), op, "w");
   on_device(ctx, dy, op, "dy");
-  cpu_only(ctx, op);
+  on_device(ctx, w, op, "w");
+  on_device(ctx, dx, op, "dx");
+#ifdef ACTIVEIP_CUDA
+#ifdef ACTIVEIP_CUDNN
+  if (ctx.is_cuda() && cudnn(ctx))
+    return conv2d_dgrad_cudnn(ctx.vendor(), s, dy.data<float>(), w.data<float>(), dx.data<float>());
+#endif
+  if (ctx.is_cuda()) return conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), ctx.stream());
+#endif
   conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
 }
 
@@ -49,16 +83,33 @@ void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
   const char* op = "conv2d_wgrad";
   has_numel(dw, static_cast<int64_t>(s.w_size()), op, "dw");
   has_numel(dy, static_cast<int64_t>(s.y_size()), op, "dy");
+  has_numel(x, static_cast<int64_t>(s.x_size()), op, "x");
+  if (dbias) has_numel(*dbias, s.K, op, "dbias");
   on_device(ctx, x, op, "x");
-  cpu_only(ctx, op);
-  conv2d_wgrad_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), dbias ? dbias->data<float>() : nullptr);
+  on_device(ctx, dy, op, "dy");
+  on_device(ctx, dw, op, "dw");
+  float* db = dbias ? dbias->data<float>() : nullptr;
+#ifdef ACTIVEIP_CUDA
+#ifdef ACTIVEIP_CUDNN
+  if (ctx.is_cuda() && cudnn(ctx))
+    return conv2d_wgrad_cudnn(ctx.vendor(), s, x.data<float>(), dy.data<float>(), dw.data<float>(), db);
+#endif
+  if (ctx.is_cuda()) return conv2d_wgrad_cuda(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db, ctx.stream());
+#endif
+  conv2d_wgrad_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db);
 }
 
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
                    const BatchNormFwdArgs& a, Device device) {
   ENSURE(device == ctx.device(), "batchnorm_fwd: tensors on %s, context on %s", device.str().c_str(),
          ctx.device().str().c_str());
-  cpu_only(ctx, "batchnorm_fwd");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) {
+    if (!training) return batchnorm_fwd_eval_cuda(s, p, a, ctx.stream());
+    Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
+    return batchnorm_fwd_train_cuda(s, p, a, work.data<float>(), ctx.stream());
+  }
+#endif
   if (training)
     batchnorm_fwd_train_cpu(s, p, a);
   else
@@ -68,7 +119,12 @@ void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams&
 void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdArgs& a, Device device) {
   ENSURE(device == ctx.device(), "batchnorm_bwd: tensors on %s, context on %s", device.str().c_str(),
          ctx.device().str().c_str());
-  cpu_only(ctx, "batchnorm_bwd");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) {
+    Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
+    return batchnorm_bwd_cuda(s, a, work.data<float>(), ctx.stream());
+  }
+#endif
   batchnorm_bwd_cpu(s, a);
 }
 
@@ -129,14 +185,22 @@ void maxpool2d_fwd(Context& ctx, const Pool2dShape& s, const Tensor& x, Tensor& 
   has_numel(y, int64_t{s.N} * s.P() * s.Q() * s.C, "maxpool2d_fwd", "y");
   has_numel(argmax, y.numel(), "maxpool2d_fwd", "argmax");
   on_device(ctx, x, "maxpool2d_fwd", "x");
-  cpu_only(ctx, "maxpool2d_fwd");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return maxpool2d_fwd_cuda(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>(), ctx.stream());
+#endif
   maxpool2d_fwd_cpu(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>());
 }
 
 void maxpool2d_bwd(Context& ctx, const Pool2dShape& s, const Tensor& dy, const Tensor& argmax, Tensor& dx) {
   has_numel(dx, int64_t{s.N} * s.H * s.W * s.C, "maxpool2d_bwd", "dx");
   on_device(ctx, dy, "maxpool2d_bwd", "dy");
-  cpu_only(ctx, "maxpool2d_bwd");
+  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.C, "maxpool2d_bwd", "dy");
+  has_numel(argmax, dy.numel(), "maxpool2d_bwd", "argmax");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return maxpool2d_bwd_cuda(s, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>(), ctx.stream());
+#endif
   maxpool2d_bwd_cpu(s, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>());
 }
 
@@ -144,34 +208,78 @@ void global_avgpool_fwd(Context& ctx, const GlobalPoolShape& s, const Tensor& x,
   has_numel(x, int64_t{s.N} * s.HW * s.C, "global_avgpool_fwd", "x");
   has_numel(y, int64_t{s.N} * s.C, "global_avgpool_fwd", "y");
   on_device(ctx, x, "global_avgpool_fwd", "x");
-  cpu_only(ctx, "global_avgpool_fwd");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return global_avgpool_fwd_cuda(s, x.data<float>(), y.data<float>(), ctx.stream());
+#endif
   global_avgpool_fwd_cpu(s, x.data<float>(), y.data<float>());
 }
 
 void global_avgpool_bwd(Context& ctx, const GlobalPoolShape& s, const Tensor& dy, Tensor& dx) {
   has_numel(dx, int64_t{s.N} * s.HW * s.C, "global_avgpool_bwd", "dx");
   on_device(ctx, dy, "global_avgpool_bwd", "dy");
-  cpu_only(ctx, "global_avgpool_bwd");
+  has_numel(dy, int64_t{s.N} * s.C, "global_avgpool_bwd", "dy");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return global_avgpool_bwd_cuda(s, dy.data<float>(), dx.data<float>(), ctx.stream());
+#endif
   global_avgpool_bwd_cpu(s, dy.data<float>(), dx.data<float>());
+}
+
+void pad_shortcut_fwd(Context& ctx, const PadShortcutShape& s, const Tensor& x, Tensor& y) {
+  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, "pad_shortcut_fwd", "x");
+  has_numel(y, int64_t{s.N} * s.P() * s.Q() * s.K(), "pad_shortcut_fwd", "y");
+  on_device(ctx, x, "pad_shortcut_fwd", "x");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return pad_shortcut_fwd_cuda(s, x.data<float>(), y.data<float>(), ctx.stream());
+#endif
+  pad_shortcut_fwd_cpu(s, x.data<float>(), y.data<float>());
+}
+
+void pad_shortcut_bwd(Context& ctx, const PadShortcutShape& s, const Tensor& dy, Tensor& dx) {
+  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.K(), "pad_shortcut_bwd", "dy");
+  has_numel(dx, int64_t{s.N} * s.H * s.W * s.C, "pad_shortcut_bwd", "dx");
+  on_device(ctx, dy, "pad_shortcut_bwd", "dy");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return pad_shortcut_bwd_cuda(s, dy.data<float>(), dx.data<float>(), ctx.stream());
+#endif
+  pad_shortcut_bwd_cpu(s, dy.data<float>(), dx.data<float>());
 }
 
 void linear_fwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) {
   has_numel(x, int64_t{s.N} * s.IN, "linear_fwd", "x");
   has_numel(w, int64_t{s.OUT} * s.IN, "linear_fwd", "w");
   has_numel(y, int64_t{s.N} * s.OUT, "linear_fwd", "y");
+  if (b) has_numel(*b, s.OUT, "linear_fwd", "b");
   on_device(ctx, x, "linear_fwd", "x");
-  cpu_only(ctx, "linear_fwd");
-  linear_fwd_cpu(s, x.data<float>(), w.data<float>(), b ? b->data<float>() : nullptr, y.data<float>());
+  on_device(ctx, w, "linear_fwd", "w");
+  const float* bias = b ? b->data<float>() : nullptr;
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda() && cublas(ctx))
+    return linear_fwd_cublas(ctx.vendor(), s, x.data<float>(), w.data<float>(), bias, y.data<float>());
+  if (ctx.is_cuda()) return linear_fwd_cuda(s, x.data<float>(), w.data<float>(), bias, y.data<float>(), ctx.stream());
+#endif
+  linear_fwd_cpu(s, x.data<float>(), w.data<float>(), bias, y.data<float>());
 }
 
 void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
                 Tensor& dw, Tensor* db) {
   has_numel(dy, int64_t{s.N} * s.OUT, "linear_bwd", "dy");
   has_numel(dx, int64_t{s.N} * s.IN, "linear_bwd", "dx");
+  has_numel(x, int64_t{s.N} * s.IN, "linear_bwd", "x");
+  has_numel(w, int64_t{s.OUT} * s.IN, "linear_bwd", "w");
+  has_numel(dw, int64_t{s.OUT} * s.IN, "linear_bwd", "dw");
+  if (db) has_numel(*db, s.OUT, "linear_bwd", "db");
   on_device(ctx, dy, "linear_bwd", "dy");
-  cpu_only(ctx, "linear_bwd");
-  linear_bwd_cpu(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(),
-                 db ? db->data<float>() : nullptr);
+  on_device(ctx, x, "linear_bwd", "x");
+  float* dbias = db ? db->data<float>() : nullptr;
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda() && cublas(ctx))
+    return linear_bwd_cublas(ctx.vendor(), s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
+                             dw.data<float>(), dbias);
+  if (ctx.is_cuda())
+    return linear_bwd_cuda(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(),
+                           dbias, ctx.stream());
+#endif
+  linear_bwd_cpu(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(), dbias);
 }
 
 void dropout_fwd(Context& ctx, const DropoutParams& d, const Tensor& x, Tensor& y, Tensor& mask) {
@@ -179,16 +287,22 @@ void dropout_fwd(Context& ctx, const DropoutParams& d, const Tensor& x, Tensor& 
   has_numel(y, x.numel(), "dropout_fwd", "y");
   has_numel(mask, x.numel(), "dropout_fwd", "mask");
   on_device(ctx, x, "dropout_fwd", "x");
-  cpu_only(ctx, "dropout_fwd");
-  dropout_fwd_cpu(static_cast<size_t>(x.numel()), d, x.data<float>(), y.data<float>(), mask.data<float>());
+  const size_t n = static_cast<size_t>(x.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return dropout_fwd_cuda(n, d, x.data<float>(), y.data<float>(), mask.data<float>(), ctx.stream());
+#endif
+  dropout_fwd_cpu(n, d, x.data<float>(), y.data<float>(), mask.data<float>());
 }
 
 void dropout_bwd(Context& ctx, const Tensor& dy, const Tensor& mask, Tensor& dx) {
   has_numel(mask, dy.numel(), "dropout_bwd", "mask");
   has_numel(dx, dy.numel(), "dropout_bwd", "dx");
   on_device(ctx, dy, "dropout_bwd", "dy");
-  cpu_only(ctx, "dropout_bwd");
-  dropout_bwd_cpu(static_cast<size_t>(dy.numel()), dy.data<float>(), mask.data<float>(), dx.data<float>());
+  const size_t n = static_cast<size_t>(dy.numel());
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return dropout_bwd_cuda(n, dy.data<float>(), mask.data<float>(), dx.data<float>(), ctx.stream());
+#endif
+  dropout_bwd_cpu(n, dy.data<float>(), mask.data<float>(), dx.data<float>());
 }
 
 void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& logits, const Tensor& labels,
@@ -199,7 +313,11 @@ void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const T
   has_numel(loss, s.N, "softmax_xent_fwd", "loss");
   on_device(ctx, logits, "softmax_xent_fwd", "logits");
   on_device(ctx, labels, "softmax_xent_fwd", "labels");
-  cpu_only(ctx, "softmax_xent_fwd");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return softmax_xent_fwd_cuda(s, smoothing, logits.data<float>(), labels.data<int32_t>(), probs.data<float>(),
+                                 loss.data<float>(), ctx.stream());
+#endif
   softmax_xent_fwd_cpu(s, smoothing, logits.data<float>(), labels.data<int32_t>(), probs.data<float>(),
                        loss.data<float>());
 }
@@ -207,8 +325,15 @@ void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const T
 void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& probs, const Tensor& labels,
                       float scale, Tensor& dlogits) {
   has_numel(dlogits, int64_t{s.N} * s.C, "softmax_xent_bwd", "dlogits");
+  has_numel(probs, int64_t{s.N} * s.C, "softmax_xent_bwd", "probs");
+  has_numel(labels, s.N, "softmax_xent_bwd", "labels");
   on_device(ctx, probs, "softmax_xent_bwd", "probs");
-  cpu_only(ctx, "softmax_xent_bwd");
+  on_device(ctx, labels, "softmax_xent_bwd", "labels");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return softmax_xent_bwd_cuda(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale,
+                                 dlogits.data<float>(), ctx.stream());
+#endif
   softmax_xent_bwd_cpu(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale, dlogits.data<float>());
 }
 
@@ -226,7 +351,9 @@ void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tens
 }
 
 void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a) {
-  cpu_only(ctx, "augment");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) return augment_cuda(s, a, ctx.stream());
+#endif
   augment_cpu(s, a);
 }
 

@@ -1,6 +1,7 @@
 // Tensor-level ops: check shapes, dtypes and devices at this boundary, then dispatch to
-// the CPU or CUDA implementation in kernels/ on the tensor's device. An op that has no
-// CUDA kernel yet says so in its error; layers and the trainer call only these functions.
+// the CPU or CUDA implementation in kernels/ on the tensor's device (on CUDA, convolutions
+// and linear layers go to cuDNN / cuBLAS instead when the context asks for them); layers
+// and the trainer call only these functions.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "kernels/loss.h"
 #include "kernels/pool.h"
 #include "kernels/sgd.h"
+#include "kernels/shortcut.h"
 #include "kernels/stamp.h"
 
 namespace activeip::ops {
@@ -38,6 +40,9 @@ void maxpool2d_bwd(Context& ctx, const Pool2dShape& s, const Tensor& dy, const T
 void global_avgpool_fwd(Context& ctx, const GlobalPoolShape& s, const Tensor& x, Tensor& y);
 void global_avgpool_bwd(Context& ctx, const GlobalPoolShape& s, const Tensor& dy, Tensor& dx);
 
+void pad_shortcut_fwd(Context& ctx, const PadShortcutShape& s, const Tensor& x, Tensor& y);
+void pad_shortcut_bwd(Context& ctx, const PadShortcutShape& s, const Tensor& dy, Tensor& dx);
+
 void linear_fwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y);
 void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
                 Tensor& dw, Tensor* db);
@@ -50,6 +55,7 @@ void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const T
 void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& probs, const Tensor& labels,
                       float scale, Tensor& dlogits);
 
+// mask and trainable (may be null) as in kernels/sgd.h: 1 keep / 0 pruned, 1 trained / 0 frozen.
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask);
 
 // images/index/crop/flip/mean/std/out all on ctx's device.

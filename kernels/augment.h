@@ -29,4 +29,8 @@ struct AugmentArgs {
 
 void augment_cpu(const AugmentShape& s, const AugmentArgs& a);
 
+#ifdef ACTIVEIP_CUDA
+void augment_cuda(const AugmentShape& s, const AugmentArgs& a, cudaStream_t stream);
+#endif
+
 }  // namespace activeip

@@ -6,6 +6,8 @@
 // Backward (training mode) overwrites dx and ADDS into dgamma, dbeta.
 #pragma once
 
+#include <cstddef>
+
 #include "kernels/cuda_stream.h"
 
 namespace activeip {
@@ -45,6 +47,21 @@ struct BatchNormBwdArgs {
 void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a);
 void batchnorm_fwd_eval_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a);
 void batchnorm_bwd_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a);
+
+// Device scratch of the CUDA training forward and backward, in floats: the per-channel
+// partial sums of each row split the reductions use (3 floats per split and channel) and
+// 3 per-channel coefficients, 3·(batchnorm_row_splits(s) + 1)·C in all. The caller provides
+// it, so no allocation happens in the step loop. Host arithmetic, in every build.
+int batchnorm_row_splits(const BatchNormShape& s);
+size_t batchnorm_workspace_floats(const BatchNormShape& s);
+
+#ifdef ACTIVEIP_CUDA
+void batchnorm_fwd_train_cuda(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                              float* workspace, cudaStream_t stream);
+void batchnorm_fwd_eval_cuda(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                             cudaStream_t stream);
+void batchnorm_bwd_cuda(const BatchNormShape& s, const BatchNormBwdArgs& a, float* workspace, cudaStream_t stream);
+#endif
 
 // Specification in double: training-mode forward (no running-stat update) and backward.
 void batchnorm_fwd_train_ref(const BatchNormShape& s, float eps, const double* x, const double* gamma,

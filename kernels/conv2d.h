@@ -28,9 +28,32 @@ void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, cons
 void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 
+#ifdef ACTIVEIP_CUDA
+// Implicit-GEMM FFMA kernels, fp32 throughout (kernels/cuda/conv2d.cu). wgrad splits its
+// reduction over blocks and combines them with atomicAdd, so dw and dbias may differ from
+// run to run in the last bits.
+void conv2d_fprop_cuda(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                       cudaStream_t stream);
+void conv2d_dgrad_cuda(const Conv2dShape& s, const float* dy, const float* w, float* dx, cudaStream_t stream);
+void conv2d_wgrad_cuda(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias,
+                       cudaStream_t stream);
+#endif
+
 // Specification, in double (the test oracle for the fast path and for finite differences).
 void conv2d_fprop_ref(const Conv2dShape& s, const double* x, const double* w, const double* bias, double* y);
 void conv2d_dgrad_ref(const Conv2dShape& s, const double* dy, const double* w, double* dx);
 void conv2d_wgrad_ref(const Conv2dShape& s, const double* x, const double* dy, double* dw, double* dbias);
+
+#if defined(ACTIVEIP_CUDA) && defined(ACTIVEIP_CUDNN)
+class VendorHandles;  // kernels/vendor/vendor.h
+
+// cuDNN comparators (kernels/vendor/conv2d_cudnn.cu), same layouts and accumulation rules, on
+// the handles' stream; FMA math only (no TF32), algorithms found once per shape.
+void conv2d_fprop_cudnn(VendorHandles& h, const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                        float* y);
+void conv2d_dgrad_cudnn(VendorHandles& h, const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_wgrad_cudnn(VendorHandles& h, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                        float* dbias);
+#endif
 
 }  // namespace activeip

@@ -4,6 +4,8 @@
 // one thread and summed in a fixed order, so results do not depend on the thread count.
 #pragma once
 
+#include "kernels/cuda_stream.h"
+
 namespace activeip {
 
 struct GemmShape {
@@ -15,10 +17,25 @@ struct GemmShape {
   double flops() const { return 2.0 * M * N * K; }
 };
 
+// Throws activeip::Error unless M, N, K ≥ 0 and lda, ldb, ldc fit them (every path checks).
+void gemm_check_shape(const GemmShape& s);
+
 // Fast path (packing + micro-kernel + OpenMP).
 void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C);
 
 // Specification: plain triple loop with double accumulators.
 void gemm_ref(const GemmShape& s, const double* A, const double* B, double* C);
+
+#ifdef ACTIVEIP_CUDA
+// Shared-memory tiled FFMA kernel, fp32 throughout (kernels/cuda/gemm.cu).
+void gemm_cuda(const GemmShape& s, const float* A, const float* B, float* C, cudaStream_t stream);
+#endif
+
+#ifdef ACTIVEIP_CUDA
+class VendorHandles;  // kernels/vendor/vendor.h
+
+// cuBLAS comparator (kernels/vendor/gemm_cublas.cu): SGEMM on the handles' stream, without TF32.
+void gemm_cublas(VendorHandles& h, const GemmShape& s, const float* A, const float* B, float* C);
+#endif
 
 }  // namespace activeip

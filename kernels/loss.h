@@ -20,6 +20,13 @@ void softmax_xent_fwd_cpu(const XentShape& s, float smoothing, const float* logi
 void softmax_xent_bwd_cpu(const XentShape& s, float smoothing, const float* probs, const int32_t* labels, float scale,
                           float* dlogits);
 
+#ifdef ACTIVEIP_CUDA
+void softmax_xent_fwd_cuda(const XentShape& s, float smoothing, const float* logits, const int32_t* labels,
+                           float* probs, float* loss, cudaStream_t stream);
+void softmax_xent_bwd_cuda(const XentShape& s, float smoothing, const float* probs, const int32_t* labels, float scale,
+                           float* dlogits, cudaStream_t stream);
+#endif
+
 // Specification in double.
 void softmax_xent_fwd_ref(const XentShape& s, double smoothing, const double* logits, const int32_t* labels,
                           double* loss);

@@ -29,6 +29,13 @@ struct GlobalPoolShape {
 void global_avgpool_fwd_cpu(const GlobalPoolShape& s, const float* x, float* y);
 void global_avgpool_bwd_cpu(const GlobalPoolShape& s, const float* dy, float* dx);
 
+#ifdef ACTIVEIP_CUDA
+void maxpool2d_fwd_cuda(const Pool2dShape& s, const float* x, float* y, int32_t* argmax, cudaStream_t stream);
+void maxpool2d_bwd_cuda(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx, cudaStream_t stream);
+void global_avgpool_fwd_cuda(const GlobalPoolShape& s, const float* x, float* y, cudaStream_t stream);
+void global_avgpool_bwd_cuda(const GlobalPoolShape& s, const float* dy, float* dx, cudaStream_t stream);
+#endif
+
 // Specification in double.
 void maxpool2d_fwd_ref(const Pool2dShape& s, const double* x, double* y);
 void maxpool2d_bwd_ref(const Pool2dShape& s, const double* x, const double* dy, double* dx);

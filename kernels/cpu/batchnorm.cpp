@@ -2,7 +2,8 @@
 // mean and biased variance in double (two passes), the normalise-scale-shift fused into
 // one pass, and PyTorch's running-stat update (unbiased variance, momentum). Backward
 // reduces Σdy and Σdy·x̂ per channel in one pass, then writes dx in a second.
-// The *_ref functions are the plain double-precision specification.
+// The *_ref functions are the plain double-precision specification; batchnorm_row_splits and
+// batchnorm_workspace_floats size the CUDA reductions' scratch, here so every build has them.
 #include "kernels/batchnorm.h"
 
 #include <algorithm>
@@ -120,6 +121,22 @@ void batchnorm_bwd_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a) {
     for (int c = 0; c < C; ++c)
       a.dx[base + c] = k[c] * (a.dy[base + c] - mean_dy[c] - (a.x[base + c] - a.save_mean[c]) * u[c]);
   }
+}
+
+// The row splits of the CUDA reductions: enough blocks to fill the GPU (about 1024 blocks
+// of 256 threads, 8 resident on each of 132 SMs, over ⌈C/32⌉ channel tiles) but at least 64
+// rows per split, so a split's partials cost less than its rows. Correctness does not depend
+// on the choice: the CUDA code reads it from here and sizes nothing else by it.
+int batchnorm_row_splits(const BatchNormShape& s) {
+  constexpr int kTargetBlocks = 1024, kChannelTile = 32, kMinRowsPerSplit = 64;
+  const int tiles = std::max(1, (s.C + kChannelTile - 1) / kChannelTile);
+  const int for_blocks = std::max(1, kTargetBlocks / tiles);
+  const int for_rows = std::max(1, (s.M + kMinRowsPerSplit - 1) / kMinRowsPerSplit);
+  return std::min(for_blocks, for_rows);
+}
+
+size_t batchnorm_workspace_floats(const BatchNormShape& s) {
+  return 3 * (static_cast<size_t>(batchnorm_row_splits(s)) + 1) * static_cast<size_t>(std::max(s.C, 0));
 }
 
 void batchnorm_fwd_train_ref(const BatchNormShape& s, float eps, const double* x, const double* gamma,

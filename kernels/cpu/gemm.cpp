@@ -262,7 +262,7 @@ void prepack_b(const float* B, long ldb, bool trans, int K, int N, float* dst) {
 
 }  // namespace cpu
 
-void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
+void gemm_check_shape(const GemmShape& s) {
   const int M = s.M, N = s.N, K = s.K;
   ENSURE(M >= 0 && N >= 0 && K >= 0, "gemm M=%d N=%d K=%d", M, N, K);
   ENSURE(s.lda >= std::max(1, s.trans_a ? M : K), "gemm lda %d too small (M=%d K=%d trans_a=%d)", s.lda, M, K,
@@ -270,6 +270,11 @@ void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
   ENSURE(s.ldb >= std::max(1, s.trans_b ? K : N), "gemm ldb %d too small (K=%d N=%d trans_b=%d)", s.ldb, K, N,
          int(s.trans_b));
   ENSURE(s.ldc >= std::max(1, N), "gemm ldc %d < N=%d", s.ldc, N);
+}
+
+void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
+  gemm_check_shape(s);
+  const int M = s.M, N = s.N, K = s.K;
   if (M == 0 || N == 0) return;
   if (K == 0) {  // op(A)·op(B) is empty: C = beta·C, and beta == 0 must not read C.
     for (int i = 0; i < M; ++i)

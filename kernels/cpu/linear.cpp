@@ -15,44 +15,15 @@ namespace activeip {
 void linear_fwd_cpu(const LinearShape& s, const float* x, const float* w, const float* b, float* y) {
   if (b)
     for (int n = 0; n < s.N; ++n) std::copy(b, b + s.OUT, y + static_cast<size_t>(n) * s.OUT);
-  const GemmShape g{.M = s.N,
-                    .N = s.OUT,
-                    .K = s.IN,
-                    .trans_a = false,
-                    .trans_b = true,
-                    .lda = s.IN,
-                    .ldb = s.IN,
-                    .ldc = s.OUT,
-                    .alpha = 1.0f,
-                    .beta = b ? 1.0f : 0.0f};
+  GemmShape g = linear_fprop_gemm(s);
+  g.beta = b ? 1.0f : 0.0f;
   gemm_cpu(g, x, w, y);
 }
 
 void linear_bwd_cpu(const LinearShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                     float* db) {
-  const GemmShape dgrad{.M = s.N,
-                        .N = s.IN,
-                        .K = s.OUT,
-                        .trans_a = false,
-                        .trans_b = false,
-                        .lda = s.OUT,
-                        .ldb = s.IN,
-                        .ldc = s.IN,
-                        .alpha = 1.0f,
-                        .beta = 0.0f};
-  gemm_cpu(dgrad, dy, w, dx);
-  // dyᵀ is read in place: dy stored N×OUT is op(A) = dyᵀ (OUT×N) in k-major form.
-  const GemmShape wgrad{.M = s.OUT,
-                        .N = s.IN,
-                        .K = s.N,
-                        .trans_a = true,
-                        .trans_b = false,
-                        .lda = s.OUT,
-                        .ldb = s.IN,
-                        .ldc = s.IN,
-                        .alpha = 1.0f,
-                        .beta = 1.0f};
-  gemm_cpu(wgrad, dy, x, dw);
+  gemm_cpu(linear_dgrad_gemm(s), dy, w, dx);
+  gemm_cpu(linear_wgrad_gemm(s), dy, x, dw);
   if (db) {
     std::vector<double> sum(s.OUT, 0.0);
     for (int n = 0; n < s.N; ++n)

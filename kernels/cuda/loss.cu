@@ -1,0 +1,94 @@
+// Softmax cross-entropy with label smoothing on the GPU (contract in kernels/loss.h), N rows
+// of C logits. Forward: one warp per row; lanes stride over the C columns, the max and the
+// sums (Σexp in double, Σz for the smoothing term) are combined by warp shuffles, and the
+// probabilities and per-row loss follow the CPU's arithmetic. Backward: one thread per logit.
+#include <cmath>
+
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda_check.h"
+#include "kernels/loss.h"
+
+namespace activeip {
+namespace {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarp = 32;
+constexpr int kRowsPerBlock = launch::kBlock / kWarp;
+
+template <class T>
+__device__ T warp_sum(T v) {
+  for (int off = kWarp / 2; off > 0; off /= 2) v += __shfl_xor_sync(kFullMask, v, off);
+  return v;
+}
+
+__device__ float warp_max(float v) {
+  for (int off = kWarp / 2; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, off));
+  return v;
+}
+
+}  // namespace
+
+// The whole warp stays in the loop over rows (the row index is uniform across it), so every
+// shuffle sees all 32 lanes; lanes past C contribute the neutral element.
+static __global__ void softmax_xent_fwd_kernel(XentShape s, float smoothing, const float* logits, const int32_t* labels,
+                                               float* probs, float* loss) {
+  const int lane = threadIdx.x % kWarp;
+  const int warps = gridDim.x * kRowsPerBlock;
+  for (int n = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp; n < s.N; n += warps) {
+    const float* z = logits + static_cast<size_t>(n) * s.C;
+    float* pr = probs + static_cast<size_t>(n) * s.C;
+    float zmax = -INFINITY;
+    for (int c = lane; c < s.C; c += kWarp) zmax = fmaxf(zmax, z[c]);
+    zmax = warp_max(zmax);
+    double sum_exp = 0, sum_z = 0;
+    for (int c = lane; c < s.C; c += kWarp) {
+      const float e = expf(z[c] - zmax);
+      pr[c] = e;
+      sum_exp += e;
+      sum_z += z[c];
+    }
+    sum_exp = warp_sum(sum_exp);
+    sum_z = warp_sum(sum_z);
+    const float inv = static_cast<float>(1.0 / sum_exp);
+    // Each lane rescales only the entries it wrote, so no barrier is needed between the passes.
+    for (int c = lane; c < s.C; c += kWarp) pr[c] *= inv;
+    if (lane == 0) {
+      // The products are rounded on their own (no fused multiply-add), as the CPU rounds
+      // them, so a loss that cancels to almost nothing (C = 1) still comes out the same.
+      const double lse = zmax + log(sum_exp);
+      loss[n] = static_cast<float>(lse - __dmul_rn(1.0 - smoothing, z[labels[n]]) - __dmul_rn(smoothing, sum_z) / s.C);
+    }
+  }
+}
+
+static __global__ void softmax_xent_bwd_kernel(XentShape s, float on, float off, const float* probs,
+                                               const int32_t* labels, float scale, float* dlogits) {
+  const size_t total = static_cast<size_t>(s.N) * s.C;
+  for (size_t i = launch::thread_index(); i < total; i += launch::thread_count()) {
+    const int c = static_cast<int>(i % s.C);
+    const size_t n = i / s.C;
+    dlogits[i] = scale * (probs[i] - (c == labels[n] ? on : off));
+  }
+}
+
+void softmax_xent_fwd_cuda(const XentShape& s, float smoothing, const float* logits, const int32_t* labels,
+                           float* probs, float* loss, cudaStream_t stream) {
+  if (s.N == 0 || s.C == 0) return;
+  const unsigned blocks = launch::grid_for(static_cast<size_t>(s.N), kRowsPerBlock);
+  softmax_xent_fwd_kernel<<<blocks, launch::kBlock, 0, stream>>>(s, smoothing, logits, labels, probs, loss);
+  CUDA_CHECK_LAUNCH();
+}
+
+void softmax_xent_bwd_cuda(const XentShape& s, float smoothing, const float* probs, const int32_t* labels, float scale,
+                           float* dlogits, cudaStream_t stream) {
+  const size_t total = static_cast<size_t>(s.N) * s.C;
+  if (total == 0) return;
+  // The targets in float, computed as the CPU computes them.
+  const float off = smoothing / static_cast<float>(s.C);
+  const float on = 1.0f - smoothing + off;
+  softmax_xent_bwd_kernel<<<launch::grid_for(total), launch::kBlock, 0, stream>>>(s, on, off, probs, labels, scale,
+                                                                                  dlogits);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace activeip
