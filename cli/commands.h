@@ -62,5 +62,7 @@ void add_train(CLI::App& app, Handler& handler);
 void add_eval(CLI::App& app, Handler& handler);         // eval, info
 void add_data(CLI::App& app, Handler& handler);         // data check
 void add_fingerprint(CLI::App& app, Handler& handler);  // key, users, verify, auth, forge, report
+void add_attack(CLI::App& app, Handler& handler);       // prune, finetune
+void add_bench(CLI::App& app, Handler& handler);        // bench conv, gemm, train
 
 }  // namespace activeip::cli

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "engine/trainer.h"
+#include "fingerprint/assess.h"
 #include "fingerprint/verify.h"
 #include "nets/model_io.h"
 
@@ -216,11 +217,7 @@ struct ForgeOptions {
 };
 
 std::vector<Fingerprint> claimable(const Probed& p, const Registry& registry) {
-  std::vector<Fingerprint> out;
-  for (const std::string& u : embedded_users(&registry, p.info))
-    out.push_back(derive_fingerprint(p.key, u, p.prober->spec(), p.prober->num_classes()));
-  ENSURE(!out.empty(), "no user is embedded in this model: there is no one to claim to be");
-  return out;
+  return claimable_fingerprints(*p.prober, p.key, embedded_users(&registry, p.info));
 }
 
 int run_forge(const ForgeOptions& o) {
@@ -247,54 +244,20 @@ int run_report(const ReportOptions& o) {
   const Registry registry = Registry::open(po.registry, false);
   auto p = open_probed(po);
   check_model_key(p->info, p->key, po.model);
-  const EvalResult clean = evaluate(*p->m.net, p->ctx, p->data.test, p->m.meta.norm, po.probe.batch);
+  Assessment a;
+  a.clean_accuracy = evaluate(*p->m.net, p->ctx, p->data.test, p->m.meta.norm, po.probe.batch).accuracy;
   LoadedModel base = load_model(o.baseline, p->ctx);
-  const EvalResult base_eval = evaluate(*base.net, p->ctx, p->data.test, base.meta.norm, po.probe.batch);
-  const OwnerVerification owner = verify_owner(*p->prober, p->key);
-
-  nlohmann::json per_user = nlohmann::json::array();
-  int n = 0, passed = 0;
-  double sum = 0, min = 1;
-  for (const std::string& u : embedded_users(&registry, p->info)) {
-    const AuthResult a = authenticate(*p->prober, p->key, registry, p->info, u);
-    ++n;
-    passed += a.authenticated;
-    sum += a.detection.rate;
-    min = std::min(min, a.detection.rate);
-    per_user.push_back(nlohmann::json::parse(a.to_json()));
-  }
-  const nlohmann::json users = {{"count", n},
-                                {"authenticated", passed},
-                                {"mean_detection", n ? sum / n : 0.0},
-                                {"min_detection", n ? min : 0.0},
-                                {"per_user", per_user}};
-  const ForgeResult forged = forge(*p->prober, claimable(*p, registry), o.f.count, o.f.seed);
-  const nlohmann::json j = {{"model", po.model},
-                            {"baseline", o.baseline},
-                            {"dataset", po.data.name},
-                            {"net", p->m.meta.net},
-                            {"clean_accuracy", clean.accuracy},
-                            {"baseline_accuracy", base_eval.accuracy},
-                            {"accuracy_drop", base_eval.accuracy - clean.accuracy},
-                            {"owner", nlohmann::json::parse(owner.to_json())},
-                            {"users", users},
-                            {"forged", nlohmann::json::parse(forged.to_json())},
-                            {"probes", po.probe.probes},
-                            {"tau", po.probe.tau}};
+  a.reference_accuracy = evaluate(*base.net, p->ctx, p->data.test, base.meta.norm, po.probe.batch).accuracy;
+  assess_protection(a, *p->prober, p->key, &registry, p->info, {o.f.count, o.f.seed});
   if (po.json) {
+    nlohmann::json j = {{"model", po.model},    {"baseline", o.baseline},    {"dataset", po.data.name},
+                        {"net", p->m.meta.net}, {"probes", po.probe.probes}, {"tau", po.probe.tau}};
+    j.update(nlohmann::json::parse(a.to_json()));
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
   std::printf("%-34s %s\n", "model", po.model.c_str());
-  std::printf("%-34s %.2f%%\n", "clean accuracy", 100 * clean.accuracy);
-  std::printf("%-34s %.2f%%\n", "baseline accuracy", 100 * base_eval.accuracy);
-  std::printf("%-34s %+.2f points\n", "accuracy drop", 100 * (base_eval.accuracy - clean.accuracy));
-  std::printf("%-34s %s (detection %.3f, p = %.3g)\n", "owner verification",
-              owner.verified ? "verified" : "NOT verified", owner.detection.rate, owner.p_value);
-  std::printf("%-34s %d of %d (detection mean %.3f, min %.3f)\n", "users authenticated", passed, n, n ? sum / n : 0.0,
-              n ? min : 0.0);
-  std::printf("%-34s %d of %d (detection mean %.4f, max %.4f)\n", "forged fingerprints passed", forged.passed,
-              forged.count, forged.mean_detection, forged.max_detection);
+  a.print(stdout);
   return 0;
 }
 

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   activeip::cli::add_eval(app, handler);
   activeip::cli::add_data(app, handler);
   activeip::cli::add_fingerprint(app, handler);
+  activeip::cli::add_attack(app, handler);
+  activeip::cli::add_bench(app, handler);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

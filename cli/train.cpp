@@ -236,6 +236,7 @@ int run_enroll(EnrollOptions& e) {
   const DataSplits data = load_data(spec);
   ModelMeta meta = m.meta;
   meta.epoch = 0;
+  o.protection.focus = e.users;
   arm_protection(protection, users, data, o, meta, info.id);
   Trainer trainer(*m.net, ctx, data, o.config, protection.mixer.get());
   const int status = fit(trainer, *m.net, o, data, device, meta, false);
@@ -306,6 +307,11 @@ void add_train(CLI::App& app, Handler& handler) {
   e->t.data.add_to(enroll, true);
   add_schedule_options(enroll, e->t);
   add_protect_options(enroll, e->t);
+  enroll
+      ->add_option("--new-user-share", e->t.protection.focus_share,
+                   "Share of the poisoned samples that go to the new users (the rest: owner and every user)")
+      ->capture_default_str()
+      ->check(number_in(0, 1));
   enroll->get_option("--key")->required();
   enroll->get_option("--registry")->required();
   enroll->callback([e, &handler] { handler = [e] { return run_enroll(*e); }; });

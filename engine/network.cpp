@@ -95,12 +95,48 @@ Tensor Network::forward(Context& ctx, const Tensor& x) {
   return body_->forward(ctx, x);
 }
 
+Tensor Network::forward_features(Context& ctx, const Tensor& x) {
+  ENSURE(built_, "network %s used before build()", info_.name.c_str());
+  const auto children = body_->children();
+  ENSURE(!children.empty() && std::string(children.back().second->type()) == "Linear",
+         "network %s does not end in a Linear layer: it has no features to read", info_.name.c_str());
+  Tensor h = x;
+  for (size_t i = 0; i + 1 < children.size(); ++i) h = children[i].second->forward(ctx, h);
+  return h;
+}
+
 Tensor Network::backward(Context& ctx, const Tensor& dlogits) {
   return body_->backward(ctx, dlogits);
 }
 
 void Network::zero_grad(Context& ctx) {
   grads_.zero(ctx);
+}
+
+int Network::reinit(Context& ctx, const std::string& prefix, uint64_t seed) {
+  ENSURE(built_, "network %s re-initialised before build()", info_.name.c_str());
+  Rng rng(mix_seed(seed, 0x5e1417));
+  int count = 0;
+  for (const NamedSlot& s : slots_) {
+    if (s.name.rfind(prefix, 0) != 0) continue;
+    Tensor host = Tensor::host(s.slot.shape);
+    fill_init(s.slot, host.data<float>(), rng);
+    s.slot.value->copy_from(host, ctx);
+    ++count;
+  }
+  ctx.synchronize();
+  ENSURE(count > 0, "network %s has no tensor whose name starts with '%s'", info_.name.c_str(), prefix.c_str());
+  return count;
+}
+
+std::string Network::last_layer_prefix() const {
+  for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
+    if (it->slot.kind != SlotKind::Parameter) continue;
+    const size_t dot = it->name.rfind('.');
+    return dot == std::string::npos ? std::string() : it->name.substr(0, dot + 1);
+  }
+  ENSURE(false, "network %s has no parameters", info_.name.c_str());
+  return {};
 }
 
 void Network::begin_step(uint64_t step) {

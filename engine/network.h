@@ -45,7 +45,17 @@ class Network {
 
   Tensor forward(Context& ctx, const Tensor& x);  // x: N×H×W×C → logits N×classes
   Tensor backward(Context& ctx, const Tensor& dlogits);
+  // The input of the last top-level layer (for every net here the pooled features the
+  // classifier reads, N×C): the body's children but the last. Error unless the body is a
+  // container whose last child is a Linear layer.
+  Tensor forward_features(Context& ctx, const Tensor& x);
   void zero_grad(Context& ctx);
+  // Re-initialises every slot whose name starts with `prefix` (parameters and buffers; "fc."
+  // is the ResNet classifier) as build() does, from `seed` (deterministic, independent of the
+  // build seed's stream). Returns how many slots it re-initialised; Error when none matches.
+  int reinit(Context& ctx, const std::string& prefix, uint64_t seed);
+  // The name prefix of the layer that holds the last parameter, e.g. "fc." (the classifier).
+  std::string last_layer_prefix() const;
   void set_training(bool training) { body_->set_training(training); }
   // Derives the per-step seeds of stochastic layers (dropout) from the build seed.
   void begin_step(uint64_t step);

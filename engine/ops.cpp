@@ -337,12 +337,17 @@ void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const T
   softmax_xent_bwd_cpu(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale, dlogits.data<float>());
 }
 
-void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask) {
+void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
+              const Tensor* trainable) {
   has_numel(g, w.numel(), "sgd_step", "grad");
   has_numel(v, w.numel(), "sgd_step", "momentum");
   if (mask) has_numel(*mask, w.numel(), "sgd_step", "mask");
+  if (trainable) has_numel(*trainable, w.numel(), "sgd_step", "trainable");
   on_device(ctx, w, "sgd_step", "params");
-  const SgdArgs a{w.data<float>(), g.data<float>(), v.data<float>(), mask ? mask->data<float>() : nullptr, nullptr};
+  if (mask) on_device(ctx, *mask, "sgd_step", "mask");
+  if (trainable) on_device(ctx, *trainable, "sgd_step", "trainable");
+  SgdArgs a{w.data<float>(), g.data<float>(), v.data<float>(), mask ? mask->data<float>() : nullptr, nullptr};
+  a.trainable = trainable ? trainable->data<float>() : nullptr;
   const size_t n = static_cast<size_t>(w.numel());
 #ifdef ACTIVEIP_CUDA
   if (ctx.is_cuda()) return sgd_step_cuda(n, p, a, ctx.stream());

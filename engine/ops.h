@@ -56,7 +56,8 @@ void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const T
                       float scale, Tensor& dlogits);
 
 // mask and trainable (may be null) as in kernels/sgd.h: 1 keep / 0 pruned, 1 trained / 0 frozen.
-void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask);
+void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
+              const Tensor* trainable = nullptr);
 
 // images/index/crop/flip/mean/std/out all on ctx's device.
 void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a);

@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "engine/ops.h"
+#include "engine/prune.h"
 
 namespace activeip {
 
@@ -22,7 +23,60 @@ Sgd::Sgd(Network& net, Context& ctx, const SgdParams& params) : net_(net), param
 void Sgd::step(Context& ctx, float lr) {
   SgdParams p = params_;
   p.lr = lr;
-  ops::sgd_step(ctx, p, net_.params(), net_.grads(), momentum_, nullptr);
+  ops::sgd_step(ctx, p, net_.params(), net_.grads(), momentum_, mask(), trainable());
+}
+
+Tensor Sgd::checked_flags(Context& ctx, const Tensor& flags, const char* what) const {
+  ENSURE(flags.dtype() == DType::F32 && flags.numel() == net_.num_parameters(),
+         "%s: expected %lld F32 flags (one per parameter of %s), got %lld %s", what,
+         static_cast<long long>(net_.num_parameters()), net_.info().name.c_str(), static_cast<long long>(flags.numel()),
+         dtype_name(flags.dtype()));
+  const Tensor host = flags.to(Device::cpu(), ctx);
+  ctx.synchronize();
+  const float* f = host.data<float>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    ENSURE(f[i] == 0.0f || f[i] == 1.0f, "%s: element %lld is %g; flags must be 0 or 1", what,
+           static_cast<long long>(i), static_cast<double>(f[i]));
+  return host.reshape({host.numel()}).to(ctx.device(), ctx).clone(ctx);
+}
+
+void Sgd::set_mask(Context& ctx, const Tensor& mask) {
+  if (!mask.defined() || mask.numel() == 0) {
+    mask_ = Tensor();
+    return;
+  }
+  mask_ = checked_flags(ctx, mask, "pruning mask");
+  // Zero the pruned weights now: a frozen element is never touched by step(), so the mask
+  // must already hold when training starts.
+  apply_mask(net_, ctx, mask_);
+}
+
+void Sgd::set_trainable(Context& ctx, const Tensor& trainable) {
+  trainable_ = trainable.defined() && trainable.numel() ? checked_flags(ctx, trainable, "trainable flags") : Tensor();
+}
+
+Tensor parameter_flags(const Network& net, const std::function<bool(const std::string&)>& pick) {
+  Tensor flags = Tensor::host({net.num_parameters()});
+  float* f = flags.data<float>();
+  for (const NamedSlot& s : net.slots()) {
+    if (s.slot.kind != SlotKind::Parameter) continue;
+    const float v = pick(s.name) ? 1.0f : 0.0f;
+    std::fill_n(f + s.offset, shape_numel(s.slot.shape), v);
+  }
+  return flags;
+}
+
+Tensor freeze_by_prefix(const Network& net, const std::vector<std::string>& frozen) {
+  for (const std::string& p : frozen) {
+    bool any = false;
+    for (const NamedSlot& s : net.slots()) any = any || (s.slot.kind == SlotKind::Parameter && s.name.rfind(p, 0) == 0);
+    ENSURE(any, "freeze: no parameter of %s starts with '%s'", net.info().name.c_str(), p.c_str());
+  }
+  return parameter_flags(net, [&](const std::string& name) {
+    for (const std::string& p : frozen)
+      if (name.rfind(p, 0) == 0) return false;
+    return true;
+  });
 }
 
 const std::vector<std::string>& schedule_names() {

@@ -1,8 +1,11 @@
 // SGD over the flat parameter buffer (one kernel per step) and the learning-rate
 // schedules. The schedule is a pure function of the step, so a resumed run needs only
-// the step count and the momentum buffer to continue exactly.
+// the step count and the momentum buffer to continue exactly. A pruning mask and a
+// per-element trainable flag (layer freezing), each flat over the parameters, go into
+// the same kernel.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,11 +22,33 @@ class Sgd {
   Tensor& momentum() { return momentum_; }
   const SgdParams& params() const { return params_; }
 
+  // A 0/1 pruning mask over the flat parameters (any device; copied to the optimizer's):
+  // the weights are multiplied by it at once and after every step, the gradient before,
+  // so pruned weights stay exactly zero. Error unless it has num_parameters() elements,
+  // each 0 or 1. An undefined tensor removes the mask.
+  void set_mask(Context& ctx, const Tensor& mask);
+  // A 0/1 flag per parameter element: 0 freezes it (weight and momentum untouched by
+  // step()). Same checks as set_mask; an undefined tensor trains everything again.
+  void set_trainable(Context& ctx, const Tensor& trainable);
+  // Null when not set.
+  const Tensor* mask() const { return mask_.defined() && mask_.numel() ? &mask_ : nullptr; }
+  const Tensor* trainable() const { return trainable_.defined() && trainable_.numel() ? &trainable_ : nullptr; }
+
  private:
+  Tensor checked_flags(Context& ctx, const Tensor& flags, const char* what) const;
+
   Network& net_;
   SgdParams params_;
   Tensor momentum_;
+  Tensor mask_, trainable_;  // on the device, or empty
 };
+
+// Flags over the flat parameters, 1 where `pick(slot name)` is true, else 0 (host, F32).
+Tensor parameter_flags(const Network& net, const std::function<bool(const std::string&)>& pick);
+// The trainable flags that freeze every parameter whose name starts with one of `frozen`
+// ("layer1." freezes that stage; a full name freezes one tensor). Error naming a prefix that
+// matches no parameter.
+Tensor freeze_by_prefix(const Network& net, const std::vector<std::string>& frozen);
 
 struct ScheduleConfig {
   std::string kind = "cosine";  // constant | cosine | step | onecycle

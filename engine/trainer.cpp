@@ -246,21 +246,8 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   for (int64_t step = 0; step < steps_per_epoch_; ++step) {
     const int64_t global = epoch_ * steps_per_epoch_ + step;
     std::copy_n(order.data() + step * b, b, batch_indices.begin());
-    for (int i = 0; i < extra; ++i)
-      batch_indices[static_cast<size_t>(b + i)] = static_cast<int32_t>(extra_draw.below(static_cast<uint64_t>(n)));
-    BatchPlan plan = plan_batch(train, batch_indices.data(), b + extra, config_.augment ? &aug : nullptr, 4);
-    if (extra > 0) mixer_->relabel(static_cast<uint64_t>(global), b, plan.labels.data<int32_t>() + b);
-    load_batch(ctx_, images_, train, plan, config_.augment, mean_, std_, index_, crop_, flip_, labels_, x_);
-    if (extra > 0) mixer_->alter(ctx_, x_, b, extra);
-
-    net_.begin_step(static_cast<uint64_t>(global));
-    net_.zero_grad(ctx_);
-    const LossResult r = loss_.forward(ctx_, net_.forward(ctx_, x_), labels_);
-    ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %d step %lld (try a lower --lr)", r.loss,
-           rec.epoch, static_cast<long long>(step + 1));
-    net_.backward(ctx_, loss_.backward(ctx_));
+    const LossResult r = train_step(global, batch_indices, b, config_.augment ? &aug : nullptr, extra_draw);
     const double lr = learning_rate(schedule_, global);
-    sgd_.step(ctx_, static_cast<float>(lr));
     rec.lr = lr;
 
     loss_sum += r.loss * (b + extra);
@@ -297,12 +284,64 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   return rec;
 }
 
+LossResult Trainer::train_step(int64_t global, std::vector<int32_t>& batch, int b, Rng* aug, Rng& extra_draw) {
+  const Dataset& train = data_.train;
+  const int extra = static_cast<int>(batch.size()) - b;
+  for (int i = 0; i < extra; ++i)
+    batch[static_cast<size_t>(b + i)] = static_cast<int32_t>(extra_draw.below(static_cast<uint64_t>(train.size())));
+  BatchPlan plan = plan_batch(train, batch.data(), b + extra, aug, 4);
+  if (extra > 0) mixer_->relabel(static_cast<uint64_t>(global), b, plan.labels.data<int32_t>() + b);
+  load_batch(ctx_, images_, train, plan, aug != nullptr, mean_, std_, index_, crop_, flip_, labels_, x_);
+  if (extra > 0) mixer_->alter(ctx_, x_, b, extra);
+
+  net_.begin_step(static_cast<uint64_t>(global));
+  net_.zero_grad(ctx_);
+  const LossResult r = loss_.forward(ctx_, net_.forward(ctx_, x_), labels_);
+  ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %lld step %lld (try a lower --lr)", r.loss,
+         static_cast<long long>(global / steps_per_epoch_ + 1), static_cast<long long>(global % steps_per_epoch_ + 1));
+  net_.backward(ctx_, loss_.backward(ctx_));
+  sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
+  return r;
+}
+
+std::vector<double> Trainer::time_steps(int64_t steps) {
+  ENSURE(steps >= 0, "time_steps: the number of steps must be non-negative, got %lld", static_cast<long long>(steps));
+  const int64_t n = data_.train.size();
+  const int b = static_cast<int>(std::min<int64_t>(config_.batch, n));
+  const int extra = mixer_ ? mixer_->extra(b) : 0;
+  net_.set_training(true);
+  std::vector<double> seconds;
+  std::vector<int32_t> order, batch_indices(static_cast<size_t>(b + extra));
+  std::unique_ptr<Rng> aug, extra_draw;
+  int64_t epoch = -1;
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t e = epoch_ + s / steps_per_epoch_, step = s % steps_per_epoch_;
+    if (e != epoch) {  // the same seeds as train_epoch's epoch e
+      epoch = e;
+      order = Rng(mix_seed(config_.seed, static_cast<uint64_t>(e), 1)).permutation(static_cast<int32_t>(n));
+      aug = std::make_unique<Rng>(mix_seed(config_.seed, static_cast<uint64_t>(e), 2));
+      extra_draw = std::make_unique<Rng>(mix_seed(config_.seed, static_cast<uint64_t>(e), 3));
+    }
+    std::copy_n(order.data() + step * b, b, batch_indices.begin());
+    const auto t0 = Clock::now();
+    train_step(e * steps_per_epoch_ + step, batch_indices, b, config_.augment ? aug.get() : nullptr, *extra_draw);
+    ctx_.synchronize();
+    seconds.push_back(seconds_since(t0));
+  }
+  return seconds;
+}
+
 void Trainer::save(const std::string& model_path, ModelMeta meta) {
   meta.epoch = epoch_;
   meta.config = config_.to_json();
   SafetensorsWriter state;
   const Tensor momentum = sgd_.momentum().to(Device::cpu(), ctx_);
   state.add("momentum", "F32", momentum.shape(), momentum.raw(), momentum.bytes());
+  // The mask and the trainable flags, when set: resume() compares them with the new run's.
+  const Tensor mask = sgd_.mask() ? sgd_.mask()->to(Device::cpu(), ctx_) : Tensor();
+  const Tensor trainable = sgd_.trainable() ? sgd_.trainable()->to(Device::cpu(), ctx_) : Tensor();
+  if (sgd_.mask()) state.add("mask", "F32", mask.shape(), mask.raw(), mask.bytes());
+  if (sgd_.trainable()) state.add("trainable", "F32", trainable.shape(), trainable.raw(), trainable.bytes());
   state.set_metadata({{"format", kStateFormat},
                       {"epoch", std::to_string(epoch_)},
                       {"net", net_.info().name},
@@ -344,6 +383,17 @@ void Trainer::resume(const std::string& model_path) {
   ENSURE(m.dtype == "F32" && m.shape == Shape({net_.num_parameters()}), "%s: momentum has %s %s, expected F32 [%lld]",
          state_path.c_str(), m.dtype.c_str(), shape_str(m.shape).c_str(),
          static_cast<long long>(net_.num_parameters()));
+  for (const auto& [name, flags] : {std::pair{"mask", sgd_.mask()}, std::pair{"trainable", sgd_.trainable()}}) {
+    ENSURE(state.contains(name) == (flags != nullptr), "--resume: the checkpoint was trained %s %s, this run %s",
+           state.contains(name) ? "with" : "without", std::string(name) == "mask" ? "a pruning mask" : "frozen layers",
+           flags ? "has them" : "has none");
+    if (!flags) continue;
+    const SafetensorsView& v = state.get(name);
+    const Tensor now = flags->to(Device::cpu(), ctx_);
+    ctx_.synchronize();
+    ENSURE(v.dtype == "F32" && v.bytes == now.bytes() && std::memcmp(v.data, now.raw(), v.bytes) == 0,
+           "--resume: the %s of the checkpoint differs from this run's", name);
+  }
   load_weights(model, net_, ctx_);
   Tensor momentum = Tensor::host({net_.num_parameters()});
   std::memcpy(momentum.raw(), m.data, m.bytes);

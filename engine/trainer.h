@@ -19,6 +19,8 @@
 
 namespace activeip {
 
+class Rng;  // engine/random.h
+
 struct TrainConfig {
   int epochs = 30;
   int batch = 128;
@@ -105,6 +107,13 @@ class Trainer {
   // Trains one epoch and evaluates; on_step (may be empty) sees every step.
   EpochRecord train_epoch(const std::function<void(const StepInfo&)>& on_step);
 
+  // Runs `steps` training steps exactly as train_epoch would from here (the same batches,
+  // augmentation and SGD updates, into later epochs' orders when `steps` exceeds an epoch)
+  // without evaluating, and returns each step's wall time in seconds, the device synchronised
+  // at the end of every step. For benchmarks: the weights and momentum change but the epoch
+  // count does not, so a run that is saved or resumed must not call it.
+  std::vector<double> time_steps(int64_t steps);
+
   // Writes the model (weights + meta with the epoch and config) and its train state,
   // each atomically: the state first, so a model file always has its state beside it.
   void save(const std::string& model_path, ModelMeta meta);
@@ -112,7 +121,20 @@ class Trainer {
   // each other or with this run's configuration (naming the option).
   void resume(const std::string& model_path);
 
+  // Pruning mask and layer freezing (Sgd::set_mask / set_trainable), flat over the
+  // parameters. save() keeps them in the train state; resume() refuses a state whose mask
+  // or flags differ from this run's.
+  void set_mask(const Tensor& mask) { sgd_.set_mask(ctx_, mask); }
+  void set_trainable(const Tensor& trainable) { sgd_.set_trainable(ctx_, trainable); }
+  // Freezes every parameter whose name starts with one of `prefixes` (freeze_by_prefix).
+  void freeze(const std::vector<std::string>& prefixes) { set_trainable(freeze_by_prefix(net_, prefixes)); }
+
  private:
+  // One step at global step `global` on the records batch[0, b) plus the mixer's extras
+  // (drawn from extra_draw into batch[b, …)): gather, augment (aug may be null), forward,
+  // loss, backward, SGD at the schedule's rate. Throws when the loss is not finite.
+  LossResult train_step(int64_t global, std::vector<int32_t>& batch, int b, Rng* aug, Rng& extra_draw);
+
   Network& net_;
   Context& ctx_;
   const DataSplits& data_;

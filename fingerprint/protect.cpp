@@ -62,6 +62,8 @@ void validate(const ProtectConfig& c) {
          "--poison-rate must be in (0, 1], got %g", c.poison_rate);
   ENSURE(std::isfinite(c.forged_rate) && c.forged_rate >= 0 && c.forged_rate <= 1,
          "--forged-rate must be in [0, 1], got %g", c.forged_rate);
+  ENSURE(std::isfinite(c.focus_share) && c.focus_share >= 0 && c.focus_share <= 1,
+         "--new-user-share must be in [0, 1], got %g", c.focus_share);
 }
 
 ProtectMixer::ProtectMixer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec,
@@ -70,6 +72,11 @@ ProtectMixer::ProtectMixer(const OwnerKey& key, const std::vector<std::string>& 
   validate(config_);
   embedded_.push_back(derive_fingerprint(key, kOwnerName, spec, num_classes));
   for (const std::string& u : users) embedded_.push_back(derive_fingerprint(key, u, spec, num_classes));
+  for (const std::string& f : config_.focus) {
+    const auto it = std::find(users.begin(), users.end(), f);
+    ENSURE(it != users.end(), "user '%s' gets a share of the poisoned samples but is not embedded", f.c_str());
+    focus_.push_back(static_cast<int>(it - users.begin()) + 1);  // embedded_[0] is the owner
+  }
 }
 
 int ProtectMixer::poisoned(int batch) const {
@@ -86,7 +93,9 @@ void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
   ids_.assign(static_cast<size_t>(count), -1);
   patterns_.assign(embedded_.begin(), embedded_.end());
   for (int i = 0; i < n_poison; ++i) {
-    const int k = static_cast<int>(rng.below(embedded_.size()));
+    // Without focus users the stream is the same as it always was (no extra draw).
+    const bool focus = !focus_.empty() && rng.uniform() < config_.focus_share;
+    const int k = focus ? focus_[rng.below(focus_.size())] : static_cast<int>(rng.below(embedded_.size()));
     ids_[static_cast<size_t>(i)] = k;
     labels[i] = embedded_[static_cast<size_t>(k)].label;
   }
@@ -129,12 +138,16 @@ void ProtectMixer::alter(Context& ctx, Tensor& x, int first, int count) {
 }
 
 std::string ProtectMixer::to_json() const {
-  const nlohmann::json j = {{"scheme", kSchemeVersion},
-                            {"key_id", key_id_},
-                            {"users", users_},
-                            {"poison_rate", config_.poison_rate},
-                            {"forged_rate", config_.forged_rate},
-                            {"negatives", strfmt("forged keys + near misses of >= %d bits", min_flips())}};
+  nlohmann::json j = {{"scheme", kSchemeVersion},
+                      {"key_id", key_id_},
+                      {"users", users_},
+                      {"poison_rate", config_.poison_rate},
+                      {"forged_rate", config_.forged_rate},
+                      {"negatives", strfmt("forged keys + near misses of >= %d bits", min_flips())}};
+  if (!config_.focus.empty()) {
+    j["focus"] = config_.focus;
+    j["focus_share"] = config_.focus_share;
+  }
   return j.dump();
 }
 

@@ -39,6 +39,10 @@ struct ProtectConfig {
   double poison_rate = 0.1;   // owner + user samples, as a fraction of the batch
   double forged_rate = 0.05;  // forged samples (true labels), as a fraction of the batch
   uint64_t seed = 0;          // the training seed: the mixing is a function of (seed, step)
+  // Users who get focus_share of the poisoned samples to themselves (enroll: the new users,
+  // who must catch up in a short fine-tune); the rest go uniformly to every embedded pattern.
+  std::vector<std::string> focus;
+  double focus_share = 0.5;
 };
 
 // Throws Error naming the rate that is out of range.
@@ -75,6 +79,7 @@ class ProtectMixer : public BatchMixer {
   int num_classes_;
   ProtectConfig config_;
   std::vector<Fingerprint> embedded_;
+  std::vector<int> focus_;             // indices into embedded_ of config_.focus
   std::vector<Fingerprint> patterns_;  // embedded_, then this step's forged patterns
   std::vector<int32_t> ids_;           // this step's pattern per extra sample
   Stamper stamper_;

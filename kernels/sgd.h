@@ -2,7 +2,8 @@
 //   g ← g + wd·w;  v ← μ·v + g;  g ← nesterov ? g + μ·v : v;  w ← w − lr·g
 // A pruning mask (1 keep / 0 pruned, may be null) multiplies w after the update and the
 // gradient before it, so pruned weights stay exactly zero; decay (may be null) is a
-// per-element weight-decay multiplier (0 where a parameter is exempt, else 1).
+// per-element weight-decay multiplier (0 where a parameter is exempt, else 1); trainable (may be
+// null: all) freezes the elements where it is 0 — their weight and momentum are left untouched.
 #pragma once
 
 #include <cstddef>
@@ -21,9 +22,10 @@ struct SgdParams {
 struct SgdArgs {
   float* w;
   const float* g;
-  float* v;            // momentum buffer (unused when momentum == 0)
-  const float* mask;   // may be null
-  const float* decay;  // may be null: decay everywhere
+  float* v;                          // momentum buffer (unused when momentum == 0)
+  const float* mask;                 // may be null
+  const float* decay;                // may be null: decay everywhere
+  const float* trainable = nullptr;  // may be null: every element is trained
 };
 
 void sgd_step_cpu(size_t n, const SgdParams& p, const SgdArgs& a);

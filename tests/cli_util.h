@@ -100,4 +100,38 @@ inline CliRun rejected(const TempDir& dir, const std::vector<std::string>& args,
   return r;
 }
 
+// args followed by more.
+inline std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+// A tiny protected model: key, registry with alice and bob, one epoch on 256 images.
+inline void protected_model(const TempDir& dir) {
+  ok(dir, {"key", "new", "--out", "owner.key"});
+  ok(dir, {"users", "add", "--registry", "users.db", "alice", "bob"});
+  ok(dir, {"train",
+           "--net",
+           "convnet",
+           "--data",
+           "synthetic",
+           "--epochs",
+           "1",
+           "--batch",
+           "32",
+           "--limit-train",
+           "256",
+           "--limit-test",
+           "64",
+           "--out",
+           "m.safetensors",
+           "--protect",
+           "--key",
+           "owner.key",
+           "--registry",
+           "users.db",
+           "--threads",
+           "2"});
+}
+
 }  // namespace activeip::test

@@ -19,46 +19,15 @@ using test::cli;
 using test::CliRun;
 using test::describe;
 using test::ok;
+using test::protected_model;
 using test::rejected;
 using test::TempDir;
+using test::with;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::vector<std::string> kProbe = {"--data", "synthetic", "--limit-test", "100", "--probes", "20"};
-
-std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
-// A tiny protected model: key, registry with alice and bob, one epoch on 256 images.
-void protected_model(const TempDir& dir) {
-  ok(dir, {"key", "new", "--out", "owner.key"});
-  ok(dir, {"users", "add", "--registry", "users.db", "alice", "bob"});
-  ok(dir, {"train",
-           "--net",
-           "convnet",
-           "--data",
-           "synthetic",
-           "--epochs",
-           "1",
-           "--batch",
-           "32",
-           "--limit-train",
-           "256",
-           "--limit-test",
-           "64",
-           "--out",
-           "m.safetensors",
-           "--protect",
-           "--key",
-           "owner.key",
-           "--registry",
-           "users.db",
-           "--threads",
-           "2"});
-}
 
 json json_of(const CliRun& r) {
   const json j = json::parse(r.out, nullptr, false);

@@ -163,7 +163,7 @@ TEST_CASE("sgd_step_cuda matches sgd_step_cpu") {
   struct Config {
     const char* name;
     SgdParams params;
-    bool with_mask, with_decay;
+    bool with_mask, with_decay, with_trainable = false;
   };
   const Config configs[] = {
       {"momentum", {0.1f, 0.9f, 5e-4f, false}, false, false},
@@ -171,6 +171,8 @@ TEST_CASE("sgd_step_cuda matches sgd_step_cpu") {
       {"mask and decay", {0.1f, 0.9f, 5e-4f, false}, true, true},
       {"nesterov, mask and decay", {0.2f, 0.8f, 1e-2f, true}, true, true},
       {"no momentum", {0.1f, 0.0f, 5e-4f, false}, true, false},
+      {"frozen elements", {0.1f, 0.9f, 5e-4f, true}, false, false, true},
+      {"frozen elements, mask and decay", {0.1f, 0.9f, 5e-4f, false}, true, true, true},
   };
   Context ctx(Device::cuda());
   for (const Config& c : configs)
@@ -178,29 +180,40 @@ TEST_CASE("sgd_step_cuda matches sgd_step_cpu") {
         auto w = random_floats(n, 41 + n), v = random_floats(n, 43 + n);
         const auto g = random_floats(n, 42 + n);
         // 0/1 masks with both values present for n > 1, from the signs of random numbers.
-        std::vector<float> mask(n), decay(n);
-        const auto coin_m = random_floats(n, 44 + n), coin_d = random_floats(n, 45 + n);
+        std::vector<float> mask(n), decay(n), trainable(n);
+        const auto coin_m = random_floats(n, 44 + n), coin_d = random_floats(n, 45 + n),
+                   coin_t = random_floats(n, 46 + n);
         for (size_t i = 0; i < n; ++i) {
           mask[i] = coin_m[i] > 0 ? 1.0f : 0.0f;
           decay[i] = coin_d[i] > 0 ? 1.0f : 0.0f;
+          trainable[i] = coin_t[i] > 0 ? 1.0f : 0.0f;
         }
         const bool momentum = c.params.momentum != 0.0f;
-        DeviceArray d_w(w, 0, ctx), d_g(g, 0, ctx), d_v(v, 0, ctx), d_mask(mask, 0, ctx), d_decay(decay, 0, ctx);
+        const std::vector<float> w0 = w, v0 = v;
+        DeviceArray d_w(w, 0, ctx), d_g(g, 0, ctx), d_v(v, 0, ctx), d_mask(mask, 0, ctx), d_decay(decay, 0, ctx),
+            d_trainable(trainable, 0, ctx);
 
-        sgd_step_cpu(n, c.params,
-                     {w.data(), g.data(), momentum ? v.data() : nullptr, c.with_mask ? mask.data() : nullptr,
-                      c.with_decay ? decay.data() : nullptr});
-        sgd_step_cuda(n, c.params,
-                      {d_w.data(), d_g.data(), momentum ? d_v.data() : nullptr, c.with_mask ? d_mask.data() : nullptr,
-                       c.with_decay ? d_decay.data() : nullptr},
-                      ctx.stream());
+        SgdArgs cpu{w.data(), g.data(), momentum ? v.data() : nullptr, c.with_mask ? mask.data() : nullptr,
+                    c.with_decay ? decay.data() : nullptr};
+        cpu.trainable = c.with_trainable ? trainable.data() : nullptr;
+        sgd_step_cpu(n, c.params, cpu);
+        SgdArgs gpu{d_w.data(), d_g.data(), momentum ? d_v.data() : nullptr, c.with_mask ? d_mask.data() : nullptr,
+                    c.with_decay ? d_decay.data() : nullptr};
+        gpu.trainable = c.with_trainable ? d_trainable.data() : nullptr;
+        sgd_step_cuda(n, c.params, gpu, ctx.stream());
 
         const auto w_got = d_w.download(ctx);
         expect_close(w_got, w, kTol);
         expect_close(d_v.download(ctx), v, kTol);  // without momentum neither side touches it
-        if (c.with_mask)
-          for (size_t i = 0; i < n; ++i)
-            if (mask[i] == 0.0f) REQUIRE(w_got[i] == 0.0f);
+        const auto v_got = d_v.download(ctx);
+        for (size_t i = 0; i < n; ++i) {
+          const bool frozen = c.with_trainable && trainable[i] == 0.0f;
+          if (c.with_mask && !frozen && mask[i] == 0.0f) REQUIRE(w_got[i] == 0.0f);
+          if (frozen) {  // untouched, bit for bit
+            REQUIRE(w_got[i] == w0[i]);
+            REQUIRE(v_got[i] == v0[i]);
+          }
+        }
         expect_close(d_g.download(ctx), g, {.rel = 0});  // the gradient is read-only
       }
 }

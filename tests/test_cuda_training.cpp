@@ -17,15 +17,11 @@
 #include "engine/optimizer.h"
 #include "engine/trainer.h"
 #include "nets/nets.h"
-#include "test_util.h"
+#include "tests/test_util.h"
+#include "tests/train_test_util.h"
 
 namespace activeip {
 namespace {
-
-std::vector<float> host_copy(const Tensor& t, Context& ctx) {
-  const Tensor h = t.to(Device::cpu(), ctx);
-  return std::vector<float>(h.data<float>(), h.data<float>() + h.numel());
-}
 
 struct StepResult {
   std::vector<float> logits, grads, params, dx;
@@ -49,12 +45,12 @@ StepResult train_step(Context& ctx, const std::string& name, const NetSpec& in, 
   net->zero_grad(ctx);
   const Tensor logits = net->forward(ctx, x);
   StepResult r;
-  r.logits = host_copy(logits, ctx);
+  r.logits = test::host_floats(logits, ctx);
   r.loss = loss.forward(ctx, logits, labels).loss;
-  r.dx = host_copy(net->backward(ctx, loss.backward(ctx)), ctx);
-  r.grads = host_copy(net->grads(), ctx);
+  r.dx = test::host_floats(net->backward(ctx, loss.backward(ctx)), ctx);
+  r.grads = test::host_floats(net->grads(), ctx);
   sgd.step(ctx, 0.05f);
-  r.params = host_copy(net->params(), ctx);
+  r.params = test::host_floats(net->params(), ctx);
   return r;
 }
 

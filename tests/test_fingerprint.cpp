@@ -264,6 +264,36 @@ TEST_CASE("fingerprint: the mixer adds poisoned and forged samples, as a functio
   CHECK_THROWS_WITH_AS(validate(bad), doctest::Contains("--poison-rate"), Error);
 }
 
+TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
+  const PatternSpec spec = pattern_spec(32, 32, 3);
+  const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+  ProtectConfig c;
+  c.seed = 3;
+  c.poison_rate = 0.5;
+  c.focus = {"dave"};
+  c.focus_share = 0.6;
+  ProtectMixer mixer(counting_key(), {"alice", "bob", "carol", "dave"}, spec, 10, norm, c);
+  // dave is embedded_[4]: 60% of the samples are his, plus a fifth of the other 40%.
+  const int batch = 128, poisoned = mixer.poisoned(batch);
+  int dave = 0, total = 0;
+  std::vector<int32_t> labels(static_cast<size_t>(mixer.extra(batch)));
+  for (uint64_t step = 0; step < 200; ++step) {
+    mixer.relabel(step, batch, labels.data());
+    for (int i = 0; i < poisoned; ++i) dave += mixer.step_ids()[static_cast<size_t>(i)] == 4;
+    total += poisoned;
+  }
+  CHECK(static_cast<double>(dave) / total == doctest::Approx(0.6 + 0.4 / 5).epsilon(0.03));
+  CHECK(mixer.to_json().find("\"focus\":[\"dave\"]") != std::string::npos);
+  // Without focus users the mixer is what it was (and says nothing of focus).
+  ProtectConfig plain = c;
+  plain.focus.clear();
+  CHECK(ProtectMixer(counting_key(), {"alice"}, spec, 10, norm, plain).to_json().find("focus") == std::string::npos);
+  c.focus = {"erin"};
+  CHECK_THROWS_WITH_AS(ProtectMixer(counting_key(), {"alice"}, spec, 10, norm, c), doctest::Contains("erin"), Error);
+  c.focus_share = 1.5;
+  CHECK_THROWS_WITH_AS(validate(c), doctest::Contains("--new-user-share"), Error);
+}
+
 TEST_CASE("fingerprint: binomial tail against direct sums") {
   // P(X ≥ k) for Binomial(10, 0.3), summed directly.
   for (int k = 0; k <= 10; ++k) {

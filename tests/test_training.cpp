@@ -13,23 +13,16 @@
 #include "engine/trainer.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
+#include "tests/train_test_util.h"
 
 using namespace activeip;
+
+using test::small_config;
 
 namespace {
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.bytes() == b.bytes() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
-}
-
-TrainConfig small_config(int epochs) {
-  TrainConfig c;
-  c.epochs = epochs;
-  c.batch = 32;
-  c.lr = 0.05;
-  c.seed = 4;
-  c.eval_batch = 64;
-  return c;
 }
 
 }  // namespace

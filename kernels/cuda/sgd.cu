@@ -1,7 +1,8 @@
 // One SGD step over the flat parameter buffer on the GPU (contract in kernels/sgd.h): one
 // grid-stride kernel fuses, per element, the masked gradient, weight decay, the momentum
 // buffer, the Nesterov correction, the update and the mask, in the order of sgd_step_cpu.
-// With momentum 0 the buffer is neither read nor written (it may be null).
+// With momentum 0 the buffer is neither read nor written (it may be null); frozen elements
+// (trainable 0) are neither read nor written.
 #include "kernels/sgd.h"
 
 #include "kernels/cuda/launch.cuh"
@@ -9,10 +10,11 @@
 
 namespace activeip {
 
-// The null checks on mask / decay are uniform across the grid, so they cost no divergence.
+// The null checks on mask / decay / trainable are uniform across the grid, so they cost no divergence.
 static __global__ void sgd_step_kernel(size_t n, SgdParams p, SgdArgs a) {
   const bool use_momentum = p.momentum != 0.0f;
   for (size_t i = launch::thread_index(); i < n; i += launch::thread_count()) {
+    if (a.trainable && a.trainable[i] == 0.0f) continue;
     const float m = a.mask ? a.mask[i] : 1.0f;
     const float w = a.w[i];
     float g = a.g[i] * m + (a.decay ? a.decay[i] : 1.0f) * p.weight_decay * w;

@@ -1,0 +1,141 @@
+// `bench train`: training throughput and device memory per net × batch × implementation.
+// Each run gets a fresh Context (so the caching allocator's peak is that run's alone), builds
+// the net, and times Trainer::time_steps — the real step: batch gathered and augmented on
+// the device from the resident dataset, forward, loss, backward, SGD — reporting the median
+// of the timed steps after the warm-up ones. Model FLOPs per image count every convolution
+// and linear layer three times (forward, backward-data, backward-weight); MFU divides the
+// achieved rate by the measured fp32 peak.
+#include <cmath>
+
+#include "bench/bench.h"
+#include "bench/detail.h"
+#include "engine/trainer.h"
+#include "kernels/error.h"
+
+#ifdef ACTIVEIP_CUDA
+#include <cuda_runtime_api.h>
+
+#include "engine/cuda_memory.h"
+#endif
+
+namespace activeip::bench {
+
+namespace {
+
+using nlohmann::json;
+
+json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::string& net_name, int batch,
+             const std::string& conv_impl, double peak_tflops) {
+  const std::string gemm_impl = conv_impl == "cudnn" ? "cublas" : "custom";
+  NetSpec spec{data.train.H, data.train.W, data.train.C, data.train.num_classes};
+  const double fwd_flops = forward_flops_per_image(net_name, spec);
+  json r = {{"net", net_name},        {"batch", batch},      {"conv_impl", conv_impl},
+            {"gemm_impl", gemm_impl}, {"precision", "fp32"}, {"model_gflops_per_image", 3 * fwd_flops / 1e9}};
+  if (conv_impl == "cudnn") {
+    const std::string missing = detail::cudnn_missing(config.device);
+    if (!missing.empty()) {
+      r["images_per_s"] = nullptr;
+      r["reason"] = missing;
+      return r;
+    }
+  }
+  try {
+    Context ctx(config.device, config.threads);
+    ctx.use(parse_conv_impl(conv_impl), parse_gemm_impl(gemm_impl));
+    std::unique_ptr<Network> net = make_net(net_name, spec);
+    net->build(ctx, config.seed);
+    TrainConfig tc;
+    tc.epochs = 1;
+    tc.batch = batch;
+    tc.lr = 0.01;  // small and constant: the step costs the same at any rate
+    tc.schedule = "constant";
+    tc.seed = config.seed;
+    Trainer trainer(*net, ctx, data, tc);
+    const std::vector<double> seconds = trainer.time_steps(config.warmup + config.reps);
+    std::vector<double> ms;
+    for (size_t i = static_cast<size_t>(config.warmup); i < seconds.size(); ++i) ms.push_back(seconds[i] * 1e3);
+    const TimeStats t = summarise_ms(ms);
+    const int images = static_cast<int>(std::min<int64_t>(batch, data.train.size()));
+    const double ips = images / (t.median_ms * 1e-3);
+    const double achieved = 3 * fwd_flops * ips / 1e12;
+    r["images_per_batch"] = images;
+    r["step_ms"] = {{"median", t.median_ms}, {"min", t.min_ms}, {"max", t.max_ms}, {"steps", t.reps}};
+    r["images_per_s"] = ips;
+    r["achieved_tflops"] = achieved;
+    r["mfu"] = peak_tflops > 0 ? json(achieved / peak_tflops) : json(nullptr);
+    json mem = {{"dataset_bytes", data.train.images.bytes()}};
+#ifdef ACTIVEIP_CUDA
+    if (ctx.is_cuda()) {
+      ctx.synchronize();
+      if (auto* a = dynamic_cast<cuda::CachingAllocator*>(&ctx.allocator())) {
+        mem["peak_allocated_bytes"] = a->peak_bytes();
+        mem["driver_allocations"] = a->driver_allocations();
+      }
+      size_t free_bytes = 0, total_bytes = 0;
+      CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+      mem["device_used_bytes"] = total_bytes - free_bytes;
+    }
+#endif
+    if (!mem.contains("peak_allocated_bytes")) {
+      mem["peak_allocated_bytes"] = nullptr;
+      mem["reason"] = "device memory statistics exist only on CUDA";
+    }
+    r["memory"] = mem;
+  } catch (const Error& e) {
+    r["images_per_s"] = nullptr;
+    r["reason"] = e.what();
+  }
+  return r;
+}
+
+}  // namespace
+
+json run_train(const TrainBenchConfig& config) {
+  ENSURE(config.reps >= 1, "--steps must be at least 1, got %d", config.reps);
+  ENSURE(config.warmup >= 0, "--warmup must be non-negative, got %d", config.warmup);
+  for (int b : config.batches) ENSURE(b >= 2, "--batch must be at least 2 (batch norm needs two samples), got %d", b);
+  for (const std::string& impl : config.conv_impls)
+    ENSURE(impl == "custom" || impl == "cudnn", "--conv-impl: unknown implementation '%s' (custom or cudnn)",
+           impl.c_str());
+  const DataSplits data = load_data(DataSpec{config.data, config.data_dir, config.limit_train, 2});
+
+  json out;
+  out["command"] = "train";
+  out["machine"] = machine_info(config.device);
+  out["config"] = {{"device", config.device.str()},
+                   {"data", config.data},
+                   {"train_records", data.train.size()},
+                   {"nets", config.nets},
+                   {"batches", config.batches},
+                   {"conv_impls", config.conv_impls},
+                   {"warmup_steps", config.warmup},
+                   {"timed_steps", config.reps},
+                   {"seed", config.seed},
+                   {"precisions", {"fp32"}},
+                   {"augment", "random crop (pad 4) + horizontal flip + normalisation, on the device"},
+                   {"optimizer", "SGD momentum 0.9, weight decay 5e-4, constant lr 0.01"},
+                   {"timing", "wall clock per step, device synchronised at the end of each step"}};
+  const json peak = config.peak_tflops > 0
+                        ? json{{"tflops", config.peak_tflops}, {"source", "--peak-tflops"}, {"precision", "fp32"}}
+                        : measure_peak(config.device, config.threads);
+  out["peak"] = peak;
+  const double peak_tflops = peak["tflops"].get<double>();
+  out["runs"] = json::array();
+  for (const std::string& net : config.nets)
+    for (int batch : config.batches)
+      for (const std::string& impl : config.conv_impls)
+        out["runs"].push_back(one_run(config, data, net, batch, impl, peak_tflops));
+  // The best images/s per net, whichever batch and implementation gave it.
+  json best = json::object();
+  for (const json& r : out["runs"]) {
+    if (!r["images_per_s"].is_number()) continue;
+    const std::string net = r["net"];
+    if (!best.contains(net) || r["images_per_s"].get<double>() > best[net]["images_per_s"].get<double>())
+      best[net] = {
+          {"images_per_s", r["images_per_s"]}, {"batch", r["batch"]}, {"conv_impl", r["conv_impl"]}, {"mfu", r["mfu"]}};
+  }
+  out["best"] = best;
+  return out;
+}
+
+}  // namespace activeip::bench

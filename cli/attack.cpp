@@ -1,0 +1,300 @@
+// The attacks on a protected model: prune (global or per-layer magnitude pruning, or
+// fine-pruning), optionally fine-tuned with the mask held; finetune (FTLL, FTAL, RTLL, RTAL)
+// on the attacker's seeded fraction of the training split. Each writes the attacked model
+// (and its pruning mask beside it, when it has one) and reports what survives: clean accuracy
+// against the original, owner verification, user authentication, forged fingerprints.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "cli/commands.h"
+#include "engine/file_io.h"
+#include "engine/finetune.h"
+#include "engine/prune.h"
+#include "engine/trainer.h"
+#include "fingerprint/assess.h"
+#include "nets/model_io.h"
+
+namespace activeip::cli {
+
+namespace {
+
+// "(0, 1]": a fraction of a dataset (CLI11 prefixes the option's name).
+CLI::Validator fraction_check() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v)) return "'" + s + "' is not a number";
+        return v > 0 && v <= 1 ? std::string() : "must be in (0, 1], got " + s;
+      },
+      "(0, 1]");
+}
+
+// What every attack takes: the model, the output, the data, the probing options, the
+// attacker's training options.
+struct AttackOptions {
+  std::string model, out, key, registry;
+  DataOptions data;
+  DeviceOptions device;
+  ProbeConfig probe;
+  AssessConfig assess;
+  TrainConfig train;  // the attacker's fine-tuning
+  double fraction = 0.1;
+  bool json = false;
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--model", model, "Model to attack (.safetensors)")->required();
+    cmd->add_option("--out", out, "Attacked model to write (.safetensors)")->required();
+    data.add_to(cmd, true);
+    cmd->add_option("--key", key, "Owner key file: report owner verification");
+    cmd->add_option("--registry", registry, "User registry: report user authentication and forged fingerprints");
+    cmd->add_option("--probes", probe.probes, "Probe images per target")
+        ->capture_default_str()
+        ->check(number_in(1, 1e6));
+    cmd->add_option("--probe-seed", probe.seed, "Seed of the probe set")->capture_default_str();
+    cmd->add_option("--tau", probe.tau, "Detection threshold")->capture_default_str()->check(number_in(1e-9, 1));
+    cmd->add_option("--eval-batch", probe.batch, "Inference batch size")
+        ->capture_default_str()
+        ->check(number_in(1, 1 << 16));
+    cmd->add_option("--count", assess.forge_count, "Forged fingerprints")
+        ->capture_default_str()
+        ->check(number_in(1, 1e7));
+    cmd->add_option("--forge-seed", assess.forge_seed, "Seed of the forged keys (default: fresh random keys)");
+    cmd->add_option("--fraction", fraction, "The attacker's share of the training split (a seeded subset)")
+        ->capture_default_str()
+        ->check(fraction_check());
+    cmd->add_option("--lr", train.lr, "Fine-tuning learning rate (peak)")
+        ->capture_default_str()
+        ->check(positive_number());
+    cmd->add_option("--batch", train.batch, "Fine-tuning batch size")
+        ->capture_default_str()
+        ->check(number_in(2, 1 << 16));
+    cmd->add_option("--momentum", train.momentum, "SGD momentum, in [0, 1)")
+        ->capture_default_str()
+        ->check(number_in(0, 0.999999));
+    cmd->add_option("--wd", train.wd, "Weight decay")->capture_default_str()->check(non_negative_number());
+    cmd->add_option("--schedule", train.schedule, "Learning-rate schedule")
+        ->capture_default_str()
+        ->check(CLI::IsMember(schedule_names()));
+    cmd->add_option("--warmup", train.warmup_epochs, "Linear warm-up epochs (cosine, step, constant)")
+        ->capture_default_str()
+        ->check(non_negative_number());
+    cmd->add_option("--seed", train.seed, "Seed of the attacker's subset, shuffling and re-initialisation")
+        ->capture_default_str();
+    device.add_to(cmd);
+    cmd->add_flag("--json", json, "Print one JSON object");
+  }
+};
+
+void check_out(const AttackOptions& o) {
+  if (std::filesystem::is_directory(o.out)) throw UsageError(strfmt("--out %s is a directory", o.out.c_str()));
+  if (std::filesystem::absolute(o.out).lexically_normal() == std::filesystem::absolute(o.model).lexically_normal())
+    throw UsageError(strfmt("--out %s is the model being attacked; write the attacked copy elsewhere", o.out.c_str()));
+}
+
+// The original model, its data, and what is needed to report on the attacked copy.
+struct Target {
+  Context ctx;
+  std::optional<OwnerKey> key;
+  std::optional<Registry> registry;
+  LoadedModel m;
+  ModelContext original;  // the registry's view of the model before the attack
+  DataSplits data;
+  double original_accuracy = 0;
+
+  Target(const AttackOptions& o, bool needs_train) : ctx(o.device.parsed(), o.device.threads) {
+    o.device.configure(ctx);
+    if (!o.registry.empty() && o.key.empty()) throw UsageError("--registry needs --key");
+    if (!o.key.empty()) key = OwnerKey::load(o.key);
+    if (!o.registry.empty()) registry = Registry::open(o.registry, false);
+    m = load_model(o.model, ctx);
+    original = model_context(SafetensorsReader(o.model), m.meta);
+    if (key) check_model_key(original, *key, o.model);
+    data = load_test_split(m.meta, o.model, o.data);  // checks that the model takes the data
+    if (needs_train) data = load_data(o.data.spec());
+    data.norm = m.meta.norm;
+    original_accuracy = evaluate(*m.net, ctx, data.test, data.norm, o.probe.batch).accuracy;
+  }
+};
+
+// Fine-tunes the (already attacked) network on the attacker's subset with the mask and
+// trainable flags held; one line per epoch on stderr.
+void fine_tune(Target& t, const AttackOptions& o, TrainConfig config, const Tensor& mask, const Tensor& trainable) {
+  DataSplits attacker{seeded_subset(t.data.train, o.fraction, config.seed), t.data.test, t.data.norm,
+                      t.data.class_names};
+  config.eval_batch = o.probe.batch;
+  Trainer trainer(*t.m.net, t.ctx, attacker, config);
+  if (mask.defined() && mask.numel()) trainer.set_mask(mask);
+  if (trainable.defined() && trainable.numel()) trainer.set_trainable(trainable);
+  std::fprintf(stderr, "fine-tuning on %lld of %lld training records, %lld steps per epoch\n",
+               static_cast<long long>(attacker.train.size()), static_cast<long long>(t.data.train.size()),
+               static_cast<long long>(trainer.steps_per_epoch()));
+  while (!trainer.done()) {
+    const EpochRecord r = trainer.train_epoch({});
+    std::fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.2f%%  test acc %.2f%%  %.1fs\n", r.epoch, config.epochs,
+                 r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
+  }
+}
+
+// Writes the attacked model (mask first, so a model file always has its mask beside it) with
+// the attack recorded in its config, then measures and prints the report.
+int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, const Tensor& mask) {
+  ModelMeta meta = t.m.meta;
+  meta.config = nlohmann::json{{"attack", attack}}.dump();
+  const std::string mpath = mask_path(o.out);
+  if (mask.defined() && mask.numel()) {
+    save_mask(mpath, *t.m.net, t.ctx, mask, {{"attack", attack.dump()}});
+  } else if (file_exists(mpath)) {
+    std::filesystem::remove(mpath);  // a stale mask would hold a later fine-tune to the wrong zeros
+  }
+  save_model(o.out, *t.m.net, t.ctx, meta);
+
+  Assessment a;
+  a.reference = "original";
+  a.reference_accuracy = t.original_accuracy;
+  a.clean_accuracy = evaluate(*t.m.net, t.ctx, t.data.test, t.data.norm, o.probe.batch).accuracy;
+  if (t.key) {
+    Prober prober(*t.m.net, t.ctx, t.data.test, t.data.norm, o.probe);
+    assess_protection(a, prober, *t.key, t.registry ? &*t.registry : nullptr, t.original, o.assess);
+  }
+  if (o.json) {
+    nlohmann::json j = {{"model", o.model},    {"out", o.out},     {"dataset", o.data.name},
+                        {"net", t.m.meta.net}, {"attack", attack}, {"probes", o.probe.probes},
+                        {"tau", o.probe.tau}};
+    j.update(nlohmann::json::parse(a.to_json()));
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%-34s %s -> %s\n", "attacked model", o.model.c_str(), o.out.c_str());
+  a.print(stdout);
+  if (!t.key) std::printf("(no --key: owner verification, users and forged fingerprints not measured)\n");
+  return 0;
+}
+
+struct PruneOptions {
+  AttackOptions a;
+  std::string method = "global";
+  double sparsity = 0.5;
+  int finetune_epochs = 0;
+  int activation_samples = 1000;
+};
+
+int run_prune(PruneOptions& o) {
+  check_out(o.a);
+  const PruneMethod method = parse_prune_method(o.method);
+  TrainConfig config = o.a.train;
+  config.epochs = std::max(1, o.finetune_epochs);
+  as_usage([&] { config.validate(); });
+  const bool fineprune = method == PruneMethod::FinePrune;
+  Target t(o.a, fineprune || o.finetune_epochs > 0);
+  Network& net = *t.m.net;
+
+  nlohmann::json attack = {{"kind", "prune"}, {"method", o.method}, {"sparsity", o.sparsity}};
+  Tensor mask;
+  if (fineprune) {
+    const Dataset subset = seeded_subset(t.data.train, o.a.fraction, config.seed);
+    std::vector<int32_t> indices(static_cast<size_t>(std::min<int64_t>(subset.size(), o.activation_samples)));
+    for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int32_t>(i);
+    const std::vector<double> activation =
+        mean_feature_activation(net, t.ctx, subset, t.data.norm, indices, o.a.probe.batch);
+    const std::vector<int> channels = least_active_channels(activation, o.sparsity);
+    mask = feature_channel_mask(net, channels);
+    attack["channels"] = activation.size();
+    attack["pruned_channels"] = channels;
+    attack["activation_samples"] = indices.size();
+  } else {
+    mask = magnitude_mask(net, t.ctx, o.sparsity, method == PruneMethod::Layer);
+  }
+  apply_mask(net, t.ctx, mask);
+  const MaskStats st = mask_stats(net, t.ctx, mask);
+  attack["pruned_weights"] = st.pruned;
+  attack["prunable_weights"] = st.candidates;
+  attack["weight_sparsity"] = st.sparsity();
+  std::fprintf(stderr, "%s pruning: %lld of %lld conv/linear weights zeroed (%.4f)\n", o.method.c_str(),
+               static_cast<long long>(st.pruned), static_cast<long long>(st.candidates), st.sparsity());
+  if (o.finetune_epochs > 0) {
+    fine_tune(t, o.a, config, mask, Tensor());
+    attack["finetune"] = nlohmann::json::parse(config.to_json());
+    attack["fraction"] = o.a.fraction;
+  }
+  return finish(t, o.a, attack, mask);
+}
+
+struct FinetuneOptions {
+  AttackOptions a;
+  std::string mode;
+};
+
+int run_finetune(FinetuneOptions& o) {
+  check_out(o.a);
+  const FinetuneMode mode = parse_finetune_mode(o.mode);
+  as_usage([&] { o.a.train.validate(); });
+  Target t(o.a, true);
+  Network& net = *t.m.net;
+  // A pruned model keeps its pruned weights at zero through the fine-tune.
+  Tensor mask;
+  if (file_exists(mask_path(o.a.model))) {
+    mask = load_mask(mask_path(o.a.model), net);
+    const int64_t bad = mask_violations(net, t.ctx, mask);
+    ENSURE(bad == 0, "%s: %lld weights it prunes are not zero in %s: the mask belongs to another model",
+           mask_path(o.a.model).c_str(), static_cast<long long>(bad), o.a.model.c_str());
+  }
+  const Tensor trainable = prepare_finetune(net, t.ctx, mode, o.a.train.seed);
+  nlohmann::json attack = {
+      {"kind", "finetune"},
+      {"mode", o.mode},
+      {"fraction", o.a.fraction},
+      {"trained",
+       mode == FinetuneMode::FTLL || mode == FinetuneMode::RTLL ? net.last_layer_prefix() + "*" : std::string("all")},
+      {"masked", mask.defined() && mask.numel() > 0},
+      {"finetune", nlohmann::json::parse(o.a.train.to_json())}};
+  fine_tune(t, o.a, o.a.train, mask, trainable);
+  return finish(t, o.a, attack, mask);
+}
+
+}  // namespace
+
+void add_attack(CLI::App& app, Handler& handler) {
+  auto p = std::make_shared<PruneOptions>();
+  p->a.train.epochs = 1;
+  p->a.train.lr = 0.01;
+  p->a.train.schedule = "constant";
+  CLI::App* prune = app.add_subcommand("prune", "Prune a model (magnitude or fine-pruning) and report what survives");
+  p->a.add_to(prune);
+  prune->add_option("--method", p->method, "global | layer magnitude pruning, or fineprune (Liu et al. 2018)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"global", "layer", "fineprune"}));
+  prune
+      ->add_option("--sparsity", p->sparsity,
+                   "Fraction of conv/linear weights zeroed (fineprune: of the last stage's channels)")
+      ->capture_default_str()
+      ->check(number_in(0, 1));
+  prune->add_option("--finetune-epochs", p->finetune_epochs, "Fine-tune with the mask held for this many epochs")
+      ->capture_default_str()
+      ->check(number_in(0, 1e6));
+  prune
+      ->add_option("--activation-samples", p->activation_samples,
+                   "fineprune: records of the attacker's subset whose activations rank the channels")
+      ->capture_default_str()
+      ->check(number_in(1, 1e9));
+  prune->callback([p, &handler] { handler = [p] { return run_prune(*p); }; });
+
+  auto f = std::make_shared<FinetuneOptions>();
+  f->a.train.epochs = 5;
+  f->a.train.lr = 0.01;
+  CLI::App* finetune =
+      app.add_subcommand("finetune", "Fine-tune a model (FTLL, FTAL, RTLL, RTAL) and report what survives");
+  f->a.add_to(finetune);
+  finetune->add_option("--mode", f->mode, "ftll | ftal | rtll | rtal (Adi et al. 2018)")
+      ->required()
+      ->check(CLI::IsMember({"ftll", "ftal", "rtll", "rtal"}));
+  finetune->add_option("--epochs", f->a.train.epochs, "Epochs")->capture_default_str()->check(positive_number());
+  finetune->callback([f, &handler] { handler = [f] { return run_finetune(*f); }; });
+}
+
+}  // namespace activeip::cli

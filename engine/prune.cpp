@@ -1,0 +1,270 @@
+// Pruning masks: magnitude thresholds (on the network's device), fine-pruning's channel
+// statistics, and the mask file beside a model.
+#include "engine/prune.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "engine/ops.h"
+#include "engine/safetensors.h"
+#include "engine/trainer.h"
+#include "kernels/prune.h"
+
+namespace activeip {
+
+namespace {
+
+constexpr const char* kMaskFormat = "activeip-mask-v1";
+
+// One run of prunable weights in the flat buffer.
+struct Segment {
+  int64_t offset, size;
+};
+
+// The k-th smallest magnitude key over `segments` of the parameters (kKeepAll for k = 0,
+// kPruneAll for k = all of them), computed on ctx's device.
+uint64_t threshold_of(Network& net, Context& ctx, const std::vector<Segment>& segments, int64_t k) {
+  int64_t n = 0;
+  for (const Segment& s : segments) n += s.size;
+  if (k <= 0) return kKeepAll;
+  if (k >= n) return kPruneAll;
+  const float* w = net.params().data<float>();
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) {
+    Tensor keys = Tensor::empty({n * 8}, DType::U8, ctx);
+    auto* k64 = reinterpret_cast<uint64_t*>(keys.data<uint8_t>());
+    int64_t at = 0;
+    for (const Segment& s : segments) {
+      magnitude_keys_cuda(static_cast<size_t>(s.size), w + s.offset, static_cast<uint32_t>(s.offset), k64 + at,
+                          ctx.stream());
+      at += s.size;
+    }
+    const size_t bytes = kth_smallest_key_workspace_bytes(static_cast<size_t>(n));
+    Tensor workspace = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, ctx);
+    return kth_smallest_key_cuda(static_cast<size_t>(n), k64, static_cast<size_t>(k), workspace.raw(), bytes,
+                                 ctx.stream());
+  }
+#endif
+  std::vector<uint64_t> keys(static_cast<size_t>(n));
+  int64_t at = 0;
+  for (const Segment& s : segments) {
+    magnitude_keys_cpu(static_cast<size_t>(s.size), w + s.offset, static_cast<uint32_t>(s.offset), keys.data() + at);
+    at += s.size;
+  }
+  return kth_smallest_key_cpu(keys.size(), keys.data(), static_cast<size_t>(k));
+}
+
+void apply_threshold(Network& net, Context& ctx, const Segment& s, uint64_t threshold, Tensor& mask) {
+  const float* w = net.params().data<float>() + s.offset;
+  float* m = mask.data<float>() + s.offset;
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return threshold_mask_cuda(static_cast<size_t>(s.size), w, static_cast<uint32_t>(s.offset), threshold, m,
+                               ctx.stream());
+#endif
+  threshold_mask_cpu(static_cast<size_t>(s.size), w, static_cast<uint32_t>(s.offset), threshold, m);
+}
+
+const NamedSlot& classifier_weight(const Network& net) {
+  const std::string prefix = net.last_layer_prefix();
+  const NamedSlot& w = net.slot(prefix + "weight");
+  ENSURE(w.slot.shape.size() == 2, "%s: %sweight is not a linear layer's weight", net.info().name.c_str(),
+         prefix.c_str());
+  return w;
+}
+
+}  // namespace
+
+bool prunable(const NamedSlot& s) {
+  const std::string suffix = "weight";
+  const bool weight =
+      s.name.size() >= suffix.size() && s.name.compare(s.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.slot.kind == SlotKind::Parameter && weight && s.slot.shape.size() >= 2;
+}
+
+PruneMethod parse_prune_method(const std::string& name) {
+  if (name == "global") return PruneMethod::Global;
+  if (name == "layer") return PruneMethod::Layer;
+  if (name == "fineprune") return PruneMethod::FinePrune;
+  ENSURE(false, "unknown pruning method '%s' (known: global, layer, fineprune)", name.c_str());
+  return PruneMethod::Global;
+}
+
+const char* prune_method_name(PruneMethod m) {
+  switch (m) {
+    case PruneMethod::Global:
+      return "global";
+    case PruneMethod::Layer:
+      return "layer";
+    case PruneMethod::FinePrune:
+      return "fineprune";
+  }
+  return "?";
+}
+
+Tensor magnitude_mask(Network& net, Context& ctx, double sparsity, bool per_layer) {
+  ENSURE(sparsity >= 0 && sparsity <= 1, "sparsity %g is outside [0, 1]", sparsity);
+  ENSURE(net.num_parameters() < (int64_t{1} << 32), "%s has %lld parameters; pruning indexes at most 2^32",
+         net.info().name.c_str(), static_cast<long long>(net.num_parameters()));
+  Tensor mask = Tensor::empty({net.num_parameters()}, DType::F32, ctx);
+  ops::fill(ctx, 1.0f, mask);
+  std::vector<Segment> all;
+  for (const NamedSlot& s : net.slots())
+    if (prunable(s)) all.push_back({s.offset, shape_numel(s.slot.shape)});
+  auto count = [&](int64_t n) { return static_cast<int64_t>(std::llround(sparsity * static_cast<double>(n))); };
+  if (per_layer) {
+    for (const Segment& s : all) apply_threshold(net, ctx, s, threshold_of(net, ctx, {s}, count(s.size)), mask);
+  } else {
+    int64_t n = 0;
+    for (const Segment& s : all) n += s.size;
+    const uint64_t threshold = threshold_of(net, ctx, all, count(n));
+    for (const Segment& s : all) apply_threshold(net, ctx, s, threshold, mask);
+  }
+  ctx.synchronize();
+  return mask;
+}
+
+std::vector<double> mean_feature_activation(Network& net, Context& ctx, const Dataset& data, const Normalization& norm,
+                                            const std::vector<int32_t>& indices, int batch) {
+  ENSURE(!indices.empty(), "activation statistics need at least one record");
+  int C = 0;
+  Tensor sum;  // C doubles on the device, in U8 storage (Tensor has no f64)
+  auto accumulate = [&](Context& c, Tensor& x, int64_t) {
+    const Tensor f = net.forward_features(c, x);
+    ENSURE(f.rank() == 2, "%s: the classifier's input is %s, not N×C", net.info().name.c_str(),
+           shape_str(f.shape()).c_str());
+    if (!sum.defined() || C == 0) {
+      C = static_cast<int>(f.dim(1));
+      sum = Tensor::empty({int64_t{C} * 8}, DType::U8, c);
+      sum.zero(c);
+    }
+    auto* s = reinterpret_cast<double*>(sum.data<uint8_t>());
+#ifdef ACTIVEIP_CUDA
+    if (c.is_cuda()) return channel_sum_cuda(static_cast<size_t>(f.dim(0)), C, f.data<float>(), s, c.stream());
+#endif
+    channel_sum_cpu(static_cast<size_t>(f.dim(0)), C, f.data<float>(), s);
+  };
+  predict(net, ctx, data, norm, indices, batch, accumulate);
+  const Tensor host = sum.to(Device::cpu(), ctx);
+  ctx.synchronize();
+  std::vector<double> mean(static_cast<size_t>(C));
+  std::memcpy(mean.data(), host.raw(), mean.size() * sizeof(double));
+  for (double& m : mean) m /= static_cast<double>(indices.size());
+  return mean;
+}
+
+std::vector<int> least_active_channels(const std::vector<double>& activation, double sparsity) {
+  ENSURE(sparsity >= 0 && sparsity <= 1, "sparsity %g is outside [0, 1]", sparsity);
+  std::vector<int> order(activation.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return activation[a] < activation[b]; });
+  const auto k = static_cast<size_t>(std::llround(sparsity * static_cast<double>(activation.size())));
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+Tensor feature_channel_mask(const Network& net, const std::vector<int>& channels) {
+  const NamedSlot& w = classifier_weight(net);
+  const int64_t out = w.slot.shape[0], in = w.slot.shape[1];
+  Tensor mask = Tensor::host({net.num_parameters()});
+  std::fill_n(mask.data<float>(), mask.numel(), 1.0f);
+  for (int c : channels) {
+    ENSURE(c >= 0 && c < in, "channel %d is outside the %lld features of %s", c, static_cast<long long>(in),
+           net.info().name.c_str());
+    for (int64_t o = 0; o < out; ++o) mask.data<float>()[w.offset + o * in + c] = 0.0f;
+  }
+  return mask;
+}
+
+MaskStats mask_stats(const Network& net, Context& ctx, const Tensor& mask) {
+  ENSURE(mask.numel() == net.num_parameters(), "mask has %lld elements, %s has %lld parameters",
+         static_cast<long long>(mask.numel()), net.info().name.c_str(), static_cast<long long>(net.num_parameters()));
+  const Tensor m = mask.to(Device::cpu(), ctx);
+  ctx.synchronize();
+  const float* f = m.data<float>();
+  MaskStats st;
+  for (int64_t i = 0; i < m.numel(); ++i) st.masked += f[i] == 0.0f;
+  for (const NamedSlot& s : net.slots()) {
+    if (!prunable(s)) continue;
+    const int64_t n = shape_numel(s.slot.shape);
+    st.candidates += n;
+    for (int64_t i = 0; i < n; ++i) st.pruned += f[s.offset + i] == 0.0f;
+  }
+  return st;
+}
+
+void apply_mask(Network& net, Context& ctx, const Tensor& mask) {
+  ENSURE(mask.numel() == net.num_parameters() && mask.dtype() == DType::F32,
+         "mask has %lld %s elements, %s has %lld parameters", static_cast<long long>(mask.numel()),
+         dtype_name(mask.dtype()), net.info().name.c_str(), static_cast<long long>(net.num_parameters()));
+  Tensor w = net.params().to(Device::cpu(), ctx).clone(ctx);
+  const Tensor m = mask.to(Device::cpu(), ctx);
+  ctx.synchronize();
+  float* pw = w.data<float>();
+  const float* pm = m.data<float>();
+  for (int64_t i = 0; i < w.numel(); ++i) pw[i] *= pm[i];
+  net.params().copy_from(w, ctx);
+  ctx.synchronize();
+}
+
+int64_t mask_violations(Network& net, Context& ctx, const Tensor& mask) {
+  ENSURE(mask.numel() == net.num_parameters(), "mask has %lld elements, %s has %lld parameters",
+         static_cast<long long>(mask.numel()), net.info().name.c_str(), static_cast<long long>(net.num_parameters()));
+  const Tensor m = mask.to(Device::cpu(), ctx), w = net.params().to(Device::cpu(), ctx);
+  ctx.synchronize();
+  int64_t bad = 0;
+  for (int64_t i = 0; i < m.numel(); ++i) bad += m.data<float>()[i] == 0.0f && w.data<float>()[i] != 0.0f;
+  return bad;
+}
+
+std::string mask_path(const std::string& model_path) {
+  const std::string ext = ".safetensors";
+  if (model_path.size() > ext.size() && model_path.compare(model_path.size() - ext.size(), ext.size(), ext) == 0)
+    return model_path.substr(0, model_path.size() - ext.size()) + ".mask.safetensors";
+  return model_path + ".mask.safetensors";
+}
+
+void save_mask(const std::string& path, const Network& net, Context& ctx, const Tensor& mask,
+               const std::map<std::string, std::string>& extra) {
+  ENSURE(mask.numel() == net.num_parameters(), "mask has %lld elements, %s has %lld parameters",
+         static_cast<long long>(mask.numel()), net.info().name.c_str(), static_cast<long long>(net.num_parameters()));
+  const Tensor m = mask.to(Device::cpu(), ctx);
+  ctx.synchronize();
+  std::vector<uint8_t> bytes(static_cast<size_t>(m.numel()));
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = m.data<float>()[i] != 0.0f;
+  std::map<std::string, std::string> meta = extra;
+  meta["format"] = kMaskFormat;
+  meta["net"] = net.info().name;
+  meta["parameters"] = std::to_string(net.num_parameters());
+  SafetensorsWriter w;
+  w.add("mask", "U8", {m.numel()}, bytes.data(), bytes.size());
+  w.set_metadata(meta);
+  w.write(path);
+}
+
+Tensor load_mask(const std::string& path, const Network& net) {
+  const SafetensorsReader file(path);
+  const auto& meta = file.metadata();
+  const auto field = [&](const char* key) {
+    const auto it = meta.find(key);
+    ENSURE(it != meta.end(), "%s: no '%s' in the metadata of the mask", path.c_str(), key);
+    return it->second;
+  };
+  ENSURE(field("format") == kMaskFormat, "%s: not an activeip pruning mask", path.c_str());
+  ENSURE(field("net") == net.info().name, "%s: a mask for a %s, not a %s", path.c_str(), field("net").c_str(),
+         net.info().name.c_str());
+  const SafetensorsView& v = file.get("mask");
+  ENSURE(v.dtype == "U8" && v.shape == Shape({net.num_parameters()}), "%s: mask is %s %s, expected U8 [%lld]",
+         path.c_str(), v.dtype.c_str(), shape_str(v.shape).c_str(), static_cast<long long>(net.num_parameters()));
+  Tensor mask = Tensor::host({net.num_parameters()});
+  for (size_t i = 0; i < v.bytes; ++i) {
+    ENSURE(v.data[i] <= 1, "%s: mask element %zu is %d, not 0 or 1", path.c_str(), i, v.data[i]);
+    mask.data<float>()[i] = v.data[i];
+  }
+  return mask;
+}
+
+}  // namespace activeip

@@ -1,0 +1,62 @@
+// Pruning masks over the flat parameter buffer (1 keep / 0 pruned), for Sgd::set_mask.
+// Magnitude pruning considers the conv and linear weights (not biases, not BN): the global
+// method zeroes the round(S·n) smallest |w| of all of them together, the per-layer method
+// the round(S·n_l) smallest of each; ties are broken by position (kernels/prune.h), so the
+// count is always exact. Fine-pruning (Liu et al. 2018) removes the round(S·C) channels of
+// the last convolutional stage least active on clean data, by zeroing the classifier's input
+// columns that read them (the channels then reach nothing). On CUDA the keys, the threshold
+// (a CUB radix sort) and the mask are computed on the device. A mask is stored beside its
+// model as NAME.mask.safetensors.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/dataset.h"
+#include "engine/network.h"
+
+namespace activeip {
+
+// Conv and linear weights: what magnitude pruning may zero.
+bool prunable(const NamedSlot& s);
+
+enum class PruneMethod { Global, Layer, FinePrune };
+PruneMethod parse_prune_method(const std::string& name);  // global | layer | fineprune
+const char* prune_method_name(PruneMethod m);
+
+// The magnitude-pruning mask for `sparsity` ∈ [0, 1], flat over the parameters, on the
+// network's device (ctx's).
+Tensor magnitude_mask(Network& net, Context& ctx, double sparsity, bool per_layer);
+
+// Mean activation of each channel of the features the classifier reads
+// (Network::forward_features) over the records `indices` of `data`, eval mode.
+std::vector<double> mean_feature_activation(Network& net, Context& ctx, const Dataset& data, const Normalization& norm,
+                                            const std::vector<int32_t>& indices, int batch);
+// The round(sparsity·C) channels with the smallest activation (ties: lower channel first),
+// in ascending channel order.
+std::vector<int> least_active_channels(const std::vector<double>& activation, double sparsity);
+// The mask that zeroes the classifier's input columns of `channels` (host, F32).
+Tensor feature_channel_mask(const Network& net, const std::vector<int>& channels);
+
+struct MaskStats {
+  int64_t candidates = 0, pruned = 0;  // conv/linear weights, and how many of them are masked
+  int64_t masked = 0;                  // masked parameters of any kind
+  double sparsity() const { return candidates ? static_cast<double>(pruned) / static_cast<double>(candidates) : 0; }
+};
+MaskStats mask_stats(const Network& net, Context& ctx, const Tensor& mask);
+// Multiplies the network's parameters by the mask (host or ctx's device), once.
+void apply_mask(Network& net, Context& ctx, const Tensor& mask);
+// Parameters the mask prunes that are not zero in the network (0 when the mask holds).
+int64_t mask_violations(Network& net, Context& ctx, const Tensor& mask);
+
+// model.safetensors → model.mask.safetensors.
+std::string mask_path(const std::string& model_path);
+// Atomic write of the mask (U8, one per parameter) with the net's name and `extra` metadata.
+void save_mask(const std::string& path, const Network& net, Context& ctx, const Tensor& mask,
+               const std::map<std::string, std::string>& extra = {});
+// The mask written by save_mask, as host F32; Error naming the file when it is malformed or
+// made for another net.
+Tensor load_mask(const std::string& path, const Network& net);
+
+}  // namespace activeip

@@ -1,0 +1,84 @@
+// The protection report shared by `report` and the attack commands.
+#include "fingerprint/assess.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace activeip {
+
+std::string UsersSummary::to_json() const {
+  nlohmann::json per = nlohmann::json::array();
+  for (const AuthResult& a : per_user) per.push_back(nlohmann::json::parse(a.to_json()));
+  const nlohmann::json j = {{"count", count},
+                            {"authenticated", authenticated},
+                            {"mean_detection", mean_detection},
+                            {"min_detection", min_detection},
+                            {"per_user", per}};
+  return j.dump();
+}
+
+UsersSummary authenticate_users(Prober& prober, const OwnerKey& key, const Registry& registry,
+                                const ModelContext& model, const std::vector<std::string>& users) {
+  UsersSummary s;
+  double sum = 0, min = 1;
+  for (const std::string& u : users) {
+    AuthResult a = authenticate(prober, key, registry, model, u);
+    ++s.count;
+    s.authenticated += a.authenticated;
+    sum += a.detection.rate;
+    min = std::min(min, a.detection.rate);
+    s.per_user.push_back(std::move(a));
+  }
+  s.mean_detection = s.count ? sum / s.count : 0.0;
+  s.min_detection = s.count ? min : 0.0;
+  return s;
+}
+
+std::vector<Fingerprint> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
+                                                const std::vector<std::string>& users) {
+  std::vector<Fingerprint> out;
+  for (const std::string& u : users) out.push_back(derive_fingerprint(key, u, prober.spec(), prober.num_classes()));
+  ENSURE(!out.empty(), "no user is embedded in this model: there is no one to claim to be");
+  return out;
+}
+
+std::string Assessment::to_json() const {
+  nlohmann::json j = {{"clean_accuracy", clean_accuracy}};
+  if (reference_accuracy) {
+    j[reference + "_accuracy"] = *reference_accuracy;
+    j["accuracy_drop"] = *reference_accuracy - clean_accuracy;
+  }
+  if (owner) j["owner"] = nlohmann::json::parse(owner->to_json());
+  if (users) j["users"] = nlohmann::json::parse(users->to_json());
+  if (forged) j["forged"] = nlohmann::json::parse(forged->to_json());
+  return j.dump();
+}
+
+void Assessment::print(std::FILE* out) const {
+  std::fprintf(out, "%-34s %.2f%%\n", "clean accuracy", 100 * clean_accuracy);
+  if (reference_accuracy) {
+    std::fprintf(out, "%-34s %.2f%%\n", (reference + " accuracy").c_str(), 100 * *reference_accuracy);
+    std::fprintf(out, "%-34s %+.2f points\n", "accuracy drop", 100 * (*reference_accuracy - clean_accuracy));
+  }
+  if (owner)
+    std::fprintf(out, "%-34s %s (detection %.3f, p = %.3g)\n", "owner verification",
+                 owner->verified ? "verified" : "NOT verified", owner->detection.rate, owner->p_value);
+  if (users)
+    std::fprintf(out, "%-34s %d of %d (detection mean %.3f, min %.3f)\n", "users authenticated", users->authenticated,
+                 users->count, users->mean_detection, users->min_detection);
+  if (forged)
+    std::fprintf(out, "%-34s %d of %d (detection mean %.4f, max %.4f)\n", "forged fingerprints passed", forged->passed,
+                 forged->count, forged->mean_detection, forged->max_detection);
+}
+
+void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const Registry* registry,
+                       const ModelContext& model, const AssessConfig& config) {
+  a.owner = verify_owner(prober, key);
+  if (!registry) return;
+  const std::vector<std::string> users = embedded_users(registry, model);
+  a.users = authenticate_users(prober, key, *registry, model, users);
+  if (!users.empty())
+    a.forged = forge(prober, claimable_fingerprints(prober, key, users), config.forge_count, config.forge_seed);
+}
+
+}  // namespace activeip

@@ -1,0 +1,57 @@
+// The protection report that `report` and every attack command print (and emit with
+// --json): clean accuracy against a reference model (the unprotected baseline, or the model
+// before the attack) and the drop; owner verification; user authentication over every
+// embedded user; forged fingerprints claimed as those users. Detection is measured on the
+// prober's network; who may pass is the registry's view of `model` — for an attacked copy,
+// the original, as DESIGN §3 says attack reports use the users embedded in the original.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fingerprint/verify.h"
+
+namespace activeip {
+
+struct UsersSummary {
+  int count = 0, authenticated = 0;
+  double mean_detection = 0, min_detection = 0;
+  std::vector<AuthResult> per_user;
+  std::string to_json() const;  // {count, authenticated, mean_detection, min_detection, per_user}
+};
+UsersSummary authenticate_users(Prober& prober, const OwnerKey& key, const Registry& registry,
+                                const ModelContext& model, const std::vector<std::string>& users);
+
+// The fingerprints of `users` under `key`: what a forger claims to be. Error when empty.
+std::vector<Fingerprint> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
+                                                const std::vector<std::string>& users);
+
+struct AssessConfig {
+  int forge_count = 1000;
+  std::optional<uint64_t> forge_seed;  // nullopt: fresh random forged keys
+};
+
+struct Assessment {
+  double clean_accuracy = 0;
+  std::optional<double> reference_accuracy;  // the baseline's or the original's
+  std::string reference = "baseline";        // its name: "<reference>_accuracy" in JSON
+  std::optional<OwnerVerification> owner;    // with a key
+  std::optional<UsersSummary> users;         // with a key and a registry
+  std::optional<ForgeResult> forged;         // with a key, a registry and embedded users
+
+  // {clean_accuracy, <reference>_accuracy, accuracy_drop, owner{…}, users{…}, forged{…}}:
+  // the parts measured; accuracy_drop = reference − clean.
+  std::string to_json() const;
+  // The human table, one line per figure.
+  void print(std::FILE* out) const;
+};
+
+// Fills owner, users and forged from the prober's network: the owner's trigger under `key`;
+// with a registry, every user of embedded_users(registry, model) and `config.forge_count`
+// forged fingerprints claimed as them (none when no user is embedded).
+void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const Registry* registry,
+                       const ModelContext& model, const AssessConfig& config);
+
+}  // namespace activeip

@@ -1,0 +1,40 @@
+#!/bin/sh
+# ctest: bench/render.py on the sample results fixture (invented numbers, never measured)
+# into a temporary folder: the markdown must carry the fixture warning, the headline figures
+# computed from the fixture, and every section; plots are made when matplotlib is present and
+# skipped with a note otherwise. Skipped (77) without python3.
+set -eu
+command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+python3 "$ROOT/bench/render.py" "$ROOT/tests/fixtures/bench_results_sample.json" --out "$TMP/benchmarks.md" \
+  --plots-dir "$TMP/plots" >"$TMP/log" 2>&1 || { cat "$TMP/log"; exit 1; }
+md="$TMP/benchmarks.md"
+fail() { echo "render test: $1"; cat "$md"; exit 1; }
+grep -q '^# Benchmarks' "$md" || fail "no title"
+grep -q 'Test fixture: these numbers were not measured' "$md" || fail "no fixture warning"
+for h in '## Headline' '## Convolutions: ours vs cuDNN' '## GEMM: ours vs cuBLAS' \
+         '## Training throughput: ActiveIP vs PyTorch' '## Time to accuracy' '## Plots'; do
+  grep -q "^$h\$" "$md" || fail "missing section '$h'"
+done
+# Headline: resnet18's geometric mean (1.00 in the fixture), ours vs PyTorch's best (5000 vs
+# 10000 images/s: 0.50x) and the best MFU (6000 images/s x 3.34 GFLOP / 50 TFLOP/s = 40.1%).
+grep -q 'ours takes 1.00× cuDNN' "$md" || fail "conv headline"
+grep -q 'amp-bf16-cl, 10000 images/s (batch 256): 0.50× PyTorch' "$md" || fail "throughput headline"
+grep -q 'best 40.1%' "$md" || fail "MFU headline"
+# Every measured layer × pass has a row; the run that failed says why.
+[ "$(grep -c '^| 32x32x64 3x3 64->64 s1 | 4 |' "$md")" -eq 3 ] || fail "conv rows"
+grep -q 'fixture: not run' "$md" || fail "reason of a missing run"
+if python3 -c 'import matplotlib' 2>/dev/null; then
+  [ -f "$TMP/plots/conv_ratio_resnet18.png" ] && [ -f "$TMP/plots/throughput_resnet18.png" ] || fail "no plots"
+  grep -q 'conv_ratio_resnet18.png' "$md" || fail "plot not linked"
+else
+  grep -q 'Plots skipped: matplotlib is not installed' "$md" || fail "no note on skipped plots"
+fi
+# A file that is not a results file is refused with exit status 1 and nothing written.
+echo '{"format": "other"}' >"$TMP/bad.json"
+if python3 "$ROOT/bench/render.py" "$TMP/bad.json" --out "$TMP/bad.md" 2>"$TMP/err"; then fail "accepted a bad file"; fi
+grep -q '^error: ' "$TMP/err" || fail "no error message"
+[ ! -e "$TMP/bad.md" ] || fail "wrote output for a bad file"
+echo "render.py: ok"
