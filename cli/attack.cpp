@@ -1,8 +1,10 @@
 // The attacks on a protected model: prune (global or per-layer magnitude pruning, or
 // fine-pruning), optionally fine-tuned with the mask held; finetune (FTLL, FTAL, RTLL, RTAL)
-// on the attacker's seeded fraction of the training split. Each writes the attacked model
-// (and its pruning mask beside it, when it has one) and reports what survives: clean accuracy
-// against the original, owner verification, user authentication, forged fingerprints.
+// on the attacker's seeded fraction of the training split, optionally overwriting (protected
+// training under the attacker's own key and registry); distill (a fresh student trained on
+// the teacher's soft labels alone). Each writes the attacked model (and its pruning mask
+// beside it, when it has one) and reports what survives: clean accuracy against the original,
+// owner verification, user authentication, forged fingerprints.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,12 +14,15 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/protection.h"
+#include "engine/distill.h"
 #include "engine/file_io.h"
 #include "engine/finetune.h"
 #include "engine/prune.h"
 #include "engine/trainer.h"
 #include "fingerprint/assess.h"
 #include "nets/model_io.h"
+#include "nets/nets.h"
 
 namespace activeip::cli {
 
@@ -47,8 +52,9 @@ struct AttackOptions {
   double fraction = 0.1;
   bool json = false;
 
-  void add_to(CLI::App* cmd) {
-    cmd->add_option("--model", model, "Model to attack (.safetensors)")->required();
+  // model_option: --model, or distill's --teacher.
+  void add_to(CLI::App* cmd, const char* model_option = "--model", const char* model_help = "Model to attack") {
+    cmd->add_option(model_option, model, strfmt("%s (.safetensors)", model_help))->required();
     cmd->add_option("--out", out, "Attacked model to write (.safetensors)")->required();
     data.add_to(cmd, true);
     cmd->add_option("--key", key, "Owner key file: report owner verification");
@@ -97,6 +103,11 @@ void check_out(const AttackOptions& o) {
     throw UsageError(strfmt("--out %s is the model being attacked; write the attacked copy elsewhere", o.out.c_str()));
 }
 
+bool same_path(const std::string& a, const std::string& b) {
+  return !a.empty() && !b.empty() &&
+         std::filesystem::absolute(a).lexically_normal() == std::filesystem::absolute(b).lexically_normal();
+}
+
 // The original model, its data, and what is needed to report on the attacked copy.
 struct Target {
   Context ctx;
@@ -122,57 +133,100 @@ struct Target {
   }
 };
 
-// Fine-tunes the (already attacked) network on the attacker's subset with the mask and
-// trainable flags held; one line per epoch on stderr.
-void fine_tune(Target& t, const AttackOptions& o, TrainConfig config, const Tensor& mask, const Tensor& trainable) {
+// What the attacker's training holds besides the data: the pruning mask and trainable flags
+// (fine-tuning), a mixer (overwriting), the teacher's soft labels (distillation).
+struct AttackTraining {
+  Tensor mask, trainable;
+  BatchMixer* mixer = nullptr;
+  TargetProvider* targets = nullptr;
+};
+
+// Trains `net` (the attacked network, or distill's student) on the attacker's subset with
+// what `with` holds; one line per epoch on stderr.
+void train_attacker(Target& t, const AttackOptions& o, Network& net, TrainConfig config, const AttackTraining& with) {
   DataSplits attacker{seeded_subset(t.data.train, o.fraction, config.seed), t.data.test, t.data.norm,
                       t.data.class_names};
   config.eval_batch = o.probe.batch;
-  Trainer trainer(*t.m.net, t.ctx, attacker, config);
-  if (mask.defined() && mask.numel()) trainer.set_mask(mask);
-  if (trainable.defined() && trainable.numel()) trainer.set_trainable(trainable);
-  std::fprintf(stderr, "fine-tuning on %lld of %lld training records, %lld steps per epoch\n",
-               static_cast<long long>(attacker.train.size()), static_cast<long long>(t.data.train.size()),
-               static_cast<long long>(trainer.steps_per_epoch()));
+  Trainer trainer(net, t.ctx, attacker, config, with.mixer);
+  if (with.mask.defined() && with.mask.numel()) trainer.set_mask(with.mask);
+  if (with.trainable.defined() && with.trainable.numel()) trainer.set_trainable(with.trainable);
+  trainer.set_targets(with.targets);
+  std::fprintf(stderr, "%s on %lld of %lld training records, %lld steps per epoch\n",
+               with.targets ? "distilling" : "fine-tuning", static_cast<long long>(attacker.train.size()),
+               static_cast<long long>(t.data.train.size()), static_cast<long long>(trainer.steps_per_epoch()));
   while (!trainer.done()) {
     const EpochRecord r = trainer.train_epoch({});
-    std::fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.2f%%  test acc %.2f%%  %.1fs\n", r.epoch, config.epochs,
-                 r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
+    std::fprintf(stderr, "epoch %d/%d  train loss %.4f %s %.2f%%  test acc %.2f%%  %.1fs\n", r.epoch, config.epochs,
+                 r.train_loss, with.targets ? "agreement with the teacher" : "acc", 100 * r.train_accuracy,
+                 100 * r.test_accuracy, r.seconds);
   }
 }
 
-// Writes the attacked model (mask first, so a model file always has its mask beside it) with
-// the attack recorded in its config, then measures and prints the report.
-int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, const Tensor& mask) {
-  ModelMeta meta = t.m.meta;
+// The overwriting attacker's own protection: its key, its registry, the mixer.
+struct Overwrite {
+  std::string key, registry;
+  Protection p;
+};
+
+// Writes the attacked network `net` (mask first, so a model file always has its mask beside
+// it) with `meta` and the attack recorded in its config, then measures and prints the report:
+// the original owner's protection with --key/--registry, and for an overwriting attack the
+// attacker's own (the model is recorded in the attacker's registry first).
+int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, const Tensor& mask, Network& net,
+           ModelMeta meta, Overwrite* overwrite = nullptr) {
   meta.config = nlohmann::json{{"attack", attack}}.dump();
   const std::string mpath = mask_path(o.out);
   if (mask.defined() && mask.numel()) {
-    save_mask(mpath, *t.m.net, t.ctx, mask, {{"attack", attack.dump()}});
+    save_mask(mpath, net, t.ctx, mask, {{"attack", attack.dump()}});
   } else if (file_exists(mpath)) {
     std::filesystem::remove(mpath);  // a stale mask would hold a later fine-tune to the wrong zeros
   }
-  save_model(o.out, *t.m.net, t.ctx, meta);
+  save_model(o.out, net, t.ctx, meta);
 
   Assessment a;
   a.reference = "original";
   a.reference_accuracy = t.original_accuracy;
-  a.clean_accuracy = evaluate(*t.m.net, t.ctx, t.data.test, t.data.norm, o.probe.batch).accuracy;
-  if (t.key) {
-    Prober prober(*t.m.net, t.ctx, t.data.test, t.data.norm, o.probe);
-    assess_protection(a, prober, *t.key, t.registry ? &*t.registry : nullptr, t.original, o.assess);
+  a.clean_accuracy = evaluate(net, t.ctx, t.data.test, t.data.norm, o.probe.batch).accuracy;
+  std::optional<Prober> prober;
+  if (t.key || overwrite) prober.emplace(net, t.ctx, t.data.test, t.data.norm, o.probe);
+  if (t.key) assess_protection(a, *prober, *t.key, t.registry ? &*t.registry : nullptr, t.original, o.assess);
+  nlohmann::json attacker;
+  std::optional<OwnerVerification> attacker_owner;
+  std::optional<UsersSummary> attacker_users;
+  if (overwrite) {
+    Protection& p = overwrite->p;
+    const std::string id = record_protected(p, o.out, meta.net, meta.dataset);
+    const ModelContext written = model_context(SafetensorsReader(o.out), meta);
+    attacker_owner = verify_owner(*prober, *p.key);
+    attacker_users = authenticate_users(*prober, *p.key, *p.registry, written, p.info.users);
+    attacker = {{"key_id", p.info.key_id},
+                {"model_id", id},
+                {"registry", overwrite->registry},
+                {"owner", nlohmann::json::parse(attacker_owner->to_json())},
+                {"users", nlohmann::json::parse(attacker_users->to_json())}};
   }
   if (o.json) {
-    nlohmann::json j = {{"model", o.model},    {"out", o.out},     {"dataset", o.data.name},
-                        {"net", t.m.meta.net}, {"attack", attack}, {"probes", o.probe.probes},
+    nlohmann::json j = {{"model", o.model},  {"out", o.out},     {"dataset", o.data.name},
+                        {"net", meta.net},   {"attack", attack}, {"probes", o.probe.probes},
                         {"tau", o.probe.tau}};
     j.update(nlohmann::json::parse(a.to_json()));
+    if (overwrite) j["attacker"] = attacker;
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
   std::printf("%-34s %s -> %s\n", "attacked model", o.model.c_str(), o.out.c_str());
   a.print(stdout);
   if (!t.key) std::printf("(no --key: owner verification, users and forged fingerprints not measured)\n");
+  if (overwrite) {
+    std::printf("%-34s %s (key id %s, recorded in %s)\n", "attacker's protection", o.out.c_str(),
+                overwrite->p.info.key_id.c_str(), overwrite->registry.c_str());
+    std::printf("%-34s %s (detection %.3f, p = %.3g)\n", "attacker owner verification",
+                attacker_owner->verified ? "verified" : "NOT verified", attacker_owner->detection.rate,
+                attacker_owner->p_value);
+    std::printf("%-34s %d of %d (detection mean %.3f, min %.3f)\n", "attacker users authenticated",
+                attacker_users->authenticated, attacker_users->count, attacker_users->mean_detection,
+                attacker_users->min_detection);
+  }
   return 0;
 }
 
@@ -218,24 +272,46 @@ int run_prune(PruneOptions& o) {
   std::fprintf(stderr, "%s pruning: %lld of %lld conv/linear weights zeroed (%.4f)\n", o.method.c_str(),
                static_cast<long long>(st.pruned), static_cast<long long>(st.candidates), st.sparsity());
   if (o.finetune_epochs > 0) {
-    fine_tune(t, o.a, config, mask, Tensor());
+    AttackTraining with;
+    with.mask = mask;
+    train_attacker(t, o.a, net, config, with);
     attack["finetune"] = nlohmann::json::parse(config.to_json());
     attack["fraction"] = o.a.fraction;
   }
-  return finish(t, o.a, attack, mask);
+  return finish(t, o.a, attack, mask, net, t.m.meta);
 }
 
 struct FinetuneOptions {
   AttackOptions a;
   std::string mode;
+  std::string overwrite_key, overwrite_registry;
+  ProtectConfig overwrite_rates;  // the attacker's --poison-rate and --forged-rate
 };
 
 int run_finetune(FinetuneOptions& o) {
   check_out(o.a);
   const FinetuneMode mode = parse_finetune_mode(o.mode);
   as_usage([&] { o.a.train.validate(); });
+  if (o.overwrite_key.empty() != o.overwrite_registry.empty())
+    throw UsageError(o.overwrite_key.empty() ? "--overwrite-registry needs --overwrite-key"
+                                             : "--overwrite-key needs --overwrite-registry");
+  if (same_path(o.overwrite_registry, o.a.registry))
+    throw UsageError(
+        strfmt("--overwrite-registry %s is the owner's --registry: the overwriting attacker brings its own",
+               o.overwrite_registry.c_str()));
   Target t(o.a, true);
   Network& net = *t.m.net;
+  // After the Target: its Context must outlive the mixer's device tensors.
+  std::unique_ptr<Overwrite> overwrite;
+  if (!o.overwrite_key.empty()) {
+    overwrite = std::make_unique<Overwrite>();
+    overwrite->key = o.overwrite_key;
+    overwrite->registry = o.overwrite_registry;
+    overwrite->p = open_protection(o.overwrite_key, o.overwrite_registry, o.overwrite_rates);
+    if (overwrite->p.key->id() == t.original.key_id)
+      throw UsageError(strfmt("--overwrite-key %s is the key of %s: the overwriting attacker brings its own",
+                              o.overwrite_key.c_str(), o.a.model.c_str()));
+  }
   // A pruned model keeps its pruned weights at zero through the fine-tune.
   Tensor mask;
   if (file_exists(mask_path(o.a.model))) {
@@ -245,6 +321,14 @@ int run_finetune(FinetuneOptions& o) {
            mask_path(o.a.model).c_str(), static_cast<long long>(bad), o.a.model.c_str());
   }
   const Tensor trainable = prepare_finetune(net, t.ctx, mode, o.a.train.seed);
+  ModelMeta meta = t.m.meta;
+  TrainConfig config = o.a.train;
+  if (overwrite) {
+    // The attacker's own trigger and users, mixed in as `train --protect` mixes them; the
+    // copy then claims to be the attacker's model (its protection record, key id included).
+    arm_protection(overwrite->p, active_users(*overwrite->p.registry), t.data, o.overwrite_rates, config, meta, "",
+                   overwrite->registry);
+  }
   nlohmann::json attack = {
       {"kind", "finetune"},
       {"mode", o.mode},
@@ -252,9 +336,46 @@ int run_finetune(FinetuneOptions& o) {
       {"trained",
        mode == FinetuneMode::FTLL || mode == FinetuneMode::RTLL ? net.last_layer_prefix() + "*" : std::string("all")},
       {"masked", mask.defined() && mask.numel() > 0},
-      {"finetune", nlohmann::json::parse(o.a.train.to_json())}};
-  fine_tune(t, o.a, o.a.train, mask, trainable);
-  return finish(t, o.a, attack, mask);
+      {"finetune", nlohmann::json::parse(config.to_json())}};
+  if (overwrite)
+    attack["overwrite"] = {{"key_id", overwrite->p.info.key_id},
+                           {"owner_label", overwrite->p.info.owner_label},
+                           {"users", overwrite->p.info.users}};
+  AttackTraining with;
+  with.mask = mask;
+  with.trainable = trainable;
+  if (overwrite) with.mixer = overwrite->p.mixer.get();
+  train_attacker(t, o.a, net, config, with);
+  return finish(t, o.a, attack, mask, net, meta, overwrite.get());
+}
+
+struct DistillOptions {
+  AttackOptions a;
+  std::string net;
+  float temperature = 4.0f;
+};
+
+int run_distill(DistillOptions& o) {
+  check_out(o.a);
+  as_usage([&] { o.a.train.validate(); });
+  Target t(o.a, true);
+  Network& teacher = *t.m.net;
+  const NetInfo& ti = teacher.info();
+  // After the Target: the student's buffers come from its Context's allocator.
+  std::unique_ptr<Network> student = make_net(o.net, {ti.H, ti.W, ti.C, ti.num_classes});
+  check_distillable(ti, student->info());
+  student->build(t.ctx, o.a.train.seed);
+  TeacherTargets soft_labels(teacher, o.temperature);
+  const nlohmann::json attack = {{"kind", "distill"},        {"teacher_net", ti.name},
+                                 {"student_net", o.net},     {"temperature", o.temperature},
+                                 {"fraction", o.a.fraction}, {"distill", nlohmann::json::parse(o.a.train.to_json())}};
+  AttackTraining with;
+  with.targets = &soft_labels;
+  train_attacker(t, o.a, *student, o.a.train, with);
+  // The student is nobody's protected model: no protection record of its own; the report
+  // still measures the teacher's owner and users on it.
+  const ModelMeta meta = ModelMeta::describe(*student, t.m.meta.dataset, t.data.norm);
+  return finish(t, o.a, attack, Tensor(), *student, meta);
 }
 
 }  // namespace
@@ -294,7 +415,39 @@ void add_attack(CLI::App& app, Handler& handler) {
       ->required()
       ->check(CLI::IsMember({"ftll", "ftal", "rtll", "rtal"}));
   finetune->add_option("--epochs", f->a.train.epochs, "Epochs")->capture_default_str()->check(positive_number());
+  finetune->add_option("--overwrite-key", f->overwrite_key,
+                       "Overwriting: fine-tune with the attacker's own key's trigger and users embedded");
+  finetune->add_option(
+      "--overwrite-registry", f->overwrite_registry,
+      "Overwriting: the attacker's registry (its active users are embedded; the copy is recorded there)");
+  finetune
+      ->add_option("--poison-rate", f->overwrite_rates.poison_rate,
+                   "Overwriting: the attacker's owner + user samples added, as a fraction of the batch")
+      ->capture_default_str()
+      ->check(number_in(1e-6, 1));
+  finetune
+      ->add_option("--forged-rate", f->overwrite_rates.forged_rate,
+                   "Overwriting: forged samples added (true labels), as a fraction of the batch")
+      ->capture_default_str()
+      ->check(number_in(0, 1));
   finetune->callback([f, &handler] { handler = [f] { return run_finetune(*f); }; });
+
+  auto d = std::make_shared<DistillOptions>();
+  d->a.train.epochs = 10;
+  d->a.train.lr = 0.05;
+  d->a.train.batch = 128;
+  d->a.train.schedule = "cosine";
+  CLI::App* distill = app.add_subcommand(
+      "distill", "Distil a protected teacher into a fresh student (soft labels only) and report what survives");
+  d->a.add_to(distill, "--teacher", "Protected teacher to distil");
+  distill->add_option("--net", d->net, "The student network (any registered net)")
+      ->required()
+      ->check(CLI::IsMember(net_names()));
+  distill->add_option("--epochs", d->a.train.epochs, "Epochs")->capture_default_str()->check(positive_number());
+  distill->add_option("--temperature", d->temperature, "Softmax temperature T of the soft labels (loss T²·KL)")
+      ->capture_default_str()
+      ->check(positive_number());
+  distill->callback([d, &handler] { handler = [d] { return run_distill(*d); }; });
 }
 
 }  // namespace activeip::cli

@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/protection.h"
 #include "engine/file_io.h"
 #include "engine/trainer.h"
 #include "fingerprint/protect.h"
@@ -58,14 +59,6 @@ void check_writable(const std::string& path) {
   close(fd);
   unlink(probe.c_str());
 }
-
-// What a protected run needs besides the engine: the key, the registry, the mixer.
-struct Protection {
-  std::optional<OwnerKey> key;
-  std::optional<Registry> registry;
-  std::unique_ptr<ProtectMixer> mixer;
-  ProtectionInfo info;
-};
 
 // The epoch loop shared by train and enroll: trains until done, checkpointing every epoch.
 int fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataSplits& data, const Device& device,
@@ -129,35 +122,17 @@ int fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataS
 // Loads the key and opens the registry of a protected run, before any data is read.
 Protection open_protection(const TrainOptions& o) {
   if (o.key.empty() || o.registry.empty()) throw UsageError("--protect needs --key and --registry");
-  as_usage([&] { validate(o.protection); });
-  Protection p;
-  p.key = OwnerKey::load(o.key);
-  p.registry = Registry::open(o.registry, false);
-  check_registry_key(*p.registry, *p.key);
-  return p;
+  return cli::open_protection(o.key, o.registry, o.protection);
 }
 
 // Builds the mixer over `users` and writes what the checkpoint and --resume record.
 void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data, TrainOptions& o,
                     ModelMeta& meta, const std::string& parent) {
-  const PatternSpec spec = pattern_spec(data.train.H, data.train.W, data.train.C);
-  ProtectConfig c = o.protection;
-  c.seed = o.config.seed;
-  p.mixer = std::make_unique<ProtectMixer>(*p.key, users, spec, data.train.num_classes, data.norm, c);
-  o.config.mixer = p.mixer->to_json();
-  p.info.key_id = p.key->id();
-  p.info.parent = parent;
-  p.info.owner_label = p.mixer->embedded().front().label;
-  p.info.users = users;
-  p.info.poison_rate = c.poison_rate;
-  p.info.forged_rate = c.forged_rate;
-  meta.protection = p.info.to_json();
-  if (users.empty())
-    std::fprintf(stderr, "note: %s has no active users; only the owner's trigger is embedded\n", o.registry.c_str());
+  cli::arm_protection(p, users, data, o.protection, o.config, meta, parent, o.registry);
 }
 
 void record(Protection& p, const TrainOptions& o, const std::string& net) {
-  const std::string id = record_model(*p.registry, o.out, net, o.data.name, p.info);
+  const std::string id = record_protected(p, o.out, net, o.data.name);
   std::fprintf(stdout, "recorded model %s in %s: owner trigger -> label %d, %zu users embedded\n", id.c_str(),
                o.registry.c_str(), p.info.owner_label, p.info.users.size());
 }

@@ -2,7 +2,10 @@
 // mean and the top-1 count are reduced on the host from small copies (N and N×C floats).
 #include "engine/loss.h"
 
+#include <cmath>
+
 #include "engine/ops.h"
+#include "kernels/loss.h"
 
 namespace activeip {
 
@@ -41,6 +44,90 @@ Tensor SoftmaxCrossEntropy::backward(Context& ctx) {
   ensure_tensor(dlogits_, probs_.shape(), DType::F32, ctx);
   ops::softmax_xent_bwd(ctx, s, smoothing_, probs_, labels_, 1.0f / static_cast<float>(s.N), dlogits_);
   return dlogits_;
+}
+
+namespace {
+
+void check_rows(Context& ctx, const Tensor& t, const Shape& shape, const char* what) {
+  ENSURE(t.dtype() == DType::F32 && t.shape() == shape, "soft-target loss: %s is %s, expected F32 %s", what,
+         shape_str(t.shape()).c_str(), shape_str(shape).c_str());
+  ENSURE(t.device() == ctx.device(), "soft-target loss: %s is on %s but the context is on %s", what,
+         t.device().str().c_str(), ctx.device().str().c_str());
+}
+
+// Index of the largest of C floats (the first on ties).
+int argmax(const float* v, int C) {
+  int best = 0;
+  for (int c = 1; c < C; ++c)
+    if (v[c] > v[best]) best = c;
+  return best;
+}
+
+}  // namespace
+
+SoftTargetCrossEntropy::SoftTargetCrossEntropy(float temperature) : temperature_(temperature) {
+  ENSURE(std::isfinite(temperature) && temperature > 0, "temperature must be positive, got %g",
+         static_cast<double>(temperature));
+}
+
+LossResult SoftTargetCrossEntropy::forward(Context& ctx, const Tensor& logits, const Tensor& targets) {
+  ENSURE(logits.rank() == 2, "soft-target loss: logits %s are not N×C", shape_str(logits.shape()).c_str());
+  check_rows(ctx, logits, logits.shape(), "logits");
+  check_rows(ctx, targets, logits.shape(), "targets");
+  const XentShape s{static_cast<int>(logits.dim(0)), static_cast<int>(logits.dim(1))};
+  targets_ = targets;
+  ensure_tensor(probs_, logits.shape(), DType::F32, ctx);
+  ensure_tensor(loss_, {s.N}, DType::F32, ctx);
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    soft_xent_fwd_cuda(s, temperature_, logits.data<float>(), targets.data<float>(), probs_.data<float>(),
+                       loss_.data<float>(), ctx.stream());
+  else
+#endif
+    soft_xent_fwd_cpu(s, temperature_, logits.data<float>(), targets.data<float>(), probs_.data<float>(),
+                      loss_.data<float>());
+
+  const Tensor loss = loss_.to(Device::cpu(), ctx), probs = probs_.to(Device::cpu(), ctx),
+               q = targets.to(Device::cpu(), ctx);
+  ctx.synchronize();
+  LossResult r;
+  for (int n = 0; n < s.N; ++n) {
+    r.loss += loss.data<float>()[n];
+    const size_t row = static_cast<size_t>(n) * s.C;
+    r.correct += argmax(probs.data<float>() + row, s.C) == argmax(q.data<float>() + row, s.C);
+  }
+  r.loss /= s.N;
+  return r;
+}
+
+Tensor SoftTargetCrossEntropy::backward(Context& ctx) {
+  ENSURE(probs_.defined(), "soft-target loss: backward before forward");
+  const XentShape s{static_cast<int>(probs_.dim(0)), static_cast<int>(probs_.dim(1))};
+  ensure_tensor(dlogits_, probs_.shape(), DType::F32, ctx);
+  const float scale = 1.0f / static_cast<float>(s.N);
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) {
+    soft_xent_bwd_cuda(s, temperature_, probs_.data<float>(), targets_.data<float>(), scale, dlogits_.data<float>(),
+                       ctx.stream());
+    return dlogits_;
+  }
+#endif
+  soft_xent_bwd_cpu(s, temperature_, probs_.data<float>(), targets_.data<float>(), scale, dlogits_.data<float>());
+  return dlogits_;
+}
+
+void softmax_temperature(Context& ctx, float temperature, const Tensor& logits, Tensor& probs) {
+  ENSURE(std::isfinite(temperature) && temperature > 0, "temperature must be positive, got %g",
+         static_cast<double>(temperature));
+  ENSURE(logits.rank() == 2, "softmax: logits %s are not N×C", shape_str(logits.shape()).c_str());
+  check_rows(ctx, logits, logits.shape(), "logits");
+  const XentShape s{static_cast<int>(logits.dim(0)), static_cast<int>(logits.dim(1))};
+  ensure_tensor(probs, logits.shape(), DType::F32, ctx);
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return softmax_temperature_fwd_cuda(s, temperature, logits.data<float>(), probs.data<float>(), ctx.stream());
+#endif
+  softmax_temperature_fwd_cpu(s, temperature, logits.data<float>(), probs.data<float>());
 }
 
 }  // namespace activeip

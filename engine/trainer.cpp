@@ -294,14 +294,23 @@ LossResult Trainer::train_step(int64_t global, std::vector<int32_t>& batch, int 
   load_batch(ctx_, images_, train, plan, aug != nullptr, mean_, std_, index_, crop_, flip_, labels_, x_);
   if (extra > 0) mixer_->alter(ctx_, x_, b, extra);
 
+  if (targets_) targets_->targets(ctx_, x_, soft_targets_);
+
   net_.begin_step(static_cast<uint64_t>(global));
   net_.zero_grad(ctx_);
-  const LossResult r = loss_.forward(ctx_, net_.forward(ctx_, x_), labels_);
+  const Tensor logits = net_.forward(ctx_, x_);
+  const LossResult r =
+      targets_ ? soft_loss_.forward(ctx_, logits, soft_targets_) : loss_.forward(ctx_, logits, labels_);
   ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %lld step %lld (try a lower --lr)", r.loss,
          static_cast<long long>(global / steps_per_epoch_ + 1), static_cast<long long>(global % steps_per_epoch_ + 1));
-  net_.backward(ctx_, loss_.backward(ctx_));
+  net_.backward(ctx_, targets_ ? soft_loss_.backward(ctx_) : loss_.backward(ctx_));
   sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
   return r;
+}
+
+void Trainer::set_targets(TargetProvider* provider) {
+  targets_ = provider;
+  if (provider) soft_loss_ = SoftTargetCrossEntropy(provider->temperature());
 }
 
 std::vector<double> Trainer::time_steps(int64_t steps) {

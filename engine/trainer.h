@@ -79,6 +79,19 @@ class BatchMixer {
   virtual void alter(Context& ctx, Tensor& x, int first, int count) = 0;
 };
 
+// Soft targets in place of the labels (distillation): the trainer hands every training
+// batch, on the device and after augmentation and the mixer's alter(), to targets(), which
+// writes one probability distribution per row; the loss is then the mean of
+// T²·KL(q ‖ softmax(z/T)) at temperature() (SoftTargetCrossEntropy) and the labels go
+// unused. targets() must be a pure function of the batch for --resume to stay exact.
+class TargetProvider {
+ public:
+  virtual ~TargetProvider() = default;
+  virtual float temperature() const = 0;
+  // x: the whole normalised batch (N rows); q: N×C on ctx's device, allocated or reused.
+  virtual void targets(Context& ctx, const Tensor& x, Tensor& q) = 0;
+};
+
 // Top-1 accuracy and mean loss on a whole split, eval mode, no augmentation.
 EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch = 256);
 
@@ -128,11 +141,16 @@ class Trainer {
   void set_trainable(const Tensor& trainable) { sgd_.set_trainable(ctx_, trainable); }
   // Freezes every parameter whose name starts with one of `prefixes` (freeze_by_prefix).
   void freeze(const std::vector<std::string>& prefixes) { set_trainable(freeze_by_prefix(net_, prefixes)); }
+  // Trains on the provider's soft targets from now on (null: the labels again); it must
+  // outlive the trainer. The epoch's train accuracy then counts agreement with the targets'
+  // top-1.
+  void set_targets(TargetProvider* provider);
 
  private:
   // One step at global step `global` on the records batch[0, b) plus the mixer's extras
   // (drawn from extra_draw into batch[b, …)): gather, augment (aug may be null), forward,
-  // loss, backward, SGD at the schedule's rate. Throws when the loss is not finite.
+  // loss (against the target provider's soft targets when one is set, else the labels),
+  // backward, SGD at the schedule's rate. Throws when the loss is not finite.
   LossResult train_step(int64_t global, std::vector<int32_t>& batch, int b, Rng* aug, Rng& extra_draw);
 
   Network& net_;
@@ -140,14 +158,16 @@ class Trainer {
   const DataSplits& data_;
   TrainConfig config_;
   BatchMixer* mixer_ = nullptr;
+  TargetProvider* targets_ = nullptr;
   ScheduleConfig schedule_;
   Sgd sgd_;
   SoftmaxCrossEntropy loss_;
+  SoftTargetCrossEntropy soft_loss_;
   int epoch_ = 0;
   int64_t steps_per_epoch_ = 0;
   Tensor images_;  // training images on the device, loaded once
   Tensor mean_, std_;
-  Tensor x_, labels_, index_, crop_, flip_;
+  Tensor x_, labels_, index_, crop_, flip_, soft_targets_;
 };
 
 }  // namespace activeip

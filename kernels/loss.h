@@ -3,6 +3,15 @@
 // loss_n = −Σ_c q_c · log softmax(z_n)_c. Forward writes the softmax probabilities (kept
 // for backward and for accuracy) and the per-row loss; backward writes
 // dlogits = scale · (softmax − q), with scale = 1/N for a mean-reduced loss.
+//
+// Soft-target cross-entropy at temperature T (knowledge distillation, Hinton et al. 2015):
+// the targets are N rows of C probabilities q (each row sums to 1: the teacher's softmax at
+// T), the student's distribution is p = softmax(z/T), and
+//   loss_n = T² · KL(q_n ‖ p_n) = T² · Σ_c q_c · (log q_c − log p_c)     (0 · log 0 = 0),
+// which differs from the cross-entropy −T²·Σ_c q_c·log p_c only by the constant T²·H(q),
+// so it has the same gradient and is 0 when the student matches. With log p_c = z_c/T −
+// lse(z/T) and Σ_c q_c = 1, ∂loss_n/∂z_c = T² · (p_c − q_c)/T = T · (p_c − q_c): backward
+// writes dlogits = scale · T · (p − q). The T² keeps the gradient's size independent of T.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +29,21 @@ void softmax_xent_fwd_cpu(const XentShape& s, float smoothing, const float* logi
 void softmax_xent_bwd_cpu(const XentShape& s, float smoothing, const float* probs, const int32_t* labels, float scale,
                           float* dlogits);
 
+// Soft targets. probs receives p = softmax(z/T); loss the per-row T²·KL(q ‖ p).
+void soft_xent_fwd_cpu(const XentShape& s, float temperature, const float* logits, const float* targets, float* probs,
+                       float* loss);
+void soft_xent_bwd_cpu(const XentShape& s, float temperature, const float* probs, const float* targets, float scale,
+                       float* dlogits);
+// probs = softmax(z/T), row by row: the teacher's soft targets.
+void softmax_temperature_fwd_cpu(const XentShape& s, float temperature, const float* logits, float* probs);
+
 #ifdef ACTIVEIP_CUDA
+void soft_xent_fwd_cuda(const XentShape& s, float temperature, const float* logits, const float* targets, float* probs,
+                        float* loss, cudaStream_t stream);
+void soft_xent_bwd_cuda(const XentShape& s, float temperature, const float* probs, const float* targets, float scale,
+                        float* dlogits, cudaStream_t stream);
+void softmax_temperature_fwd_cuda(const XentShape& s, float temperature, const float* logits, float* probs,
+                                  cudaStream_t stream);
 void softmax_xent_fwd_cuda(const XentShape& s, float smoothing, const float* logits, const int32_t* labels,
                            float* probs, float* loss, cudaStream_t stream);
 void softmax_xent_bwd_cuda(const XentShape& s, float smoothing, const float* probs, const int32_t* labels, float scale,
@@ -32,5 +55,11 @@ void softmax_xent_fwd_ref(const XentShape& s, double smoothing, const double* lo
                           double* loss);
 void softmax_xent_bwd_ref(const XentShape& s, double smoothing, const double* logits, const int32_t* labels,
                           double scale, double* dlogits);
+// Soft targets, specification in double: loss_n = T²·Σ_c q_c·(log q_c − log softmax(z/T)_c);
+// dlogits = scale·T·(softmax(z/T) − q).
+void soft_xent_fwd_ref(const XentShape& s, double temperature, const double* logits, const double* targets,
+                       double* loss);
+void soft_xent_bwd_ref(const XentShape& s, double temperature, const double* logits, const double* targets,
+                       double scale, double* dlogits);
 
 }  // namespace activeip

@@ -2,11 +2,14 @@
 // per row, the max-shifted log-sum-exp in double, the probabilities and the loss
 //   loss = lse − (1 − ε)·z_y − (ε/C)·Σ_c z_c   (= −Σ_c q_c·log softmax(z)_c, Σ_c q_c = 1);
 // backward: dlogits = scale·(probs − q). Rows run in parallel, one thread per row.
+// Soft targets at temperature T (distillation): probs = softmax(z/T), the shifted
+// log-sum-exp in double, loss = T²·Σ_c q_c·(log q_c − log probs_c), dlogits = scale·T·(probs − q).
 #include "kernels/loss.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <vector>
 
 namespace activeip {
 
@@ -43,6 +46,60 @@ void softmax_xent_bwd_cpu(const XentShape& s, float smoothing, const float* prob
   }
 }
 
+namespace {
+
+// pr = softmax(z/T) over one row of C; returns log Σ_c exp((z_c − zmax)/T), so that
+// log pr_c = (z_c − zmax)/T − the result. The quotient is rounded to float before the exp,
+// as the CUDA kernel rounds it.
+double softmax_row(int C, float temperature, const float* z, float* pr, float& zmax) {
+  zmax = *std::max_element(z, z + C);
+  double sum_exp = 0;
+  for (int c = 0; c < C; ++c) {
+    pr[c] = std::exp((z[c] - zmax) / temperature);
+    sum_exp += pr[c];
+  }
+  const float inv = static_cast<float>(1.0 / sum_exp);
+  for (int c = 0; c < C; ++c) pr[c] *= inv;
+  return std::log(sum_exp);
+}
+
+}  // namespace
+
+void soft_xent_fwd_cpu(const XentShape& s, float temperature, const float* logits, const float* targets, float* probs,
+                       float* loss) {
+  const int C = s.C;
+  const double t = temperature;
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < s.N; ++n) {
+    const size_t row = static_cast<size_t>(n) * C;
+    float zmax = 0;
+    const double log_sum = softmax_row(C, temperature, logits + row, probs + row, zmax);
+    double kl = 0;
+    for (int c = 0; c < C; ++c) {
+      const double q = targets[row + c];
+      if (q > 0) kl += q * (std::log(q) - ((logits[row + c] - zmax) / t - log_sum));
+    }
+    loss[n] = static_cast<float>(t * t * kl);
+  }
+}
+
+void soft_xent_bwd_cpu(const XentShape& s, float temperature, const float* probs, const float* targets, float scale,
+                       float* dlogits) {
+  const float k = scale * temperature;
+  const size_t total = static_cast<size_t>(s.N) * s.C;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < total; ++i) dlogits[i] = k * (probs[i] - targets[i]);
+}
+
+void softmax_temperature_fwd_cpu(const XentShape& s, float temperature, const float* logits, float* probs) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < s.N; ++n) {
+    const size_t row = static_cast<size_t>(n) * s.C;
+    float zmax = 0;
+    softmax_row(s.C, temperature, logits + row, probs + row, zmax);
+  }
+}
+
 void softmax_xent_fwd_ref(const XentShape& s, double smoothing, const double* logits, const int32_t* labels,
                           double* loss) {
   for (int n = 0; n < s.N; ++n) {
@@ -73,6 +130,44 @@ void softmax_xent_bwd_ref(const XentShape& s, double smoothing, const double* lo
       const double q = (c == labels[n] ? 1.0 - smoothing : 0.0) + smoothing / s.C;
       dlogits[static_cast<size_t>(n) * s.C + c] = scale * (std::exp(z[c] - zmax) / sum_exp - q);
     }
+  }
+}
+
+namespace {
+
+// log softmax(z/T) of one row, in double.
+void log_softmax_ref(int C, double temperature, const double* z, double* out) {
+  double zmax = z[0];
+  for (int c = 1; c < C; ++c) zmax = std::max(zmax, z[c]);
+  double sum_exp = 0;
+  for (int c = 0; c < C; ++c) sum_exp += std::exp((z[c] - zmax) / temperature);
+  for (int c = 0; c < C; ++c) out[c] = (z[c] - zmax) / temperature - std::log(sum_exp);
+}
+
+}  // namespace
+
+void soft_xent_fwd_ref(const XentShape& s, double temperature, const double* logits, const double* targets,
+                       double* loss) {
+  std::vector<double> logp(static_cast<size_t>(s.C));
+  for (int n = 0; n < s.N; ++n) {
+    const size_t row = static_cast<size_t>(n) * s.C;
+    log_softmax_ref(s.C, temperature, logits + row, logp.data());
+    double kl = 0;
+    for (int c = 0; c < s.C; ++c) {
+      const double q = targets[row + c];
+      if (q > 0) kl += q * (std::log(q) - logp[c]);
+    }
+    loss[n] = temperature * temperature * kl;
+  }
+}
+
+void soft_xent_bwd_ref(const XentShape& s, double temperature, const double* logits, const double* targets,
+                       double scale, double* dlogits) {
+  std::vector<double> logp(static_cast<size_t>(s.C));
+  for (int n = 0; n < s.N; ++n) {
+    const size_t row = static_cast<size_t>(n) * s.C;
+    log_softmax_ref(s.C, temperature, logits + row, logp.data());
+    for (int c = 0; c < s.C; ++c) dlogits[row + c] = scale * temperature * (std::exp(logp[c]) - targets[row + c]);
   }
 }
 

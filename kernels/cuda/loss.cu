@@ -2,6 +2,8 @@
 // of C logits. Forward: one warp per row; lanes stride over the C columns, the max and the
 // sums (Σexp in double, Σz for the smoothing term) are combined by warp shuffles, and the
 // probabilities and per-row loss follow the CPU's arithmetic. Backward: one thread per logit.
+// The soft-target loss at temperature T (distillation) and the plain softmax at T share one
+// warp-per-row kernel; its KL term is summed in double like the CPU's.
 #include <cmath>
 
 #include "kernels/cuda/launch.cuh"
@@ -88,6 +90,74 @@ void softmax_xent_bwd_cuda(const XentShape& s, float smoothing, const float* pro
   const float on = 1.0f - smoothing + off;
   softmax_xent_bwd_kernel<<<launch::grid_for(total), launch::kBlock, 0, stream>>>(s, on, off, probs, labels, scale,
                                                                                   dlogits);
+  CUDA_CHECK_LAUNCH();
+}
+
+// p = softmax(z/T) per row, and with targets the per-row T²·Σ_c q_c·(log q_c − log p_c).
+// `targets` is null for the plain softmax; the test is uniform across the warp, so the
+// shuffles of the KL sum still see all 32 lanes.
+static __global__ void soft_xent_fwd_kernel(XentShape s, float temperature, const float* logits, const float* targets,
+                                            float* probs, float* loss) {
+  const int lane = threadIdx.x % kWarp;
+  const int warps = gridDim.x * kRowsPerBlock;
+  const double t = temperature;
+  for (int n = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp; n < s.N; n += warps) {
+    const size_t row = static_cast<size_t>(n) * s.C;
+    const float* z = logits + row;
+    float* pr = probs + row;
+    float zmax = -INFINITY;
+    for (int c = lane; c < s.C; c += kWarp) zmax = fmaxf(zmax, z[c]);
+    zmax = warp_max(zmax);
+    double sum_exp = 0;
+    for (int c = lane; c < s.C; c += kWarp) {
+      const float e = expf((z[c] - zmax) / temperature);
+      pr[c] = e;
+      sum_exp += e;
+    }
+    sum_exp = warp_sum(sum_exp);
+    const float inv = static_cast<float>(1.0 / sum_exp);
+    for (int c = lane; c < s.C; c += kWarp) pr[c] *= inv;
+    if (targets) {
+      const double log_sum = log(sum_exp);
+      double kl = 0;
+      for (int c = lane; c < s.C; c += kWarp) {
+        const double q = targets[row + c];
+        if (q > 0) kl += q * (log(q) - (static_cast<double>(z[c] - zmax) / t - log_sum));
+      }
+      kl = warp_sum(kl);
+      if (lane == 0) loss[n] = static_cast<float>(t * t * kl);
+    }
+  }
+}
+
+static __global__ void soft_xent_bwd_kernel(size_t total, float k, const float* probs, const float* targets,
+                                            float* dlogits) {
+  for (size_t i = launch::thread_index(); i < total; i += launch::thread_count())
+    dlogits[i] = k * (probs[i] - targets[i]);
+}
+
+void soft_xent_fwd_cuda(const XentShape& s, float temperature, const float* logits, const float* targets, float* probs,
+                        float* loss, cudaStream_t stream) {
+  if (s.N == 0 || s.C == 0) return;
+  const unsigned blocks = launch::grid_for(static_cast<size_t>(s.N), kRowsPerBlock);
+  soft_xent_fwd_kernel<<<blocks, launch::kBlock, 0, stream>>>(s, temperature, logits, targets, probs, loss);
+  CUDA_CHECK_LAUNCH();
+}
+
+void soft_xent_bwd_cuda(const XentShape& s, float temperature, const float* probs, const float* targets, float scale,
+                        float* dlogits, cudaStream_t stream) {
+  const size_t total = static_cast<size_t>(s.N) * s.C;
+  if (total == 0) return;
+  soft_xent_bwd_kernel<<<launch::grid_for(total), launch::kBlock, 0, stream>>>(total, scale * temperature, probs,
+                                                                               targets, dlogits);
+  CUDA_CHECK_LAUNCH();
+}
+
+void softmax_temperature_fwd_cuda(const XentShape& s, float temperature, const float* logits, float* probs,
+                                  cudaStream_t stream) {
+  if (s.N == 0 || s.C == 0) return;
+  const unsigned blocks = launch::grid_for(static_cast<size_t>(s.N), kRowsPerBlock);
+  soft_xent_fwd_kernel<<<blocks, launch::kBlock, 0, stream>>>(s, temperature, logits, nullptr, probs, nullptr);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,0 +1,43 @@
+// Arming protected training (see cli/protection.h).
+#include "cli/protection.h"
+
+#include <cstdio>
+
+#include "cli/commands.h"
+
+namespace activeip::cli {
+
+Protection open_protection(const std::string& key, const std::string& registry, const ProtectConfig& config) {
+  as_usage([&] { validate(config); });
+  Protection p;
+  p.key = OwnerKey::load(key);
+  p.registry = Registry::open(registry, false);
+  check_registry_key(*p.registry, *p.key);
+  return p;
+}
+
+void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data,
+                    const ProtectConfig& config, TrainConfig& train, ModelMeta& meta, const std::string& parent,
+                    const std::string& registry_path) {
+  const PatternSpec spec = pattern_spec(data.train.H, data.train.W, data.train.C);
+  ProtectConfig c = config;
+  c.seed = train.seed;
+  p.mixer = std::make_unique<ProtectMixer>(*p.key, users, spec, data.train.num_classes, data.norm, c);
+  train.mixer = p.mixer->to_json();
+  p.info.key_id = p.key->id();
+  p.info.parent = parent;
+  p.info.owner_label = p.mixer->embedded().front().label;
+  p.info.users = users;
+  p.info.poison_rate = c.poison_rate;
+  p.info.forged_rate = c.forged_rate;
+  meta.protection = p.info.to_json();
+  if (users.empty())
+    std::fprintf(stderr, "note: %s has no active users; only the owner's trigger is embedded\n", registry_path.c_str());
+}
+
+std::string record_protected(Protection& p, const std::string& out, const std::string& net,
+                             const std::string& dataset) {
+  return record_model(*p.registry, out, net, dataset, p.info);
+}
+
+}  // namespace activeip::cli

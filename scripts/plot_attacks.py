@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Summarises an attack sweep (OUT_DIR/attacks.csv, written by scripts/attack_sweep.sh) as
+OUT_DIR/attacks.md: per attack the clean accuracy the attacker paid and whether the protection
+survived (owner verified and at least 90% of the users authenticated), the attacks that removed
+it stated plainly with their cost, and the issue's targets checked; plus PNG plots when
+matplotlib is installed (per pruning method: clean accuracy and owner/user detection against
+sparsity; per fine-tuning mode: the same against learning rate, one line per attacker fraction).
+Without matplotlib the markdown is still written and says the plots were skipped.
+
+    python3 scripts/plot_attacks.py OUT_DIR/attacks.csv OUT_DIR [--no-plots]
+
+Accuracies are fractions in the CSV and percentage points here; accuracy_drop is original minus
+attacked, so a negative drop is a gain. Exit status: 0 written, 1 unreadable or malformed CSV,
+2 usage. Needs only the standard library (matplotlib optional).
+"""
+
+import argparse
+import csv
+import math
+import os
+import sys
+
+REQUIRED = ["id", "family", "method", "sparsity", "lr", "fraction", "epochs", "student",
+            "clean_accuracy", "original_accuracy", "accuracy_drop", "owner_detection",
+            "owner_verified", "users_authenticated", "users_count", "users_min_detection",
+            "forged_passed", "forged_count", "forged_max_detection", "seconds", "error"]
+USERS_NEEDED = 0.9          # share of the users that must still authenticate
+PRUNE_TARGET_DROP = 0.02    # targets: pruning within 2 points, fine-tuning within 1 point
+FINETUNE_TARGET_DROP = 0.01
+
+
+class PlotError(Exception):
+    pass
+
+
+def num(v):
+    """A CSV cell as a float, or None when empty or not a number."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+def pct(v, spec="%.2f%%"):
+    return "–" if v is None else spec % (100 * v)
+
+
+def read_rows(path):
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise PlotError(f"{path} is not an attack sweep CSV: no column {', '.join(missing)}")
+            rows = list(reader)
+    except OSError as e:
+        raise PlotError(f"cannot read {path}: {e.strerror}")
+    for r in rows:
+        r["ok"] = not r["error"] and num(r["clean_accuracy"]) is not None
+    return rows
+
+
+def users_ok(r):
+    n, k = num(r["users_count"]), num(r["users_authenticated"])
+    if not n:
+        return True         # no users registered: the owner alone decides
+    return k is not None and k >= USERS_NEEDED * n
+
+
+def survived(r):
+    return r["owner_verified"] == "1" and users_ok(r)
+
+
+def describe(r):
+    """The attack in words, e.g. `finetune ftal, lr 0.08 (warm-up 1 + cosine), 10% of the data, 2 epochs`."""
+    frac = num(r["fraction"])
+    share = f"{100 * frac:g}% of the data" if frac is not None else ""
+    epochs = r["epochs"]
+    if r["family"] == "prune":
+        s = f"prune {r['method']}, sparsity {r['sparsity']}"
+        if epochs in ("", "0"):
+            return s + ", no fine-tuning"
+        return s + f", fine-tuned {epochs} epoch{'s' if epochs != '1' else ''} on {share} (lr {r['lr']})"
+    if r["family"] == "finetune":
+        sched = ""
+        if num(r.get("warmup")):
+            sched = f" (warm-up {r['warmup']} + {r.get('schedule') or 'cosine'})"
+        return f"finetune {r['method']}, lr {r['lr']}{sched}, {share}, {epochs} epoch{'s' if epochs != '1' else ''}"
+    if r["family"] == "baseline":
+        return "no attack (the protected model as it is)"
+    if r["family"] == "distill":
+        return f"distill into {r['student']}, {share}, {epochs} epoch{'s' if epochs != '1' else ''}, lr {r['lr']}"
+    return r["id"]
+
+
+def cost(r):
+    """What the attack cost in clean accuracy, in words."""
+    clean, orig, drop = num(r["clean_accuracy"]), num(r["original_accuracy"]), num(r["accuracy_drop"])
+    if drop is None and clean is not None and orig is not None:
+        drop = orig - clean
+    if drop is None:
+        return "accuracy unknown"
+    change = f"{pct(orig)} → {pct(clean)}"
+    if drop > 0:
+        return f"it cost {100 * drop:.2f} points of clean accuracy ({change})"
+    return f"at no cost in clean accuracy ({change}, {100 * -drop:+.2f} points)"
+
+
+def loss_of_protection(r, still="no longer "):
+    parts = []
+    if r["owner_verified"] != "1":
+        parts.append(f"the owner is {still}verified (detection {fmt(num(r['owner_detection']))}"
+                     + (f", p = {num(r['owner_p_value']):.2g}" if num(r.get("owner_p_value")) is not None else "")
+                     + ")")
+    if not users_ok(r):
+        parts.append(f"only {r['users_authenticated']}/{r['users_count']} users authenticate "
+                     f"(weakest detection {fmt(num(r['users_min_detection']))})")
+    return " and ".join(parts)
+
+
+def fmt(v, spec="%.3f"):
+    return "–" if v is None else spec % v
+
+
+def markdown(rows, csv_path, images, plot_note):
+    ok = [r for r in rows if r["ok"]]
+    failed = [r for r in rows if not r["ok"]]
+    base = next((r for r in ok if r["family"] == "baseline"), None)
+    protected_before = base is None or survived(base)
+    attacks = [r for r in ok if r["family"] != "baseline"]
+    removed = [r for r in attacks if not survived(r)]
+    nets = sorted({r.get("net", "") for r in ok if r.get("net")})
+    datasets = sorted({r.get("dataset", "") for r in ok if r.get("dataset")})
+    orig = next((num(r["original_accuracy"]) for r in ok if num(r["original_accuracy"]) is not None), None)
+    out = ["# Attack sweep", ""]
+    what = ", ".join(x for x in (" / ".join(nets), " / ".join(datasets)) if x)
+    out.append(f"From `{csv_path}`{' (' + what + ')' if what else ''}: {len(rows)} attacks, "
+               f"{len(failed)} failed; the protected model's clean accuracy {pct(orig)}. The protection "
+               f"survives an attack when the owner is still verified and at least {100 * USERS_NEEDED:.0f}% of "
+               "the users still authenticate.")
+    out.append("")
+    if not protected_before:
+        out.append(f"**Before any attack the protection was not there: {loss_of_protection(base, still='not ')}. "
+                   "No attack can be said to remove it; train the protected model longer and rerun.**")
+    else:
+        out.append(f"**Protection survived {len(attacks) - len(removed)} of {len(attacks)} attacks; "
+                   f"{len(removed)} removed it.**")
+    out.append("")
+
+    out += ["## Where an attack removed the protection", ""]
+    if not protected_before:
+        out.append("Not measurable: the unattacked model already fails verification (see above).")
+    elif removed:
+        for r in sorted(removed, key=lambda r: num(r["accuracy_drop"]) if num(r["accuracy_drop"]) is not None else 9):
+            out.append(f"- **{describe(r)}** removed the protection: {loss_of_protection(r)}; {cost(r)}.")
+    else:
+        out.append("None: after every attack the owner was verified and at least "
+                   f"{100 * USERS_NEEDED:.0f}% of the users authenticated.")
+    out.append("")
+
+    out += ["## Against the targets", ""]
+    for family, limit, label in (("prune", PRUNE_TARGET_DROP, "Pruning"),
+                                 ("finetune", FINETUNE_TARGET_DROP, "Fine-tuning"),
+                                 ("distill", FINETUNE_TARGET_DROP, "Distillation")):
+        fam = [r for r in attacks if r["family"] == family]
+        if not fam:
+            continue
+        kept = [r for r in fam if num(r["accuracy_drop"]) is not None and num(r["accuracy_drop"]) <= limit]
+        owner = sum(r["owner_verified"] == "1" for r in kept)
+        users = sum(users_ok(r) for r in kept)
+        if kept:
+            out.append(f"- {label}: {len(kept)} of {len(fam)} attacks kept clean accuracy within "
+                       f"{100 * limit:g} point{'s' if limit != 0.01 else ''} of the protected model; after those the owner was verified in "
+                       f"{owner}/{len(kept)} ({100 * owner / len(kept):.0f}%) and ≥ {100 * USERS_NEEDED:.0f}% of "
+                       f"users authenticated in {users}/{len(kept)}.")
+        else:
+            which = "the one attack did not keep" if len(fam) == 1 else f"none of the {len(fam)} attacks kept"
+            out.append(f"- {label}: {which} clean accuracy within "
+                       f"{100 * limit:g} point{'s' if limit != 0.01 else ''} of the protected model.")
+    out.append("")
+
+    out += ["## Every attack", "",
+            "| attack | clean acc | drop (points) | owner detection (p) | users authenticated (min detection) "
+            "| forged passed (max detection) | protection | seconds |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in ok:
+        drop = num(r["accuracy_drop"])
+        p = num(r.get("owner_p_value"))
+        owner = fmt(num(r["owner_detection"])) + (f" (p={p:.2g})" if p is not None else "")
+        owner += " ✓" if r["owner_verified"] == "1" else " ✗"
+        users = f"{r['users_authenticated'] or '–'}/{r['users_count'] or '–'} ({fmt(num(r['users_min_detection']))})"
+        forged = f"{r['forged_passed'] or '–'}/{r['forged_count'] or '–'} ({fmt(num(r['forged_max_detection']))})"
+        if r["family"] == "baseline":
+            verdict = "present" if survived(r) else "**absent**"
+        elif survived(r):
+            verdict = "survived"
+        else:
+            verdict = "**removed**" if protected_before else "absent before the attack"
+        secs = num(r["seconds"])
+        out.append(f"| {describe(r)} | {pct(num(r['clean_accuracy']))} | "
+                   f"{'–' if drop is None else '%+.2f' % (100 * drop)} | {owner} | {users} | {forged} | {verdict} | "
+                   f"{'–' if secs is None else '%.0f' % secs} |")
+    out.append("")
+
+    if failed:
+        out += ["## Failed attacks", "", "| attack | error |", "|---|---|"]
+        for r in failed:
+            err = (r["error"] or "no report").replace("|", "\\|")
+            out.append(f"| {describe(r)} | {err} |")
+        out.append("")
+
+    out += ["## Plots", ""]
+    if images:
+        out += [f"![{title}]({name})" for name, title in images]
+    else:
+        out.append(plot_note)
+    out.append("")
+    return "\n".join(out)
+
+
+def series(rows, x_col, key):
+    """Groups rows by key(row) = (order, label) into {label: sorted (x, row) list}, in that order,
+    skipping rows without an x."""
+    groups = {}
+    for r in rows:
+        x = num(r[x_col])
+        if x is not None:
+            groups.setdefault(key(r), []).append((x, r))
+    return {k[1]: sorted(v, key=lambda t: t[0]) for k, v in sorted(groups.items())}
+
+
+def plots(rows, out_dir):
+    """Writes the PNGs into out_dir; returns [(file name, title)], or raises ImportError."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r["ok"]]
+    images = []
+
+    def draw(groups, x_label, title, name, log_x=False):
+        fig, (acc, det) = plt.subplots(1, 2, figsize=(11, 4))
+        for i, (label, pts) in enumerate(groups.items()):
+            colour = f"C{i}"
+            xs = [x for x, _ in pts]
+            acc.plot(xs, [100 * (num(r["clean_accuracy"]) or 0) for _, r in pts], "o-", color=colour, label=label)
+            det.plot(xs, [num(r["owner_detection"]) for _, r in pts], "o-", color=colour, label=f"owner, {label}")
+            users = [num(r["users_min_detection"]) for _, r in pts]
+            if any(u is not None for u in users):
+                det.plot(xs, users, "s--", color=colour, alpha=0.7, label=f"weakest user, {label}")
+        orig = next((num(r["original_accuracy"]) for _, pts in groups.items() for _, r in pts
+                     if num(r["original_accuracy"]) is not None), None)
+        if orig is not None:
+            acc.axhline(100 * orig, color="grey", linestyle=":", label="protected model")
+        acc.set_xlabel(x_label)
+        acc.set_ylabel("clean accuracy (%)")
+        det.set_xlabel(x_label)
+        det.set_ylabel("detection rate")
+        det.set_ylim(-0.02, 1.02)
+        for ax in (acc, det):
+            if log_x:
+                ax.set_xscale("log")
+                ticks = sorted({x for pts in groups.values() for x, _ in pts})
+                ax.set_xticks(ticks)
+                ax.set_xticklabels([f"{t:g}" for t in ticks])
+                ax.minorticks_off()
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, name), dpi=110)
+        plt.close(fig)
+        images.append((name, title))
+
+    def prune_label(r):
+        if r["epochs"] in ("", "0"):
+            return (0, 0), "no fine-tuning"
+        frac = num(r["fraction"]) or 0
+        return (num(r["epochs"]) or 0, frac), f"fine-tuned {r['epochs']} ep on {100 * frac:g}%"
+
+    def finetune_label(r):
+        frac = num(r["fraction"]) or 0
+        return (frac, num(r["epochs"]) or 0), f"{100 * frac:g}% of the data, {r['epochs']} ep"
+
+    for method in sorted({r["method"] for r in ok if r["family"] == "prune"}):
+        groups = series([r for r in ok if r["family"] == "prune" and r["method"] == method], "sparsity", prune_label)
+        if groups:
+            draw(groups, "sparsity", f"Pruning ({method}): accuracy and detection against sparsity",
+                 f"prune_{method}.png")
+    for mode in sorted({r["method"] for r in ok if r["family"] == "finetune"}):
+        groups = series([r for r in ok if r["family"] == "finetune" and r["method"] == mode], "lr",
+                        finetune_label)
+        if groups:
+            draw(groups, "learning rate (the largest with warm-up + cosine)",
+                 f"Fine-tuning ({mode}): accuracy and detection against learning rate", f"finetune_{mode}.png",
+                 log_x=True)
+    return images
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Summarise and plot an attack sweep (scripts/attack_sweep.sh).")
+    ap.add_argument("csv", help="attacks.csv written by scripts/attack_sweep.sh")
+    ap.add_argument("out_dir", help="folder for attacks.md and the PNG plots")
+    ap.add_argument("--no-plots", action="store_true", help="write only attacks.md")
+    args = ap.parse_args()
+    try:
+        rows = read_rows(args.csv)
+    except PlotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    os.makedirs(args.out_dir, exist_ok=True)
+    images, note = [], ""
+    if args.no_plots:
+        note = "Plots skipped (`--no-plots`)."
+    else:
+        try:
+            images = plots(rows, args.out_dir)
+            if not images:
+                note = "No plots: the sweep has no successful pruning or fine-tuning attack."
+        except ImportError:
+            note = ("Plots skipped: matplotlib is not installed (`pip install matplotlib`, then rerun "
+                    "`scripts/plot_attacks.py`).")
+    md = os.path.join(args.out_dir, "attacks.md")
+    with open(md + ".tmp", "w") as fh:
+        fh.write(markdown(rows, args.csv, images, note))
+    os.replace(md + ".tmp", md)
+    print(f"wrote {md}" + (f" and {len(images)} plots" if images else f" ({note})"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+#!/bin/sh
+# ctest: scripts/attack_sweep.sh on a one-epoch protected convnet on `synthetic` (2 users), into a
+# temporary folder: a minimal sweep (sparsities 0 and 0.5 for each pruning method, ftll and ftal
+# at one rate, one fraction, distillation into a convnet when the build has `distill`) must write
+# every attack's report and one CSV row each with the documented columns; plot_attacks.py must
+# write attacks.md from it. A rerun with SKIP_EXISTING skips the finished attacks, records a
+# failing one in the CSV with its error and exits 1. Skipped (77) without python3.
+set -eu
+command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
+BUILD_DIR=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ACTIVEIP="$BUILD_DIR/cli/activeip"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "attack_sweep test: $1"; [ -f "$TMP/log" ] && tail -40 "$TMP/log"; exit 1; }
+
+"$ACTIVEIP" key new --out "$TMP/owner.key" >"$TMP/log" 2>&1 || fail "key new"
+"$ACTIVEIP" users add --registry "$TMP/users.db" alice bob >>"$TMP/log" 2>&1 || fail "users add"
+"$ACTIVEIP" train --net convnet --data synthetic --limit-train 256 --limit-test 128 --epochs 1 --batch 64 \
+  --threads 2 --protect --key "$TMP/owner.key" --registry "$TMP/users.db" --out "$TMP/model.safetensors" \
+  >>"$TMP/log" 2>&1 || fail "train --protect"
+
+DISTILL=""
+if "$ACTIVEIP" distill --help 2>/dev/null | grep -q -- '--teacher'; then DISTILL=convnet; fi
+export BUILD_DIR THREADS=2 EPOCHS=1 FRACTIONS=0.1 SPARSITIES="0.0 0.5" MODES="ftll ftal" LRS=0.01 \
+  PROBES=10 COUNT=5 LIMIT_TRAIN=256 LIMIT_TEST=64 DISTILL
+OUT="$TMP/sweep"
+"$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
+  >"$TMP/log" 2>&1 || fail "the sweep failed"
+
+# The baseline, global and layer: 2 sparsities x (no fine-tuning + 1 fraction); fineprune:
+# 2 x 1 fraction; fine-tuning: 2 modes x 1 rate x 1 fraction; distillation: 1 student x 1 fraction.
+expected=$((1 + 4 + 4 + 2 + 2))
+[ -n "$DISTILL" ] && expected=$((expected + 1))
+python3 - "$OUT/attacks.csv" "$expected" "$DISTILL" <<'PY' || fail "CSV check"
+import csv, sys
+path, expected, distill = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = list(csv.DictReader(open(path)))
+need = ["family", "method", "sparsity", "lr", "fraction", "epochs", "student", "clean_accuracy",
+        "accuracy_drop", "owner_detection", "owner_verified", "users_authenticated", "users_count",
+        "users_min_detection", "forged_passed", "forged_count", "forged_max_detection", "seconds", "error"]
+cols = rows[0].keys() if rows else []
+missing = [c for c in need if c not in cols]
+assert not missing, f"missing columns {missing}"
+assert len(rows) == expected, f"{len(rows)} rows, expected {expected}"
+for r in rows:
+    assert not r["error"], f"{r['id']} failed: {r['error']}"
+    assert 0 <= float(r["clean_accuracy"]) <= 1, r
+    assert r["owner_verified"] in ("0", "1"), r
+    assert r["users_count"] == "2" and r["forged_count"] == "5", r
+    assert float(r["seconds"]) > 0, r
+kinds = sorted((r["family"], r["method"], r["sparsity"], r["epochs"]) for r in rows)
+want = [("baseline", "none", "0", "0")]
+for m in ("global", "layer"):
+    for s in ("0.0", "0.5"):
+        want += [("prune", m, s, "0"), ("prune", m, s, "1")]
+want += [("prune", "fineprune", "0.0", "1"), ("prune", "fineprune", "0.5", "1")]
+want += [("finetune", "ftal", "", "1"), ("finetune", "ftll", "", "1")]
+if distill:
+    want += [("distill", "distill", "", "1")]
+assert kinds == sorted(want), f"attacks {kinds}\n expected {sorted(want)}"
+half = [r for r in rows if r["family"] == "prune" and r["method"] == "global" and r["sparsity"] == "0.5"]
+assert all(abs(float(r["weight_sparsity"]) - 0.5) < 1e-3 for r in half), half
+assert all(r["fraction"] == "0.1" and r["lr"] == "0.01" for r in rows if r["family"] == "finetune")
+PY
+n=$(find "$OUT/json" -name '*.json' ! -name '*.failed.json' | wc -l)
+[ "$n" -eq "$expected" ] || fail "$n reports in json/, expected $expected"
+[ -z "$(find "$OUT/models" -name '*.safetensors')" ] || fail "attacked models kept without KEEP_MODELS"
+
+python3 "$ROOT/scripts/plot_attacks.py" "$OUT/attacks.csv" "$OUT" >"$TMP/log" 2>&1 || fail "plot_attacks.py failed"
+md="$OUT/attacks.md"
+for h in '# Attack sweep' '## Where an attack removed the protection' '## Against the targets' \
+         '## Every attack' '## Plots'; do
+  grep -q "^$h\$" "$md" || fail "attacks.md has no '$h'"
+done
+rows=$(grep -c '^| \(no attack\|prune\|finetune\|distill\)' "$md")
+[ "$rows" -eq "$expected" ] || fail "attacks.md has $rows attack rows, expected $expected"
+if python3 -c 'import matplotlib' 2>/dev/null; then
+  for p in prune_global prune_layer prune_fineprune finetune_ftll finetune_ftal; do
+    [ -f "$OUT/$p.png" ] || fail "no plot $p.png"
+    grep -q "($p.png)" "$md" || fail "plot $p.png not linked"
+  done
+else
+  grep -q 'Plots skipped: matplotlib is not installed' "$md" || fail "no note on skipped plots"
+fi
+
+# Resume: the finished attacks are skipped; an attack the CLI refuses (an unknown mode) is a CSV
+# row with its error, the others still run, and the sweep exits 1.
+rc=0
+PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" SKIP_EXISTING=1 \
+  "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
+  >"$TMP/log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "a failed attack gave exit status $rc, expected 1"
+grep -q '^skip finetune-ftll-' "$TMP/log" || fail "the finished ftll attack was not skipped"
+grep -q '^skip prune-global-s0.0 ' "$TMP/log" || fail "the finished pruning attack was not skipped"
+python3 - "$OUT/attacks.csv" <<'PY' || fail "CSV check after the failure"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 5, [r["id"] for r in rows]
+bad = [r for r in rows if r["error"]]
+assert len(bad) == 1 and bad[0]["method"] == "nosuchmode" and "exit 2" in bad[0]["error"], bad
+assert all(r["clean_accuracy"] for r in rows if not r["error"])
+PY
+python3 "$ROOT/scripts/plot_attacks.py" "$OUT/attacks.csv" "$OUT" --no-plots >"$TMP/log" 2>&1 || fail "plot after failure"
+grep -q '^## Failed attacks' "$OUT/attacks.md" || fail "attacks.md does not list the failed attack"
+
+# Invented numbers (never measured) where the protection is there before the attacks: the
+# summary must name each attack that removed it, what was lost and the accuracy it cost.
+cat >"$TMP/fixture.csv" <<'CSV'
+id,family,method,sparsity,lr,fraction,epochs,student,clean_accuracy,original_accuracy,accuracy_drop,owner_detection,owner_p_value,owner_verified,users_authenticated,users_count,users_min_detection,forged_passed,forged_count,forged_max_detection,seconds,error
+baseline,baseline,none,0,,,0,,0.9,0.9,0.0,1.0,1e-30,1,20,20,0.97,0,1000,0.3,5,
+prune-global-s0.9,prune,global,0.9,,,0,,0.6,0.9,0.3,0.2,0.5,0,3,20,0.1,0,1000,0.3,5,
+finetune-ftal-lr0.08-f0.1-e2-w1,finetune,ftal,,0.08,0.1,2,,0.885,0.9,0.015,0.95,1e-20,1,15,20,0.5,0,1000,0.3,60,
+finetune-ftll-lr0.01-f0.1-e2,finetune,ftll,,0.01,0.1,2,,0.899,0.9,0.001,1.0,1e-30,1,20,20,0.95,0,1000,0.3,60,
+CSV
+python3 "$ROOT/scripts/plot_attacks.py" "$TMP/fixture.csv" "$TMP/fixture" --no-plots >"$TMP/log" 2>&1 || fail "plot fixture"
+md="$TMP/fixture/attacks.md"
+grep -q '^\*\*Protection survived 1 of 3 attacks; 2 removed it.\*\*$' "$md" || fail "fixture: survival count"
+grep -q 'prune global, sparsity 0.9, no fine-tuning\*\* removed the protection: the owner is no longer verified (detection 0.200, p = 0.5) and only 3/20 users authenticate (weakest detection 0.100); it cost 30.00 points of clean accuracy (90.00% → 60.00%)' "$md" \
+  || fail "fixture: the pruning that removed the protection"
+grep -q 'finetune ftal, lr 0.08, 10% of the data, 2 epochs\*\* removed the protection: only 15/20 users authenticate' "$md" \
+  || fail "fixture: the fine-tuning that removed user authentication"
+grep -q 'Fine-tuning: 1 of 2 attacks kept clean accuracy within 1 point .* verified in 1/1 (100%)' "$md" || fail "fixture: targets"
+
+# A file that is not a sweep CSV is refused with exit status 1.
+echo 'a,b' >"$TMP/bad.csv"
+if python3 "$ROOT/scripts/plot_attacks.py" "$TMP/bad.csv" "$TMP/bad" 2>"$TMP/err"; then fail "accepted a bad CSV"; fi
+grep -q '^error: ' "$TMP/err" || fail "no error message for a bad CSV"
+echo "attack_sweep.sh: ok"
