@@ -78,14 +78,7 @@ LossResult SoftTargetCrossEntropy::forward(Context& ctx, const Tensor& logits, c
   targets_ = targets;
   ensure_tensor(probs_, logits.shape(), DType::F32, ctx);
   ensure_tensor(loss_, {s.N}, DType::F32, ctx);
-#ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    soft_xent_fwd_cuda(s, temperature_, logits.data<float>(), targets.data<float>(), probs_.data<float>(),
-                       loss_.data<float>(), ctx.stream());
-  else
-#endif
-    soft_xent_fwd_cpu(s, temperature_, logits.data<float>(), targets.data<float>(), probs_.data<float>(),
-                      loss_.data<float>());
+  ops::soft_xent_fwd(ctx, s, temperature_, logits, targets, probs_, loss_);
 
   const Tensor loss = loss_.to(Device::cpu(), ctx), probs = probs_.to(Device::cpu(), ctx),
                q = targets.to(Device::cpu(), ctx);
@@ -105,14 +98,7 @@ Tensor SoftTargetCrossEntropy::backward(Context& ctx) {
   const XentShape s{static_cast<int>(probs_.dim(0)), static_cast<int>(probs_.dim(1))};
   ensure_tensor(dlogits_, probs_.shape(), DType::F32, ctx);
   const float scale = 1.0f / static_cast<float>(s.N);
-#ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) {
-    soft_xent_bwd_cuda(s, temperature_, probs_.data<float>(), targets_.data<float>(), scale, dlogits_.data<float>(),
-                       ctx.stream());
-    return dlogits_;
-  }
-#endif
-  soft_xent_bwd_cpu(s, temperature_, probs_.data<float>(), targets_.data<float>(), scale, dlogits_.data<float>());
+  ops::soft_xent_bwd(ctx, s, temperature_, probs_, targets_, scale, dlogits_);
   return dlogits_;
 }
 
@@ -123,11 +109,7 @@ void softmax_temperature(Context& ctx, float temperature, const Tensor& logits, 
   check_rows(ctx, logits, logits.shape(), "logits");
   const XentShape s{static_cast<int>(logits.dim(0)), static_cast<int>(logits.dim(1))};
   ensure_tensor(probs, logits.shape(), DType::F32, ctx);
-#ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return softmax_temperature_fwd_cuda(s, temperature, logits.data<float>(), probs.data<float>(), ctx.stream());
-#endif
-  softmax_temperature_fwd_cpu(s, temperature, logits.data<float>(), probs.data<float>());
+  ops::softmax_temperature_fwd(ctx, s, temperature, logits, probs);
 }
 
 }  // namespace activeip

@@ -337,6 +337,52 @@ void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const T
   softmax_xent_bwd_cpu(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale, dlogits.data<float>());
 }
 
+void soft_xent_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, const Tensor& targets,
+                   Tensor& probs, Tensor& loss) {
+  const char* op = "soft_xent_fwd";
+  has_numel(logits, int64_t{s.N} * s.C, op, "logits");
+  has_numel(targets, int64_t{s.N} * s.C, op, "targets");
+  has_numel(probs, int64_t{s.N} * s.C, op, "probs");
+  has_numel(loss, s.N, op, "loss");
+  on_device(ctx, logits, op, "logits");
+  on_device(ctx, targets, op, "targets");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return soft_xent_fwd_cuda(s, temperature, logits.data<float>(), targets.data<float>(), probs.data<float>(),
+                              loss.data<float>(), ctx.stream());
+#endif
+  soft_xent_fwd_cpu(s, temperature, logits.data<float>(), targets.data<float>(), probs.data<float>(),
+                    loss.data<float>());
+}
+
+void soft_xent_bwd(Context& ctx, const XentShape& s, float temperature, const Tensor& probs, const Tensor& targets,
+                   float scale, Tensor& dlogits) {
+  const char* op = "soft_xent_bwd";
+  has_numel(probs, int64_t{s.N} * s.C, op, "probs");
+  has_numel(targets, int64_t{s.N} * s.C, op, "targets");
+  has_numel(dlogits, int64_t{s.N} * s.C, op, "dlogits");
+  on_device(ctx, probs, op, "probs");
+  on_device(ctx, targets, op, "targets");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return soft_xent_bwd_cuda(s, temperature, probs.data<float>(), targets.data<float>(), scale, dlogits.data<float>(),
+                              ctx.stream());
+#endif
+  soft_xent_bwd_cpu(s, temperature, probs.data<float>(), targets.data<float>(), scale, dlogits.data<float>());
+}
+
+void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, Tensor& probs) {
+  const char* op = "softmax_temperature_fwd";
+  has_numel(logits, int64_t{s.N} * s.C, op, "logits");
+  has_numel(probs, int64_t{s.N} * s.C, op, "probs");
+  on_device(ctx, logits, op, "logits");
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda())
+    return softmax_temperature_fwd_cuda(s, temperature, logits.data<float>(), probs.data<float>(), ctx.stream());
+#endif
+  softmax_temperature_fwd_cpu(s, temperature, logits.data<float>(), probs.data<float>());
+}
+
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
               const Tensor* trainable) {
   has_numel(g, w.numel(), "sgd_step", "grad");

@@ -56,6 +56,13 @@ void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const T
                       float scale, Tensor& dlogits);
 
 // mask and trainable (may be null) as in kernels/sgd.h: 1 keep / 0 pruned, 1 trained / 0 frozen.
+// Distillation's soft-target loss and the softmax at a temperature (kernels/loss.h).
+void soft_xent_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, const Tensor& targets,
+                   Tensor& probs, Tensor& loss);
+void soft_xent_bwd(Context& ctx, const XentShape& s, float temperature, const Tensor& probs, const Tensor& targets,
+                   float scale, Tensor& dlogits);
+void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, Tensor& probs);
+
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
               const Tensor* trainable = nullptr);
 
