@@ -1,5 +1,6 @@
-// The attacks on a protected model: prune (global or per-layer magnitude pruning, or
-// fine-pruning), optionally fine-tuned with the mask held; finetune (FTLL, FTAL, RTLL, RTAL)
+// The attacks on a protected model: prune (global or per-layer magnitude pruning, filter
+// pruning that leaves a narrower model, or fine-pruning), optionally fine-tuned with the mask
+// held; finetune (FTLL, FTAL, RTLL, RTAL)
 // on the attacker's seeded fraction of the training split, optionally overwriting (protected
 // training under the attacker's own key and registry); distill (a fresh student trained on
 // the teacher's soft labels alone). Each writes the attacked model (and its pruning mask
@@ -246,9 +247,37 @@ int run_prune(PruneOptions& o) {
   as_usage([&] { config.validate(); });
   const bool fineprune = method == PruneMethod::FinePrune;
   Target t(o.a, fineprune || o.finetune_epochs > 0);
-  Network& net = *t.m.net;
-
   nlohmann::json attack = {{"kind", "prune"}, {"method", o.method}, {"sparsity", o.sparsity}};
+  if (method == PruneMethod::Filter) {
+    // The narrower net replaces the original: no mask, nothing left to hold at zero.
+    Network& wide = *t.m.net;
+    const auto keep = filters_to_keep(wide, t.ctx, o.sparsity);
+    const NetInfo& i = wide.info();
+    std::unique_ptr<Network> narrow = make_net(i.name, {i.H, i.W, i.C, i.num_classes, kept_widths(keep)});
+    narrow->build(t.ctx, config.seed);
+    copy_kept_filters(wide, t.ctx, keep, *narrow);
+    int64_t filters = 0, kept = 0;
+    for (const FilterGroup& g : i.filter_groups) filters += wide.slot(g.conv + ".weight").slot.shape[0];
+    for (const auto& [conv, k] : keep) kept += static_cast<int64_t>(k.size());
+    attack["filters"] = filters;
+    attack["removed_filters"] = filters - kept;
+    attack["original_parameters"] = wide.num_parameters();
+    attack["parameters"] = narrow->num_parameters();
+    attack["channels"] = narrow->info().channels;
+    std::fprintf(stderr, "filter pruning: %lld of %lld filters removed, %lld -> %lld parameters\n",
+                 static_cast<long long>(filters - kept), static_cast<long long>(filters),
+                 static_cast<long long>(wide.num_parameters()), static_cast<long long>(narrow->num_parameters()));
+    t.m.net = std::move(narrow);
+    t.m.meta.channels = t.m.net->info().channels;
+    if (o.finetune_epochs > 0) {
+      train_attacker(t, o.a, *t.m.net, config, {});
+      attack["finetune"] = nlohmann::json::parse(config.to_json());
+      attack["fraction"] = o.a.fraction;
+    }
+    return finish(t, o.a, attack, Tensor(), *t.m.net, t.m.meta);
+  }
+
+  Network& net = *t.m.net;
   Tensor mask;
   if (fineprune) {
     const Dataset subset = seeded_subset(t.data.train, o.a.fraction, config.seed);
@@ -387,12 +416,16 @@ void add_attack(CLI::App& app, Handler& handler) {
   p->a.train.schedule = "constant";
   CLI::App* prune = app.add_subcommand("prune", "Prune a model (magnitude or fine-pruning) and report what survives");
   p->a.add_to(prune);
-  prune->add_option("--method", p->method, "global | layer magnitude pruning, or fineprune (Liu et al. 2018)")
+  prune
+      ->add_option("--method", p->method,
+                   "global | layer magnitude pruning, filter (L1, Li et al. 2017: removes filters, the model "
+                   "shrinks), or fineprune (Liu et al. 2018)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"global", "layer", "fineprune"}));
+      ->check(CLI::IsMember({"global", "layer", "filter", "fineprune"}));
   prune
       ->add_option("--sparsity", p->sparsity,
-                   "Fraction of conv/linear weights zeroed (fineprune: of the last stage's channels)")
+                   "Fraction of conv/linear weights zeroed (filter: of each prunable conv's filters; fineprune: "
+                   "of the last stage's channels)")
       ->capture_default_str()
       ->check(number_in(0, 1));
   prune->add_option("--finetune-epochs", p->finetune_epochs, "Fine-tune with the mask held for this many epochs")

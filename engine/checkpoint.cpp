@@ -68,6 +68,7 @@ std::map<std::string, std::string> ModelMeta::to_metadata() const {
       {"config", config},
   };
   if (!protection.empty()) m["protection"] = protection;
+  if (!channels.empty()) m["channels"] = nlohmann::json(channels).dump();
   return m;
 }
 
@@ -81,6 +82,7 @@ ModelMeta ModelMeta::describe(const Network& net, const std::string& dataset, co
   m.C = i.C;
   m.num_classes = i.num_classes;
   m.norm = norm;
+  m.channels = i.channels;
   return m;
 }
 
@@ -103,6 +105,16 @@ ModelMeta ModelMeta::from_metadata(const std::map<std::string, std::string>& m, 
     const auto norm = nlohmann::json::parse(get(m, "normalization", path));
     meta.norm.mean = norm.at("mean").get<std::vector<float>>();
     meta.norm.std = norm.at("std").get<std::vector<float>>();
+    if (auto it = m.find("channels"); it != m.end()) {
+      const auto channels = nlohmann::json::parse(it->second);
+      ENSURE(channels.is_object(), "%s: metadata channels is not an object of layer names", path.c_str());
+      for (const auto& [name, width] : channels.items()) {
+        ENSURE(width.is_number_integer() && width.get<int64_t>() >= 1 && width.get<int64_t>() <= (1 << 20),
+               "%s: metadata channels[%s] = %s is not a channel count", path.c_str(), name.c_str(),
+               width.dump().c_str());
+        meta.channels[name] = width.get<int>();
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     ENSURE(false, "%s: malformed metadata (%s)", path.c_str(), e.what());
   }

@@ -20,8 +20,11 @@ struct ModelMeta {
   int64_t epoch = 0;          // completed training epochs
   std::string config = "{}";  // JSON: the training options
   std::string protection;     // JSON, empty when the model is not protected
+  // Filter-pruned widths (NetInfo::channels), "channels" in the file when not empty.
+  std::map<std::string, int> channels;
 
-  // What describes `net` and its data; epoch, config and protection keep their defaults.
+  // What describes `net` (its widths too) and its data; epoch, config and protection keep
+  // their defaults.
   static ModelMeta describe(const Network& net, const std::string& dataset, const Normalization& norm);
   std::map<std::string, std::string> to_metadata() const;
   // Error naming the file and the key when a field is missing or malformed.

@@ -5,6 +5,7 @@
 // optimizer, gradient zeroing and (later) pruning masks then work on whole buffers.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,9 +16,19 @@ namespace activeip {
 
 class Dropout;
 
+// A conv whose filters can be removed without touching a residual sum: the conv (its weight
+// rows and bias), the batch norm after it, and the one layer that reads it (a conv's input
+// channels, or the classifier's input columns after the global average pool). Layer names,
+// as the slots are named: "layer1.0.conv1", "layer1.0.bn1", "layer1.0.conv2".
+struct FilterGroup {
+  std::string conv, bn, consumer;
+};
+
 struct NetInfo {
   std::string name;  // registry name, e.g. "resnet20"
   int H = 0, W = 0, C = 0, num_classes = 0;
+  std::vector<FilterGroup> filter_groups;  // what structured pruning may narrow
+  std::map<std::string, int> channels;     // the groups' convs built narrower than the architecture
 };
 
 struct NamedSlot {

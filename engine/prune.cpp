@@ -87,8 +87,9 @@ bool prunable(const NamedSlot& s) {
 PruneMethod parse_prune_method(const std::string& name) {
   if (name == "global") return PruneMethod::Global;
   if (name == "layer") return PruneMethod::Layer;
+  if (name == "filter") return PruneMethod::Filter;
   if (name == "fineprune") return PruneMethod::FinePrune;
-  ENSURE(false, "unknown pruning method '%s' (known: global, layer, fineprune)", name.c_str());
+  ENSURE(false, "unknown pruning method '%s' (known: global, layer, filter, fineprune)", name.c_str());
   return PruneMethod::Global;
 }
 
@@ -98,6 +99,8 @@ const char* prune_method_name(PruneMethod m) {
       return "global";
     case PruneMethod::Layer:
       return "layer";
+    case PruneMethod::Filter:
+      return "filter";
     case PruneMethod::FinePrune:
       return "fineprune";
   }
@@ -177,6 +180,102 @@ Tensor feature_channel_mask(const Network& net, const std::vector<int>& channels
     for (int64_t o = 0; o < out; ++o) mask.data<float>()[w.offset + o * in + c] = 0.0f;
   }
   return mask;
+}
+
+std::map<std::string, std::vector<int>> filters_to_keep(Network& net, Context& ctx, double sparsity) {
+  ENSURE(sparsity >= 0 && sparsity <= 1, "sparsity %g is outside [0, 1]", sparsity);
+  const std::vector<FilterGroup>& groups = net.info().filter_groups;
+  ENSURE(!groups.empty(), "%s has no filters that structured pruning can remove", net.info().name.c_str());
+  const Tensor params = net.params().to(Device::cpu(), ctx);
+  ctx.synchronize();
+  std::map<std::string, std::vector<int>> keep;
+  for (const FilterGroup& g : groups) {
+    const NamedSlot& w = net.slot(g.conv + ".weight");
+    ENSURE(w.slot.layout == SlotLayout::KRSC, "%s.weight is not a conv weight", g.conv.c_str());
+    const int K = static_cast<int>(w.slot.shape[0]);
+    const int64_t per_filter = shape_numel(w.slot.shape) / K;
+    std::vector<double> l1(static_cast<size_t>(K), 0.0);
+    for (int k = 0; k < K; ++k)
+      for (int64_t i = 0; i < per_filter; ++i) l1[k] += std::fabs(params.data<float>()[w.offset + k * per_filter + i]);
+    std::vector<int> order(static_cast<size_t>(K));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l1[a] < l1[b]; });
+    const int removed = std::min(K - 1, static_cast<int>(std::llround(sparsity * K)));
+    std::vector<int> kept(order.begin() + removed, order.end());
+    std::sort(kept.begin(), kept.end());
+    keep[g.conv] = std::move(kept);
+  }
+  return keep;
+}
+
+std::map<std::string, int> kept_widths(const std::map<std::string, std::vector<int>>& keep) {
+  std::map<std::string, int> widths;
+  for (const auto& [conv, kept] : keep) widths[conv] = static_cast<int>(kept.size());
+  return widths;
+}
+
+namespace {
+
+bool has_prefix(const std::string& name, const std::string& layer) {
+  return name.size() > layer.size() && name.compare(0, layer.size(), layer) == 0 && name[layer.size()] == '.';
+}
+
+// dst = src[index_0, index_1, …] for a row-major tensor of shape `src_shape`: each dimension
+// takes the listed indices (all of them where the list is empty).
+void gather(const float* src, const Shape& src_shape, const std::vector<std::vector<int>>& index, float* dst) {
+  const size_t rank = src_shape.size();
+  Shape dst_shape(rank), stride(rank, 1);
+  for (size_t d = 0; d < rank; ++d) dst_shape[d] = index[d].empty() ? src_shape[d] : index[d].size();
+  for (size_t d = rank; d-- > 1;) stride[d - 1] = stride[d] * src_shape[d];
+  const int64_t n = shape_numel(dst_shape);
+  std::vector<int64_t> at(rank, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t from = 0;
+    for (size_t d = 0; d < rank; ++d) from += (index[d].empty() ? at[d] : index[d][at[d]]) * stride[d];
+    dst[i] = src[from];
+    for (size_t d = rank; d-- > 0;) {
+      if (++at[d] < dst_shape[d]) break;
+      at[d] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+void copy_kept_filters(Network& from, Context& ctx, const std::map<std::string, std::vector<int>>& keep, Network& to) {
+  ENSURE(from.info().name == to.info().name, "cannot copy a %s into a %s", from.info().name.c_str(),
+         to.info().name.c_str());
+  const Tensor src_params = from.params().to(Device::cpu(), ctx), src_buffers = from.buffers().to(Device::cpu(), ctx);
+  Tensor params = Tensor::host({to.params().numel()}), buffers = Tensor::host({to.buffers().numel()});
+  ctx.synchronize();
+  for (const NamedSlot& s : to.slots()) {
+    const NamedSlot& f = from.slot(s.name);
+    const Shape& shape = f.slot.shape;
+    std::vector<std::vector<int>> index(shape.size());
+    for (const FilterGroup& g : from.info().filter_groups) {
+      const auto it = keep.find(g.conv);
+      ENSURE(it != keep.end(), "no kept filters given for %s", g.conv.c_str());
+      if (has_prefix(s.name, g.conv) || has_prefix(s.name, g.bn)) {
+        index[0] = it->second;  // weight rows (K of KRSC), bias, BN channels
+      } else if (s.name == g.consumer + ".weight") {
+        index[shape.size() - 1] = it->second;  // input channels: C of KRSC, columns of a linear weight
+      }
+    }
+    Shape out = shape;
+    for (size_t d = 0; d < shape.size(); ++d)
+      if (!index[d].empty()) out[d] = static_cast<int64_t>(index[d].size());
+    ENSURE(out == s.slot.shape, "%s: the kept filters give %s, the narrower net has %s", s.name.c_str(),
+           shape_str(out).c_str(), shape_str(s.slot.shape).c_str());
+    const bool param = s.slot.kind == SlotKind::Parameter;
+    gather((param ? src_params : src_buffers).data<float>() + f.offset, shape, index,
+           (param ? params : buffers).data<float>() + s.offset);
+  }
+  for (const NamedCounter& c : to.counters())
+    for (const NamedCounter& o : from.counters())
+      if (o.name == c.name) *c.value = *o.value;
+  to.params().copy_from(params, ctx);
+  to.buffers().copy_from(buffers, ctx);
+  ctx.synchronize();
 }
 
 MaskStats mask_stats(const Network& net, Context& ctx, const Tensor& mask) {

@@ -6,7 +6,8 @@
 // the last convolutional stage least active on clean data, by zeroing the classifier's input
 // columns that read them (the channels then reach nothing). On CUDA the keys, the threshold
 // (a CUB radix sort) and the mask are computed on the device. A mask is stored beside its
-// model as NAME.mask.safetensors.
+// model as NAME.mask.safetensors. Structured (filter) pruning removes whole filters instead:
+// the result is a narrower network with no mask.
 #pragma once
 
 #include <map>
@@ -21,8 +22,8 @@ namespace activeip {
 // Conv and linear weights: what magnitude pruning may zero.
 bool prunable(const NamedSlot& s);
 
-enum class PruneMethod { Global, Layer, FinePrune };
-PruneMethod parse_prune_method(const std::string& name);  // global | layer | fineprune
+enum class PruneMethod { Global, Layer, Filter, FinePrune };
+PruneMethod parse_prune_method(const std::string& name);  // global | layer | filter | fineprune
 const char* prune_method_name(PruneMethod m);
 
 // The magnitude-pruning mask for `sparsity` ∈ [0, 1], flat over the parameters, on the
@@ -38,6 +39,18 @@ std::vector<double> mean_feature_activation(Network& net, Context& ctx, const Da
 std::vector<int> least_active_channels(const std::vector<double>& activation, double sparsity);
 // The mask that zeroes the classifier's input columns of `channels` (host, F32).
 Tensor feature_channel_mask(const Network& net, const std::vector<int>& channels);
+
+// Structured pruning (after Li et al. 2017): in each filter group (NetInfo::filter_groups),
+// the round(S·K) of the conv's K filters with the smallest L1 norm (ties: lower index first;
+// one filter always stays). Returns the kept filters of each group's conv, ascending.
+std::map<std::string, std::vector<int>> filters_to_keep(Network& net, Context& ctx, double sparsity);
+// How many filters `keep` holds for each conv: the NetSpec::channels of the narrower net.
+std::map<std::string, int> kept_widths(const std::map<std::string, std::vector<int>>& keep);
+// Copies every parameter, buffer and counter of `from` into `to` (built, the same net with
+// the widths of kept_widths(keep)): each group's kept filters (conv weight rows and bias),
+// their batch-norm channels, and the matching input channels of the layer that reads them.
+// Error naming the tensor when a shape does not match.
+void copy_kept_filters(Network& from, Context& ctx, const std::map<std::string, std::vector<int>>& keep, Network& to);
 
 struct MaskStats {
   int64_t candidates = 0, pruned = 0;  // conv/linear weights, and how many of them are masked

@@ -3,8 +3,10 @@
 // follow torchvision so checkpoints load into the equivalent PyTorch models.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/network.h"
@@ -12,8 +14,17 @@
 namespace activeip {
 
 struct NetSpec {
-  int H = 32, W = 32, C = 3, num_classes = 10;
+  NetSpec(int H_ = 32, int W_ = 32, int C_ = 3, int num_classes_ = 10, std::map<std::string, int> channels_ = {})
+      : H(H_), W(W_), C(C_), num_classes(num_classes_), channels(std::move(channels_)) {}
+  int H, W, C, num_classes;
+  // Output channels of filter-group convs (NetInfo::filter_groups) narrower than the
+  // architecture's: a filter-pruned model. make_net refuses a name that is no group's conv.
+  std::map<std::string, int> channels;
 };
+
+// The output channels of the filter-group conv `name`: spec.channels' entry when it has one,
+// else `width`; Error unless the entry is in [1, width].
+int conv_width(const NetSpec& spec, const std::string& name, int width);
 
 // resnet18, resnet34: the CIFAR variant of torchvision's ResNet (3×3 stride-1 stem, no
 // max-pool, projection shortcuts "downsample"). resnet20/32/56: He et al.'s CIFAR ResNets
@@ -26,7 +37,8 @@ std::unique_ptr<Network> make_vgg(const std::string& name, const NetSpec& spec);
 // A small convnet for tests and demos.
 std::unique_ptr<Network> make_convnet(const NetSpec& spec);
 
-// The registry. Error "unknown net 'x' (known: ...)" for anything else.
+// The registry. Error "unknown net 'x' (known: ...)" for anything else, and for a
+// spec.channels entry that names no filter group's conv.
 std::unique_ptr<Network> make_net(const std::string& name, const NetSpec& spec);
 const std::vector<std::string>& net_names();
 

@@ -1,4 +1,5 @@
 // The one table from net name to builder.
+#include <algorithm>
 #include <functional>
 #include <utility>
 
@@ -30,9 +31,25 @@ const std::vector<std::string>& net_names() {
   return names;
 }
 
+int conv_width(const NetSpec& spec, const std::string& name, int width) {
+  const auto it = spec.channels.find(name);
+  if (it == spec.channels.end()) return width;
+  ENSURE(it->second >= 1 && it->second <= width, "%s: %d output channels recorded, must be 1 to %d", name.c_str(),
+         it->second, width);
+  return it->second;
+}
+
 std::unique_ptr<Network> make_net(const std::string& name, const NetSpec& spec) {
-  for (const auto& [n, builder] : table())
-    if (n == name) return builder(name, spec);
+  for (const auto& [n, builder] : table()) {
+    if (n != name) continue;
+    std::unique_ptr<Network> net = builder(name, spec);
+    for (const auto& [conv, width] : spec.channels) {
+      const auto& groups = net->info().filter_groups;
+      ENSURE(std::any_of(groups.begin(), groups.end(), [&](const FilterGroup& g) { return g.conv == conv; }),
+             "%s has no prunable conv '%s' (channels recorded for it)", name.c_str(), conv.c_str());
+    }
+    return net;
+  }
   std::string known;
   for (const auto& n : net_names()) known += (known.empty() ? "" : ", ") + n;
   ENSURE(false, "unknown net '%s' (known: %s)", name.c_str(), known.c_str());

@@ -4,8 +4,10 @@
 //   head  global average pool – fc
 // resnet18/34 (torchvision names, widths 64-128-256-512, 1×1-conv "downsample" shortcuts)
 // and resnet20/32/56 (He et al. 2016 §4.2: widths 16-32-64, n = 3/5/9 blocks per stage,
-// option-A shortcuts: stride-2 subsampling plus zero channels, no parameters).
+// option-A shortcuts: stride-2 subsampling plus zero channels, no parameters). Each block's
+// first conv may be narrower (NetSpec::channels): a filter-pruned model.
 #include <map>
+#include <string>
 
 #include "engine/layers.h"
 #include "nets/nets.h"
@@ -16,12 +18,17 @@ namespace {
 
 enum class Shortcut { Projection, PadZeros };
 
-std::unique_ptr<Layer> basic_block(int in, int out, int stride, Shortcut kind) {
+// `name`: the block's path ("layer1.0"). Its conv1 is a filter group (conv1 – bn1 – conv2):
+// the residual sum never sees those channels, so structured pruning may narrow them.
+std::unique_ptr<Layer> basic_block(int in, int out, int stride, Shortcut kind, const NetSpec& spec,
+                                   const std::string& name, std::vector<FilterGroup>& groups) {
+  const int mid = conv_width(spec, name + ".conv1", out);
+  groups.push_back({name + ".conv1", name + ".bn1", name + ".conv2"});
   auto main = std::make_unique<Sequential>();
-  main->add("conv1", std::make_unique<Conv2d>(in, out, 3, stride, 1, false));
-  main->add("bn1", std::make_unique<BatchNorm2d>(out));
+  main->add("conv1", std::make_unique<Conv2d>(in, mid, 3, stride, 1, false));
+  main->add("bn1", std::make_unique<BatchNorm2d>(mid));
   main->add("relu", std::make_unique<ReLU>());
-  main->add("conv2", std::make_unique<Conv2d>(out, out, 3, 1, 1, false));
+  main->add("conv2", std::make_unique<Conv2d>(mid, out, 3, 1, 1, false));
   main->add("bn2", std::make_unique<BatchNorm2d>(out));
   if (stride == 1 && in == out) return std::make_unique<Residual>(std::move(main), nullptr);
   if (kind == Shortcut::PadZeros) {
@@ -42,18 +49,21 @@ std::unique_ptr<Network> build(const std::string& name, const NetSpec& spec, con
   net->add("bn1", std::make_unique<BatchNorm2d>(widths[0]));
   net->add("relu", std::make_unique<ReLU>());
   int in = widths[0];
+  std::vector<FilterGroup> groups;
   for (size_t stage = 0; stage < widths.size(); ++stage) {
+    const std::string layer_name = "layer" + std::to_string(stage + 1);
     auto layer = std::make_unique<Sequential>();
     for (int b = 0; b < blocks[stage]; ++b) {
       const int stride = (stage > 0 && b == 0) ? 2 : 1;
-      layer->add(basic_block(in, widths[stage], stride, kind));
+      layer->add(basic_block(in, widths[stage], stride, kind, spec, layer_name + "." + std::to_string(b), groups));
       in = widths[stage];
     }
-    net->add("layer" + std::to_string(stage + 1), std::move(layer));
+    net->add(layer_name, std::move(layer));
   }
   net->add("avgpool", std::make_unique<GlobalAvgPool>());
   net->add("fc", std::make_unique<Linear>(in, spec.num_classes));
-  return std::make_unique<Network>(NetInfo{name, spec.H, spec.W, spec.C, spec.num_classes}, std::move(net));
+  return std::make_unique<Network>(
+      NetInfo{name, spec.H, spec.W, spec.C, spec.num_classes, std::move(groups), spec.channels}, std::move(net));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // The fifth "M" is left out: the global average pool takes its place, so 28×28 inputs
 // (1×1 after the fourth pool) work as well as 32×32 (2×2 after the fourth pool).
 #include <map>
+#include <string>
 
 #include "engine/layers.h"
 #include "nets/nets.h"
@@ -22,23 +23,31 @@ std::unique_ptr<Network> make_vgg(const std::string& name, const NetSpec& spec) 
   ENSURE(it != configs.end(), "unknown VGG '%s'", name.c_str());
   const std::vector<int>& cfg = it->second;
 
+  // Every conv is a filter group, read by the next conv or, for the last, by the classifier.
   auto features = std::make_unique<Sequential>();
+  std::vector<FilterGroup> groups;
   int in = spec.C;
   for (size_t i = 0; i + 1 < cfg.size(); ++i) {  // the last entry is the fifth "M"
     if (cfg[i] == M) {
       features->add(std::make_unique<MaxPool2d>(2, 2));
       continue;
     }
-    features->add(std::make_unique<Conv2d>(in, cfg[i], 3, 1, 1, true));
-    features->add(std::make_unique<BatchNorm2d>(cfg[i]));
+    const std::string conv = "features." + std::to_string(features->size());
+    if (!groups.empty()) groups.back().consumer = conv;
+    groups.push_back({conv, "features." + std::to_string(features->size() + 1), ""});
+    const int width = conv_width(spec, conv, cfg[i]);
+    features->add(std::make_unique<Conv2d>(in, width, 3, 1, 1, true));
+    features->add(std::make_unique<BatchNorm2d>(width));
     features->add(std::make_unique<ReLU>());
-    in = cfg[i];
+    in = width;
   }
+  groups.back().consumer = "classifier";
   auto net = std::make_unique<Sequential>();
   net->add("features", std::move(features));
   net->add("avgpool", std::make_unique<GlobalAvgPool>());
   net->add("classifier", std::make_unique<Linear>(in, spec.num_classes, Init::Normal001, Init::Zeros));
-  return std::make_unique<Network>(NetInfo{name, spec.H, spec.W, spec.C, spec.num_classes}, std::move(net));
+  return std::make_unique<Network>(
+      NetInfo{name, spec.H, spec.W, spec.C, spec.num_classes, std::move(groups), spec.channels}, std::move(net));
 }
 
 }  // namespace activeip

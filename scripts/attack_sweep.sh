@@ -1,8 +1,8 @@
 #!/bin/sh
 # Attacks a protected model every way the CLI knows and tabulates what survives:
 #   scripts/attack_sweep.sh MODEL KEY REGISTRY DATASET [OUT_DIR]
-# The unattacked model's report (the baseline), pruning (each method x sparsity; magnitude
-# methods with and without fine-tuning, fineprune fine-tuned on each attacker fraction),
+# The unattacked model's report (the baseline), pruning (each method x sparsity; magnitude and
+# filter pruning with and without fine-tuning, fineprune fine-tuned on each attacker fraction),
 # fine-tuning (each mode x learning rate x fraction; the largest rate with a warm-up and cosine
 # decay, the schedule published results find erases most backdoor watermarks) and distillation
 # into fresh students. Each attack's `--json` report goes to OUT_DIR/json/ID.json (written
@@ -12,7 +12,9 @@
 # Plots and a summary: scripts/plot_attacks.py OUT_DIR/attacks.csv OUT_DIR.
 # Environment: DEVICE (cpu), THREADS, DATA_DIR, BUILD_DIR (build), EPOCHS (attack fine-tuning
 # epochs, 2), FRACTIONS ("0.1 0.33"), SPARSITIES ("0.0 0.1 ... 0.9"), PRUNE_METHODS ("global
-# layer fineprune"; empty skips pruning), PRUNE_LR (fine-tuning after pruning, 0.01), MODES
+# layer filter fineprune"; empty skips pruning), PRUNE_LR (fine-tuning after pruning, 0.01),
+# PRUNE_FT_SPARSITIES (the sparsities also fine-tuned after pruning, SPARSITIES),
+# PRUNE_FRACTIONS (the attacker fractions of that fine-tuning, FRACTIONS), MODES
 # ("ftll ftal rtll rtal"; empty skips fine-tuning), LRS ("0.001 0.01 0.08"), WARMUP (warm-up
 # epochs of the largest rate, 1; half of EPOCHS when EPOCHS <= WARMUP), DISTILL (student nets,
 # "resnet20"; empty skips), DISTILL_EPOCHS (EPOCHS), DISTILL_LR (0.1), TEMPERATURE (4), PROBES,
@@ -44,8 +46,10 @@ done
 DEVICE=${DEVICE:-cpu} EPOCHS=${EPOCHS:-2}
 FRACTIONS=${FRACTIONS:-0.1 0.33}
 SPARSITIES=${SPARSITIES:-0.0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9}
-PRUNE_METHODS=${PRUNE_METHODS-global layer fineprune}
+PRUNE_METHODS=${PRUNE_METHODS-global layer filter fineprune}
 PRUNE_LR=${PRUNE_LR:-0.01}
+PRUNE_FT_SPARSITIES=${PRUNE_FT_SPARSITIES:-$SPARSITIES}
+PRUNE_FRACTIONS=${PRUNE_FRACTIONS:-$FRACTIONS}
 MODES=${MODES-ftll ftal rtll rtal}
 LRS=${LRS:-0.001 0.01 0.08}
 WARMUP=${WARMUP:-1}
@@ -143,7 +147,8 @@ for method in $PRUNE_METHODS; do
       run_attack "$id" prune "$method" "$s" "" "" 0 "" -- \
         prune --model "$MODEL" --method "$method" --sparsity "$s" --out "$M/$id.safetensors" $COMMON
     fi
-    for f in $FRACTIONS; do
+    case " $PRUNE_FT_SPARSITIES " in *" $s "*) ;; *) continue ;; esac
+    for f in $PRUNE_FRACTIONS; do
       id="prune-$method-s$s-f$f-e$EPOCHS-lr$PRUNE_LR"
       run_attack "$id" prune "$method" "$s" "$PRUNE_LR" "$f" "$EPOCHS" "" -- \
         prune --model "$MODEL" --method "$method" --sparsity "$s" --out "$M/$id.safetensors" \

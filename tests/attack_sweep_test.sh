@@ -1,7 +1,7 @@
 #!/bin/sh
 # ctest: scripts/attack_sweep.sh on a one-epoch protected convnet on `synthetic` (2 users), into a
-# temporary folder: a minimal sweep (sparsities 0 and 0.5 for each pruning method, ftll and ftal
-# at one rate, one fraction, distillation into a convnet when the build has `distill`) must write
+# temporary folder: a minimal sweep (sparsities 0 and 0.5 for each pruning method, fine-tuned
+# after pruning at 0.5 only, ftll and ftal at one rate, one fraction, distillation into a convnet when the build has `distill`) must write
 # every attack's report and one CSV row each with the documented columns; plot_attacks.py must
 # write attacks.md from it. A rerun with SKIP_EXISTING skips the finished attacks, records a
 # failing one in the CSV with its error and exits 1. Skipped (77) without python3.
@@ -22,15 +22,16 @@ fail() { echo "attack_sweep test: $1"; [ -f "$TMP/log" ] && tail -40 "$TMP/log";
 
 DISTILL=""
 if "$ACTIVEIP" distill --help 2>/dev/null | grep -q -- '--teacher'; then DISTILL=convnet; fi
-export BUILD_DIR THREADS=2 EPOCHS=1 FRACTIONS=0.1 SPARSITIES="0.0 0.5" MODES="ftll ftal" LRS=0.01 \
+export BUILD_DIR THREADS=2 EPOCHS=1 FRACTIONS=0.1 SPARSITIES="0.0 0.5" PRUNE_FT_SPARSITIES=0.5 MODES="ftll ftal" LRS=0.01 \
   PROBES=10 COUNT=5 LIMIT_TRAIN=256 LIMIT_TEST=64 DISTILL
 OUT="$TMP/sweep"
 "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
   >"$TMP/log" 2>&1 || fail "the sweep failed"
 
-# The baseline, global and layer: 2 sparsities x (no fine-tuning + 1 fraction); fineprune:
-# 2 x 1 fraction; fine-tuning: 2 modes x 1 rate x 1 fraction; distillation: 1 student x 1 fraction.
-expected=$((1 + 4 + 4 + 2 + 2))
+# The baseline; global, layer and filter: 2 sparsities without fine-tuning + 0.5 fine-tuned on
+# 1 fraction; fineprune: 0.5 fine-tuned; fine-tuning: 2 modes x 1 rate x 1 fraction;
+# distillation: 1 student x 1 fraction.
+expected=$((1 + 3 + 3 + 3 + 1 + 2))
 [ -n "$DISTILL" ] && expected=$((expected + 1))
 python3 - "$OUT/attacks.csv" "$expected" "$DISTILL" <<'PY' || fail "CSV check"
 import csv, sys
@@ -51,10 +52,9 @@ for r in rows:
     assert float(r["seconds"]) > 0, r
 kinds = sorted((r["family"], r["method"], r["sparsity"], r["epochs"]) for r in rows)
 want = [("baseline", "none", "0", "0")]
-for m in ("global", "layer"):
-    for s in ("0.0", "0.5"):
-        want += [("prune", m, s, "0"), ("prune", m, s, "1")]
-want += [("prune", "fineprune", "0.0", "1"), ("prune", "fineprune", "0.5", "1")]
+for m in ("global", "layer", "filter"):
+    want += [("prune", m, "0.0", "0"), ("prune", m, "0.5", "0"), ("prune", m, "0.5", "1")]
+want += [("prune", "fineprune", "0.5", "1")]
 want += [("finetune", "ftal", "", "1"), ("finetune", "ftll", "", "1")]
 if distill:
     want += [("distill", "distill", "", "1")]
@@ -76,7 +76,7 @@ done
 rows=$(grep -c '^| \(no attack\|prune\|finetune\|distill\)' "$md")
 [ "$rows" -eq "$expected" ] || fail "attacks.md has $rows attack rows, expected $expected"
 if python3 -c 'import matplotlib' 2>/dev/null; then
-  for p in prune_global prune_layer prune_fineprune finetune_ftll finetune_ftal; do
+  for p in prune_global prune_layer prune_filter prune_fineprune finetune_ftll finetune_ftal; do
     [ -f "$OUT/$p.png" ] || fail "no plot $p.png"
     grep -q "($p.png)" "$md" || fail "plot $p.png not linked"
   done
@@ -85,7 +85,8 @@ else
 fi
 
 # Resume: the finished attacks are skipped; an attack the CLI refuses (an unknown mode) is a CSV
-# row with its error, the others still run, and the sweep exits 1.
+# row with its error, the others still run, and the sweep exits 1. (PRUNE_FT_SPARSITIES is still
+# 0.5, so sparsity 0.0 is not fine-tuned: 4 rows.)
 rc=0
 PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" SKIP_EXISTING=1 \
   "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
@@ -96,7 +97,7 @@ grep -q '^skip prune-global-s0.0 ' "$TMP/log" || fail "the finished pruning atta
 python3 - "$OUT/attacks.csv" <<'PY' || fail "CSV check after the failure"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-assert len(rows) == 5, [r["id"] for r in rows]
+assert len(rows) == 4, [r["id"] for r in rows]
 bad = [r for r in rows if r["error"]]
 assert len(bad) == 1 and bad[0]["method"] == "nosuchmode" and "exit 2" in bad[0]["error"], bad
 assert all(r["clean_accuracy"] for r in rows if not r["error"])

@@ -1,5 +1,5 @@
 // The attack commands through the real binary on a tiny protected synthetic model: prune
-// (global, layer, fineprune, with a masked fine-tune) and finetune (ftll, ftal, rtll, rtal)
+// (global, layer, filter, fineprune, with a masked fine-tune) and finetune (ftll, ftal, rtll, rtal)
 // write the attacked model and its mask and report the protection (JSON fields checked);
 // a pruned model fine-tuned later keeps its pruned weights at zero; bad options exit 2 naming
 // the option and write nothing.
@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -76,6 +77,31 @@ TEST_CASE("cli attack: prune by each method, and a later fine-tune keeps the mas
   CHECK(mask_violations(*m.net, ctx, mask) == 0);
   CHECK(mask_stats(*m.net, ctx, mask).pruned ==
         static_cast<int64_t>(std::llround(0.4 * static_cast<double>(mask_stats(*m.net, ctx, mask).candidates))));
+}
+
+TEST_CASE("cli attack: filter pruning writes a smaller model that every command loads") {
+  TempDir dir;
+  protected_model(dir);
+  const std::vector<std::string> base =
+      with({"--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--json"}, kData);
+  const json j = report_of(ok(dir, with({"prune", "--method", "filter", "--sparsity", "0.5", "--finetune-epochs", "1",
+                                         "--fraction", "0.5", "--out", "narrow.safetensors"},
+                                        base)));
+  CHECK(j["attack"]["filters"] == 32 + 64 + 128);  // convnet: every conv is a filter group
+  CHECK(j["attack"]["removed_filters"] == 16 + 32 + 64);
+  CHECK(j["attack"]["parameters"] < j["attack"]["original_parameters"]);
+  CHECK(j["attack"]["finetune"]["epochs"] == 1);
+  CHECK_FALSE(fs::exists(dir / "narrow.mask.safetensors"));
+  CHECK(fs::file_size(dir / "narrow.safetensors") < fs::file_size(dir / "m.safetensors"));
+  Context ctx;
+  const LoadedModel m = load_model(dir / "narrow.safetensors", ctx);
+  CHECK(m.meta.channels == std::map<std::string, int>{{"features.0", 16}, {"features.4", 32}, {"features.8", 64}});
+  CHECK(m.net->num_parameters() == j["attack"]["parameters"]);
+  // The narrower model goes on to the other commands like any other.
+  report_of(ok(dir, with({"finetune", "--model", "narrow.safetensors", "--key", "owner.key", "--registry", "users.db",
+                          "--json", "--mode", "ftll", "--epochs", "1", "--out", "narrow-ft.safetensors"},
+                         kData)));
+  ok(dir, {"eval", "--model", "narrow-ft.safetensors", "--data", "synthetic", "--limit-test", "64", "--threads", "2"});
 }
 
 TEST_CASE("cli attack: finetune in each mode reports the protection") {

@@ -1,7 +1,8 @@
 // GPU suite: the pruning kernels against their CPU versions — magnitude keys, the k-th key
 // (CUB radix sort) and the threshold mask on awkward sizes with many ties, the channel sums
 // of fine-pruning — and the engine's masks computed on CUDA equal the CPU's exactly; a masked
-// SGD step on the flat buffer keeps pruned weights at zero. Outputs poisoned with NaN first.
+// SGD step on the flat buffer keeps pruned weights at zero; filter pruning keeps and copies
+// the same filters from a net on the device. Outputs poisoned with NaN first.
 #ifdef ACTIVEIP_CUDA
 
 #include <cmath>
@@ -118,6 +119,28 @@ TEST_CASE("magnitude masks on CUDA equal the CPU's, and a masked step keeps them
   }
   CHECK(pruned > 0);
   CHECK(bad == 0);
+}
+
+TEST_CASE("filter pruning of a net on CUDA keeps and copies the same filters as on the CPU") {
+  Context cpu, gpu(Device::cuda());
+  auto a = make_net("resnet20", {32, 32, 3, 10}), b = make_net("resnet20", {32, 32, 3, 10});
+  a->build(cpu, 6);
+  b->build(gpu, 6);
+  const auto keep = filters_to_keep(*a, cpu, 0.45);
+  REQUIRE(filters_to_keep(*b, gpu, 0.45) == keep);
+  auto na = make_net("resnet20", {32, 32, 3, 10, kept_widths(keep)});
+  auto nb = make_net("resnet20", {32, 32, 3, 10, kept_widths(keep)});
+  na->build(cpu, 1);
+  nb->build(gpu, 2);
+  copy_kept_filters(*a, cpu, keep, *na);
+  copy_kept_filters(*b, gpu, keep, *nb);
+  for (const bool params : {true, false}) {
+    const Tensor ref = params ? na->params() : na->buffers();
+    const Tensor got = (params ? nb->params() : nb->buffers()).to(Device::cpu(), gpu);
+    gpu.synchronize();
+    CHECK(std::vector<float>(got.data<float>(), got.data<float>() + got.numel()) ==
+          std::vector<float>(ref.data<float>(), ref.data<float>() + ref.numel()));
+  }
 }
 
 }  // namespace activeip

@@ -2,15 +2,20 @@
 // exactly round(S·n) weights (globally, or per layer) and exactly the smallest ones; the mask
 // file round trip; fine-pruning's channel ranking and classifier-column mask; and a masked
 // training run (Trainer::set_mask) keeping the pruned weights at exactly zero, with --resume
-// comparing the mask.
+// comparing the mask; filter pruning's L1 ranking, the narrower net it copies into (same
+// outputs when the removed filters were dead) and its widths in the model file.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
+#include "engine/checkpoint.h"
 #include "engine/prune.h"
 #include "engine/trainer.h"
 #include "kernels/prune.h"
+#include "nets/model_io.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"
@@ -139,6 +144,108 @@ TEST_CASE("prune: fine-pruning ranks channels and masks the classifier's input c
   CHECK(z == 32 * 10);
   for (int c : channels)
     for (int o = 0; o < 10; ++o) CHECK(mask[static_cast<size_t>(fc.offset + o * 128 + c)] == 0.0f);
+}
+
+namespace {
+
+// Logits of `net` in eval mode for a fixed random batch of 3.
+std::vector<float> eval_logits(Network& net, Context& ctx) {
+  const auto x = test::random_floats(static_cast<size_t>(3 * net.info().H * net.info().W * net.info().C), 21, -1, 1);
+  net.set_training(false);
+  const Tensor y =
+      net.forward(ctx, Tensor::borrow(const_cast<float*>(x.data()), net.input_shape(3), DType::F32, Device::cpu()));
+  return host_floats(y, ctx);
+}
+
+}  // namespace
+
+TEST_CASE("prune: filter pruning removes the smallest-L1 filters; removing dead filters keeps the outputs") {
+  for (const char* name : {"convnet", "resnet20", "vgg11"}) {
+    CAPTURE(name);
+    Context ctx;
+    auto net = make_net(name, {32, 32, 3, 10});
+    net->build(ctx, 7);
+    {  // running statistics away from their initial values, so that their gathering shows
+      const auto x = test::random_floats(static_cast<size_t>(4 * 32 * 32 * 3), 11);
+      net->set_training(true);
+      net->forward(ctx, Tensor::borrow(const_cast<float*>(x.data()), net->input_shape(4), DType::F32, Device::cpu()));
+    }
+    // In each group, kill round(0.4·K) filters spread over the conv: zero weights (and bias),
+    // and zero BN scale and shift, so the channel is exactly 0 after the batch norm.
+    const double sparsity = 0.4;
+    std::map<std::string, std::vector<int>> alive;
+    float* p = net->params().data<float>();
+    for (const FilterGroup& g : net->info().filter_groups) {
+      const NamedSlot& w = net->slot(g.conv + ".weight");
+      const int K = static_cast<int>(w.slot.shape[0]);
+      const int64_t per = shape_numel(w.slot.shape) / K;
+      const int dead = static_cast<int>(std::llround(sparsity * K));
+      for (int k = 0; k < K; ++k) {
+        if ((k * 7) % K >= dead) {  // a permutation of 0..K-1 when gcd(7, K) = 1
+          alive[g.conv].push_back(k);
+          continue;
+        }
+        std::fill_n(p + w.offset + k * per, per, 0.0f);
+        for (const std::string& slot : {g.conv + ".bias", g.bn + ".weight", g.bn + ".bias"}) {
+          const auto& slots = net->slots();
+          if (std::any_of(slots.begin(), slots.end(), [&](const NamedSlot& s) { return s.name == slot; }))
+            p[net->slot(slot).offset + k] = 0.0f;
+        }
+      }
+      REQUIRE(static_cast<int>(alive[g.conv].size()) == K - dead);
+    }
+    const auto keep = filters_to_keep(*net, ctx, sparsity);
+    CHECK(keep == alive);
+
+    auto narrow = make_net(name, {32, 32, 3, 10, kept_widths(keep)});
+    narrow->build(ctx, 1);
+    copy_kept_filters(*net, ctx, keep, *narrow);
+    CHECK(narrow->num_parameters() < net->num_parameters());
+    CHECK(narrow->info().channels == kept_widths(keep));
+    const std::vector<float> wide_y = eval_logits(*net, ctx), narrow_y = eval_logits(*narrow, ctx);
+    REQUIRE(wide_y.size() == narrow_y.size());
+    double scale = 0;
+    for (float v : wide_y) scale = std::max(scale, std::fabs(static_cast<double>(v)));
+    for (size_t i = 0; i < wide_y.size(); ++i)
+      CHECK(narrow_y[i] == doctest::Approx(wide_y[i]).epsilon(1e-4).scale(scale));
+
+    // Sparsity 0 keeps every filter (the copy is the identity); 1 keeps one per group.
+    const auto all = filters_to_keep(*net, ctx, 0.0);
+    for (const FilterGroup& g : net->info().filter_groups)
+      CHECK(static_cast<int64_t>(all.at(g.conv).size()) == net->slot(g.conv + ".weight").slot.shape[0]);
+    for (const auto& [conv, kept] : filters_to_keep(*net, ctx, 1.0)) CHECK(kept.size() == 1);
+  }
+}
+
+TEST_CASE("prune: a filter-pruned model saves its widths and loads back; bad widths are refused") {
+  Context ctx;
+  auto net = make_net("resnet20", {32, 32, 3, 10});
+  net->build(ctx, 5);
+  const auto keep = filters_to_keep(*net, ctx, 0.5);
+  auto narrow = make_net("resnet20", {32, 32, 3, 10, kept_widths(keep)});
+  narrow->build(ctx, 1);
+  copy_kept_filters(*net, ctx, keep, *narrow);
+  CHECK(narrow->slot("layer3.2.conv1.weight").slot.shape == Shape{32, 3, 3, 64});
+  CHECK(narrow->slot("layer3.2.conv2.weight").slot.shape == Shape{64, 3, 3, 32});
+  const test::TempDir dir;
+  const std::string path = dir / "narrow.safetensors";
+  save_model(path, *narrow, ctx, ModelMeta::describe(*narrow, "synthetic", Normalization{{0, 0, 0}, {1, 1, 1}}));
+  LoadedModel back = load_model(path, ctx);
+  CHECK(back.meta.channels == kept_widths(keep));
+  CHECK(eval_logits(*back.net, ctx) == eval_logits(*narrow, ctx));
+
+  CHECK_THROWS_WITH_AS(make_net("resnet20", {32, 32, 3, 10, {{"layer1.0.conv2", 8}}}),
+                       doctest::Contains("no prunable conv 'layer1.0.conv2'"), Error);
+  CHECK_THROWS_WITH_AS(make_net("resnet20", {32, 32, 3, 10, {{"layer1.0.conv1", 17}}}),
+                       doctest::Contains("must be 1 to 16"), Error);
+  CHECK_THROWS_WITH_AS(make_net("vgg11", {32, 32, 3, 10, {{"features.0", 0}}}), doctest::Contains("features.0"), Error);
+  std::map<std::string, std::string> m =
+      ModelMeta::describe(*narrow, "synthetic", {{0, 0, 0}, {1, 1, 1}}).to_metadata();
+  m["channels"] = R"({"layer1.0.conv1": "eight"})";
+  CHECK_THROWS_WITH_AS(ModelMeta::from_metadata(m, "x.safetensors"), doctest::Contains("channels[layer1.0.conv1]"),
+                       Error);
+  m["channels"] = "[8]";
+  CHECK_THROWS_WITH_AS(ModelMeta::from_metadata(m, "x.safetensors"), doctest::Contains("x.safetensors"), Error);
 }
 
 TEST_CASE("prune: the mask file round trip and its refusals") {

@@ -70,7 +70,7 @@ TEST_CASE("network gradients match finite differences end to end") {
   body->add("pool", std::make_unique<MaxPool2d>(2, 2));
   body->add("avgpool", std::make_unique<GlobalAvgPool>());
   body->add("fc", std::make_unique<Linear>(8, 3));
-  Network net({"tiny", 8, 6, 3, 3}, std::move(body));
+  Network net({"tiny", 8, 6, 3, 3, {}, {}}, std::move(body));
   Context ctx;
   net.build(ctx, 9);
   net.set_training(true);
