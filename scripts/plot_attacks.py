@@ -7,7 +7,10 @@ matplotlib is installed (per pruning method: clean accuracy and owner/user detec
 sparsity; per fine-tuning mode: the same against learning rate, one line per attacker fraction).
 Without matplotlib the markdown is still written and says the plots were skipped.
 
-    python3 scripts/plot_attacks.py OUT_DIR/attacks.csv OUT_DIR [--no-plots]
+    python3 scripts/plot_attacks.py OUT_DIR/attacks.csv [MORE.csv ...] OUT_DIR [--no-plots]
+
+Several CSVs (the sweeps of several invocations into one OUT_DIR) are read as one: an attack
+id met again replaces the earlier row.
 
 Accuracies are fractions in the CSV and percentage points here; accuracy_drop is original minus
 attacked, so a negative drop is a gain. Exit status: 0 written, 1 unreadable or malformed CSV,
@@ -46,7 +49,20 @@ def pct(v, spec="%.2f%%"):
     return "–" if v is None else spec % (100 * v)
 
 
-def read_rows(path):
+def read_rows(paths):
+    """The rows of every CSV in order; a later row with an id already read replaces it."""
+    rows, at = [], {}
+    for path in paths:
+        for r in read_csv(path):
+            if r["id"] in at:
+                rows[at[r["id"]]] = r
+            else:
+                at[r["id"]] = len(rows)
+                rows.append(r)
+    return rows
+
+
+def read_csv(path):
     try:
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
@@ -300,7 +316,7 @@ def plots(rows, out_dir):
 
 def main():
     ap = argparse.ArgumentParser(description="Summarise and plot an attack sweep (scripts/attack_sweep.sh).")
-    ap.add_argument("csv", help="attacks.csv written by scripts/attack_sweep.sh")
+    ap.add_argument("csv", nargs="+", help="attacks.csv written by scripts/attack_sweep.sh (several: merged by id)")
     ap.add_argument("out_dir", help="folder for attacks.md and the PNG plots")
     ap.add_argument("--no-plots", action="store_true", help="write only attacks.md")
     args = ap.parse_args()
@@ -323,7 +339,7 @@ def main():
                     "`scripts/plot_attacks.py`).")
     md = os.path.join(args.out_dir, "attacks.md")
     with open(md + ".tmp", "w") as fh:
-        fh.write(markdown(rows, args.csv, images, note))
+        fh.write(markdown(rows, ", ".join(args.csv), images, note))
     os.replace(md + ".tmp", md)
     print(f"wrote {md}" + (f" and {len(images)} plots" if images else f" ({note})"))
     return 0

@@ -87,6 +87,7 @@ fi
 # Resume: the finished attacks are skipped; an attack the CLI refuses (an unknown mode) is a CSV
 # row with its error, the others still run, and the sweep exits 1. (PRUNE_FT_SPARSITIES is still
 # 0.5, so sparsity 0.0 is not fine-tuned: 4 rows.)
+cp "$OUT/attacks.csv" "$TMP/first.csv"
 rc=0
 PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" SKIP_EXISTING=1 \
   "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
@@ -104,6 +105,10 @@ assert all(r["clean_accuracy"] for r in rows if not r["error"])
 PY
 python3 "$ROOT/scripts/plot_attacks.py" "$OUT/attacks.csv" "$OUT" --no-plots >"$TMP/log" 2>&1 || fail "plot after failure"
 grep -q '^## Failed attacks' "$OUT/attacks.md" || fail "attacks.md does not list the failed attack"
+# Both invocations' CSVs as one: the rerun's rows replace the first's by id, the new one is added.
+python3 "$ROOT/scripts/plot_attacks.py" "$TMP/first.csv" "$OUT/attacks.csv" "$TMP/merged" --no-plots >"$TMP/log" 2>&1 \
+  || fail "plot of two CSVs"
+grep -q ": $((expected + 1)) attacks, 1 failed;" "$TMP/merged/attacks.md" || fail "merged CSVs: not $((expected + 1)) attacks, 1 failed"
 
 # Invented numbers (never measured) where the protection is there before the attacks: the
 # summary must name each attack that removed it, what was lost and the accuracy it cost.
