@@ -401,7 +401,7 @@ void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tens
   sgd_step_cpu(n, p, a);
 }
 
-void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a) {
+void augment([[maybe_unused]] Context& ctx, const AugmentShape& s, const AugmentArgs& a) {
 #ifdef ACTIVEIP_CUDA
   if (ctx.is_cuda()) return augment_cuda(s, a, ctx.stream());
 #endif

@@ -25,7 +25,7 @@ struct Segment {
 
 // The k-th smallest magnitude key over `segments` of the parameters (kKeepAll for k = 0,
 // kPruneAll for k = all of them), computed on ctx's device.
-uint64_t threshold_of(Network& net, Context& ctx, const std::vector<Segment>& segments, int64_t k) {
+uint64_t threshold_of(Network& net, [[maybe_unused]] Context& ctx, const std::vector<Segment>& segments, int64_t k) {
   int64_t n = 0;
   for (const Segment& s : segments) n += s.size;
   if (k <= 0) return kKeepAll;
@@ -56,7 +56,7 @@ uint64_t threshold_of(Network& net, Context& ctx, const std::vector<Segment>& se
   return kth_smallest_key_cpu(keys.size(), keys.data(), static_cast<size_t>(k));
 }
 
-void apply_threshold(Network& net, Context& ctx, const Segment& s, uint64_t threshold, Tensor& mask) {
+void apply_threshold(Network& net, [[maybe_unused]] Context& ctx, const Segment& s, uint64_t threshold, Tensor& mask) {
   const float* w = net.params().data<float>() + s.offset;
   float* m = mask.data<float>() + s.offset;
 #ifdef ACTIVEIP_CUDA
@@ -262,8 +262,13 @@ void copy_kept_filters(Network& from, Context& ctx, const std::map<std::string, 
       }
     }
     Shape out = shape;
-    for (size_t d = 0; d < shape.size(); ++d)
-      if (!index[d].empty()) out[d] = static_cast<int64_t>(index[d].size());
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (index[d].empty()) continue;
+      out[d] = static_cast<int64_t>(index[d].size());
+      for (int i : index[d])
+        ENSURE(i >= 0 && i < shape[d], "%s: kept filter %d is outside its %lld channels", s.name.c_str(), i,
+               static_cast<long long>(shape[d]));
+    }
     ENSURE(out == s.slot.shape, "%s: the kept filters give %s, the narrower net has %s", s.name.c_str(),
            shape_str(out).c_str(), shape_str(s.slot.shape).c_str());
     const bool param = s.slot.kind == SlotKind::Parameter;

@@ -227,6 +227,9 @@ TEST_CASE("prune: a filter-pruned model saves its widths and loads back; bad wid
   copy_kept_filters(*net, ctx, keep, *narrow);
   CHECK(narrow->slot("layer3.2.conv1.weight").slot.shape == Shape{32, 3, 3, 64});
   CHECK(narrow->slot("layer3.2.conv2.weight").slot.shape == Shape{64, 3, 3, 32});
+  auto bad = keep;
+  bad["layer1.0.conv1"].back() = 16;  // layer1's convs have 16 filters
+  CHECK_THROWS_WITH_AS(copy_kept_filters(*net, ctx, bad, *narrow), doctest::Contains("outside its 16 channels"), Error);
   const test::TempDir dir;
   const std::string path = dir / "narrow.safetensors";
   save_model(path, *narrow, ctx, ModelMeta::describe(*narrow, "synthetic", Normalization{{0, 0, 0}, {1, 1, 1}}));
