@@ -204,6 +204,9 @@ def model_meta(path, metadata):
 
     if field("format") != MODEL_FORMAT:
         raise CheckError("%s: model format '%s' is not %s" % (path, field("format"), MODEL_FORMAT))
+    if "channels" in metadata:
+        raise CheckError("%s: a filter-pruned model (metadata channels): its narrower widths have no PyTorch "
+                         "mirror here" % path)
     try:
         num_classes = int(field("num_classes"))
         shape = json.loads(field("input_shape"))
