@@ -13,8 +13,8 @@
 # Environment: DEVICE (cpu), THREADS, DATA_DIR, BUILD_DIR (build), EPOCHS (attack fine-tuning
 # epochs, 2), FRACTIONS ("0.1 0.33"), SPARSITIES ("0.0 0.1 ... 0.9"), PRUNE_METHODS ("global
 # layer filter fineprune"; empty skips pruning), PRUNE_LR (fine-tuning after pruning, 0.01),
-# PRUNE_FT_SPARSITIES (the sparsities also fine-tuned after pruning, SPARSITIES),
-# PRUNE_FRACTIONS (the attacker fractions of that fine-tuning, FRACTIONS), MODES
+# PRUNE_FT_SPARSITIES (the sparsities also fine-tuned after pruning, SPARSITIES; "none":
+# none), PRUNE_FRACTIONS (the attacker fractions of that fine-tuning, FRACTIONS), MODES
 # ("ftll ftal rtll rtal"; empty skips fine-tuning), LRS ("0.001 0.01 0.08"), WARMUP (warm-up
 # epochs of the largest rate, 1; half of EPOCHS when EPOCHS <= WARMUP), DISTILL (student nets,
 # "resnet20"; empty skips), DISTILL_EPOCHS (EPOCHS), DISTILL_LR (0.1), TEMPERATURE (4), PROBES,

@@ -1,10 +1,11 @@
 #!/bin/sh
 # ctest: scripts/attack_sweep.sh on a one-epoch protected convnet on `synthetic` (2 users), into a
 # temporary folder: a minimal sweep (sparsities 0 and 0.5 for each pruning method, fine-tuned
-# after pruning at 0.5 only, ftll and ftal at one rate, one fraction, distillation into a convnet when the build has `distill`) must write
-# every attack's report and one CSV row each with the documented columns; plot_attacks.py must
-# write attacks.md from it. A rerun with SKIP_EXISTING skips the finished attacks, records a
-# failing one in the CSV with its error and exits 1. Skipped (77) without python3.
+# after pruning at 0.5 only, ftll and ftal at one rate, one fraction, distillation into a
+# convnet when the build has `distill`) must write every attack's report and one CSV row each
+# with the documented columns; plot_attacks.py must write attacks.md from it. A rerun with
+# SKIP_EXISTING skips the finished attacks, records a failing one in the CSV with its error and
+# exits 1; plot_attacks.py merges both runs' CSVs by id. Skipped (77) without python3.
 set -eu
 command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
 BUILD_DIR=$1
