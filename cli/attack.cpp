@@ -239,48 +239,36 @@ struct PruneOptions {
   int activation_samples = 1000;
 };
 
-int run_prune(PruneOptions& o) {
-  check_out(o.a);
-  const PruneMethod method = parse_prune_method(o.method);
-  TrainConfig config = o.a.train;
-  config.epochs = std::max(1, o.finetune_epochs);
-  as_usage([&] { config.validate(); });
-  const bool fineprune = method == PruneMethod::FinePrune;
-  Target t(o.a, fineprune || o.finetune_epochs > 0);
-  nlohmann::json attack = {{"kind", "prune"}, {"method", o.method}, {"sparsity", o.sparsity}};
-  if (method == PruneMethod::Filter) {
-    // The narrower net replaces the original: no mask, nothing left to hold at zero.
-    Network& wide = *t.m.net;
-    const auto keep = filters_to_keep(wide, t.ctx, o.sparsity);
-    const NetInfo& i = wide.info();
-    std::unique_ptr<Network> narrow = make_net(i.name, {i.H, i.W, i.C, i.num_classes, kept_widths(keep)});
-    narrow->build(t.ctx, config.seed);
-    copy_kept_filters(wide, t.ctx, keep, *narrow);
-    int64_t filters = 0, kept = 0;
-    for (const FilterGroup& g : i.filter_groups) filters += wide.slot(g.conv + ".weight").slot.shape[0];
-    for (const auto& [conv, k] : keep) kept += static_cast<int64_t>(k.size());
-    attack["filters"] = filters;
-    attack["removed_filters"] = filters - kept;
-    attack["original_parameters"] = wide.num_parameters();
-    attack["parameters"] = narrow->num_parameters();
-    attack["channels"] = narrow->info().channels;
-    std::fprintf(stderr, "filter pruning: %lld of %lld filters removed, %lld -> %lld parameters\n",
-                 static_cast<long long>(filters - kept), static_cast<long long>(filters),
-                 static_cast<long long>(wide.num_parameters()), static_cast<long long>(narrow->num_parameters()));
-    t.m.net = std::move(narrow);
-    t.m.meta.channels = t.m.net->info().channels;
-    if (o.finetune_epochs > 0) {
-      train_attacker(t, o.a, *t.m.net, config, {});
-      attack["finetune"] = nlohmann::json::parse(config.to_json());
-      attack["fraction"] = o.a.fraction;
-    }
-    return finish(t, o.a, attack, Tensor(), *t.m.net, t.m.meta);
-  }
+// Filter pruning: the narrower net replaces the target's (its widths go into the metadata);
+// there is no mask, nothing is left to hold at zero.
+void prune_filters(Target& t, double sparsity, uint64_t seed, nlohmann::json& attack) {
+  Network& wide = *t.m.net;
+  const auto keep = filters_to_keep(wide, t.ctx, sparsity);
+  const NetInfo& i = wide.info();
+  std::unique_ptr<Network> narrow = make_net(i.name, {i.H, i.W, i.C, i.num_classes, kept_widths(keep)});
+  narrow->build(t.ctx, seed);
+  copy_kept_filters(wide, t.ctx, keep, *narrow);
+  int64_t filters = 0, kept = 0;
+  for (const FilterGroup& g : i.filter_groups) filters += wide.slot(g.conv + ".weight").slot.shape[0];
+  for (const auto& [conv, k] : keep) kept += static_cast<int64_t>(k.size());
+  attack["filters"] = filters;
+  attack["removed_filters"] = filters - kept;
+  attack["original_parameters"] = wide.num_parameters();
+  attack["parameters"] = narrow->num_parameters();
+  attack["channels"] = narrow->info().channels;
+  std::fprintf(stderr, "filter pruning: %lld of %lld filters removed, %lld -> %lld parameters\n",
+               static_cast<long long>(filters - kept), static_cast<long long>(filters),
+               static_cast<long long>(wide.num_parameters()), static_cast<long long>(narrow->num_parameters()));
+  t.m.net = std::move(narrow);
+  t.m.meta.channels = t.m.net->info().channels;
+}
 
+// Magnitude pruning or fine-pruning: the mask, applied to the target's net.
+Tensor prune_by_mask(Target& t, const PruneOptions& o, PruneMethod method, uint64_t seed, nlohmann::json& attack) {
   Network& net = *t.m.net;
   Tensor mask;
-  if (fineprune) {
-    const Dataset subset = seeded_subset(t.data.train, o.a.fraction, config.seed);
+  if (method == PruneMethod::FinePrune) {
+    const Dataset subset = seeded_subset(t.data.train, o.a.fraction, seed);
     std::vector<int32_t> indices(static_cast<size_t>(std::min<int64_t>(subset.size(), o.activation_samples)));
     for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int32_t>(i);
     const std::vector<double> activation =
@@ -300,14 +288,30 @@ int run_prune(PruneOptions& o) {
   attack["weight_sparsity"] = st.sparsity();
   std::fprintf(stderr, "%s pruning: %lld of %lld conv/linear weights zeroed (%.4f)\n", o.method.c_str(),
                static_cast<long long>(st.pruned), static_cast<long long>(st.candidates), st.sparsity());
+  return mask;
+}
+
+int run_prune(PruneOptions& o) {
+  check_out(o.a);
+  const PruneMethod method = parse_prune_method(o.method);
+  TrainConfig config = o.a.train;
+  config.epochs = std::max(1, o.finetune_epochs);
+  as_usage([&] { config.validate(); });
+  Target t(o.a, method == PruneMethod::FinePrune || o.finetune_epochs > 0);
+  nlohmann::json attack = {{"kind", "prune"}, {"method", o.method}, {"sparsity", o.sparsity}};
+  Tensor mask;
+  if (method == PruneMethod::Filter)
+    prune_filters(t, o.sparsity, config.seed, attack);
+  else
+    mask = prune_by_mask(t, o, method, config.seed, attack);
   if (o.finetune_epochs > 0) {
     AttackTraining with;
     with.mask = mask;
-    train_attacker(t, o.a, net, config, with);
+    train_attacker(t, o.a, *t.m.net, config, with);
     attack["finetune"] = nlohmann::json::parse(config.to_json());
     attack["fraction"] = o.a.fraction;
   }
-  return finish(t, o.a, attack, mask, net, t.m.meta);
+  return finish(t, o.a, attack, mask, *t.m.net, t.m.meta);
 }
 
 struct FinetuneOptions {

@@ -9,6 +9,25 @@
 
 namespace activeip {
 
+namespace {
+
+// Index of the largest of C floats (the first on ties).
+int argmax(const float* v, int C) {
+  int best = 0;
+  for (int c = 1; c < C; ++c)
+    if (v[c] > v[best]) best = c;
+  return best;
+}
+
+void check_rows(Context& ctx, const Tensor& t, const Shape& shape, const char* what) {
+  ENSURE(t.dtype() == DType::F32 && t.shape() == shape, "soft-target loss: %s is %s, expected F32 %s", what,
+         shape_str(t.shape()).c_str(), shape_str(shape).c_str());
+  ENSURE(t.device() == ctx.device(), "soft-target loss: %s is on %s but the context is on %s", what,
+         t.device().str().c_str(), ctx.device().str().c_str());
+}
+
+}  // namespace
+
 SoftmaxCrossEntropy::SoftmaxCrossEntropy(float smoothing) : smoothing_(smoothing) {
   ENSURE(smoothing >= 0.0f && smoothing < 1.0f, "label smoothing %g is outside [0, 1)", static_cast<double>(smoothing));
 }
@@ -30,10 +49,7 @@ LossResult SoftmaxCrossEntropy::forward(Context& ctx, const Tensor& logits, cons
   const int32_t* y = lab.data<int32_t>();
   for (int n = 0; n < s.N; ++n) {
     r.loss += l[n];
-    int best = 0;
-    for (int c = 1; c < s.C; ++c)
-      if (p[int64_t{n} * s.C + c] > p[int64_t{n} * s.C + best]) best = c;
-    r.correct += best == y[n];
+    r.correct += argmax(p + int64_t{n} * s.C, s.C) == y[n];
   }
   r.loss /= s.N;
   return r;
@@ -45,25 +61,6 @@ Tensor SoftmaxCrossEntropy::backward(Context& ctx) {
   ops::softmax_xent_bwd(ctx, s, smoothing_, probs_, labels_, 1.0f / static_cast<float>(s.N), dlogits_);
   return dlogits_;
 }
-
-namespace {
-
-void check_rows(Context& ctx, const Tensor& t, const Shape& shape, const char* what) {
-  ENSURE(t.dtype() == DType::F32 && t.shape() == shape, "soft-target loss: %s is %s, expected F32 %s", what,
-         shape_str(t.shape()).c_str(), shape_str(shape).c_str());
-  ENSURE(t.device() == ctx.device(), "soft-target loss: %s is on %s but the context is on %s", what,
-         t.device().str().c_str(), ctx.device().str().c_str());
-}
-
-// Index of the largest of C floats (the first on ties).
-int argmax(const float* v, int C) {
-  int best = 0;
-  for (int c = 1; c < C; ++c)
-    if (v[c] > v[best]) best = c;
-  return best;
-}
-
-}  // namespace
 
 SoftTargetCrossEntropy::SoftTargetCrossEntropy(float temperature) : temperature_(temperature) {
   ENSURE(std::isfinite(temperature) && temperature > 0, "temperature must be positive, got %g",
