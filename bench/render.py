@@ -70,31 +70,29 @@ def conv_ratios(conv, net):
     return out
 
 
-def ours_best(train, net):
+def best_run(runs, net, **match):
+    """The run of NET with the most images/s among those whose fields equal MATCH."""
     best = None
-    for r in train.get("runs", []):
-        if r.get("net") == net and isinstance(r.get("images_per_s"), (int, float)):
-            if best is None or r["images_per_s"] > best["images_per_s"]:
-                best = r
+    for r in runs:
+        if r.get("net") != net or not isinstance(r.get("images_per_s"), (int, float)):
+            continue
+        if any(r.get(k) != v for k, v in match.items()):
+            continue
+        if best is None or r["images_per_s"] > best["images_per_s"]:
+            best = r
     return best
+
+
+def ours_best(train, net):
+    return best_run(train.get("runs", []), net)
 
 
 def ours_best_custom(train, net):
-    best = None
-    for r in train.get("runs", []):
-        if r.get("net") == net and r.get("conv_impl") == "custom" and isinstance(r.get("images_per_s"), (int, float)):
-            if best is None or r["images_per_s"] > best["images_per_s"]:
-                best = r
-    return best
+    return best_run(train.get("runs", []), net, conv_impl="custom")
 
 
 def peer_best(peer, net):
-    best = None
-    for r in peer.get("runs", []):
-        if r.get("net") == net and isinstance(r.get("images_per_s"), (int, float)):
-            if best is None or r["images_per_s"] > best["images_per_s"]:
-                best = r
-    return best
+    return best_run(peer.get("runs", []), net)
 
 
 def nets_of(results):
@@ -262,16 +260,20 @@ def train_section(train, peer):
     if train and peer:
         rows = []
         for net in nets_of({"train": train, "pytorch": peer}):
-            ours, cud, theirs = ours_best_custom(train, net), None, peer_best(peer, net)
-            for r in train.get("runs", []):
-                if r.get("net") == net and r.get("conv_impl") == "cudnn" and isinstance(r.get("images_per_s"), (int, float)):
-                    if cud is None or r["images_per_s"] > cud["images_per_s"]:
-                        cud = r
+            ours, theirs = ours_best_custom(train, net), peer_best(peer, net)
+            cud = best_run(train.get("runs", []), net, conv_impl="cudnn")
+            fp32 = best_run(peer.get("runs", []), net, config="eager-fp32")
+
+            def ratio(peer_run):
+                return fmt(ours["images_per_s"] / peer_run["images_per_s"]) if ours and peer_run else "–"
+
             rows.append((net, fmt(ours and ours["images_per_s"], "%.0f"), fmt(cud and cud["images_per_s"], "%.0f"),
+                         fmt(fp32 and fp32["images_per_s"], "%.0f"), ratio(fp32),
                          "%s (%s)" % (fmt(theirs and theirs["images_per_s"], "%.0f"), theirs and theirs.get("config")),
-                         fmt(ours["images_per_s"] / theirs["images_per_s"]) if ours and theirs else "–"))
-        out.append("\nBest of each engine, any batch size:\n")
-        out.append(table(["net", "ours (custom kernels)", "ours (cuDNN/cuBLAS)", "PyTorch best", "ours/PyTorch"], rows))
+                         ratio(theirs)))
+        out.append("\nBest of each engine, any batch size (ours are fp32; eager-fp32 is PyTorch at the same precision):\n")
+        out.append(table(["net", "ours (custom kernels)", "ours (cuDNN/cuBLAS)", "PyTorch eager-fp32", "ours/eager-fp32",
+                          "PyTorch best", "ours/PyTorch best"], rows))
     return "\n".join(out) if out else "Not measured in this run."
 
 

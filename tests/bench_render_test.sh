@@ -23,6 +23,9 @@ done
 grep -q 'ours takes 1.00× cuDNN' "$md" || fail "conv headline"
 grep -q 'amp-bf16-cl, 10000 images/s (batch 256): 0.50× PyTorch' "$md" || fail "throughput headline"
 grep -q 'best 40.1%' "$md" || fail "MFU headline"
+# Best of each engine: ours (custom 5000) against PyTorch at the same precision (eager-fp32,
+# 4500: 1.11x) and against its best configuration (0.50x).
+grep -q '^| resnet18 | 5000 | 6000 | 4500 | 1.11 | 10000 (amp-bf16-cl) | 0.50 |$' "$md" || fail "best-of-engine row"
 # Every measured layer × pass has a row; the run that failed says why.
 [ "$(grep -c '^| 32x32x64 3x3 64->64 s1 | 4 |' "$md")" -eq 3 ] || fail "conv rows"
 grep -q 'fixture: not run' "$md" || fail "reason of a missing run"
