@@ -251,6 +251,15 @@ void add_schedule_options(CLI::App* cmd, TrainOptions& o) {
       ->delimiter(',');
   cmd->add_option("--gamma", o.config.gamma, "Step schedule factor")->capture_default_str();
   cmd->add_option("--label-smoothing", o.config.label_smoothing, "Label smoothing")->capture_default_str();
+  cmd->add_option("--sam", o.config.sam_rho,
+                  "Sharpness-aware steps: move each weight tensor by this fraction of its norm along its "
+                  "gradient first (0: plain SGD; two passes per step)")
+      ->capture_default_str()
+      ->check(non_negative_number());
+  cmd->add_option("--sam-ascent", o.config.sam_ascent,
+                  "Samples whose loss gives --sam's ascent: batch, or extra (the protected samples only)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"batch", "extra"}));
   cmd->add_flag("--no-augment", o.no_augment, "Train without random crop and flip");
   cmd->add_option("--seed", o.config.seed, "Seed of initialisation, shuffling and augmentation")->capture_default_str();
   o.device.add_to(cmd);

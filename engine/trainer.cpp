@@ -102,6 +102,7 @@ std::string TrainConfig::to_json() const {
                       {"seed", seed},
                       {"augment", augment}};
   if (!mixer.empty()) j["mixer"] = nlohmann::json::parse(mixer);
+  if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}};  // absent: older runs resume as before
   return j.dump();
 }
 
@@ -119,6 +120,9 @@ void TrainConfig::validate() const {
   ENSURE(gamma > 0 && gamma <= 1, "--gamma must be in (0, 1], got %g", gamma);
   ENSURE(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), got %g",
          static_cast<double>(label_smoothing));
+  ENSURE(std::isfinite(sam_rho) && sam_rho >= 0, "--sam must be non-negative, got %g", sam_rho);
+  ENSURE(sam_ascent == "batch" || sam_ascent == "extra", "--sam-ascent '%s' is unknown (known: batch, extra)",
+         sam_ascent.c_str());
   ENSURE(eval_batch >= 1, "evaluation batch must be at least 1, got %d", eval_batch);
 }
 
@@ -204,6 +208,8 @@ Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig
       sgd_(net, ctx, config_.sgd()),
       loss_(config_.label_smoothing) {
   config_.validate();
+  ENSURE(config_.sam_rho == 0 || config_.sam_ascent != "extra" || (mixer && mixer->extra(config_.batch) > 0),
+         "--sam-ascent extra needs extra samples in the batch (protected training)");
   check_data_fits(net, data.train);
   check_data_fits(net, data.test);
   const int64_t n = data.train.size();
@@ -303,9 +309,79 @@ LossResult Trainer::train_step(int64_t global, std::vector<int32_t>& batch, int 
       targets_ ? soft_loss_.forward(ctx_, logits, soft_targets_) : loss_.forward(ctx_, logits, labels_);
   ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %lld step %lld (try a lower --lr)", r.loss,
          static_cast<long long>(global / steps_per_epoch_ + 1), static_cast<long long>(global % steps_per_epoch_ + 1));
-  net_.backward(ctx_, targets_ ? soft_loss_.backward(ctx_) : loss_.backward(ctx_));
+  if (config_.sam_rho > 0)
+    sam_pass(loss_backward(), b);
+  else
+    net_.backward(ctx_, loss_backward());
   sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
   return r;
+}
+
+Tensor sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho) {
+  ENSURE(!w.device().is_cuda() && !g.device().is_cuda() && w.numel() == net.num_parameters() &&
+             g.numel() == net.num_parameters(),
+         "sam_perturbation: w and g must be host tensors of %lld floats", static_cast<long long>(net.num_parameters()));
+  Tensor e = Tensor::host({net.num_parameters()});
+  const float* pw = w.data<float>();
+  const float* pg = g.data<float>();
+  float* pe = e.data<float>();
+  std::fill(pe, pe + e.numel(), 0.0f);
+  for (const NamedSlot& s : net.slots()) {
+    if (s.slot.kind != SlotKind::Parameter) continue;
+    const int64_t end = s.offset + shape_numel(s.slot.shape);
+    double ww = 0, gg = 0;
+    for (int64_t i = s.offset; i < end; ++i) {
+      ww += static_cast<double>(pw[i]) * pw[i];
+      gg += static_cast<double>(pg[i]) * pg[i];
+    }
+    if (ww == 0 || gg == 0) continue;
+    const double k = rho * std::sqrt(ww / gg);
+    for (int64_t i = s.offset; i < end; ++i) pe[i] = static_cast<float>(k * pg[i]);
+  }
+  return e;
+}
+
+Tensor Trainer::loss_backward() { return targets_ ? soft_loss_.backward(ctx_) : loss_.backward(ctx_); }
+
+void Trainer::sam_pass(Tensor dlogits, int b) {
+  if (config_.sam_ascent == "extra") {
+    Tensor batch_rows = dlogits.slice(0, b);
+    ops::fill(ctx_, 0.0f, batch_rows);
+  }
+  net_.backward(ctx_, dlogits);
+
+  Tensor e = sam_perturbation(net_, net_.params().to(Device::cpu(), ctx_), net_.grads().to(Device::cpu(), ctx_),
+                              config_.sam_rho);
+  if (const Tensor* mask = sgd_.mask()) {  // pruned weights stay at zero in the second pass too
+    const Tensor m = mask->to(Device::cpu(), ctx_);
+    for (int64_t i = 0; i < e.numel(); ++i) e.data<float>()[i] *= m.data<float>()[i];
+  }
+
+  // The second pass at w + e; then back to w and to the running statistics of the first pass.
+  if (!sam_params_.defined() || sam_params_.numel() != net_.params().numel())
+    sam_params_ = Tensor::empty(net_.params().shape(), DType::F32, ctx_);
+  sam_params_.copy_from(net_.params(), ctx_);
+  const bool has_buffers = net_.buffers().defined() && net_.buffers().numel() > 0;
+  if (has_buffers) {
+    if (!sam_buffers_.defined() || sam_buffers_.numel() != net_.buffers().numel())
+      sam_buffers_ = Tensor::empty(net_.buffers().shape(), DType::F32, ctx_);
+    sam_buffers_.copy_from(net_.buffers(), ctx_);
+  }
+  std::vector<int64_t> counters;
+  for (const NamedCounter& c : net_.counters()) counters.push_back(*c.value);
+
+  ops::axpy(ctx_, 1.0f, e.to(ctx_.device(), ctx_), net_.params());
+  net_.zero_grad(ctx_);
+  const Tensor logits = net_.forward(ctx_, x_);
+  if (targets_)
+    soft_loss_.forward(ctx_, logits, soft_targets_);
+  else
+    loss_.forward(ctx_, logits, labels_);
+  net_.backward(ctx_, loss_backward());
+
+  net_.params().copy_from(sam_params_, ctx_);
+  if (has_buffers) net_.buffers().copy_from(sam_buffers_, ctx_);
+  for (size_t i = 0; i < counters.size(); ++i) *net_.counters()[i].value = counters[i];
 }
 
 void Trainer::set_targets(TargetProvider* provider) {
@@ -388,6 +464,9 @@ void Trainer::resume(const std::string& model_path) {
   for (const auto& [key, value] : now.items())
     ENSURE(saved.contains(key) && saved[key] == value, "--resume: option %s was %s in the checkpoint, now %s",
            key.c_str(), saved.contains(key) ? saved[key].dump().c_str() : "unset", value.dump().c_str());
+  for (const auto& [key, value] : saved.items())
+    ENSURE(now.contains(key), "--resume: option %s was %s in the checkpoint, now unset", key.c_str(),
+           value.dump().c_str());
   const SafetensorsView& m = state.get("momentum");
   ENSURE(m.dtype == "F32" && m.shape == Shape({net_.num_parameters()}), "%s: momentum has %s %s, expected F32 [%lld]",
          state_path.c_str(), m.dtype.c_str(), shape_str(m.shape).c_str(),

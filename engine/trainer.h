@@ -37,6 +37,14 @@ struct TrainConfig {
   // JSON describing the batch mixer, if any (opaque here); part of to_json, so --resume
   // refuses a run whose mixing changed.
   std::string mixer;
+  // Sharpness-aware steps (SAM, Foret et al. 2021) when sam_rho > 0: each step first moves
+  // every parameter tensor by sam_rho·‖w‖ along its own gradient (the per-tensor bound of
+  // Gan et al. 2023), takes the gradient there and applies it to the unmoved weights; two
+  // forward/backward passes per step. sam_ascent picks the samples whose loss gives the
+  // ascent: "batch" (all of them) or "extra" (only the batch mixer's extra samples, so the
+  // flat region is sought for what the mixer embeds).
+  double sam_rho = 0;
+  std::string sam_ascent = "batch";
 
   SgdParams sgd() const;
   std::string to_json() const;
@@ -103,6 +111,11 @@ using BatchAlter = std::function<void(Context& ctx, Tensor& x, int64_t first)>;
 Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalization& norm,
                const std::vector<int32_t>& indices, int batch, const BatchAlter& alter = {});
 
+// SAM's ascent as TrainConfig::sam_rho describes it: from the host weights w and gradient g
+// (flat over net's parameters), e with e_l = rho·‖w_l‖·g_l/‖g_l‖ for each parameter tensor l,
+// and 0 where ‖w_l‖ or ‖g_l‖ is 0.
+Tensor sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho);
+
 // The sibling file of a model checkpoint that holds what --resume needs besides the
 // weights: model.safetensors → model.optim.safetensors.
 std::string train_state_path(const std::string& model_path);
@@ -152,6 +165,13 @@ class Trainer {
   // loss (against the target provider's soft targets when one is set, else the labels),
   // backward, SGD at the schedule's rate. Throws when the loss is not finite.
   LossResult train_step(int64_t global, std::vector<int32_t>& batch, int b, Rng* aug, Rng& extra_draw);
+  // The loss's input gradient for the current targets (labels or soft targets).
+  Tensor loss_backward();
+  // SAM's second pass (TrainConfig::sam_rho): from the first pass's input gradient `dlogits`
+  // (the first b rows are the batch, the rest the mixer's extras), leaves in grads() the
+  // gradient at the perturbed weights; weights and running statistics end as they were after
+  // the first pass.
+  void sam_pass(Tensor dlogits, int b);
 
   Network& net_;
   Context& ctx_;
@@ -168,6 +188,7 @@ class Trainer {
   Tensor images_;  // training images on the device, loaded once
   Tensor mean_, std_;
   Tensor x_, labels_, index_, crop_, flip_, soft_targets_;
+  Tensor sam_params_, sam_buffers_;  // the weights and running statistics a SAM step returns to
 };
 
 }  // namespace activeip

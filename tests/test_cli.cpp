@@ -315,6 +315,16 @@ TEST_CASE("cli: --schedule bogus is a usage error") {
   rejected(dir, small_train({"--schedule", "bogus"}), 2, {"--schedule", "bogus"});
 }
 
+TEST_CASE("cli: --sam and --sam-ascent are checked") {
+  TempDir dir;
+  rejected(dir, small_train({"--sam", "-0.5"}), 2, {"--sam", "-0.5"});
+  rejected(dir, small_train({"--sam", "0.05", "--sam-ascent", "clean"}), 2, {"--sam-ascent", "clean"});
+  // The ascent on the protected samples needs protected training.
+  rejected(dir, small_train({"--sam", "0.05", "--sam-ascent", "extra"}), 1, {"--sam-ascent extra", "protected"});
+  ok(dir, small_train({"--sam", "0.05", "--log", "log.jsonl"}));
+  CHECK(test::read_text(dir / "log.jsonl").find(R"("sam":{"ascent":"batch","rho":0.05})") != std::string::npos);
+}
+
 TEST_CASE("cli: --device gpu7 is a usage error") {
   TempDir dir;
   rejected(dir, small_train({"--device", "gpu7"}), 2, {"gpu7"});

@@ -3,12 +3,14 @@
 // weights and batch — logits, loss, every gradient and every updated parameter — with the
 // custom kernels and, where the build has them, with cuDNN / cuBLAS; and a short training
 // run on `synthetic` whose CUDA losses stay within tolerance of the CPU's.
+// A sharpness-aware (SAM) step on CUDA against the same step on the CPU.
 // A whole-network gradient can sit next to a kink (a ReLU or a near-constant BN channel)
 // where a 1e-6 change of the input moves it by 1e-2 on the CPU alone; comparing devices
 // there measures the kink, not the kernels. So each case first checks on the CPU that its
 // batch is well conditioned, and the batches are chosen so.
 #ifdef ACTIVEIP_CUDA
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -138,6 +140,31 @@ TEST_CASE("training on CUDA follows the CPU's losses on synthetic") {
     CHECK(std::fabs(gpu[e].test_loss - cpu[e].test_loss) <= 0.01 * cpu[e].test_loss + 1e-3);
     CHECK(std::fabs(gpu[e].test_accuracy - cpu[e].test_accuracy) <= 0.02);
   }
+}
+
+TEST_CASE("a SAM step on CUDA matches the CPU's") {
+  const DataSplits data = load_data(DataSpec{"synthetic", "", 256, 64});
+  TrainConfig config = test::small_config(1);
+  config.sam_rho = 0.05;
+  auto step = [&](Device device, std::vector<float>& buffers) {
+    Context ctx(device);
+    auto net = make_net("convnet", {32, 32, 3, 10});
+    net->build(ctx, 4);
+    Trainer t(*net, ctx, data, config);
+    t.time_steps(1);
+    buffers = test::host_floats(net->buffers(), ctx);
+    return test::host_floats(net->params(), ctx);
+  };
+  std::vector<float> cpu_buffers, gpu_buffers;
+  const std::vector<float> cpu = step(Device::cpu(), cpu_buffers), gpu = step(Device::cuda(), gpu_buffers);
+  REQUIRE(cpu.size() == gpu.size());
+  double worst = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(cpu[i]) - gpu[i]));
+  CHECK(worst <= 1e-5);  // one step at lr 0.05: the summation order moves weights by ~1e-7
+  double worst_buffer = 0;
+  for (size_t i = 0; i < cpu_buffers.size(); ++i)
+    worst_buffer = std::max(worst_buffer, std::fabs(static_cast<double>(cpu_buffers[i]) - gpu_buffers[i]));
+  CHECK(worst_buffer <= 1e-5);
 }
 
 }  // namespace activeip

@@ -1,15 +1,18 @@
 // Training end to end on the CPU: the schedules, a gradient check of a whole network
 // (residual block with option-A shortcut, BN, pooling, linear, loss) against finite
 // differences, a small convnet learning `synthetic`, bit-for-bit determinism, and
-// --resume continuing exactly where an interrupted run would have gone.
+// --resume continuing exactly where an interrupted run would have gone; sharpness-aware
+// (SAM) steps against a step taken by hand at the perturbed weights.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 #include "engine/layers.h"
 #include "engine/loss.h"
+#include "engine/random.h"
 #include "engine/trainer.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
@@ -171,4 +174,163 @@ TEST_CASE("training: --resume continues bit for bit") {
     Trainer d(*other, ctx, data, small_config(3));
     CHECK_THROWS_WITH_AS(d.resume(path), doctest::Contains("optim.safetensors"), Error);
   }
+}
+
+TEST_CASE("SAM: the ascent moves each parameter tensor by rho times its norm along its gradient") {
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 4);
+  const Tensor w = net->params().clone(ctx);
+  Tensor g = Tensor::host({net->num_parameters()});
+  Rng rng(7);
+  for (int64_t i = 0; i < g.numel(); ++i) g.data<float>()[i] = static_cast<float>(rng.normal());
+  const NamedSlot* zeroed = nullptr;  // one tensor without gradient: it must not move
+  for (const NamedSlot& s : net->slots())
+    if (s.slot.kind == SlotKind::Parameter) zeroed = &s;
+  REQUIRE(zeroed != nullptr);
+  std::fill_n(g.data<float>() + zeroed->offset, shape_numel(zeroed->slot.shape), 0.0f);
+
+  const double rho = 0.05;
+  const Tensor e = sam_perturbation(*net, w, g, rho);
+  int moved = 0;
+  for (const NamedSlot& s : net->slots()) {
+    if (s.slot.kind != SlotKind::Parameter) continue;
+    double ee = 0, ww = 0, gg = 0, eg = 0;
+    for (int64_t i = s.offset; i < s.offset + shape_numel(s.slot.shape); ++i) {
+      const double ei = e.data<float>()[i], wi = w.data<float>()[i], gi = g.data<float>()[i];
+      ee += ei * ei, ww += wi * wi, gg += gi * gi, eg += ei * gi;
+    }
+    INFO(s.name);
+    if (&s == zeroed || ww == 0) {
+      CHECK(ee == 0);
+      continue;
+    }
+    ++moved;
+    CHECK(std::sqrt(ee) == doctest::Approx(rho * std::sqrt(ww)).epsilon(1e-5));
+    CHECK(eg / std::sqrt(ee * gg) == doctest::Approx(1.0).epsilon(1e-5));  // along g, not against it
+  }
+  CHECK(moved >= 4);
+  CHECK_THROWS_AS(sam_perturbation(*net, w, Tensor::host({3}), rho), Error);
+}
+
+namespace {
+
+// Four extra samples per batch, relabelled to class 0 and left as they are: enough for
+// --sam-ascent extra to have rows of its own.
+class RelabelMixer : public BatchMixer {
+ public:
+  int extra(int) const override { return 4; }
+  void relabel(uint64_t, int, int32_t* labels) override { std::fill_n(labels, 4, 0); }
+  void alter(Context&, Tensor&, int, int) override {}
+};
+
+// The flat parameters after one training step of convnet (built from seed 4) from `start`
+// (the build's own weights when empty); buffers_out gets the running statistics.
+std::vector<float> one_step(const DataSplits& data, const TrainConfig& config, BatchMixer* mixer,
+                            const std::vector<float>& start, std::vector<float>* buffers_out = nullptr) {
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 4);
+  if (!start.empty()) std::copy(start.begin(), start.end(), net->params().data<float>());
+  Trainer t(*net, ctx, data, config, mixer);
+  t.time_steps(1);
+  if (buffers_out) *buffers_out = test::host_floats(net->buffers(), ctx);
+  return test::host_floats(net->params(), ctx);
+}
+
+}  // namespace
+
+TEST_CASE("SAM: a step applies the gradient taken at the perturbed weights, to the unperturbed ones") {
+  DataSpec spec{"synthetic", "", 256, 64};
+  const DataSplits data = load_data(spec);
+  // lr 1, no momentum or decay: a step subtracts the gradient itself, so it can be read back.
+  TrainConfig plain = small_config(1);
+  plain.lr = 1.0;
+  plain.momentum = 0;
+  plain.wd = 0;
+  plain.schedule = "constant";
+  TrainConfig sam = plain;
+  sam.sam_rho = 0.05;
+
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 4);
+  const std::vector<float> w0 = test::host_floats(net->params(), ctx);
+  std::vector<float> plain_buffers, sam_buffers;
+  const std::vector<float> w_plain = one_step(data, plain, nullptr, {}, &plain_buffers);
+  Tensor g0 = Tensor::host({net->num_parameters()}), w0t = Tensor::host({net->num_parameters()});
+  for (size_t i = 0; i < w0.size(); ++i) {
+    w0t.data<float>()[i] = w0[i];
+    g0.data<float>()[i] = w0[i] - w_plain[i];
+  }
+  const Tensor e = sam_perturbation(*net, w0t, g0, sam.sam_rho);
+  std::vector<float> w_moved(w0.size());
+  for (size_t i = 0; i < w0.size(); ++i) w_moved[i] = w0[i] + e.data<float>()[i];
+  const std::vector<float> w_after_moved = one_step(data, plain, nullptr, w_moved);  // w_moved - g(w_moved)
+
+  const std::vector<float> w_sam = one_step(data, sam, nullptr, {}, &sam_buffers);
+  double worst = 0, apart = 0;
+  for (size_t i = 0; i < w0.size(); ++i) {
+    const double g_moved = static_cast<double>(w_moved[i]) - w_after_moved[i];
+    worst = std::max(worst, std::fabs(w_sam[i] - (w0[i] - g_moved)));
+    apart = std::max(apart, std::fabs(static_cast<double>(w_sam[i]) - w_plain[i]));
+  }
+  CHECK(worst <= 1e-4);
+  CHECK(apart >= 1e-3);  // the perturbed gradient is not the plain one
+  // The running statistics come from the first pass only, as in a plain step.
+  CHECK(sam_buffers == plain_buffers);
+
+  SUBCASE("ascent on the extra samples only") {
+    RelabelMixer mixer;
+    TrainConfig extra = sam;
+    extra.sam_ascent = "extra";
+    std::vector<float> mixed_buffers, extra_buffers;
+    const std::vector<float> w_mixed = one_step(data, plain, &mixer, {}, &mixed_buffers);
+    const std::vector<float> w_batch = one_step(data, sam, &mixer, {});
+    const std::vector<float> w_extra = one_step(data, extra, &mixer, {}, &extra_buffers);
+    CHECK(w_extra == one_step(data, extra, &mixer, {}));  // deterministic
+    double from_plain = 0, from_batch = 0;
+    for (size_t i = 0; i < w0.size(); ++i) {
+      from_plain = std::max(from_plain, std::fabs(static_cast<double>(w_extra[i]) - w_mixed[i]));
+      from_batch = std::max(from_batch, std::fabs(static_cast<double>(w_extra[i]) - w_batch[i]));
+    }
+    CHECK(from_plain >= 1e-3);
+    CHECK(from_batch >= 1e-3);
+    CHECK(extra_buffers == mixed_buffers);
+  }
+}
+
+TEST_CASE("SAM: bad settings are refused, and --resume refuses a changed one") {
+  DataSpec spec{"synthetic", "", 64, 32};
+  const DataSplits data = load_data(spec);
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 4);
+  TrainConfig c = small_config(2);
+  c.sam_rho = -0.1;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("--sam must be non-negative"), Error);
+  c.sam_rho = 0.05;
+  c.sam_ascent = "clean";
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("--sam-ascent 'clean' is unknown"), Error);
+  c.sam_ascent = "extra";
+  CHECK_THROWS_WITH_AS(Trainer(*net, ctx, data, c), doctest::Contains("needs extra samples"), Error);
+
+  const test::TempDir dir;
+  const std::string path = dir / "sam.safetensors";
+  c.sam_ascent = "batch";
+  {
+    Trainer t(*net, ctx, data, c);
+    t.train_epoch({});
+    t.save(path, ModelMeta::describe(*net, "synthetic", data.norm));
+  }
+  TrainConfig without = small_config(2);
+  Trainer plain(*net, ctx, data, without);
+  CHECK_THROWS_WITH_AS(plain.resume(path), doctest::Contains("option sam was"), Error);
+  TrainConfig other = c;
+  other.sam_rho = 0.1;
+  Trainer changed(*net, ctx, data, other);
+  CHECK_THROWS_WITH_AS(changed.resume(path), doctest::Contains("option sam was"), Error);
+  Trainer same(*net, ctx, data, c);
+  same.resume(path);
+  CHECK(same.completed_epochs() == 1);
 }
