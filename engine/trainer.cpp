@@ -343,28 +343,49 @@ Tensor sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, do
 
 Tensor Trainer::loss_backward() { return targets_ ? soft_loss_.backward(ctx_) : loss_.backward(ctx_); }
 
-void Trainer::sam_pass(Tensor dlogits, int b) {
-  if (config_.sam_ascent == "extra") {
-    Tensor batch_rows = dlogits.slice(0, b);
-    ops::fill(ctx_, 0.0f, batch_rows);
-  }
-  net_.backward(ctx_, dlogits);
+void Trainer::sam_pass(const Tensor& dlogits, int b) {
+  const bool extra_only = config_.sam_ascent == "extra";
+  const int64_t rows = dlogits.dim(0);
+  // Rows [begin, end) of a loss gradient, the others zero: [0, b) the batch, [b, rows) the extras.
+  auto rows_of = [&](const Tensor& d, int64_t begin, int64_t end) {
+    if (!sam_dlogits_.defined() || sam_dlogits_.shape() != d.shape())
+      sam_dlogits_ = Tensor::empty(d.shape(), DType::F32, ctx_);
+    sam_dlogits_.copy_from(d, ctx_);
+    if (begin > 0) {
+      Tensor head = sam_dlogits_.slice(0, begin);
+      ops::fill(ctx_, 0.0f, head);
+    }
+    if (end < rows) {
+      Tensor tail = sam_dlogits_.slice(end, rows);
+      ops::fill(ctx_, 0.0f, tail);
+    }
+    return sam_dlogits_;
+  };
+  auto ensure_like = [&](Tensor& t, const Tensor& like) {
+    if (!t.defined() || t.numel() != like.numel()) t = Tensor::empty(like.shape(), DType::F32, ctx_);
+  };
 
+  // The ascent: the gradient at w of the whole batch, or of the extras only.
+  net_.backward(ctx_, extra_only ? rows_of(dlogits, b, rows) : dlogits);
   Tensor e = sam_perturbation(net_, net_.params().to(Device::cpu(), ctx_), net_.grads().to(Device::cpu(), ctx_),
                               config_.sam_rho);
   if (const Tensor* mask = sgd_.mask()) {  // pruned weights stay at zero in the second pass too
     const Tensor m = mask->to(Device::cpu(), ctx_);
     for (int64_t i = 0; i < e.numel(); ++i) e.data<float>()[i] *= m.data<float>()[i];
   }
+  if (extra_only) {  // the batch's own gradient is taken at w, from the same forward pass
+    net_.zero_grad(ctx_);
+    net_.backward(ctx_, rows_of(dlogits, 0, b));
+    ensure_like(sam_grads_, net_.grads());
+    sam_grads_.copy_from(net_.grads(), ctx_);
+  }
 
   // The second pass at w + e; then back to w and to the running statistics of the first pass.
-  if (!sam_params_.defined() || sam_params_.numel() != net_.params().numel())
-    sam_params_ = Tensor::empty(net_.params().shape(), DType::F32, ctx_);
+  ensure_like(sam_params_, net_.params());
   sam_params_.copy_from(net_.params(), ctx_);
   const bool has_buffers = net_.buffers().defined() && net_.buffers().numel() > 0;
   if (has_buffers) {
-    if (!sam_buffers_.defined() || sam_buffers_.numel() != net_.buffers().numel())
-      sam_buffers_ = Tensor::empty(net_.buffers().shape(), DType::F32, ctx_);
+    ensure_like(sam_buffers_, net_.buffers());
     sam_buffers_.copy_from(net_.buffers(), ctx_);
   }
   std::vector<int64_t> counters;
@@ -377,7 +398,9 @@ void Trainer::sam_pass(Tensor dlogits, int b) {
     soft_loss_.forward(ctx_, logits, soft_targets_);
   else
     loss_.forward(ctx_, logits, labels_);
-  net_.backward(ctx_, loss_backward());
+  const Tensor moved = loss_backward();
+  net_.backward(ctx_, extra_only ? rows_of(moved, b, rows) : moved);
+  if (extra_only) ops::axpy(ctx_, 1.0f, sam_grads_, net_.grads());
 
   net_.params().copy_from(sam_params_, ctx_);
   if (has_buffers) net_.buffers().copy_from(sam_buffers_, ctx_);

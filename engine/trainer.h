@@ -38,11 +38,14 @@ struct TrainConfig {
   // refuses a run whose mixing changed.
   std::string mixer;
   // Sharpness-aware steps (SAM, Foret et al. 2021) when sam_rho > 0: each step first moves
-  // every parameter tensor by sam_rho·‖w‖ along its own gradient (the per-tensor bound of
-  // Gan et al. 2023), takes the gradient there and applies it to the unmoved weights; two
-  // forward/backward passes per step. sam_ascent picks the samples whose loss gives the
-  // ascent: "batch" (all of them) or "extra" (only the batch mixer's extra samples, so the
-  // flat region is sought for what the mixer embeds).
+  // every parameter tensor by sam_rho·‖w‖ along its own gradient (the layer-wise relative
+  // bound of adversarial weight perturbation, Wu et al. 2020), takes the gradient there and
+  // applies it to the unmoved weights. sam_ascent "batch": the whole batch's gradient, both
+  // for the move and at the moved weights (two forward and two backward passes per step).
+  // "extra": the move follows the batch mixer's extra samples only, and only their gradient
+  // is taken at the moved weights; the batch's own gradient is taken at w (two forward and
+  // three backward passes), so the clean task trains as without SAM while what the mixer
+  // embeds is made to hold around w.
   double sam_rho = 0;
   std::string sam_ascent = "batch";
 
@@ -167,11 +170,10 @@ class Trainer {
   LossResult train_step(int64_t global, std::vector<int32_t>& batch, int b, Rng* aug, Rng& extra_draw);
   // The loss's input gradient for the current targets (labels or soft targets).
   Tensor loss_backward();
-  // SAM's second pass (TrainConfig::sam_rho): from the first pass's input gradient `dlogits`
-  // (the first b rows are the batch, the rest the mixer's extras), leaves in grads() the
-  // gradient at the perturbed weights; weights and running statistics end as they were after
-  // the first pass.
-  void sam_pass(Tensor dlogits, int b);
+  // The rest of a SAM step (TrainConfig::sam_rho) after the first forward pass: from its loss
+  // gradient `dlogits` (rows [0, b) the batch, the rest the mixer's extras), leaves in grads()
+  // the step's gradient; weights and running statistics end as the first pass left them.
+  void sam_pass(const Tensor& dlogits, int b);
 
   Network& net_;
   Context& ctx_;
@@ -188,7 +190,9 @@ class Trainer {
   Tensor images_;  // training images on the device, loaded once
   Tensor mean_, std_;
   Tensor x_, labels_, index_, crop_, flip_, soft_targets_;
-  Tensor sam_params_, sam_buffers_;  // the weights and running statistics a SAM step returns to
+  // SAM scratch: the weights and running statistics a step returns to, the batch's gradient
+  // at w ("extra"), and the loss gradient of some rows.
+  Tensor sam_params_, sam_buffers_, sam_grads_, sam_dlogits_;
 };
 
 }  // namespace activeip

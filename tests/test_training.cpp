@@ -297,6 +297,15 @@ TEST_CASE("SAM: a step applies the gradient taken at the perturbed weights, to t
     CHECK(from_plain >= 1e-3);
     CHECK(from_batch >= 1e-3);
     CHECK(extra_buffers == mixed_buffers);
+    // With a vanishing move the step is the plain one: the batch's gradient (at w) and the
+    // extras' (at w + e) add up to the whole gradient, neither missing nor counted twice.
+    TrainConfig tiny = extra;
+    tiny.sam_rho = 1e-9;
+    const std::vector<float> w_tiny = one_step(data, tiny, &mixer, {});
+    double from_mixed = 0;
+    for (size_t i = 0; i < w0.size(); ++i)
+      from_mixed = std::max(from_mixed, std::fabs(static_cast<double>(w_tiny[i]) - w_mixed[i]));
+    CHECK(from_mixed <= 1e-5);
   }
 }
 
