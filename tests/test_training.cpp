@@ -5,9 +5,9 @@
 // (SAM) steps against a step taken by hand at the perturbed weights.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 
 #include "engine/layers.h"
