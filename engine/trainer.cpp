@@ -227,6 +227,17 @@ Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig
   for (int m : milestones) schedule_.milestones.push_back(m * steps_per_epoch_);
   schedule_.gamma = config_.gamma;
   images_ = data.train.images.to(ctx.device(), ctx);
+  if (config_.sam_rho > 0) {  // SAM's scratch, sized by the net once
+    const Shape p{net.num_parameters()};
+    sam_w_host_ = Tensor::host(p);
+    sam_g_host_ = Tensor::host(p);
+    sam_e_host_ = Tensor::host(p);
+    sam_e_ = Tensor::empty(p, DType::F32, ctx);
+    sam_params_ = Tensor::empty(p, DType::F32, ctx);
+    if (config_.sam_ascent == "extra") sam_grads_ = Tensor::empty(p, DType::F32, ctx);
+    if (net.buffers().defined() && net.buffers().numel() > 0)
+      sam_buffers_ = Tensor::empty(net.buffers().shape(), DType::F32, ctx);
+  }
   mean_ = host_floats(data.norm.mean).to(ctx.device(), ctx);
   std_ = host_floats(data.norm.std).to(ctx.device(), ctx);
 }
@@ -317,15 +328,15 @@ LossResult Trainer::train_step(int64_t global, std::vector<int32_t>& batch, int 
   return r;
 }
 
-Tensor sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho) {
-  ENSURE(!w.device().is_cuda() && !g.device().is_cuda() && w.numel() == net.num_parameters() &&
-             g.numel() == net.num_parameters(),
-         "sam_perturbation: w and g must be host tensors of %lld floats", static_cast<long long>(net.num_parameters()));
-  Tensor e = Tensor::host({net.num_parameters()});
+void sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho, Tensor& e) {
+  const int64_t n = net.num_parameters();
+  ENSURE(!w.device().is_cuda() && !g.device().is_cuda() && !e.device().is_cuda() && w.numel() == n &&
+             g.numel() == n && e.numel() == n,
+         "sam_perturbation: w, g and e must be host tensors of %lld floats", static_cast<long long>(n));
   const float* pw = w.data<float>();
   const float* pg = g.data<float>();
   float* pe = e.data<float>();
-  std::fill(pe, pe + e.numel(), 0.0f);
+  std::fill(pe, pe + n, 0.0f);
   for (const NamedSlot& s : net.slots()) {
     if (s.slot.kind != SlotKind::Parameter) continue;
     const int64_t end = s.offset + shape_numel(s.slot.shape);
@@ -338,7 +349,6 @@ Tensor sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, do
     const double k = rho * std::sqrt(ww / gg);
     for (int64_t i = s.offset; i < end; ++i) pe[i] = static_cast<float>(k * pg[i]);
   }
-  return e;
 }
 
 Tensor Trainer::loss_backward() { return targets_ ? soft_loss_.backward(ctx_) : loss_.backward(ctx_); }
@@ -347,10 +357,8 @@ void Trainer::sam_pass(const Tensor& dlogits, int b) {
   const bool extra_only = config_.sam_ascent == "extra";
   const int64_t rows = dlogits.dim(0);
   // Rows [begin, end) of a loss gradient, the others zero: [0, b) the batch, [b, rows) the extras.
-  auto rows_of = [&](const Tensor& d, int64_t begin, int64_t end) {
-    if (!sam_dlogits_.defined() || sam_dlogits_.shape() != d.shape())
-      sam_dlogits_ = Tensor::empty(d.shape(), DType::F32, ctx_);
-    sam_dlogits_.copy_from(d, ctx_);
+  auto rows_of = [&](const Tensor& d, int64_t begin, int64_t end) -> const Tensor& {
+    ensure_tensor(sam_dlogits_, d.shape(), DType::F32, ctx_).copy_from(d, ctx_);
     if (begin > 0) {
       Tensor head = sam_dlogits_.slice(0, begin);
       ops::fill(ctx_, 0.0f, head);
@@ -361,37 +369,31 @@ void Trainer::sam_pass(const Tensor& dlogits, int b) {
     }
     return sam_dlogits_;
   };
-  auto ensure_like = [&](Tensor& t, const Tensor& like) {
-    if (!t.defined() || t.numel() != like.numel()) t = Tensor::empty(like.shape(), DType::F32, ctx_);
-  };
 
   // The ascent: the gradient at w of the whole batch, or of the extras only.
   net_.backward(ctx_, extra_only ? rows_of(dlogits, b, rows) : dlogits);
-  Tensor e = sam_perturbation(net_, net_.params().to(Device::cpu(), ctx_), net_.grads().to(Device::cpu(), ctx_),
-                              config_.sam_rho);
-  if (const Tensor* mask = sgd_.mask()) {  // pruned weights stay at zero in the second pass too
-    const Tensor m = mask->to(Device::cpu(), ctx_);
-    for (int64_t i = 0; i < e.numel(); ++i) e.data<float>()[i] *= m.data<float>()[i];
+  sam_w_host_.copy_from(net_.params(), ctx_);
+  sam_g_host_.copy_from(net_.grads(), ctx_);
+  sam_perturbation(net_, sam_w_host_, sam_g_host_, config_.sam_rho, sam_e_host_);
+  if (sam_mask_host_.defined()) {  // pruned weights stay at zero in the second pass too
+    float* e = sam_e_host_.data<float>();
+    const float* m = sam_mask_host_.data<float>();
+    for (int64_t i = 0; i < sam_e_host_.numel(); ++i) e[i] *= m[i];
   }
+  sam_e_.copy_from(sam_e_host_, ctx_);
   if (extra_only) {  // the batch's own gradient is taken at w, from the same forward pass
     net_.zero_grad(ctx_);
     net_.backward(ctx_, rows_of(dlogits, 0, b));
-    ensure_like(sam_grads_, net_.grads());
     sam_grads_.copy_from(net_.grads(), ctx_);
   }
 
   // The second pass at w + e; then back to w and to the running statistics of the first pass.
-  ensure_like(sam_params_, net_.params());
   sam_params_.copy_from(net_.params(), ctx_);
-  const bool has_buffers = net_.buffers().defined() && net_.buffers().numel() > 0;
-  if (has_buffers) {
-    ensure_like(sam_buffers_, net_.buffers());
-    sam_buffers_.copy_from(net_.buffers(), ctx_);
-  }
-  std::vector<int64_t> counters;
-  for (const NamedCounter& c : net_.counters()) counters.push_back(*c.value);
+  if (sam_buffers_.defined()) sam_buffers_.copy_from(net_.buffers(), ctx_);
+  sam_counters_.clear();
+  for (const NamedCounter& c : net_.counters()) sam_counters_.push_back(*c.value);
 
-  ops::axpy(ctx_, 1.0f, e.to(ctx_.device(), ctx_), net_.params());
+  ops::axpy(ctx_, 1.0f, sam_e_, net_.params());
   net_.zero_grad(ctx_);
   const Tensor logits = net_.forward(ctx_, x_);
   if (targets_)
@@ -403,8 +405,14 @@ void Trainer::sam_pass(const Tensor& dlogits, int b) {
   if (extra_only) ops::axpy(ctx_, 1.0f, sam_grads_, net_.grads());
 
   net_.params().copy_from(sam_params_, ctx_);
-  if (has_buffers) net_.buffers().copy_from(sam_buffers_, ctx_);
-  for (size_t i = 0; i < counters.size(); ++i) *net_.counters()[i].value = counters[i];
+  if (sam_buffers_.defined()) net_.buffers().copy_from(sam_buffers_, ctx_);
+  for (size_t i = 0; i < sam_counters_.size(); ++i) *net_.counters()[i].value = sam_counters_[i];
+}
+
+void Trainer::set_mask(const Tensor& mask) {
+  sgd_.set_mask(ctx_, mask);
+  // SAM leaves the pruned weights where they are; a host copy of the mask serves every step.
+  sam_mask_host_ = config_.sam_rho > 0 && sgd_.mask() ? sgd_.mask()->to(Device::cpu(), ctx_) : Tensor();
 }
 
 void Trainer::set_targets(TargetProvider* provider) {

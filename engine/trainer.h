@@ -115,9 +115,9 @@ Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalizat
                const std::vector<int32_t>& indices, int batch, const BatchAlter& alter = {});
 
 // SAM's ascent as TrainConfig::sam_rho describes it: from the host weights w and gradient g
-// (flat over net's parameters), e with e_l = rho·‖w_l‖·g_l/‖g_l‖ for each parameter tensor l,
-// and 0 where ‖w_l‖ or ‖g_l‖ is 0.
-Tensor sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho);
+// (flat over net's parameters), writes into the host tensor e (as many floats)
+// e_l = rho·‖w_l‖·g_l/‖g_l‖ for each parameter tensor l, and 0 where ‖w_l‖ or ‖g_l‖ is 0.
+void sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho, Tensor& e);
 
 // The sibling file of a model checkpoint that holds what --resume needs besides the
 // weights: model.safetensors → model.optim.safetensors.
@@ -153,7 +153,7 @@ class Trainer {
   // Pruning mask and layer freezing (Sgd::set_mask / set_trainable), flat over the
   // parameters. save() keeps them in the train state; resume() refuses a state whose mask
   // or flags differ from this run's.
-  void set_mask(const Tensor& mask) { sgd_.set_mask(ctx_, mask); }
+  void set_mask(const Tensor& mask);
   void set_trainable(const Tensor& trainable) { sgd_.set_trainable(ctx_, trainable); }
   // Freezes every parameter whose name starts with one of `prefixes` (freeze_by_prefix).
   void freeze(const std::vector<std::string>& prefixes) { set_trainable(freeze_by_prefix(net_, prefixes)); }
@@ -190,9 +190,12 @@ class Trainer {
   Tensor images_;  // training images on the device, loaded once
   Tensor mean_, std_;
   Tensor x_, labels_, index_, crop_, flip_, soft_targets_;
-  // SAM scratch: the weights and running statistics a step returns to, the batch's gradient
-  // at w ("extra"), and the loss gradient of some rows.
-  Tensor sam_params_, sam_buffers_, sam_grads_, sam_dlogits_;
+  // SAM scratch, allocated once: the weights, running statistics and counters a step returns
+  // to, the batch's gradient at w ("extra"), the loss gradient of some rows, the move e (on
+  // the device and the host), host copies of the weights and gradient, and of the mask.
+  Tensor sam_params_, sam_buffers_, sam_grads_, sam_dlogits_, sam_e_;
+  Tensor sam_w_host_, sam_g_host_, sam_e_host_, sam_mask_host_;
+  std::vector<int64_t> sam_counters_;
 };
 
 }  // namespace activeip

@@ -6,6 +6,7 @@
 // specification at T = 0.5, 1 and 4, finite differences, the softmax at T, and the engine's
 // SoftTargetCrossEntropy: one-hot targets at T = 1 give exactly SoftmaxCrossEntropy.
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,24 @@ std::vector<double> soft_targets(const XentShape& s, double T, uint64_t seed) {
     for (int c = 0; c < s.C; ++c) q[row + c] /= sum;
   }
   return q;
+}
+
+// A specification backward against central differences of its forward's mean over the rows:
+// fwd(z, loss) writes each row's loss, bwd(z, 1/N, dz) the gradient of their mean.
+void check_backward_by_differences(const XentShape& s, uint64_t seed,
+                                   const std::function<void(const double*, double*)>& fwd,
+                                   const std::function<void(const double*, double, double*)>& bwd) {
+  const size_t n = static_cast<size_t>(s.N) * s.C;
+  std::vector<double> z = to_double(random_logits(n, seed)), loss(s.N), dz(n);
+  const double scale = 1.0 / s.N;
+  const auto f = [&] {
+    fwd(z.data(), loss.data());
+    double mean = 0;
+    for (const double l : loss) mean += l * scale;
+    return mean;
+  };
+  bwd(z.data(), scale, dz.data());
+  expect_close(dz, numeric_grad(z, f), {.rel = 1e-6});
 }
 
 std::string label(const char* name, double T) {
@@ -132,20 +151,12 @@ TEST_CASE("softmax_xent: forward and backward match the specification") {
 
 TEST_CASE("softmax_xent: specification backward matches finite differences") {
   const XentShape s{3, 4};
-  const size_t n = static_cast<size_t>(s.N) * s.C;
   const std::vector<int32_t> y = random_labels(s.N, s.C, 3);
   for (const double eps : {0.0, 0.1}) {
     SUBCASE(eps == 0 ? "smoothing 0" : "smoothing 0.1") {
-      std::vector<double> z = to_double(random_logits(n, 4)), loss(s.N), dz(n);
-      const double scale = 1.0 / s.N;
-      const auto f = [&] {
-        softmax_xent_fwd_ref(s, eps, z.data(), y.data(), loss.data());
-        double mean = 0;
-        for (const double l : loss) mean += l * scale;
-        return mean;
-      };
-      softmax_xent_bwd_ref(s, eps, z.data(), y.data(), scale, dz.data());
-      expect_close(dz, numeric_grad(z, f), {.rel = 1e-6});
+      check_backward_by_differences(
+          s, 4, [&](const double* z, double* loss) { softmax_xent_fwd_ref(s, eps, z, y.data(), loss); },
+          [&](const double* z, double scale, double* dz) { softmax_xent_bwd_ref(s, eps, z, y.data(), scale, dz); });
     }
   }
 }
@@ -214,20 +225,12 @@ TEST_CASE("soft_xent: forward and backward match the specification") {
 
 TEST_CASE("soft_xent: specification backward matches finite differences") {
   const XentShape s{3, 5};
-  const size_t n = static_cast<size_t>(s.N) * s.C;
   for (const double T : {0.5, 1.0, 4.0}) {
     SUBCASE(label("N3 C5", T).c_str()) {
       const std::vector<double> q = soft_targets(s, T, 21);
-      std::vector<double> z = to_double(random_logits(n, 22)), loss(s.N), dz(n);
-      const double scale = 1.0 / s.N;
-      const auto f = [&] {
-        soft_xent_fwd_ref(s, T, z.data(), q.data(), loss.data());
-        double mean = 0;
-        for (const double l : loss) mean += l * scale;
-        return mean;
-      };
-      soft_xent_bwd_ref(s, T, z.data(), q.data(), scale, dz.data());
-      expect_close(dz, numeric_grad(z, f), {.rel = 1e-6});
+      check_backward_by_differences(
+          s, 22, [&](const double* z, double* loss) { soft_xent_fwd_ref(s, T, z, q.data(), loss); },
+          [&](const double* z, double scale, double* dz) { soft_xent_bwd_ref(s, T, z, q.data(), scale, dz); });
     }
   }
 }
