@@ -5,7 +5,8 @@
 # docs/results.md. Reruns continue where a run stopped (--resume).
 # Environment: EPOCHS (40), BATCH (128), LR (0.1), SCHEDULE (onecycle), SEED (1), THREADS,
 # USERS (20), COUNT (forged fingerprints, 1000), DATA_DIR (the dataset's default), OUT (runs/paper/DATASET-NET-DEVICE),
-# BUILD_DIR (build), RESULTS (docs/results.md).
+# BUILD_DIR (build), RESULTS (docs/results.md), PROTECT_OPTS (more `train` options for the
+# protected model only, e.g. "--sam 0.01 --sam-ascent extra"; the row's net cell names them).
 set -eu
 if [ $# -ne 3 ]; then
   echo "usage: $0 DATASET NET DEVICE   (e.g. $0 cifar10 resnet20 cpu)" >&2
@@ -39,15 +40,17 @@ fi
 "$ACTIVEIP" $TRAIN --out "$OUT/baseline.safetensors" --log "$OUT/baseline.jsonl"
 # shellcheck disable=SC2086
 "$ACTIVEIP" $TRAIN --out "$OUT/protected.safetensors" --log "$OUT/protected.jsonl" \
-  --protect --key "$OUT/owner.key" --registry "$OUT/users.db"
+  --protect --key "$OUT/owner.key" --registry "$OUT/users.db" ${PROTECT_OPTS:-}
 # shellcheck disable=SC2086
 "$ACTIVEIP" report --model "$OUT/protected.safetensors" --baseline "$OUT/baseline.safetensors" \
   --key "$OUT/owner.key" --registry "$OUT/users.db" $DATA --device "$DEVICE" $THREADS_OPT --count "$COUNT" --json >"$OUT/report.json.tmp"
 mv "$OUT/report.json.tmp" "$OUT/report.json"
 
-python3 - "$OUT" "$DATASET" "$NET" "$DEVICE" "$RESULTS" <<'PY'
+python3 - "$OUT" "$DATASET" "$NET" "$DEVICE" "$RESULTS" "${PROTECT_OPTS:-}" <<'PY'
 import json, sys, datetime
-out, dataset, net, device, results = sys.argv[1:6]
+out, dataset, net, device, results, opts = sys.argv[1:7]
+if opts.strip():
+    net = f"{net} ({' '.join(opts.split())})"
 r = json.load(open(f"{out}/report.json"))
 def epochs(log):
     rows = [json.loads(l) for l in open(log) if l.strip()]
