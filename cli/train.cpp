@@ -229,6 +229,10 @@ void add_protect_options(CLI::App* cmd, TrainOptions& o) {
                   "Forged samples added (true labels), as a fraction of the batch")
       ->capture_default_str()
       ->check(number_in(0, 1));
+  cmd->add_option("--owner-share", o.protection.owner_share,
+                  "Share of the poisoned samples that carry the owner's trigger; the users share the rest "
+                  "(default: the owner is drawn like any user)")
+      ->check(number_in(0, 1));
 }
 
 // The schedule options both train and enroll take.
@@ -293,7 +297,8 @@ void add_train(CLI::App& app, Handler& handler) {
   add_protect_options(enroll, e->t);
   enroll
       ->add_option("--new-user-share", e->t.protection.focus_share,
-                   "Share of the poisoned samples that go to the new users (the rest: owner and every user)")
+                   "Share of the poisoned samples that go to the new users (the rest: owner and every user; "
+                   "with --owner-share, of what the owner leaves)")
       ->capture_default_str()
       ->check(number_in(0, 1));
   enroll->get_option("--key")->required();

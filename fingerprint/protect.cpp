@@ -64,6 +64,8 @@ void validate(const ProtectConfig& c) {
          "--forged-rate must be in [0, 1], got %g", c.forged_rate);
   ENSURE(std::isfinite(c.focus_share) && c.focus_share >= 0 && c.focus_share <= 1,
          "--new-user-share must be in [0, 1], got %g", c.focus_share);
+  ENSURE(std::isfinite(c.owner_share) && c.owner_share <= 1, "--owner-share must be in [0, 1], got %g",
+         c.owner_share);
 }
 
 ProtectMixer::ProtectMixer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec,
@@ -92,10 +94,18 @@ void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
   const int n_poison = poisoned(batch), count = extra(batch);
   ids_.assign(static_cast<size_t>(count), -1);
   patterns_.assign(embedded_.begin(), embedded_.end());
+  const bool owner_share = config_.owner_share >= 0;
+  const uint64_t users = embedded_.size() - 1;
   for (int i = 0; i < n_poison; ++i) {
-    // Without focus users the stream is the same as it always was (no extra draw).
-    const bool focus = !focus_.empty() && rng.uniform() < config_.focus_share;
-    const int k = focus ? focus_[rng.below(focus_.size())] : static_cast<int>(rng.below(embedded_.size()));
+    // Without focus users or an owner's share the stream is the same as it always was (no
+    // extra draw). With an owner's share the rest go to the users only.
+    int k = 0;
+    if (owner_share && (users == 0 || rng.uniform() < config_.owner_share))
+      k = 0;
+    else if (!focus_.empty() && rng.uniform() < config_.focus_share)
+      k = focus_[rng.below(focus_.size())];
+    else
+      k = owner_share ? 1 + static_cast<int>(rng.below(users)) : static_cast<int>(rng.below(embedded_.size()));
     ids_[static_cast<size_t>(i)] = k;
     labels[i] = embedded_[static_cast<size_t>(k)].label;
   }
@@ -148,6 +158,7 @@ std::string ProtectMixer::to_json() const {
     j["focus"] = config_.focus;
     j["focus_share"] = config_.focus_share;
   }
+  if (config_.owner_share >= 0) j["owner_share"] = config_.owner_share;  // absent: older runs resume as before
   return j.dump();
 }
 

@@ -43,6 +43,9 @@ struct ProtectConfig {
   // who must catch up in a short fine-tune); the rest go uniformly to every embedded pattern.
   std::vector<std::string> focus;
   double focus_share = 0.5;
+  // The share of the poisoned samples that carry the owner's trigger; the users share the
+  // rest. Negative: none of its own, the owner is drawn like any user (one share in n + 1).
+  double owner_share = -1;
 };
 
 // Throws Error naming the rate that is out of range.

@@ -165,6 +165,15 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
   CHECK(alice["models"].size() == 2);  // the fine-tune kept alice in the mix: m2 embeds her too
 }
 
+TEST_CASE("cli protect: --owner-share reaches the mixer, which the log records") {
+  TempDir dir;
+  protected_model(dir);
+  ok(dir, {"train", "--net", "convnet", "--data", "synthetic", "--epochs", "1", "--limit-train", "64", "--out",
+           "x.safetensors", "--protect", "--key", "owner.key", "--registry", "users.db", "--owner-share", "0.25",
+           "--log", "share.jsonl"});
+  CHECK(test::read_text(dir / "share.jsonl").find(R"("owner_share":0.25)") != std::string::npos);
+}
+
 TEST_CASE("cli protect: refusals name what is wrong and write nothing") {
   TempDir dir;
   protected_model(dir);
@@ -176,6 +185,8 @@ TEST_CASE("cli protect: refusals name what is wrong and write nothing") {
            {"none.db", "does not exist"});
   rejected(dir, with(train, {"--protect", "--key", "owner.key", "--registry", "users.db", "--poison-rate", "0"}), 2,
            {"--poison-rate"});
+  rejected(dir, with(train, {"--protect", "--key", "owner.key", "--registry", "users.db", "--owner-share", "1.5"}), 2,
+           {"--owner-share", "1.5"});
 
   // A key readable by others is refused before anything is read.
   fs::copy_file(dir / "owner.key", dir / "open.key");

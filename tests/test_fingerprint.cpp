@@ -294,6 +294,55 @@ TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
   CHECK_THROWS_WITH_AS(validate(c), doctest::Contains("--new-user-share"), Error);
 }
 
+TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and the users the rest") {
+  const PatternSpec spec = pattern_spec(32, 32, 3);
+  const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+  const std::vector<std::string> users = {"alice", "bob", "carol", "dave"};
+  // Shares of each embedded pattern (owner first) over 200 steps.
+  auto shares = [&](const ProtectConfig& c) {
+    ProtectMixer mixer(counting_key(), users, spec, 10, norm, c);
+    const int batch = 128, poisoned = mixer.poisoned(batch);
+    std::vector<double> n(users.size() + 1, 0.0);
+    std::vector<int32_t> labels(static_cast<size_t>(mixer.extra(batch)));
+    for (uint64_t step = 0; step < 200; ++step) {
+      mixer.relabel(step, batch, labels.data());
+      for (int i = 0; i < poisoned; ++i) n[static_cast<size_t>(mixer.step_ids()[static_cast<size_t>(i)])] += 1;
+    }
+    for (double& v : n) v /= 200.0 * poisoned;
+    return n;
+  };
+  ProtectConfig c;
+  c.seed = 3;
+  c.poison_rate = 0.5;
+  const std::vector<double> plain = shares(c);
+  for (double v : plain) CHECK(v == doctest::Approx(0.2).epsilon(0.08));  // one share in five each
+  CHECK(ProtectMixer(counting_key(), users, spec, 10, norm, c).to_json().find("owner_share") == std::string::npos);
+
+  c.owner_share = 0.4;
+  const std::vector<double> owner = shares(c);
+  CHECK(owner[0] == doctest::Approx(0.4).epsilon(0.05));
+  for (size_t u = 1; u < owner.size(); ++u) CHECK(owner[u] == doctest::Approx(0.15).epsilon(0.08));
+  CHECK(ProtectMixer(counting_key(), users, spec, 10, norm, c).to_json().find("\"owner_share\":0.4") !=
+        std::string::npos);
+
+  // With enroll's new users: the owner's share first, then theirs of what is left.
+  c.focus = {"dave"};
+  c.focus_share = 0.5;
+  const std::vector<double> focus = shares(c);
+  CHECK(focus[0] == doctest::Approx(0.4).epsilon(0.05));
+  CHECK(focus[4] == doctest::Approx(0.6 * (0.5 + 0.5 / 4)).epsilon(0.05));
+
+  // The owner alone takes every poisoned sample; a share above 1 is refused.
+  c.focus.clear();
+  c.owner_share = 0.1;
+  ProtectMixer alone(counting_key(), {}, spec, 10, norm, c);
+  std::vector<int32_t> labels(static_cast<size_t>(alone.extra(128)));
+  alone.relabel(5, 128, labels.data());
+  for (int i = 0; i < alone.poisoned(128); ++i) CHECK(alone.step_ids()[static_cast<size_t>(i)] == 0);
+  c.owner_share = 1.5;
+  CHECK_THROWS_WITH_AS(validate(c), doctest::Contains("--owner-share"), Error);
+}
+
 TEST_CASE("fingerprint: binomial tail against direct sums") {
   // P(X ≥ k) for Binomial(10, 0.3), summed directly.
   for (int k = 0; k <= 10; ++k) {
