@@ -98,13 +98,12 @@ void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
   const uint64_t users = embedded_.size() - 1;
   for (int i = 0; i < n_poison; ++i) {
     // Without focus users or an owner's share the stream is the same as it always was (no
-    // extra draw). With an owner's share the rest go to the users only.
-    int k = 0;
-    if (owner_share && (users == 0 || rng.uniform() < config_.owner_share))
-      k = 0;
-    else if (!focus_.empty() && rng.uniform() < config_.focus_share)
+    // extra draw). With an owner's share, what the owner leaves goes to the users only.
+    int k = 0;  // the owner
+    const bool owner = owner_share && (users == 0 || rng.uniform() < config_.owner_share);
+    if (!owner && !focus_.empty() && rng.uniform() < config_.focus_share)
       k = focus_[rng.below(focus_.size())];
-    else
+    else if (!owner)
       k = owner_share ? 1 + static_cast<int>(rng.below(users)) : static_cast<int>(rng.below(embedded_.size()));
     ids_[static_cast<size_t>(i)] = k;
     labels[i] = embedded_[static_cast<size_t>(k)].label;
