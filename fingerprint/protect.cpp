@@ -94,17 +94,19 @@ void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
   const int n_poison = poisoned(batch), count = extra(batch);
   ids_.assign(static_cast<size_t>(count), -1);
   patterns_.assign(embedded_.begin(), embedded_.end());
-  const bool owner_share = config_.owner_share >= 0;
+  const bool has_owner_share = config_.owner_share >= 0;
   const uint64_t users = embedded_.size() - 1;
   for (int i = 0; i < n_poison; ++i) {
     // Without focus users or an owner's share the stream is the same as it always was (no
     // extra draw). With an owner's share, what the owner leaves goes to the users only.
     int k = 0;  // the owner
-    const bool owner = owner_share && (users == 0 || rng.uniform() < config_.owner_share);
-    if (!owner && !focus_.empty() && rng.uniform() < config_.focus_share)
-      k = focus_[rng.below(focus_.size())];
-    else if (!owner)
-      k = owner_share ? 1 + static_cast<int>(rng.below(users)) : static_cast<int>(rng.below(embedded_.size()));
+    if (!has_owner_share || (users > 0 && rng.uniform() >= config_.owner_share)) {
+      const bool focus = !focus_.empty() && rng.uniform() < config_.focus_share;
+      if (focus)
+        k = focus_[rng.below(focus_.size())];
+      else
+        k = has_owner_share ? 1 + static_cast<int>(rng.below(users)) : static_cast<int>(rng.below(embedded_.size()));
+    }
     ids_[static_cast<size_t>(i)] = k;
     labels[i] = embedded_[static_cast<size_t>(k)].label;
   }

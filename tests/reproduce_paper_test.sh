@@ -9,6 +9,7 @@ BUILD_DIR=$1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+# PROTECT_OPTS with a doubled space: the row's net cell names the options with single ones.
 BUILD_DIR=$BUILD_DIR PROTECT_OPTS="--sam 0.01  --sam-ascent extra" EPOCHS=1 BATCH=64 USERS=3 COUNT=5 THREADS=2 OUT="$TMP/run" RESULTS="$TMP/results.md" \
   "$ROOT/scripts/reproduce_paper.sh" synthetic convnet cpu >"$TMP/log" 2>&1 || { cat "$TMP/log"; exit 1; }
 grep -q '^## Reproduction runs' "$TMP/results.md"
