@@ -3,7 +3,7 @@
 # Trains the baseline and the protected model with the same seed and schedule, registers
 # $USERS users (default 20), runs `activeip report`, and appends the row to
 # docs/results.md. Reruns continue where a run stopped (--resume), and skip the training of a
-# model whose log already has all $EPOCHS epochs (users registered since then stay out of it).
+# model whose checkpoint already holds all $EPOCHS epochs (users registered since then stay out of it).
 # Environment: EPOCHS (40), BATCH (128), LR (0.1), SCHEDULE (onecycle), SEED (1), THREADS,
 # USERS (20), COUNT (forged fingerprints, 1000), DATA_DIR (the dataset's default), OUT (runs/paper/DATASET-NET-DEVICE),
 # BUILD_DIR (build), RESULTS (docs/results.md), PROTECT_OPTS (more `train` options for the
@@ -37,27 +37,22 @@ if [ ! -f "$OUT/users.db" ]; then
   "$ACTIVEIP" users add --registry "$OUT/users.db" $(seq -f "user%02g" 1 "$USERS")
 fi
 
-# trained NAME: whether $OUT/NAME.safetensors exists and its log's last epoch is $EPOCHS.
-trained() {
-  [ -f "$OUT/$1.safetensors" ] && [ -f "$OUT/$1.jsonl" ] && python3 - "$OUT/$1.jsonl" "$EPOCHS" <<'PY'
-import json, sys
-e = [r for r in map(json.loads, filter(str.strip, open(sys.argv[1]))) if r.get("event") == "epoch"]
-sys.exit(0 if e and e[-1]["epoch"] == int(sys.argv[2]) else 1)
-PY
+# train_model NAME [OPTIONS...]: trains $OUT/NAME (resuming a stopped run) unless its
+# checkpoint already holds $EPOCHS epochs, as `activeip info` reads it.
+train_model() {
+  name=$1
+  shift
+  if [ -f "$OUT/$name.safetensors" ] && [ "$("$ACTIVEIP" info --model "$OUT/$name.safetensors" --json 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["epoch"])' 2>/dev/null)" = "$EPOCHS" ]; then
+    echo "skip: $OUT/$name.safetensors has all $EPOCHS epochs" >&2
+    return 0
+  fi
+  # shellcheck disable=SC2086
+  "$ACTIVEIP" $TRAIN --out "$OUT/$name.safetensors" --log "$OUT/$name.jsonl" "$@"
 }
-if trained baseline; then
-  echo "skip: $OUT/baseline.safetensors has all $EPOCHS epochs" >&2
-else
-  # shellcheck disable=SC2086
-  "$ACTIVEIP" $TRAIN --out "$OUT/baseline.safetensors" --log "$OUT/baseline.jsonl"
-fi
-if trained protected; then
-  echo "skip: $OUT/protected.safetensors has all $EPOCHS epochs" >&2
-else
-  # shellcheck disable=SC2086
-  "$ACTIVEIP" $TRAIN --out "$OUT/protected.safetensors" --log "$OUT/protected.jsonl" \
-    --protect --key "$OUT/owner.key" --registry "$OUT/users.db" ${PROTECT_OPTS:-}
-fi
+train_model baseline
+# shellcheck disable=SC2086
+train_model protected --protect --key "$OUT/owner.key" --registry "$OUT/users.db" ${PROTECT_OPTS:-}
 # shellcheck disable=SC2086
 "$ACTIVEIP" report --model "$OUT/protected.safetensors" --baseline "$OUT/baseline.safetensors" \
   --key "$OUT/owner.key" --registry "$OUT/users.db" $DATA --device "$DEVICE" $THREADS_OPT --count "$COUNT" --json >"$OUT/report.json.tmp"
