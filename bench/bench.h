@@ -57,8 +57,11 @@ double geomean(const std::vector<double>& v);
 
 // What the numbers were measured on: {"device", "gpu", "compute_capability", "sm_count",
 // "memory_bytes", "l2_bytes", "driver", "cuda_runtime", "cudnn", "cublas"} on CUDA; {"device",
-// "cpu", "threads"} on the CPU; always {"activeip", "build": {"cuda", "cudnn"}}.
-nlohmann::json machine_info(const Device& device);
+// "cpu", "threads"} on the CPU; always {"activeip", "build": {"cuda", "cudnn"}}. "threads" is
+// the count the benchmark's Contexts run with: `threads` when positive (as Context sets it),
+// else OpenMP's default — not the count of whatever ran before (it may be asked before any
+// Context exists).
+nlohmann::json machine_info(const Device& device, int threads);
 
 // ---- The three benchmarks --------------------------------------------------------------
 

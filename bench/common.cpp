@@ -1,6 +1,4 @@
 // Timing, buffers, errors and machine description shared by the benchmarks.
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,6 +7,7 @@
 
 #include "bench/bench.h"
 #include "bench/detail.h"
+#include "engine/context.h"
 #include "kernels/error.h"
 
 #ifdef ACTIVEIP_CUDA
@@ -64,7 +63,7 @@ std::string cuda_version(int v) {  // 13000 → "13.0"
 
 }  // namespace
 
-nlohmann::json machine_info(const Device& device) {
+nlohmann::json machine_info(const Device& device, int threads) {
   nlohmann::json m;
   m["device"] = device.str();
   m["activeip"] = "0.1.0";
@@ -80,7 +79,7 @@ nlohmann::json machine_info(const Device& device) {
 #endif
   m["build"] = {{"cuda", built_cuda}, {"cudnn", built_cudnn}};
   m["cpu"] = cpu_model();
-  m["threads"] = omp_get_max_threads();
+  m["threads"] = cpu_threads(threads);
   if (!device.is_cuda()) return m;
 #ifdef ACTIVEIP_CUDA
   cudaDeviceProp p{};

@@ -162,7 +162,7 @@ json run_conv(const ConvConfig& config) {
 
   json out;
   out["command"] = "conv";
-  out["machine"] = machine_info(config.device);
+  out["machine"] = machine_info(config.device, config.threads);
   out["config"] = {{"device", config.device.str()},
                    {"batch", config.batch},
                    {"nets", config.nets},

@@ -128,7 +128,7 @@ json run_gemm(const GemmConfig& config) {
 
   json out;
   out["command"] = "gemm";
-  out["machine"] = machine_info(config.device);
+  out["machine"] = machine_info(config.device, config.threads);
   out["config"] = {{"device", config.device.str()}, {"batches", config.batches}, {"classes", config.classes},
                    {"squares", config.squares},     {"nets", config.nets},       {"warmup", config.warmup},
                    {"reps", config.reps},           {"precisions", {"fp32"}},    {"tolerance", config.tolerance},

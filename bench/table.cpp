@@ -21,7 +21,8 @@ std::string machine_line(const json& m) {
                   m["driver"].get<std::string>().c_str(), m["cuda_runtime"].get<std::string>().c_str(),
                   m["cudnn"].is_string() ? m["cudnn"].get<std::string>().c_str() : "none",
                   m["cublas"].get<std::string>().c_str());
-  return strfmt("CPU %s, %d threads", m["cpu"].get<std::string>().c_str(), m["threads"].get<int>());
+  const int threads = m["threads"].get<int>();
+  return strfmt("CPU %s, %d thread%s", m["cpu"].get<std::string>().c_str(), threads, threads == 1 ? "" : "s");
 }
 
 std::string conv_table(const json& r) {

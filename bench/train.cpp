@@ -97,11 +97,11 @@ json run_train(const TrainBenchConfig& config) {
   for (const std::string& impl : config.conv_impls)
     ENSURE(impl == "custom" || impl == "cudnn", "--conv-impl: unknown implementation '%s' (custom or cudnn)",
            impl.c_str());
-  const DataSplits data = load_data(DataSpec{config.data, config.data_dir, config.limit_train, 2});
+  const DataSplits data = load_data(DataSpec{config.data, config.data_dir, config.limit_train, 0});  // no test split
 
   json out;
   out["command"] = "train";
-  out["machine"] = machine_info(config.device);
+  out["machine"] = machine_info(config.device, config.threads);
   out["config"] = {{"device", config.device.str()},
                    {"data", config.data},
                    {"train_records", data.train.size()},

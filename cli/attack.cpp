@@ -109,7 +109,8 @@ bool same_path(const std::string& a, const std::string& b) {
          std::filesystem::absolute(a).lexically_normal() == std::filesystem::absolute(b).lexically_normal();
 }
 
-// The original model, its data, and what is needed to report on the attacked copy.
+// The original model, its data, and what is needed to report on the attacked copy. Without
+// --data (prune's magnitude and filter methods read none) nothing is measured.
 struct Target {
   Context ctx;
   std::optional<OwnerKey> key;
@@ -117,16 +118,22 @@ struct Target {
   LoadedModel m;
   ModelContext original;  // the registry's view of the model before the attack
   DataSplits data;
+  bool measured = true;  // false without --data
   double original_accuracy = 0;
 
   Target(const AttackOptions& o, bool needs_train) : ctx(o.device.parsed(), o.device.threads) {
     o.device.configure(ctx);
     if (!o.registry.empty() && o.key.empty()) throw UsageError("--registry needs --key");
+    measured = !o.data.name.empty();
+    if (!measured && !o.key.empty())
+      throw UsageError("--key needs --data: owner verification and the users are measured on the test split");
     if (!o.key.empty()) key = OwnerKey::load(o.key);
     if (!o.registry.empty()) registry = Registry::open(o.registry, false);
     m = load_model(o.model, ctx);
     original = model_context(SafetensorsReader(o.model), m.meta);
     if (key) check_model_key(original, *key, o.model);
+    data.norm = m.meta.norm;
+    if (!measured) return;
     data = load_test_split(m.meta, o.model, o.data);  // checks that the model takes the data
     if (needs_train) data = load_data(o.data.spec());
     data.norm = m.meta.norm;
@@ -152,9 +159,10 @@ void train_attacker(Target& t, const AttackOptions& o, Network& net, TrainConfig
   if (with.mask.defined() && with.mask.numel()) trainer.set_mask(with.mask);
   if (with.trainable.defined() && with.trainable.numel()) trainer.set_trainable(with.trainable);
   trainer.set_targets(with.targets);
-  std::fprintf(stderr, "%s on %lld of %lld training records, %lld steps per epoch\n",
+  std::fprintf(stderr, "%s on %lld of %lld training records, %lld steps per epoch, %s\n",
                with.targets ? "distilling" : "fine-tuning", static_cast<long long>(attacker.train.size()),
-               static_cast<long long>(t.data.train.size()), static_cast<long long>(trainer.steps_per_epoch()));
+               static_cast<long long>(t.data.train.size()), static_cast<long long>(trainer.steps_per_epoch()),
+               describe_device(t.ctx.device(), t.ctx.threads()).c_str());
   while (!trainer.done()) {
     const EpochRecord r = trainer.train_epoch({});
     std::fprintf(stderr, "epoch %d/%d  train loss %.4f %s %.2f%%  test acc %.2f%%  %.1fs\n", r.epoch, config.epochs,
@@ -168,6 +176,31 @@ struct Overwrite {
   std::string key, registry;
   Protection p;
 };
+
+// The report of an attack run without --data: what was written, and that nothing was measured
+// (the accuracies null, as the owner, users and forged fingerprints are absent without --key).
+int report_unmeasured(const Target& t, const AttackOptions& o, const nlohmann::json& attack, const ModelMeta& meta) {
+  const char* why = "no --data: the attacked model was written but nothing was measured";
+  if (o.json) {
+    const nlohmann::json j = {{"model", o.model},
+                              {"out", o.out},
+                              {"dataset", nullptr},
+                              {"net", meta.net},
+                              {"attack", attack},
+                              {"clean_accuracy", nullptr},
+                              {"original_accuracy", nullptr},
+                              {"accuracy_drop", nullptr},
+                              {"measured", false},
+                              {"not_measured", why},
+                              {"device", t.ctx.device().str()},
+                              {"threads", t.ctx.threads()}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%-34s %s -> %s\n", "attacked model", o.model.c_str(), o.out.c_str());
+  std::printf("(no --data: nothing was measured; --data measures the accuracies, --key/--registry the protection)\n");
+  return 0;
+}
 
 // Writes the attacked network `net` (mask first, so a model file always has its mask beside
 // it) with `meta` and the attack recorded in its config, then measures and prints the report:
@@ -183,6 +216,7 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
     std::filesystem::remove(mpath);  // a stale mask would hold a later fine-tune to the wrong zeros
   }
   save_model(o.out, net, t.ctx, meta);
+  if (!t.measured) return report_unmeasured(t, o, attack, meta);
 
   Assessment a;
   a.reference = "original";
@@ -196,9 +230,11 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
   std::optional<UsersSummary> attacker_users;
   if (overwrite) {
     Protection& p = overwrite->p;
-    const std::string id = record_protected(p, o.out, meta.net, meta.dataset);
+    // Measured and recorded as the owner's own protected training is.
+    const EmbeddingCheck check = check_embedding(*prober, *p.key, p.info.users);
+    const std::string id = record_protected(p, o.out, meta.net, meta.dataset, &check);
     const ModelContext written = model_context(SafetensorsReader(o.out), meta);
-    attacker_owner = verify_owner(*prober, *p.key);
+    attacker_owner = check.owner;
     attacker_users = authenticate_users(*prober, *p.key, *p.registry, written, p.info.users);
     attacker = {{"key_id", p.info.key_id},
                 {"model_id", id},
@@ -207,10 +243,13 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
                 {"users", nlohmann::json::parse(attacker_users->to_json())}};
   }
   if (o.json) {
-    nlohmann::json j = {{"model", o.model},  {"out", o.out},     {"dataset", o.data.name},
-                        {"net", meta.net},   {"attack", attack}, {"probes", o.probe.probes},
-                        {"tau", o.probe.tau}};
+    nlohmann::json j = {{"model", o.model},          {"out", o.out},
+                        {"dataset", o.data.name},    {"net", meta.net},
+                        {"attack", attack},          {"probes", o.probe.probes},
+                        {"tau", o.probe.tau},        {"device", t.ctx.device().str()},
+                        {"threads", t.ctx.threads()}};
     j.update(nlohmann::json::parse(a.to_json()));
+    j["measured"] = true;
     if (overwrite) j["attacker"] = attacker;
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -294,6 +333,13 @@ Tensor prune_by_mask(Target& t, const PruneOptions& o, PruneMethod method, uint6
 int run_prune(PruneOptions& o) {
   check_out(o.a);
   const PruneMethod method = parse_prune_method(o.method);
+  if (o.a.data.name.empty()) {  // pruning itself reads no data; these do
+    if (method == PruneMethod::FinePrune)
+      throw UsageError(
+          "--method fineprune ranks channels by their activations on the attacker's data: it needs --data");
+    if (o.finetune_epochs > 0)
+      throw UsageError("--finetune-epochs trains on the attacker's share of the training split: it needs --data");
+  }
   TrainConfig config = o.a.train;
   config.epochs = std::max(1, o.finetune_epochs);
   as_usage([&] { config.validate(); });
@@ -440,6 +486,12 @@ void add_attack(CLI::App& app, Handler& handler) {
                    "fineprune: records of the attacker's subset whose activations rank the channels")
       ->capture_default_str()
       ->check(number_in(1, 1e9));
+  // global, layer and filter pruning read no data: without --data the model is pruned and
+  // written and nothing is measured.
+  prune->get_option("--data")->required(false)->description(
+      "Dataset (fineprune, --finetune-epochs and every measurement need it; without it nothing is measured)");
+  for (const char* o : {"--data-dir", "--limit-train", "--limit-test"})
+    prune->get_option(o)->needs(prune->get_option("--data"));
   prune->callback([p, &handler] { handler = [p] { return run_prune(*p); }; });
 
   auto f = std::make_shared<FinetuneOptions>();

@@ -32,7 +32,7 @@ struct DataOptions {
 };
 
 // The test split of `data` for a model, after checking that the model takes its images and
-// has an output for each of its classes; the training split is barely read.
+// has an output for each of its classes; the training split is not read (its files need not exist).
 DataSplits load_test_split(const ModelMeta& meta, const std::string& model, const DataOptions& data);
 
 struct DeviceOptions {
@@ -46,6 +46,10 @@ struct DeviceOptions {
   // on the CPU, or cuDNN in a build without it, is a usage error.
   void configure(Context& ctx) const;
 };
+
+// Where a command runs, for its logs: "cpu, 1 thread", "cuda:0, 16 CPU threads" — the
+// threads a Context made with `threads` runs (--threads, else OpenMP's default).
+std::string describe_device(const Device& device, int threads);
 
 // Numeric option checks whose messages say what is wrong: CLI11 2.1's Range calls a value
 // that is not a number "not in range" and prints PositiveNumber's bounds as 0.000000 to a

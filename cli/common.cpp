@@ -69,7 +69,7 @@ DataSplits load_test_split(const ModelMeta& meta, const std::string& model, cons
   ENSURE(shape.num_classes <= meta.num_classes, "%s has %d outputs but %s has %d classes", model.c_str(),
          meta.num_classes, data.name.c_str(), shape.num_classes);
   DataSpec spec = data.spec();
-  spec.limit_train = 2;  // only the test split is used; keep the training split's load small
+  spec.limit_train = 0;  // only the test split is used: the training files are not opened, nor needed
   return load_data(spec);
 }
 
@@ -92,6 +92,11 @@ Device DeviceOptions::parsed() const {
   Device d;
   as_usage([&] { d = Device::parse(device); });
   return d;
+}
+
+std::string describe_device(const Device& device, int threads) {
+  const int n = cpu_threads(threads);
+  return strfmt("%s, %d %sthread%s", device.str().c_str(), n, device.is_cuda() ? "CPU " : "", n == 1 ? "" : "s");
 }
 
 bool stderr_is_tty() {

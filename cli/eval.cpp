@@ -87,13 +87,15 @@ int run_eval(const EvalOptions& o) {
                  o.logits.c_str());
   }
   if (o.json) {
-    nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},    {"n", r.n},
-                        {"model", o.model},       {"net", m.meta.net}, {"dataset", o.data.name}};
+    nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},          {"n", r.n},
+                        {"model", o.model},       {"net", m.meta.net},       {"dataset", o.data.name},
+                        {"device", device.str()}, {"threads", ctx.threads()}};
     if (!o.logits.empty()) j["logits"] = o.logits;
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s on %s test (%lld images): accuracy %.2f%%  loss %.4f\n", o.model.c_str(), o.data.name.c_str(),
-                static_cast<long long>(r.n), 100 * r.accuracy, r.loss);
+    std::printf("%s on %s test (%lld images, %s): accuracy %.2f%%  loss %.4f\n", o.model.c_str(), o.data.name.c_str(),
+                static_cast<long long>(r.n), describe_device(device, o.device.threads).c_str(), 100 * r.accuracy,
+                r.loss);
   }
   return 0;
 }

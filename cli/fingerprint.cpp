@@ -1,7 +1,8 @@
 // The owner's commands: key new; users add|list|show|revoke|log on the registry; verify
-// (ownership), auth (one user), forge (forged fingerprints), report (all of it against a
-// baseline). With --json each evaluating command prints exactly one JSON object. auth and
-// verify exit 1 when the user is refused or the owner not verified, so scripts can test them.
+// (ownership), auth (one user), forge (forged fingerprints), report (all of it, and the
+// accuracy drop against a baseline when one is given). With --json each evaluating command
+// prints exactly one JSON object. auth and verify exit 1 when the user is refused or the
+// owner not verified, so scripts can test them.
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -35,8 +36,20 @@ struct UsersOptions {
   bool json = false;
 };
 
+// models: the ids of the models the user is embedded in; embeddings: every model the user was
+// trained into, with the detection measured at the end of training (null before it was
+// measured) and whether it reached τ.
 nlohmann::json user_json(const Registry& r, const UserRecord& u) {
-  return {{"name", u.name}, {"status", u.status}, {"created", u.created}, {"models", r.models_of(u.name)}};
+  nlohmann::json embeddings = nlohmann::json::array();
+  for (const auto& [model, e] : r.embeddings_of(u.name))
+    embeddings.push_back({{"model", model},
+                          {"embedded", e.embedded},
+                          {"detection", e.detection ? nlohmann::json(*e.detection) : nlohmann::json()}});
+  return {{"name", u.name},
+          {"status", u.status},
+          {"created", u.created},
+          {"models", r.models_of(u.name)},
+          {"embeddings", embeddings}};
 }
 
 int run_users_add(const UsersOptions& o) {
@@ -90,6 +103,10 @@ int run_users_show(const UsersOptions& o) {
     if (u["models"].empty()) std::printf(" (none)");
     for (const auto& m : u["models"]) std::printf(" %s", m.get<std::string>().c_str());
     std::printf("\n");
+    for (const auto& e : u["embeddings"])
+      if (!e["embedded"].get<bool>())
+        std::printf("         %s: not embedded in this model (detection %.3f at the end of training)\n",
+                    e["model"].get<std::string>().c_str(), e["detection"].is_null() ? 0.0 : e["detection"].get<double>());
   }
   return 0;
 }
@@ -176,6 +193,8 @@ int run_verify(const ProbeOptions& o) {
   if (o.json) {
     nlohmann::json j = nlohmann::json::parse(v.to_json());
     if (!reason.empty()) j["reason"] = reason;
+    j["device"] = p->ctx.device().str();
+    j["threads"] = p->ctx.threads();
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
@@ -246,12 +265,21 @@ int run_report(const ReportOptions& o) {
   check_model_key(p->info, p->key, po.model);
   Assessment a;
   a.clean_accuracy = evaluate(*p->m.net, p->ctx, p->data.test, p->m.meta.norm, po.probe.batch).accuracy;
-  LoadedModel base = load_model(o.baseline, p->ctx);
-  a.reference_accuracy = evaluate(*base.net, p->ctx, p->data.test, base.meta.norm, po.probe.batch).accuracy;
+  if (!o.baseline.empty()) {  // without one, everything but the drop
+    LoadedModel base = load_model(o.baseline, p->ctx);
+    a.reference_accuracy = evaluate(*base.net, p->ctx, p->data.test, base.meta.norm, po.probe.batch).accuracy;
+  }
   assess_protection(a, *p->prober, p->key, &registry, p->info, {o.f.count, o.f.seed});
   if (po.json) {
-    nlohmann::json j = {{"model", po.model},    {"baseline", o.baseline},    {"dataset", po.data.name},
-                        {"net", p->m.meta.net}, {"probes", po.probe.probes}, {"tau", po.probe.tau}};
+    const nlohmann::json baseline = o.baseline.empty() ? nlohmann::json() : nlohmann::json(o.baseline);
+    nlohmann::json j = {{"model", po.model},
+                        {"baseline", baseline},
+                        {"dataset", po.data.name},
+                        {"net", p->m.meta.net},
+                        {"probes", po.probe.probes},
+                        {"tau", po.probe.tau},
+                        {"device", p->ctx.device().str()},
+                        {"threads", p->ctx.threads()}};
     j.update(nlohmann::json::parse(a.to_json()));
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -319,7 +347,8 @@ void add_fingerprint(CLI::App& app, Handler& handler) {
   auto r = std::make_shared<ReportOptions>();
   CLI::App* report = app.add_subcommand("report", "Accuracy drop, owner verification, users and forged fingerprints");
   r->f.p.add_to(report, true);
-  report->add_option("--baseline", r->baseline, "The same net trained without protection")->required();
+  report->add_option("--baseline", r->baseline,
+                     "The same net trained without protection (without it: no accuracy drop is reported)");
   add_forge_options(report, r->f);
   report->callback([r, &handler] { handler = [r] { return run_report(*r); }; });
 }

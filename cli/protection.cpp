@@ -35,9 +35,9 @@ void arm_protection(Protection& p, const std::vector<std::string>& users, const 
     std::fprintf(stderr, "note: %s has no active users; only the owner's trigger is embedded\n", registry_path.c_str());
 }
 
-std::string record_protected(Protection& p, const std::string& out, const std::string& net,
-                             const std::string& dataset) {
-  return record_model(*p.registry, out, net, dataset, p.info);
+std::string record_protected(Protection& p, const std::string& out, const std::string& net, const std::string& dataset,
+                             const EmbeddingCheck* check) {
+  return record_model(*p.registry, out, net, dataset, p.info, check);
 }
 
 }  // namespace activeip::cli

@@ -35,7 +35,9 @@ void arm_protection(Protection& p, const std::vector<std::string>& users, const 
                     const ProtectConfig& config, TrainConfig& train, ModelMeta& meta, const std::string& parent,
                     const std::string& registry_path);
 
-// Records the written model `out` in the protection's registry; returns its id.
-std::string record_protected(Protection& p, const std::string& out, const std::string& net, const std::string& dataset);
+// Records the written model `out` in the protection's registry, with what the end of
+// training measured (nullptr: nothing measured, every user counts as embedded); returns its id.
+std::string record_protected(Protection& p, const std::string& out, const std::string& net, const std::string& dataset,
+                             const EmbeddingCheck* check);
 
 }  // namespace activeip::cli

@@ -3,8 +3,10 @@
 // registered user's fingerprint and record the model in the registry.
 // activeip enroll: embed newly registered users into a protected model by a short
 // fine-tune that keeps the owner's trigger, the earlier users and clean data in the mix.
-// Progress goes to stderr (a live line on a terminal, one line per epoch otherwise), JSON
-// lines to --log, the final summary to stdout.
+// At the end of both, every trained pattern's detection is measured on held-out probes and
+// recorded; a pattern below τ is not recorded as embedded and the command exits 3 (the model
+// is written all the same). Progress goes to stderr (a live line on a terminal, one line per
+// epoch otherwise), JSON lines to --log, the final summary to stdout.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #include "cli/protection.h"
 #include "engine/file_io.h"
 #include "engine/trainer.h"
+#include "fingerprint/assess.h"
 #include "fingerprint/protect.h"
 #include "nets/model_io.h"
 #include "nets/nets.h"
@@ -41,7 +44,11 @@ struct TrainOptions {
   bool protect = false;
   std::string key, registry;
   ProtectConfig protection;
+  ProbeConfig probe;  // the end-of-training check of what was embedded
 };
+
+// The exit status of a protected run whose model was written but did not embed every pattern.
+constexpr int kProtectionIncomplete = 3;
 
 std::string hms(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
@@ -60,17 +67,22 @@ void check_writable(const std::string& path) {
   unlink(probe.c_str());
 }
 
+std::unique_ptr<std::ofstream> open_log(const TrainOptions& o, bool resuming) {
+  if (o.log.empty()) return nullptr;
+  auto log = std::make_unique<std::ofstream>(o.log, resuming ? std::ios::app : std::ios::trunc);
+  if (!*log) throw UsageError(strfmt("--log %s: cannot open for writing", o.log.c_str()));
+  return log;
+}
+
 // The epoch loop shared by train and enroll: trains until done, checkpointing every epoch.
-int fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataSplits& data, const Device& device,
-        ModelMeta meta, bool resuming) {
-  std::unique_ptr<std::ofstream> log;
-  if (!o.log.empty()) {
-    log = std::make_unique<std::ofstream>(o.log, resuming ? std::ios::app : std::ios::trunc);
-    if (!*log) throw UsageError(strfmt("--log %s: cannot open for writing", o.log.c_str()));
+void fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataSplits& data, const Device& device,
+         ModelMeta meta, std::ostream* log) {
+  if (log) {
     nlohmann::json start = {{"event", "start"},
                             {"net", meta.net},
                             {"data", o.data.name},
                             {"device", device.str()},
+                            {"threads", cpu_threads(o.device.threads)},
                             {"parameters", net.num_parameters()},
                             {"train_size", data.train.size()},
                             {"test_size", data.test.size()},
@@ -81,7 +93,7 @@ int fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataS
   std::fprintf(stderr, "%s (%lld parameters) on %s: %lld train / %lld test images, %lld steps per epoch, %s\n",
                meta.net.c_str(), static_cast<long long>(net.num_parameters()), o.data.name.c_str(),
                static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
-               static_cast<long long>(trainer.steps_per_epoch()), device.str().c_str());
+               static_cast<long long>(trainer.steps_per_epoch()), describe_device(device, o.device.threads).c_str());
 
   const bool tty = stderr_is_tty();
   auto last_draw = std::chrono::steady_clock::now();
@@ -112,11 +124,10 @@ int fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataS
   }
   if (last.epoch == 0) {
     std::fprintf(stdout, "%s: already trained for %d epochs; nothing to do\n", o.out.c_str(), o.config.epochs);
-    return 0;
+    return;
   }
   std::fprintf(stdout, "%s %s: test accuracy %.2f%% after %d epochs (%.0f img/s) -> %s\n", meta.net.c_str(),
                o.data.name.c_str(), 100 * last.test_accuracy, last.epoch, last.images_per_s, o.out.c_str());
-  return 0;
 }
 
 // Loads the key and opens the registry of a protected run, before any data is read.
@@ -131,10 +142,49 @@ void arm_protection(Protection& p, const std::vector<std::string>& users, const 
   cli::arm_protection(p, users, data, o.protection, o.config, meta, parent, o.registry);
 }
 
-void record(Protection& p, const TrainOptions& o, const std::string& net) {
-  const std::string id = record_protected(p, o.out, net, o.data.name);
-  std::fprintf(stdout, "recorded model %s in %s: owner trigger -> label %d, %zu users embedded\n", id.c_str(),
-               o.registry.c_str(), p.info.owner_label, p.info.users.size());
+// Measures what the trained `net` embedded, prints one line per pattern (and the log record),
+// records the model with those detections, and names every shortfall with what to try.
+// Returns the exit status: 0, or kProtectionIncomplete.
+int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context& ctx, const DataSplits& data,
+                     std::ostream* log) {
+  Prober prober(net, ctx, data.test, data.norm, o.probe);
+  const EmbeddingCheck check = check_embedding(prober, *p.key, p.info.users);
+  std::fprintf(stdout, "embedded patterns, on %d held-out probes each (tau %g):\n", o.probe.probes, o.probe.tau);
+  const auto line = [](const std::string& name, const Detection& d, bool embedded, const std::string& extra) {
+    const char* verdict = embedded ? "embedded" : "NOT embedded";
+    std::fprintf(stdout, "  %-24s -> label %-3d detection %.3f  %s\n", name.c_str(), d.target, d.rate,
+                 extra.empty() ? verdict : strfmt("%-12s  %s", verdict, extra.c_str()).c_str());
+  };
+  line(std::string(kOwnerName) + " (trigger)", check.owner.detection, check.owner.verified,
+       strfmt("(p = %.3g)", check.owner.p_value));
+  for (const PatternCheck& u : check.users) line(u.user, u.detection, u.embedded, "");
+  if (log) {
+    auto j = nlohmann::json::parse(check.to_json());
+    j["event"] = "embedding";
+    *log << j.dump() << "\n" << std::flush;
+  }
+
+  const std::string id = record_protected(p, o.out, net.info().name, o.data.name, &check);
+  const std::vector<std::string> short_users = check.short_users();
+  std::fprintf(stdout, "recorded model %s in %s: owner trigger -> label %d, %zu of %zu users embedded\n", id.c_str(),
+               o.registry.c_str(), p.info.owner_label, p.info.users.size() - short_users.size(), p.info.users.size());
+  if (check.complete()) return 0;
+
+  std::string who;
+  for (const std::string& u : short_users) who += (who.empty() ? "" : " ") + u;
+  std::fprintf(stdout, "protection incomplete (the model is written):\n");
+  if (!check.owner.verified)
+    std::fprintf(stdout, "  the owner's trigger is not verified (detection %.3f, p = %.3g; needs tau %g and p < %g)\n",
+                 check.owner.detection.rate, check.owner.p_value, o.probe.tau, kOwnerPValue);
+  if (!short_users.empty())
+    std::fprintf(stdout,
+                 "  %zu users below tau %g, recorded as not embedded (they will not authenticate through this "
+                 "model): %s\n",
+                 short_users.size(), o.probe.tau, who.c_str());
+  std::fprintf(stdout, "  try more epochs (--epochs %d now) or a higher --poison-rate (%g now)%s\n", o.config.epochs,
+               o.protection.poison_rate,
+               short_users.empty() ? "" : strfmt(", or `activeip enroll --users %s`", who.c_str()).c_str());
+  return kProtectionIncomplete;
 }
 
 int run_train(TrainOptions& o) {
@@ -159,15 +209,15 @@ int run_train(TrainOptions& o) {
   Trainer trainer(*net, ctx, data, o.config, protection.mixer.get());
 
   const bool resuming = o.resume && file_exists(o.out);
+  const std::unique_ptr<std::ofstream> log = open_log(o, resuming);
   if (resuming) {
     trainer.resume(o.out);
     std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
   } else if (o.resume) {
     std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
   }
-  const int status = fit(trainer, *net, o, data, device, meta, resuming);
-  if (o.protect) record(protection, o, o.net);
-  return status;
+  fit(trainer, *net, o, data, device, meta, log.get());
+  return o.protect ? check_and_record(protection, o, *net, ctx, data, log.get()) : 0;
 }
 
 struct EnrollOptions {
@@ -214,9 +264,9 @@ int run_enroll(EnrollOptions& e) {
   o.protection.focus = e.users;
   arm_protection(protection, users, data, o, meta, info.id);
   Trainer trainer(*m.net, ctx, data, o.config, protection.mixer.get());
-  const int status = fit(trainer, *m.net, o, data, device, meta, false);
-  record(protection, o, m.meta.net);
-  return status;
+  const std::unique_ptr<std::ofstream> log = open_log(o, false);
+  fit(trainer, *m.net, o, data, device, meta, log.get());
+  return check_and_record(protection, o, *m.net, ctx, data, log.get());
 }
 
 void add_protect_options(CLI::App* cmd, TrainOptions& o) {
@@ -233,6 +283,14 @@ void add_protect_options(CLI::App* cmd, TrainOptions& o) {
                   "Share of the poisoned samples that carry the owner's trigger; the users share the rest "
                   "(default: the owner is drawn like any user)")
       ->check(number_in(0, 1));
+  // The end-of-training check, with report's probe rules.
+  cmd->add_option("--probes", o.probe.probes, "Held-out test images per pattern for the end-of-training check")
+      ->capture_default_str()
+      ->check(number_in(1, 1e6));
+  cmd->add_option("--probe-seed", o.probe.seed, "Seed of the probe set")->capture_default_str();
+  cmd->add_option("--tau", o.probe.tau, "Detection a pattern must reach to count as embedded")
+      ->capture_default_str()
+      ->check(number_in(1e-9, 1));
 }
 
 // The schedule options both train and enroll take.

@@ -55,6 +55,10 @@ bool cuda_available() {
 #endif
 }
 
+int cpu_threads(int threads) {
+  return threads > 0 ? threads : omp_get_max_threads();
+}
+
 Context::Context(Device device, int threads) : device_(device), threads_(threads) {
   if (threads_ > 0) omp_set_num_threads(threads_);
   threads_ = omp_get_max_threads();

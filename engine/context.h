@@ -81,4 +81,8 @@ class Context {
 // True when this build has CUDA and the machine has at least one usable device.
 bool cuda_available();
 
+// The CPU threads a Context made with `threads` runs: `threads` when positive, else OpenMP's
+// default. Needs no Context, so that a command can report the count before it makes one.
+int cpu_threads(int threads);
+
 }  // namespace activeip

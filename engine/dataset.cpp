@@ -287,6 +287,8 @@ void decode_chunk(const Chunk& c, int64_t n, Dataset& d, int64_t first) {
 }
 
 Dataset load_split(const DatasetInfo& info, const std::string& dir, bool train, int64_t limit) {
+  // Limit 0: the split is not wanted, so its files are not even looked for.
+  if (limit == 0) return empty_dataset(info, train ? "train" : "test", 0);
   const SplitFiles files = split_files(info, dir, train);
   std::vector<Chunk> chunks;
   int64_t total = 0;
@@ -528,11 +530,14 @@ DataShape dataset_shape(const std::string& name) {
 Normalization dataset_normalization(const std::string& name) {
   return dataset_info(name).norm;
 }
+std::vector<std::string> dataset_class_names(const std::string& name) {
+  return builtin_class_names(dataset_info(name));
+}
 
 DataSplits load_data(const DataSpec& spec) {
   const DatasetInfo& info = dataset_info(spec.name);
   ENSURE(spec.limit_train >= -1 && spec.limit_test >= -1,
-         "%s: limits must be -1 (all) or a record count, got %lld / %lld", info.name,
+         "%s: limits must be -1 (all), 0 (none) or a record count, got %lld / %lld", info.name,
          static_cast<long long>(spec.limit_train), static_cast<long long>(spec.limit_test));
   DataSplits out;
   out.norm = info.norm;

@@ -29,6 +29,8 @@ struct DataSpec {
   std::string name;
   std::string dir;  // empty: default_data_dir(name)
   // -1: every record; otherwise the first N records (all of them when there are fewer).
+  // 0: the split is not read at all (none of its files is opened, so they need not exist)
+  // and comes back empty — for commands that read only the test split.
   int64_t limit_train = -1, limit_test = -1;
 };
 
@@ -52,6 +54,9 @@ struct DataShape {
 DataShape dataset_shape(const std::string& name);
 // The published training-set statistics (for synthetic: those of its generator).
 Normalization dataset_normalization(const std::string& name);
+// The official class names (class0 … for synthetic): what a split is named with when its
+// folder has no class-name file.
+std::vector<std::string> dataset_class_names(const std::string& name);
 
 // What `activeip data check` reports: every file read and validated on its own (a bad file
 // does not hide the others), then, when a split's files are all good, its statistics.

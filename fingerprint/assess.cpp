@@ -44,10 +44,9 @@ std::vector<Fingerprint> claimable_fingerprints(const Prober& prober, const Owne
 
 std::string Assessment::to_json() const {
   nlohmann::json j = {{"clean_accuracy", clean_accuracy}};
-  if (reference_accuracy) {
-    j[reference + "_accuracy"] = *reference_accuracy;
-    j["accuracy_drop"] = *reference_accuracy - clean_accuracy;
-  }
+  // Without a reference both fields are there and null, so a reader need not guess.
+  j[reference + "_accuracy"] = reference_accuracy ? nlohmann::json(*reference_accuracy) : nlohmann::json();
+  j["accuracy_drop"] = reference_accuracy ? nlohmann::json(*reference_accuracy - clean_accuracy) : nlohmann::json();
   if (owner) j["owner"] = nlohmann::json::parse(owner->to_json());
   if (users) j["users"] = nlohmann::json::parse(users->to_json());
   if (forged) j["forged"] = nlohmann::json::parse(forged->to_json());
@@ -59,6 +58,9 @@ void Assessment::print(std::FILE* out) const {
   if (reference_accuracy) {
     std::fprintf(out, "%-34s %.2f%%\n", (reference + " accuracy").c_str(), 100 * *reference_accuracy);
     std::fprintf(out, "%-34s %+.2f points\n", "accuracy drop", 100 * (*reference_accuracy - clean_accuracy));
+  } else {
+    std::fprintf(out, "%-34s none (no %s model given: no accuracy drop)\n", (reference + " accuracy").c_str(),
+                 reference.c_str());
   }
   if (owner)
     std::fprintf(out, "%-34s %s (detection %.3f, p = %.3g)\n", "owner verification",
@@ -75,10 +77,59 @@ void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const
                        const ModelContext& model, const AssessConfig& config) {
   a.owner = verify_owner(prober, key);
   if (!registry) return;
-  const std::vector<std::string> users = embedded_users(registry, model);
+  // Every user trained in: one whose fingerprint fell short of τ at the end of training is
+  // counted, and refused with that reason.
+  const std::vector<std::string> users = trained_users(registry, model);
   a.users = authenticate_users(prober, key, *registry, model, users);
   if (!users.empty())
     a.forged = forge(prober, claimable_fingerprints(prober, key, users), config.forge_count, config.forge_seed);
+}
+
+bool EmbeddingCheck::complete() const {
+  return owner.verified && short_users().empty();
+}
+
+std::vector<std::string> EmbeddingCheck::short_users() const {
+  std::vector<std::string> out;
+  for (const PatternCheck& u : users)
+    if (!u.embedded) out.push_back(u.user);
+  return out;
+}
+
+const PatternCheck& EmbeddingCheck::user(const std::string& name) const {
+  for (const PatternCheck& u : users)
+    if (u.user == name) return u;
+  throw Error(strfmt("user '%s' was not measured at the end of training", name.c_str()));
+}
+
+std::string EmbeddingCheck::to_json() const {
+  nlohmann::json per = nlohmann::json::array();
+  for (const PatternCheck& u : users)
+    per.push_back({{"user", u.user},
+                   {"target_label", u.detection.target},
+                   {"detection_rate", u.detection.rate},
+                   {"embedded", u.embedded}});
+  const nlohmann::json j = {{"tau", tau},
+                            {"complete", complete()},
+                            {"owner",
+                             {{"user", kOwnerName},
+                              {"target_label", owner.detection.target},
+                              {"detection_rate", owner.detection.rate},
+                              {"p_value", owner.p_value},
+                              {"embedded", owner.verified}}},
+                            {"users", per}};
+  return j.dump();
+}
+
+EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users) {
+  EmbeddingCheck c;
+  c.tau = prober.config().tau;
+  c.owner = verify_owner(prober, key);
+  std::vector<Fingerprint> patterns;
+  for (const std::string& u : users) patterns.push_back(derive_fingerprint(key, u, prober.spec(), prober.num_classes()));
+  const std::vector<Detection> d = patterns.empty() ? std::vector<Detection>{} : prober.detect(patterns);
+  for (size_t i = 0; i < users.size(); ++i) c.users.push_back({users[i], d[i], d[i].rate >= c.tau});
+  return c;
 }
 
 }  // namespace activeip

@@ -1,9 +1,10 @@
 // The protection report that `report` and every attack command print (and emit with
 // --json): clean accuracy against a reference model (the unprotected baseline, or the model
-// before the attack) and the drop; owner verification; user authentication over every
-// embedded user; forged fingerprints claimed as those users. Detection is measured on the
-// prober's network; who may pass is the registry's view of `model` — for an attacked copy,
-// the original, as DESIGN §3 says attack reports use the users embedded in the original.
+// before the attack) and the drop; owner verification; user authentication over every user
+// trained into the model (one that fell short of τ in training is refused, and counted);
+// forged fingerprints claimed as those users. Detection is measured on the prober's network;
+// who may pass is the registry's view of `model` — for an attacked copy, the original, as
+// DESIGN §3 says attack reports use the users embedded in the original.
 #pragma once
 
 #include <cstdio>
@@ -42,14 +43,36 @@ struct Assessment {
   std::optional<ForgeResult> forged;         // with a key, a registry and embedded users
 
   // {clean_accuracy, <reference>_accuracy, accuracy_drop, owner{…}, users{…}, forged{…}}:
-  // the parts measured; accuracy_drop = reference − clean.
+  // the parts measured; accuracy_drop = reference − clean (both null without a reference).
   std::string to_json() const;
   // The human table, one line per figure.
   void print(std::FILE* out) const;
 };
 
+// What protected training embedded (DESIGN §3), measured at the end of `train --protect` and
+// `enroll` on held-out probes, as `report` measures: the owner's trigger is embedded when it
+// is verified (detection ≥ τ and p < 1e-6), a user's fingerprint when its detection reaches τ.
+struct PatternCheck {
+  std::string user;
+  Detection detection;
+  bool embedded = false;
+};
+struct EmbeddingCheck {
+  double tau = 0;
+  OwnerVerification owner;
+  std::vector<PatternCheck> users;  // in the order trained
+  bool complete() const;            // the owner and every user embedded
+  std::vector<std::string> short_users() const;
+  // The check of one user; Error when it was not measured.
+  const PatternCheck& user(const std::string& name) const;
+  // {tau, complete, owner{user:"owner", target_label, detection_rate, p_value, embedded},
+  //  users[{user, target_label, detection_rate, embedded}]}
+  std::string to_json() const;
+};
+EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users);
+
 // Fills owner, users and forged from the prober's network: the owner's trigger under `key`;
-// with a registry, every user of embedded_users(registry, model) and `config.forge_count`
+// with a registry, every user of trained_users(registry, model) and `config.forge_count`
 // forged fingerprints claimed as them (none when no user is embedded).
 void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const Registry* registry,
                        const ModelContext& model, const AssessConfig& config);

@@ -15,6 +15,7 @@
 
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "fingerprint/assess.h"
 
 namespace activeip {
 
@@ -242,23 +243,27 @@ std::vector<std::string> active_users(const Registry& registry) {
   return names;
 }
 
-std::vector<std::string> embedded_users(const Registry* registry, const ModelContext& model) {
-  std::set<std::string> users;
+std::vector<std::string> trained_users(const Registry* registry, const ModelContext& model) {
   std::optional<ModelRecord> record = registry ? registry->model(model.id) : std::nullopt;
-  if (!record) {
-    users.insert(model.users.begin(), model.users.end());
-  } else {
-    std::set<std::string> seen;
-    while (record && seen.insert(record->id).second) {
-      users.insert(record->users.begin(), record->users.end());
-      record = record->parent.empty() ? std::nullopt : registry->model(record->parent);
-    }
+  std::set<std::string> users;
+  if (!record) users.insert(model.users.begin(), model.users.end());
+  std::set<std::string> seen;
+  while (record && seen.insert(record->id).second) {
+    for (const EmbeddingRecord& e : record->embeddings) users.insert(e.user);
+    record = record->parent.empty() ? std::nullopt : registry->model(record->parent);
   }
   return {users.begin(), users.end()};
 }
 
+std::vector<std::string> embedded_users(const Registry* registry, const ModelContext& model) {
+  std::vector<std::string> users = trained_users(registry, model);
+  if (registry && registry->model(model.id))
+    std::erase_if(users, [&](const std::string& u) { return !registry->embedded(model.id, u); });
+  return users;
+}
+
 std::string record_model(Registry& registry, const std::string& path, const std::string& net,
-                         const std::string& dataset, const ProtectionInfo& info) {
+                         const std::string& dataset, const ProtectionInfo& info, const EmbeddingCheck* check) {
   const SafetensorsReader file(path);
   const std::string id = model_id(file);
   if (registry.model(id)) return id;
@@ -269,7 +274,16 @@ std::string record_model(Registry& registry, const std::string& path, const std:
   r.net = net;
   r.dataset = dataset;
   r.key_id = info.key_id;
-  r.users = info.users;
+  for (const std::string& u : info.users) {
+    EmbeddingRecord e{u, std::nullopt, true};
+    if (check) {
+      const PatternCheck& c = check->user(u);
+      e.detection = c.detection.rate;
+      e.embedded = c.embedded;
+    }
+    r.embeddings.push_back(std::move(e));
+  }
+  if (check) r.owner_detection = check->owner.detection.rate;
   registry.add_model(r);
   return id;
 }

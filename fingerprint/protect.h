@@ -122,13 +122,20 @@ void check_registry_key(const Registry& registry, const OwnerKey& key);
 // The registry's active users, by name.
 std::vector<std::string> active_users(const Registry& registry);
 
-// The users embedded in a model: the registry's record when it has one (following parents),
-// else the model's own protection record.
+// The users trained into a model: the registry's record when it has one (following parents),
+// else the model's own protection record; by name.
+std::vector<std::string> trained_users(const Registry* registry, const ModelContext& model);
+// Of those, the users embedded: with the registry's record, those whose nearest measurement
+// reached τ (Registry::embedded); without it, all of them.
 std::vector<std::string> embedded_users(const Registry* registry, const ModelContext& model);
 
-// Records a freshly written protected model in the registry (with the users it embeds);
-// a model already recorded with the same id is left as it is. Returns the model's id.
+struct EmbeddingCheck;  // fingerprint/assess.h
+
+// Records a freshly written protected model in the registry with the users trained into it
+// and, given what the end of training measured, each detection and whether it reached τ (a
+// user below τ is recorded as not embedded); without a check every user counts as embedded.
+// A model already recorded with the same id is left as it is. Returns the model's id.
 std::string record_model(Registry& registry, const std::string& path, const std::string& net,
-                         const std::string& dataset, const ProtectionInfo& info);
+                         const std::string& dataset, const ProtectionInfo& info, const EmbeddingCheck* check);
 
 }  // namespace activeip

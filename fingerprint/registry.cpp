@@ -20,7 +20,9 @@ namespace {
 
 // "AIPR": tells our files apart from any other SQLite database.
 constexpr int64_t kApplicationId = 0x41495052;
-constexpr int64_t kSchemaVersion = 1;
+// 2: embeddings record the detection measured at the end of training and whether it reached
+// τ; models the owner's detection.
+constexpr int64_t kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;
 constexpr size_t kMaxNameLength = 64;
 
@@ -39,10 +41,13 @@ CREATE TABLE models(
   net TEXT,
   dataset TEXT,
   key_id TEXT NOT NULL,
-  created TEXT NOT NULL);
+  created TEXT NOT NULL,
+  owner_detection REAL);
 CREATE TABLE embeddings(
   model TEXT NOT NULL REFERENCES models(id),
   user TEXT NOT NULL REFERENCES users(name),
+  detection REAL,
+  embedded INTEGER NOT NULL DEFAULT 1 CHECK(embedded IN (0, 1)),
   PRIMARY KEY(model, user));
 CREATE INDEX embeddings_by_user ON embeddings(user);
 CREATE TABLE events(
@@ -55,6 +60,14 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON events
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql";
+
+// Schema 1 → 2, the columns above that schema 1 lacks: its models were never measured, so
+// their detections stay NULL and every user trained in counts as embedded, as before.
+constexpr const char* kUpgrade1To2 = R"sql(
+ALTER TABLE models ADD COLUMN owner_detection REAL;
+ALTER TABLE embeddings ADD COLUMN detection REAL;
+ALTER TABLE embeddings ADD COLUMN embedded INTEGER NOT NULL DEFAULT 1 CHECK(embedded IN (0, 1));
 )sql";
 
 [[noreturn]] void fail(sqlite3* db, const std::string& path, const std::string& sql) {
@@ -87,8 +100,20 @@ class Stmt {
       fail(db_, path_, sql_);
     return *this;
   }
+  Stmt& bind(int i, int64_t v) {
+    if (sqlite3_bind_int64(stmt_, i, v) != SQLITE_OK) fail(db_, path_, sql_);
+    return *this;
+  }
   Stmt& bind_or_null(int i, const std::string& v) {
     if (!v.empty()) return bind(i, v);
+    return bind_null(i);
+  }
+  Stmt& bind_or_null(int i, const std::optional<double>& v) {
+    if (!v) return bind_null(i);
+    if (sqlite3_bind_double(stmt_, i, *v) != SQLITE_OK) fail(db_, path_, sql_);
+    return *this;
+  }
+  Stmt& bind_null(int i) {
     if (sqlite3_bind_null(stmt_, i) != SQLITE_OK) fail(db_, path_, sql_);
     return *this;
   }
@@ -114,6 +139,10 @@ class Stmt {
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
   }
   int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::optional<double> real_or_null(int col) const {
+    if (is_null(col)) return std::nullopt;
+    return sqlite3_column_double(stmt_, col);
+  }
 
  private:
   sqlite3* db_;
@@ -260,8 +289,27 @@ void Registry::check_header(bool create) {
   ENSURE(app == kApplicationId, "%s is not an activeip registry (application id %lld)", path_.c_str(),
          static_cast<long long>(app));
   const int64_t version = query_int(db_, path_, "PRAGMA user_version");
-  ENSURE(version == kSchemaVersion, "registry %s has schema version %lld; this build reads version %lld", path_.c_str(),
+  ENSURE(version >= 1 && version <= kSchemaVersion,
+         "registry %s has schema version %lld; this build reads versions 1 to %lld", path_.c_str(),
          static_cast<long long>(version), static_cast<long long>(kSchemaVersion));
+  if (version < kSchemaVersion) upgrade_schema();
+}
+
+void Registry::upgrade_schema() {
+  Transaction tx(db_, path_, Transaction::kWrite);
+  const int64_t from = query_int(db_, path_, "PRAGMA user_version");
+  if (from == kSchemaVersion) return;  // another process upgraded it first
+  try {
+    if (from == 1) exec(db_, path_, kUpgrade1To2);
+    exec(db_, path_, strfmt("PRAGMA user_version = %lld", static_cast<long long>(kSchemaVersion)).c_str());
+    Stmt event(db_, path_, kInsertEvent);
+    append_event(event, now_utc(), "registry.upgrade", strfmt("schema %lld", static_cast<long long>(kSchemaVersion)),
+                 strfmt("from schema %lld", static_cast<long long>(from)));
+    tx.commit();
+  } catch (const Error& e) {
+    throw Error(strfmt("registry %s has schema version %lld and could not be upgraded to %lld: %s", path_.c_str(),
+                       static_cast<long long>(from), static_cast<long long>(kSchemaVersion), e.what()));
+  }
 }
 
 void Registry::create_schema() {
@@ -330,7 +378,15 @@ void Registry::revoke_users(const std::vector<std::string>& names) {
 void Registry::add_model(const ModelRecord& m) {
   ENSURE(is_sha256_hex(m.id), "model id %s is not a SHA-256 in hex (64 characters 0-9a-f)", quoted(m.id).c_str());
   ENSURE(!m.key_id.empty(), "model %s has no key id", m.id.c_str());
-  ensure_distinct(m.users, strfmt(" for model %s", m.id.c_str()).c_str());
+  std::vector<std::string> names;
+  for (const EmbeddingRecord& e : m.embeddings) {
+    names.push_back(e.user);
+    ENSURE(!e.detection || (*e.detection >= 0 && *e.detection <= 1), "detection %g of user %s is outside [0, 1]",
+           *e.detection, quoted(e.user).c_str());
+  }
+  ENSURE(!m.owner_detection || (*m.owner_detection >= 0 && *m.owner_detection <= 1),
+         "the owner's detection %g is outside [0, 1]", *m.owner_detection);
+  ensure_distinct(names, strfmt(" for model %s", m.id.c_str()).c_str());
   const std::string now = now_utc();
   Transaction tx(db_, path_, Transaction::kWrite);
   {
@@ -344,7 +400,8 @@ void Registry::add_model(const ModelRecord& m) {
            m.id.c_str(), path_.c_str());
   }
   Stmt(db_, path_,
-       "INSERT INTO models(id, parent, path, net, dataset, key_id, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+       "INSERT INTO models(id, parent, path, net, dataset, key_id, created, owner_detection) "
+       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
       .bind(1, m.id)
       .bind_or_null(2, m.parent)
       .bind(3, m.path)
@@ -352,16 +409,20 @@ void Registry::add_model(const ModelRecord& m) {
       .bind(5, m.dataset)
       .bind(6, m.key_id)
       .bind(7, m.created.empty() ? now : m.created)
+      .bind_or_null(8, m.owner_detection)
       .run();
   Stmt find(db_, path_, "SELECT 1 FROM users WHERE name = ?1");
-  Stmt ins(db_, path_, "INSERT INTO embeddings(model, user) VALUES(?1, ?2)");
-  for (const auto& u : m.users) {
-    ENSURE(find.reset().bind(1, u).step(), "user %s of model %s is not registered in %s", quoted(u).c_str(),
+  Stmt ins(db_, path_, "INSERT INTO embeddings(model, user, detection, embedded) VALUES(?1, ?2, ?3, ?4)");
+  std::vector<std::string> short_of;
+  for (const EmbeddingRecord& e : m.embeddings) {
+    ENSURE(find.reset().bind(1, e.user).step(), "user %s of model %s is not registered in %s", quoted(e.user).c_str(),
            m.id.c_str(), path_.c_str());
-    ins.reset().bind(1, m.id).bind(2, u).run();
+    ins.reset().bind(1, m.id).bind(2, e.user).bind_or_null(3, e.detection).bind(4, int64_t{e.embedded}).run();
+    if (!e.embedded) short_of.push_back(e.user);
   }
   Stmt event(db_, path_, kInsertEvent);
-  append_event(event, now, "model.add", m.id, join(m.users));
+  append_event(event, now, "model.add", m.id,
+               join(names) + (short_of.empty() ? "" : "; not embedded: " + join(short_of)));
   tx.commit();
 }
 
@@ -380,7 +441,13 @@ std::optional<UserRecord> Registry::user(const std::string& name) const {
 
 namespace {
 
-constexpr const char* kModelColumns = "SELECT id, parent, path, net, dataset, key_id, created FROM models";
+constexpr const char* kModelColumns =
+    "SELECT id, parent, path, net, dataset, key_id, created, owner_detection FROM models";
+constexpr const char* kEmbeddingColumns = "SELECT model, user, detection, embedded FROM embeddings";
+
+EmbeddingRecord embedding_row(const Stmt& s) {  // from kEmbeddingColumns
+  return {s.text(1), s.real_or_null(2), s.int64(3) != 0};
+}
 
 ModelRecord model_row(const Stmt& s) {
   ModelRecord m;
@@ -391,6 +458,7 @@ ModelRecord model_row(const Stmt& s) {
   m.dataset = s.text(4);
   m.key_id = s.text(5);
   m.created = s.text(6);
+  m.owner_detection = s.real_or_null(7);
   return m;
 }
 
@@ -401,23 +469,23 @@ std::optional<ModelRecord> Registry::model(const std::string& id) const {
   Stmt s(db_, path_, std::string(kModelColumns) + " WHERE id = ?1");
   if (!s.bind(1, id).step()) return std::nullopt;
   ModelRecord m = model_row(s);
-  Stmt u(db_, path_, "SELECT user FROM embeddings WHERE model = ?1 ORDER BY user");
+  Stmt u(db_, path_, std::string(kEmbeddingColumns) + " WHERE model = ?1 ORDER BY user");
   u.bind(1, id);
-  while (u.step()) m.users.push_back(u.text(0));
+  while (u.step()) m.embeddings.push_back(embedding_row(u));
   tx.commit();
   return m;
 }
 
 std::vector<ModelRecord> Registry::models() const {
   Transaction tx(db_, path_, Transaction::kRead);
-  std::map<std::string, std::vector<std::string>> users_of;
-  Stmt e(db_, path_, "SELECT model, user FROM embeddings ORDER BY model, user");
-  while (e.step()) users_of[e.text(0)].push_back(e.text(1));
+  std::map<std::string, std::vector<EmbeddingRecord>> embeddings_of;
+  Stmt e(db_, path_, std::string(kEmbeddingColumns) + " ORDER BY model, user");
+  while (e.step()) embeddings_of[e.text(0)].push_back(embedding_row(e));
   std::vector<ModelRecord> out;
   Stmt s(db_, path_, std::string(kModelColumns) + " ORDER BY created, id");
   while (s.step()) {
     out.push_back(model_row(s));
-    out.back().users = std::move(users_of[out.back().id]);
+    out.back().embeddings = std::move(embeddings_of[out.back().id]);
   }
   tx.commit();
   return out;
@@ -426,26 +494,48 @@ std::vector<ModelRecord> Registry::models() const {
 std::vector<std::string> Registry::models_of(const std::string& user) const {
   Stmt s(db_, path_,
          "SELECT models.id FROM embeddings JOIN models ON models.id = embeddings.model "
-         "WHERE embeddings.user = ?1 ORDER BY models.created, models.id");
+         "WHERE embeddings.user = ?1 AND embeddings.embedded = 1 ORDER BY models.created, models.id");
   s.bind(1, user);
   std::vector<std::string> out;
   while (s.step()) out.push_back(s.text(0));
   return out;
 }
 
-bool Registry::embedded(const std::string& model_id, const std::string& user) const {
+std::vector<std::pair<std::string, EmbeddingRecord>> Registry::embeddings_of(const std::string& user) const {
+  Stmt s(db_, path_,
+         "SELECT embeddings.model, embeddings.user, embeddings.detection, embeddings.embedded FROM embeddings "
+         "JOIN models ON models.id = embeddings.model WHERE embeddings.user = ?1 ORDER BY models.created, models.id");
+  s.bind(1, user);
+  std::vector<std::pair<std::string, EmbeddingRecord>> out;
+  while (s.step()) out.emplace_back(s.text(0), embedding_row(s));
+  return out;
+}
+
+std::optional<EmbeddingRecord> Registry::embedding(const std::string& model_id, const std::string& user) const {
   Transaction tx(db_, path_, Transaction::kRead);
-  Stmt has(db_, path_, "SELECT 1 FROM embeddings WHERE model = ?1 AND user = ?2");
+  Stmt has(db_, path_, std::string(kEmbeddingColumns) + " WHERE model = ?1 AND user = ?2");
   Stmt parent(db_, path_, "SELECT parent FROM models WHERE id = ?1");
   // The API only links to models already recorded, so the chain cannot loop; a file edited
   // by hand still must not hang us.
   std::set<std::string> seen;
   for (std::string id = model_id; seen.insert(id).second;) {
-    if (has.reset().bind(1, id).bind(2, user).step()) return true;
-    if (!parent.reset().bind(1, id).step() || parent.is_null(0)) return false;
+    if (has.reset().bind(1, id).bind(2, user).step()) return embedding_row(has);
+    if (!parent.reset().bind(1, id).step() || parent.is_null(0)) return std::nullopt;
     id = parent.text(0);
   }
-  return false;
+  return std::nullopt;
+}
+
+bool Registry::embedded(const std::string& model_id, const std::string& user) const {
+  const std::optional<EmbeddingRecord> e = embedding(model_id, user);
+  return e && e->embedded;
+}
+
+std::vector<std::string> ModelRecord::embedded_users() const {
+  std::vector<std::string> out;
+  for (const EmbeddingRecord& e : embeddings)
+    if (e.embedded) out.push_back(e.user);
+  return out;
 }
 
 std::vector<EventRecord> Registry::events() const {

@@ -19,17 +19,32 @@ struct UserRecord {
   bool operator==(const UserRecord&) const = default;
 };
 
+// A user's fingerprint as trained into a model: its detection on held-out probes at the end
+// of training, and whether that reached τ. A pattern below τ is not embedded: the user does
+// not authenticate through this model. Models recorded before training measured anything
+// (schema 1) have no detection and count as embedded.
+struct EmbeddingRecord {
+  std::string user;
+  std::optional<double> detection;
+  bool embedded = true;
+  bool operator==(const EmbeddingRecord&) const = default;
+};
+
 struct ModelRecord {
   std::string id;      // SHA-256 of the weights, 64 lowercase hex digits (computed by the caller)
   std::string parent;  // id of the model this one was derived from; "" when none
   std::string path, net, dataset, key_id, created;
-  std::vector<std::string> users;  // users embedded in this model
+  std::optional<double> owner_detection;    // the owner's trigger, measured as the users' are
+  std::vector<EmbeddingRecord> embeddings;  // every user trained into this model, by name
+  // The users recorded as embedded in this model itself (not its parents), by name.
+  std::vector<std::string> embedded_users() const;
   bool operator==(const ModelRecord&) const = default;
 };
 
 struct EventRecord {
   int64_t id = 0;
-  std::string time, kind, subject, detail;  // kind "user.add" | "user.revoke" | "model.add"
+  // kind "user.add" | "user.revoke" | "model.add" | "registry.upgrade"
+  std::string time, kind, subject, detail;
   bool operator==(const EventRecord&) const = default;
 };
 
@@ -41,8 +56,10 @@ class Registry {
  public:
   // Opens an existing registry: Error "registry PATH does not exist" when missing, "PATH is
   // not an activeip registry" when it is not a SQLite file with our application id, or an
-  // Error naming the schema version when it was written by a newer build. With create=true a
-  // missing (or empty) file gets the schema; an existing foreign database is never altered.
+  // Error naming the schema version when it was written by a newer build. A registry of an
+  // older schema is upgraded in place, in one transaction (event "registry.upgrade"). With
+  // create=true a missing (or empty) file gets the schema; an existing foreign database is
+  // never altered.
   static Registry open(const std::string& path, bool create);
 
   ~Registry();
@@ -62,9 +79,10 @@ class Registry {
   // Error for an empty list, a name listed twice, an unknown user or one already revoked.
   void revoke_users(const std::vector<std::string>& names);
   // Records the model and its embeddings. Error when the id is not 64 lowercase hex digits or
-  // is already recorded, when key_id is empty, when the parent is not a recorded model, or when
+  // is already recorded, when key_id is empty, when the parent is not a recorded model, when
   // a user is listed twice or not registered (revoked users are accepted: they are in the
-  // weights all the same). `created` is set to now when empty.
+  // weights all the same), or when a detection is outside [0, 1]. `created` is set to now when
+  // empty.
   void add_model(const ModelRecord& m);
 
   std::vector<UserRecord> users() const;  // ordered by name
@@ -73,7 +91,12 @@ class Registry {
   std::vector<ModelRecord> models() const;                        // ordered by created, then id
   // Ids of the models that embed `user` directly, ordered by created, then id.
   std::vector<std::string> models_of(const std::string& user) const;
-  // True when `user` is embedded in model `model_id` or in any model it was derived from.
+  // Every model `user` was trained into, embedded or not, ordered by created, then id.
+  std::vector<std::pair<std::string, EmbeddingRecord>> embeddings_of(const std::string& user) const;
+  // The record of `user` in model `model_id`, or else in the nearest model it was derived
+  // from that trained the user in (a derived model's measurement overrides its parent's).
+  std::optional<EmbeddingRecord> embedding(const std::string& model_id, const std::string& user) const;
+  // True when embedding(model_id, user) exists and is embedded.
   bool embedded(const std::string& model_id, const std::string& user) const;
   std::vector<EventRecord> events() const;  // in the order they were appended
 
@@ -82,6 +105,7 @@ class Registry {
   void close() noexcept;
   void check_header(bool create);
   void create_schema();
+  void upgrade_schema();
 
   sqlite3* db_ = nullptr;
   std::string path_;

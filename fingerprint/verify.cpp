@@ -161,8 +161,11 @@ AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& reg
     r.reason = strfmt("the key (id %s) is not this model's key (id %s)", key.id().c_str(), model_key.c_str());
   } else if (!m) {
     r.reason = strfmt("this model (id %.16s…) is not recorded in %s", model.id.c_str(), registry.path().c_str());
-  } else if (!registry.embedded(model.id, user)) {
+  } else if (const std::optional<EmbeddingRecord> e = registry.embedding(model.id, user); !e) {
     r.reason = strfmt("user '%s' is not embedded in this model", user.c_str());
+  } else if (!e->embedded) {
+    r.reason = strfmt("user '%s' is not embedded in this model (detection %.3f at the end of training)", user.c_str(),
+                      e->detection.value_or(0.0));
   } else if (r.detection.rate < prober.config().tau) {
     r.reason = strfmt("the model answers the fingerprint of '%s' with detection %.3f, below τ = %g", user.c_str(),
                       r.detection.rate, prober.config().tau);

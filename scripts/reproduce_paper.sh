@@ -47,8 +47,12 @@ train_model() {
     echo "skip: $OUT/$name.safetensors has all $EPOCHS epochs" >&2
     return 0
   fi
+  # Exit status 3: trained, but some pattern fell short of tau; the report's row shows it.
+  status=0
   # shellcheck disable=SC2086
-  "$ACTIVEIP" $TRAIN --out "$OUT/$name.safetensors" --log "$OUT/$name.jsonl" "$@"
+  "$ACTIVEIP" $TRAIN --out "$OUT/$name.safetensors" --log "$OUT/$name.jsonl" "$@" || status=$?
+  [ "$status" -eq 3 ] && echo "note: $OUT/$name.safetensors: protection incomplete; the report shows it" >&2 && status=0
+  return "$status"
 }
 train_model baseline
 # shellcheck disable=SC2086

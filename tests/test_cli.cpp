@@ -1,8 +1,8 @@
 // The `activeip` command line end to end, through the real binary, each test in a fresh
-// temporary directory: train → info → eval round trips on synthetic and on the mini
-// Fashion-MNIST slice, --resume, `data check` on the mini slices, and bad inputs — each must
-// end with exit status 2 (usage) or 1 (runtime), never a signal, stderr opening with
-// "error: " and naming what is wrong, and no file written.
+// temporary directory: train → info → eval round trips on synthetic and on Fashion-MNIST,
+// --resume, `data check`, and bad inputs — each must end with exit status 2 (usage) or 1
+// (runtime), never a signal, stderr opening with "error: " and naming what is wrong, and no
+// file written. Datasets are files the test writes in the official formats (data_files.h).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include "engine/dataset.h"
 #include "nets/nets.h"
 #include "tests/cli_util.h"
+#include "tests/data_files.h"
 
 using namespace activeip;
 using nlohmann::json;
@@ -32,8 +33,6 @@ using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-const std::string kMini = std::string(ACTIVEIP_SHARED_DATA) + "/mini";
 
 // A 1-epoch convnet run on 256 synthetic images. Each option in `extra` replaces the value of
 // the same option in the list or is appended; one not followed by a value is a flag.
@@ -88,11 +87,22 @@ void write_valid_model(const TempDir& dir, const std::string& name, const NetSpe
   ok(dir, {"info", "--model", name});
 }
 
-// A copy of a mini dataset folder in `dir`, writable so that a test can damage one file.
-std::string copy_mini(const TempDir& dir, const std::string& folder, bool with_gz = true) {
-  const auto wanted = [&](const std::string& name) { return with_gz || fs::path(name).extension() != ".gz"; };
-  dir.copy_from(fs::path(kMini) / folder, wanted, folder);
-  return folder;
+// A generated dataset of the mini slices' sizes (1000 train / 250 test records) in the
+// subfolder of `dir` named as the official download names it; returns that folder, relative
+// to `dir` (the CLI's working directory). Fashion-MNIST comes raw, and gzipped when `with_gz`.
+std::string write_mini(const TempDir& dir, const std::string& dataset, bool with_gz = true) {
+  const uint64_t seed = 0x5eed;  // any; fixed so that a failure reproduces
+  if (dataset == "cifar10") {
+    test::write_cifar10(dir.path() / "cifar-10-batches-bin", test::kMiniCifar10Batch, test::kMiniTest, seed);
+    return "cifar-10-batches-bin";
+  }
+  if (dataset == "cifar100") {
+    test::write_cifar100(dir.path() / "cifar-100-binary", test::kMiniTrain, test::kMiniTest, seed);
+    return "cifar-100-binary";
+  }
+  REQUIRE(dataset == "fashion-mnist");
+  test::write_fashion_mnist(dir.path() / "fashion-mnist", test::kMiniTrain, test::kMiniTest, seed, true, with_gz);
+  return "fashion-mnist";
 }
 
 json data_check(const TempDir& dir, const std::string& name, const std::string& data_dir) {
@@ -164,9 +174,9 @@ TEST_CASE("cli: train, info and eval round trip on synthetic") {
   CHECK(eval64["loss"].get<double>() == doctest::Approx(logged_loss).epsilon(1e-9));
 }
 
-TEST_CASE("cli: a convnet trained on mini Fashion-MNIST evaluates on it") {
+TEST_CASE("cli: a convnet trained on Fashion-MNIST evaluates on it") {
   TempDir dir;
-  const std::string data = kMini + "/fashion-mnist";
+  const std::string data = write_mini(dir, "fashion-mnist", false);
   ok(dir, {"train", "--net", "convnet", "--data", "fashion-mnist", "--data-dir", data, "--epochs", "1", "--batch", "32",
            "--limit-train", "256", "--limit-test", "64", "--out", "f.safetensors"});
   const json info = one_json_object(ok(dir, {"info", "--model", "f.safetensors", "--json"}));
@@ -216,11 +226,11 @@ TEST_CASE("cli: --resume without a checkpoint starts from scratch") {
 }
 
 // ---------------------------------------------------------------------------------------
-// data check on the mini slices (1000 train / 250 test records each)
+// data check (1000 train / 250 test records each)
 
-TEST_CASE("cli: data check reads the mini CIFAR-10") {
+TEST_CASE("cli: data check reads CIFAR-10") {
   TempDir dir;
-  const std::string data = kMini + "/cifar-10-batches-bin";
+  const std::string data = write_mini(dir, "cifar10");
   const json report = data_check(dir, "cifar10", data);
   check_mini_counts(report);
   CHECK(report["files"].size() == 6);
@@ -229,24 +239,25 @@ TEST_CASE("cli: data check reads the mini CIFAR-10") {
   CHECK(text.out.find("test: 250 images") != std::string::npos);
 }
 
-TEST_CASE("cli: data check reads the mini CIFAR-100") {
+TEST_CASE("cli: data check reads CIFAR-100") {
   TempDir dir;
-  const json report = data_check(dir, "cifar100", kMini + "/cifar-100-binary");
+  const json report = data_check(dir, "cifar100", write_mini(dir, "cifar100"));
   check_mini_counts(report);
   CHECK(report["files"].size() == 2);
   CHECK(report["shape"]["num_classes"] == 100);
 }
 
-TEST_CASE("cli: data check reads the mini Fashion-MNIST, raw and gzipped") {
+TEST_CASE("cli: data check reads Fashion-MNIST, raw and gzipped") {
   TempDir dir;
-  const json raw = data_check(dir, "fashion-mnist", kMini + "/fashion-mnist");
+  const std::string data = write_mini(dir, "fashion-mnist");
+  const json raw = data_check(dir, "fashion-mnist", data);
   check_mini_counts(raw);
   REQUIRE(raw["files"].size() == 4);
   for (const json& f : raw["files"]) CHECK(f["path"].get<std::string>().find(".gz") == std::string::npos);
 
   // Only the .gz files: the loader falls back to them and gunzips.
   const auto gz_only = [](const std::string& name) { return fs::path(name).extension() == ".gz"; };
-  dir.copy_from(kMini + "/fashion-mnist", gz_only, "gz");
+  dir.copy_from(dir.path() / data, gz_only, "gz");
   const json gzipped = data_check(dir, "fashion-mnist", "gz");
   check_mini_counts(gzipped);
   REQUIRE(gzipped["files"].size() == 4);
@@ -371,7 +382,7 @@ TEST_CASE("cli: a --data-dir that does not exist names the missing file and the 
 
 TEST_CASE("cli: a truncated CIFAR file is named, and the other files are still checked") {
   TempDir dir;
-  const std::string data = copy_mini(dir, "cifar-10-batches-bin");
+  const std::string data = write_mini(dir, "cifar10");
   // The first file: with --limit-train the loader stops reading once it has enough records.
   const std::string cut = dir / (data + "/data_batch_1.bin");
   auto bytes = test::read_bytes(cut);
@@ -400,7 +411,7 @@ TEST_CASE("cli: a truncated CIFAR file is named, and the other files are still c
 
 TEST_CASE("cli: an IDX file with the wrong magic is named") {
   TempDir dir;
-  const std::string data = copy_mini(dir, "fashion-mnist", false);
+  const std::string data = write_mini(dir, "fashion-mnist", false);
   const std::string bad = dir / (data + "/train-images-idx3-ubyte");
   auto bytes = test::read_bytes(bad);
   REQUIRE(bytes[3] == 0x03);
@@ -417,8 +428,8 @@ TEST_CASE("cli: an IDX file with the wrong magic is named") {
 TEST_CASE("cli: eval of a 3-channel model on Fashion-MNIST names both") {
   TempDir dir;
   write_valid_model(dir, "rgb.safetensors");
-  rejected(dir,
-           {"eval", "--model", "rgb.safetensors", "--data", "fashion-mnist", "--data-dir", kMini + "/fashion-mnist"}, 1,
+  const std::string data = write_mini(dir, "fashion-mnist", false);
+  rejected(dir, {"eval", "--model", "rgb.safetensors", "--data", "fashion-mnist", "--data-dir", data}, 1,
            {"rgb.safetensors", "fashion-mnist"});
 }
 

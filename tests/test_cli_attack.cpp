@@ -1,4 +1,4 @@
-// The attack commands through the real binary on a tiny protected synthetic model: prune
+// The attack commands through the real binary on the suite's protected synthetic model: prune
 // (global, layer, filter, fineprune, with a masked fine-tune) and finetune (ftll, ftal, rtll, rtal)
 // write the attacked model and its mask and report the protection (JSON fields checked);
 // a pruned model fine-tuned later keeps its pruned weights at zero; bad options exit 2 naming

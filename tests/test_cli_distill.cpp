@@ -1,4 +1,4 @@
-// Distillation and overwriting through the real binary on a tiny protected synthetic model:
+// Distillation and overwriting through the real binary on the suite's protected synthetic model:
 // distill writes a fresh, unprotected student, leaves the teacher's file as it was and
 // reports the teacher's owner and users measured on the student; finetune --overwrite-key
 // embeds the attacker's own trigger (its detection reported beside the original owner's) and

@@ -1,8 +1,8 @@
 // The owner's commands through the real binary: key new, users add|list|show|revoke,
-// train --protect, auth, verify, forge, report and enroll on tiny synthetic runs (these
-// check the plumbing, the JSON fields and the exit statuses; whether users really
-// authenticate is test_protect.cpp's job), and bad input: every refusal names what is
-// wrong, exits non-zero and changes no file.
+// train --protect, auth, verify, forge, report and enroll on the suite's protected synthetic
+// model and short runs (these check the plumbing, the JSON fields and the exit statuses;
+// whether training embeds users is test_protect.cpp's job and the end of this file's), and
+// bad input: every refusal names what is wrong, exits non-zero and changes no file.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
@@ -20,6 +20,7 @@ using test::CliRun;
 using test::describe;
 using test::ok;
 using test::protected_model;
+using test::protected_training;
 using test::rejected;
 using test::TempDir;
 using test::with;
@@ -93,21 +94,20 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
 
   const std::vector<std::string> model = {"--model", "m.safetensors", "--key", "owner.key"};
   const std::vector<std::string> reg = {"--registry", "users.db"};
-  // One epoch on 256 images embeds nothing reliably: auth and verify may refuse (exit 1), but
-  // they must answer with the fields of DESIGN §4.
+  // The model embeds alice and the owner: auth and verify pass, with the fields of DESIGN §4.
   const CliRun a = cli(dir, with(with(with({"auth", "--user", "alice", "--json"}, model), reg), kProbe));
   INFO(describe({"auth"}, a));
-  REQUIRE((a.status == 0 || a.status == 1));
+  REQUIRE(a.status == 0);
   const json auth = json_of(a);
   for (const char* k : {"user", "authenticated", "detection_rate", "target_label", "status", "n"})
     CHECK_MESSAGE(auth.contains(k), k);
   CHECK(auth["n"] == 20);
   CHECK(auth["status"] == "active");
-  CHECK((auth["authenticated"] == (a.status == 0)));
+  CHECK(auth["authenticated"] == true);
 
   const CliRun v = cli(dir, with(with({"verify", "--json"}, model), kProbe));
   INFO(describe({"verify"}, v));
-  REQUIRE((v.status == 0 || v.status == 1));
+  REQUIRE(v.status == 0);
   const json ver = json_of(v);
   for (const char* k : {"verified", "detection_rate", "mean_confidence", "p_value", "target_label", "n"})
     CHECK_MESSAGE(ver.contains(k), k);
@@ -123,19 +123,16 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
     CHECK_MESSAGE(report.contains(k), k);
   CHECK(report["accuracy_drop"] == 0.0);
   CHECK(report["users"]["count"] == 2);
+  CHECK(report["users"]["authenticated"] == 2);
   CHECK(report["owner"].contains("verified"));
 
   // enroll: carol joins through a short fine-tune; the new model records its parent.
   ok(dir, {"users", "add", "--registry", "users.db", "carol"});
   rejected(dir,
-           {"enroll", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--users", "alice",
-            "--out", "m2.safetensors", "--data", "synthetic"},
-           1, {"alice", "already embedded"});
-  rejected(dir,
            {"enroll", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--users", "zed",
             "--out", "m2.safetensors", "--data", "synthetic"},
            1, {"zed"});
-  ok(dir, {"enroll",
+  protected_training(dir, {"enroll",
            "--model",
            "m.safetensors",
            "--key",
@@ -159,18 +156,20 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
   const json info2 = json_of(ok(dir, {"info", "--model", "m2.safetensors", "--json"}));
   CHECK(info2["protection"]["users"] == json({"alice", "bob", "carol"}));
   CHECK(info2["protection"]["parent"].get<std::string>().size() == 64);
+  // Every model a user was trained into has its measured detection in the registry.
   const json carol = json_of(ok(dir, {"users", "show", "--registry", "users.db", "carol", "--json"}));
-  CHECK(carol["models"].size() == 1);
+  REQUIRE(carol["embeddings"].size() == 1);
+  CHECK(carol["embeddings"][0]["detection"].is_number());
   const json alice = json_of(ok(dir, {"users", "show", "--registry", "users.db", "alice", "--json"}));
-  CHECK(alice["models"].size() == 2);  // the fine-tune kept alice in the mix: m2 embeds her too
+  CHECK(alice["embeddings"].size() == 2);  // the fine-tune kept alice in the mix: m2 trains her too
 }
 
 TEST_CASE("cli protect: --owner-share reaches the mixer, which the log records") {
   TempDir dir;
   protected_model(dir);
-  ok(dir, {"train", "--net", "convnet", "--data", "synthetic", "--epochs", "1", "--limit-train", "64", "--out",
-           "x.safetensors", "--protect", "--key", "owner.key", "--registry", "users.db", "--owner-share", "0.25",
-           "--log", "share.jsonl"});
+  protected_training(dir, {"train", "--net", "convnet", "--data", "synthetic", "--epochs", "1", "--limit-train", "64",
+                           "--out", "x.safetensors", "--protect", "--key", "owner.key", "--registry", "users.db",
+                           "--owner-share", "0.25", "--log", "share.jsonl"});
   CHECK(test::read_text(dir / "share.jsonl").find(R"("owner_share":0.25)") != std::string::npos);
 }
 
@@ -223,4 +222,144 @@ TEST_CASE("cli protect: refusals name what is wrong and write nothing") {
   rejected(dir,
            {"verify", "--model", "m.safetensors", "--key", "owner.key", "--data", "fashion-mnist", "--data-dir", "."},
            1, {"28x28x1"});
+}
+
+// ---------------------------------------------------------------------------------------
+// Protected training reports what it embedded (DESIGN §3): every pattern's detection on
+// held-out probes at the end, one line each, a log record and the registry's embeddings; a
+// pattern below τ is not recorded as embedded, and the command exits 3 with the model written.
+
+namespace {
+
+const std::vector<std::string> kFiveUsers = {"alice", "bob", "carol", "dave", "erin"};
+
+// The demo's key, five users and schedule (scripts/demo.sh), `epochs` long, writing `out`.
+std::vector<std::string> demo_training(const TempDir& dir, const std::string& epochs, const std::string& out) {
+  ok(dir, {"key", "new", "--out", "owner.key"});
+  ok(dir, with({"users", "add", "--registry", "users.db"}, kFiveUsers));
+  return {"train",    "--net",   "convnet",       "--data",    "synthetic", "--epochs",    epochs,
+          "--batch",  "64",      "--lr",          "0.1",       "--schedule", "onecycle",   "--seed",
+          "1",        "--out",   out,             "--log",     "l.jsonl",   "--protect",   "--key",
+          "owner.key", "--registry", "users.db"};
+}
+
+// The log's last record: what the end of training measured.
+json embedding_record(const TempDir& dir) {
+  const std::string text = test::read_text(dir / "l.jsonl");
+  REQUIRE(text.size() > 1);
+  const size_t start = text.rfind('\n', text.size() - 2);
+  const json j = json::parse(text.substr(start == std::string::npos ? 0 : start + 1), nullptr, false);
+  REQUIRE(j.is_object());
+  CHECK(j["event"] == "embedding");
+  REQUIRE(j["users"].size() == kFiveUsers.size());
+  return j;
+}
+
+// The line `train` printed for a pattern.
+std::string pattern_line(const std::string& out, const std::string& name) {
+  const size_t at = out.find("\n  " + name + " ");
+  REQUIRE_MESSAGE(at != std::string::npos, "no line for " << name << " in:\n" << out);
+  return out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+}
+
+// Each user's line, log entry and registry record agree.
+void check_recorded(const TempDir& dir, const CliRun& r, const json& measured) {
+  for (const json& u : measured["users"]) {
+    const std::string name = u["user"].get<std::string>();
+    CAPTURE(name);
+    const bool embedded = u["embedded"].get<bool>();
+    CHECK(embedded == (u["detection_rate"].get<double>() >= measured["tau"].get<double>()));
+    const std::string line = pattern_line(r.out, name);
+    CHECK(line.find(strfmt("detection %.3f", u["detection_rate"].get<double>())) != std::string::npos);
+    CHECK((line.find("NOT embedded") == std::string::npos) == embedded);
+    const json shown = json_of(ok(dir, {"users", "show", "--registry", "users.db", name, "--json"}));
+    REQUIRE(shown["embeddings"].size() == 1);
+    CHECK(shown["embeddings"][0]["detection"] == u["detection_rate"]);
+    CHECK(shown["embeddings"][0]["embedded"] == embedded);
+    CHECK(shown["models"].size() == (embedded ? 1u : 0u));
+  }
+  const std::string owner = pattern_line(r.out, "owner");
+  CHECK((owner.find("NOT embedded") == std::string::npos) == measured["owner"]["embedded"].get<bool>());
+}
+
+}  // namespace
+
+TEST_CASE("cli protect: one epoch of protected training exits 3 and names every pattern that fell short") {
+  TempDir dir;
+  const std::vector<std::string> train = demo_training(dir, "1", "m.safetensors");
+  const CliRun r = cli(dir, train);
+  INFO(describe(train, r));
+  REQUIRE(r.signal == 0);
+  CHECK(r.status == 3);
+  CHECK(fs::is_regular_file(dir / "m.safetensors"));  // the work is not lost
+  const json measured = embedding_record(dir);
+  CHECK(measured["complete"] == false);
+  check_recorded(dir, r, measured);
+
+  std::vector<std::string> short_of;
+  for (const json& u : measured["users"])
+    if (!u["embedded"].get<bool>()) short_of.push_back(u["user"].get<std::string>());
+  REQUIRE(!short_of.empty());
+  CHECK(r.out.find("protection incomplete") != std::string::npos);
+  const size_t named = r.out.find("recorded as not embedded");
+  REQUIRE(named != std::string::npos);
+  const std::string shortfall = r.out.substr(named, r.out.find('\n', named) - named);
+  for (const std::string& u : short_of) CHECK_MESSAGE(shortfall.find(u) != std::string::npos, u);
+  CHECK(r.out.find("--epochs") != std::string::npos);
+  CHECK(r.out.find("--poison-rate") != std::string::npos);
+
+  // The registry refuses a user who fell short, and says why.
+  const std::string user = short_of.front();
+  const std::vector<std::string> auth = {"auth",      "--model", "m.safetensors", "--key",  "owner.key", "--registry",
+                                         "users.db",  "--data",  "synthetic",     "--user", user,        "--json"};
+  const CliRun a = cli(dir, auth);
+  INFO(describe(auth, a));
+  CHECK(a.status == 1);
+  const json refused = json_of(a);
+  CHECK(refused["authenticated"] == false);
+  CHECK(refused["reason"].get<std::string>().find("not embedded in this model (detection") != std::string::npos);
+  CHECK(refused["reason"].get<std::string>().find("at the end of training)") != std::string::npos);
+  CHECK(ok(dir, {"users", "show", "--registry", "users.db", user}).out.find("not embedded in this model (detection") !=
+        std::string::npos);
+
+  // --resume of the finished run measures again instead of failing, and changes nothing.
+  const auto model = test::read_bytes(dir / "m.safetensors");
+  const json events = json_of(ok(dir, {"users", "log", "--registry", "users.db", "--json"}))["events"];
+  const CliRun again = cli(dir, with(train, {"--resume"}));
+  INFO(describe({"train --resume"}, again));
+  CHECK(again.status == 3);
+  CHECK(again.out.find("nothing to do") != std::string::npos);
+  CHECK(pattern_line(again.out, user) == pattern_line(r.out, user));
+  CHECK(test::read_bytes(dir / "m.safetensors") == model);
+  CHECK(json_of(ok(dir, {"users", "log", "--registry", "users.db", "--json"}))["events"] == events);
+
+  // A user who fell short is not embedded, so enroll takes them again.
+  protected_training(dir, {"enroll", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db",
+                           "--users", user, "--out", "m2.safetensors", "--data", "synthetic", "--limit-train", "128",
+                           "--epochs", "1", "--batch", "32"});
+  CHECK(json_of(ok(dir, {"users", "show", "--registry", "users.db", user, "--json"}))["embeddings"].size() == 2);
+}
+
+TEST_CASE("cli protect: the demo's recipe embeds every pattern and exits 0") {
+  TempDir dir;
+  const std::vector<std::string> train =
+      with(demo_training(dir, "10", "m.safetensors"), {"--poison-rate", "0.2", "--forged-rate", "0.1"});
+  const CliRun r = cli(dir, train);
+  INFO(describe(train, r));
+  REQUIRE(r.signal == 0);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("NOT embedded") == std::string::npos);
+  CHECK(r.out.find("protection incomplete") == std::string::npos);
+  const json measured = embedding_record(dir);
+  CHECK(measured["complete"] == true);
+  CHECK(measured["owner"]["embedded"] == true);
+  check_recorded(dir, r, measured);
+  for (const json& u : measured["users"]) CHECK(u["embedded"] == true);
+
+  ok(dir, {"auth", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--data", "synthetic",
+           "--user", "carol"});
+  rejected(dir,
+           {"enroll", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--users", "alice",
+            "--out", "m2.safetensors", "--data", "synthetic"},
+           1, {"alice", "already embedded"});
 }

@@ -1,8 +1,9 @@
-// Datasets on the mini fixtures (1000 train / 250 test records of each official format):
-// counts, shapes, label ranges, every pixel against the raw file bytes (which checks the
-// CIFAR planar → NHWC transpose), .gz and raw IDX giving the same data, limits, class names;
-// malformed inputs written to a temp dir, each an Error naming the file; the synthetic set's
-// determinism, balance, normalisation and separability; and the data-check report.
+// Datasets on files each test writes in the official formats (tests/data_files.h: 1000 train
+// / 250 test records, the real mini slices' sizes): counts, shapes, label ranges, every pixel
+// against the raw file bytes (which checks the CIFAR planar → NHWC transpose), .gz and raw
+// IDX giving the same data, limits, class names; malformed inputs, each an Error naming the
+// file; the synthetic set's determinism, balance, normalisation and separability; and the
+// data-check report. The real slices are checked in tests/shared_data/test_real_data.cpp.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -15,18 +16,34 @@
 #include "engine/dataset.h"
 #include "engine/file_io.h"
 #include "kernels/error.h"
+#include "tests/data_files.h"
 #include "tests/test_util.h"
 
 using namespace activeip;
+using test::check_gz_loads_as_raw;
+using test::image_bytes;
+using test::label_values;
 using test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kMini = ACTIVEIP_SHARED_DATA "/mini";
-const std::string kCifar10 = kMini + "/cifar-10-batches-bin";
-const std::string kCifar100 = kMini + "/cifar-100-binary";
-const std::string kFashion = kMini + "/fashion-mnist";
+// Any seeds would do; fixed, so that a failure reproduces.
+constexpr uint64_t kCifar10Seed = 10, kCifar100Seed = 100, kFashionSeed = 784;
+
+// The generated datasets, written into `dir` itself; each returns the folder.
+std::string write_cifar10(const TempDir& dir) {
+  test::write_cifar10(dir.path(), test::kMiniCifar10Batch, test::kMiniTest, kCifar10Seed);
+  return dir.path().string();
+}
+std::string write_cifar100(const TempDir& dir) {
+  test::write_cifar100(dir.path(), test::kMiniTrain, test::kMiniTest, kCifar100Seed);
+  return dir.path().string();
+}
+std::string write_fashion(const TempDir& dir, bool gz = true) {
+  test::write_fashion_mnist(dir.path(), test::kMiniTrain, test::kMiniTest, kFashionSeed, true, gz);
+  return dir.path().string();
+}
 
 void edit_file(const std::string& path, const std::function<void(std::vector<uint8_t>&)>& edit) {
   auto bytes = read_file(path);
@@ -43,14 +60,6 @@ std::string load_error(const DataSpec& spec) {
   return "(loaded)";
 }
 
-std::vector<uint8_t> image_bytes(const Dataset& d) {
-  const uint8_t* p = d.images.data<uint8_t>();
-  return {p, p + d.images.bytes()};
-}
-std::vector<int32_t> label_values(const Dataset& d) {
-  const int32_t* p = d.labels.data<int32_t>();
-  return {p, p + d.size()};
-}
 
 // Every record of the CIFAR files against the loaded split: label byte and each pixel
 // (record byte label_bytes + c·1024 + y·32 + x must be image[i][y][x][c]).
@@ -75,6 +84,46 @@ void check_cifar_split(const Dataset& d, const std::vector<std::string>& files, 
   }
   CHECK(i == d.size());
   CHECK(mismatches == 0);
+}
+
+// Per-channel mean and standard deviation, on the [0, 1] scale, of every pixel of `files`,
+// straight from their bytes (two passes, independent of the loader's running sums): after a
+// `header`, records of `record` bytes whose H·W·C pixels start at `skip`, planar or interleaved.
+struct PixelStats {
+  std::vector<double> mean, std;
+};
+PixelStats file_pixel_stats(const std::vector<std::string>& files, size_t header, size_t record, size_t skip, size_t C,
+                            bool planar) {
+  const size_t pixels = record - skip, hw = pixels / C;
+  std::vector<std::vector<uint8_t>> raw;
+  for (const std::string& f : files) raw.push_back(read_file(f));
+  const auto for_each = [&](size_t c, const std::function<void(double)>& visit) {
+    for (const auto& bytes : raw) {
+      REQUIRE((bytes.size() - header) % record == 0);
+      for (size_t r = header; r < bytes.size(); r += record)
+        for (size_t k = 0; k < hw; ++k) visit(bytes[r + skip + (planar ? c * hw + k : k * C + c)] / 255.0);
+    }
+  };
+  PixelStats s;
+  for (size_t c = 0; c < C; ++c) {
+    double sum = 0, sq = 0, n = 0;
+    for_each(c, [&](double v) { sum += v, n += 1; });
+    const double mean = sum / n;
+    for_each(c, [&](double v) { sq += (v - mean) * (v - mean); });
+    s.mean.push_back(mean);
+    s.std.push_back(std::sqrt(sq / n));
+  }
+  return s;
+}
+
+void check_stats(const DataSplitReport& got, const PixelStats& want) {
+  REQUIRE(got.pixel_mean.size() == want.mean.size());
+  REQUIRE(got.pixel_std.size() == want.std.size());
+  for (size_t c = 0; c < want.mean.size(); ++c) {
+    INFO(got.split << " channel " << c);
+    CHECK(got.pixel_mean[c] == doctest::Approx(want.mean[c]).epsilon(1e-9));
+    CHECK(got.pixel_std[c] == doctest::Approx(want.std[c]).epsilon(1e-9));
+  }
 }
 
 uint64_t fnv1a(const std::vector<uint8_t>& bytes, uint64_t h = 0xcbf29ce484222325ull) {
@@ -107,8 +156,10 @@ TEST_CASE("dataset: names, shapes, default folders and normalisation without loa
   CHECK_THROWS_AS(load_data({"imagenet", "", -1, -1}), Error);
 }
 
-TEST_CASE("dataset: CIFAR-10 mini loads as NHWC with the file's pixels and labels") {
-  const DataSplits d = load_data({"cifar10", kCifar10, -1, -1});
+TEST_CASE("dataset: CIFAR-10 loads as NHWC with the file's pixels and labels") {
+  TempDir dir;
+  const std::string cifar10_dir = write_cifar10(dir);
+  const DataSplits d = load_data({"cifar10", cifar10_dir, -1, -1});
   CHECK(d.train.size() == 1000);
   CHECK(d.test.size() == 250);
   CHECK(d.train.images.shape() == Shape{1000, 32, 32, 3});
@@ -123,12 +174,12 @@ TEST_CASE("dataset: CIFAR-10 mini loads as NHWC with the file's pixels and label
     CHECK(*std::max_element(labels.begin(), labels.end()) == 9);
   }
   std::vector<std::string> train_files;
-  for (int b = 1; b <= 5; ++b) train_files.push_back(kCifar10 + "/data_batch_" + std::to_string(b) + ".bin");
+  for (int b = 1; b <= 5; ++b) train_files.push_back(cifar10_dir + "/data_batch_" + std::to_string(b) + ".bin");
   check_cifar_split(d.train, train_files, 1);
-  check_cifar_split(d.test, {kCifar10 + "/test_batch.bin"}, 1);
+  check_cifar_split(d.test, {cifar10_dir + "/test_batch.bin"}, 1);
 
   // One pixel by hand: record 3 of data_batch_2 (train index 203), y=5, x=7, blue channel.
-  const auto raw = read_file(kCifar10 + "/data_batch_2.bin");
+  const auto raw = read_file(cifar10_dir + "/data_batch_2.bin");
   const uint8_t* img = d.train.images.data<uint8_t>();
   CHECK(img[((203 * 32 + 5) * 32 + 7) * 3 + 2] == raw[3 * 3073 + 1 + 2 * 1024 + 5 * 32 + 7]);
   CHECK(img[((203 * 32 + 5) * 32 + 7) * 3 + 0] == raw[3 * 3073 + 1 + 0 * 1024 + 5 * 32 + 7]);
@@ -137,10 +188,23 @@ TEST_CASE("dataset: CIFAR-10 mini loads as NHWC with the file's pixels and label
   CHECK(d.class_names.front() == "airplane");
   CHECK(d.class_names.back() == "truck");
   CHECK(d.norm.mean == dataset_normalization("cifar10").mean);
+
+  // The names come from batches.meta.txt when there is one, not from the built-in list.
+  std::vector<uint8_t> reversed;
+  for (auto it = d.class_names.rbegin(); it != d.class_names.rend(); ++it) {
+    reversed.insert(reversed.end(), it->begin(), it->end());
+    reversed.push_back('\n');
+  }
+  test::write_bytes(dir / "batches.meta.txt", reversed);
+  const DataSplits renamed = load_data({"cifar10", cifar10_dir, 1, 1});
+  CHECK(renamed.class_names.front() == "truck");
+  CHECK(renamed.class_names.back() == "airplane");
 }
 
-TEST_CASE("dataset: CIFAR-100 mini uses the fine labels") {
-  const DataSplits d = load_data({"cifar100", kCifar100, -1, -1});
+TEST_CASE("dataset: CIFAR-100 uses the fine labels") {
+  TempDir dir;
+  const std::string cifar100_dir = write_cifar100(dir);
+  const DataSplits d = load_data({"cifar100", cifar100_dir, -1, -1});
   CHECK(d.train.size() == 1000);
   CHECK(d.test.size() == 250);
   CHECK(d.train.num_classes == 100);
@@ -148,42 +212,39 @@ TEST_CASE("dataset: CIFAR-100 mini uses the fine labels") {
   CHECK(*std::min_element(labels.begin(), labels.end()) >= 0);
   CHECK(*std::max_element(labels.begin(), labels.end()) <= 99);
   CHECK(*std::max_element(labels.begin(), labels.end()) >= 20);  // beyond any coarse label
-  check_cifar_split(d.train, {kCifar100 + "/train.bin"}, 2);
-  check_cifar_split(d.test, {kCifar100 + "/test.bin"}, 2);
+  check_cifar_split(d.train, {cifar100_dir + "/train.bin"}, 2);
+  check_cifar_split(d.test, {cifar100_dir + "/test.bin"}, 2);
   REQUIRE(d.class_names.size() == 100);
   CHECK(d.class_names[0] == "apple");
   CHECK(d.class_names[47] == "maple_tree");
   CHECK(d.class_names[99] == "worm");
 }
 
-TEST_CASE("dataset: Fashion-MNIST mini, raw and .gz identical") {
-  const DataSplits raw = load_data({"fashion-mnist", kFashion, -1, -1});
+TEST_CASE("dataset: Fashion-MNIST, raw and .gz identical") {
+  TempDir dir;
+  const std::string fashion_dir = write_fashion(dir);
+  const DataSplits raw = load_data({"fashion-mnist", fashion_dir, -1, -1});
   CHECK(raw.train.size() == 1000);
   CHECK(raw.test.size() == 250);
   CHECK(raw.train.images.shape() == Shape{1000, 28, 28, 1});
   CHECK(raw.class_names.front() == "T-shirt/top");
 
-  const auto images = read_file(kFashion + "/train-images-idx3-ubyte");
-  const auto labels = read_file(kFashion + "/train-labels-idx1-ubyte");
+  const auto images = read_file(fashion_dir + "/train-images-idx3-ubyte");
+  const auto labels = read_file(fashion_dir + "/train-labels-idx1-ubyte");
   CHECK(image_bytes(raw.train) == std::vector<uint8_t>(images.begin() + 16, images.end()));
   const auto got = label_values(raw.train);
   CHECK(std::equal(got.begin(), got.end(), labels.begin() + 8, labels.end()));
   CHECK(*std::max_element(got.begin(), got.end()) == 9);
   CHECK(raw.train.images.data<uint8_t>()[(17 * 28 + 14) * 28 + 9] == images[16 + (17 * 28 + 14) * 28 + 9]);
 
-  TempDir gz;
-  gz.copy_from(kFashion, [](const std::string& n) { return n.size() > 3 && n.substr(n.size() - 3) == ".gz"; });
-  CHECK_FALSE(file_exists(gz / "train-images-idx3-ubyte"));
-  const DataSplits packed = load_data({"fashion-mnist", gz.path().string(), -1, -1});
-  CHECK(image_bytes(packed.train) == image_bytes(raw.train));
-  CHECK(label_values(packed.train) == label_values(raw.train));
-  CHECK(image_bytes(packed.test) == image_bytes(raw.test));
-  CHECK(label_values(packed.test) == label_values(raw.test));
+  check_gz_loads_as_raw(fashion_dir, raw);
 }
 
 TEST_CASE("dataset: limits take the first N records") {
-  const DataSplits all = load_data({"cifar10", kCifar10, -1, -1});
-  const DataSplits part = load_data({"cifar10", kCifar10, 300, 7});
+  TempDir c10, fm;
+  const std::string cifar10_dir = write_cifar10(c10), fashion_dir = write_fashion(fm, false);
+  const DataSplits all = load_data({"cifar10", cifar10_dir, -1, -1});
+  const DataSplits part = load_data({"cifar10", cifar10_dir, 300, 7});
   CHECK(part.train.size() == 300);
   CHECK(part.test.size() == 7);
   const auto a = image_bytes(all.train), p = image_bytes(part.train);
@@ -191,18 +252,17 @@ TEST_CASE("dataset: limits take the first N records") {
   const auto all_test = label_values(all.test);
   CHECK(label_values(part.test) == std::vector<int32_t>(all_test.begin(), all_test.begin() + 7));
 
-  const DataSplits more = load_data({"fashion-mnist", kFashion, 5000, 0});  // more than there are: all
+  const DataSplits more = load_data({"fashion-mnist", fashion_dir, 5000, 0});  // more than there are: all
   CHECK(more.train.size() == 1000);
   CHECK(more.test.size() == 0);
   CHECK(more.test.images.shape() == Shape{0, 28, 28, 1});
   CHECK(load_data({"synthetic", "", 30, 20}).train.size() == 30);
-  CHECK_THROWS_AS(load_data({"cifar10", kCifar10, -2, -1}), Error);
+  CHECK_THROWS_AS(load_data({"cifar10", cifar10_dir, -2, -1}), Error);
 }
 
 TEST_CASE("dataset: malformed CIFAR files are errors naming the file") {
   TempDir dir;
-  dir.copy_from(kCifar10);
-  const DataSpec spec{"cifar10", dir.path().string(), -1, -1};
+  const DataSpec spec{"cifar10", write_cifar10(dir), -1, -1};
   REQUIRE(load_data(spec).train.size() == 1000);
 
   SUBCASE("an extra byte") {
@@ -244,8 +304,7 @@ TEST_CASE("dataset: malformed CIFAR files are errors naming the file") {
 
 TEST_CASE("dataset: malformed CIFAR-100 labels name the record") {
   TempDir dir;
-  dir.copy_from(kCifar100);
-  const DataSpec spec{"cifar100", dir.path().string(), -1, -1};
+  const DataSpec spec{"cifar100", write_cifar100(dir), -1, -1};
   SUBCASE("fine") {
     edit_file(dir / "test.bin", [](auto& b) { b[5 * 3074 + 1] = 100; });
     CHECK(load_error(spec).find(dir / "test.bin: record 5 has label 100 (CIFAR-100 labels are 0-99)") !=
@@ -259,8 +318,7 @@ TEST_CASE("dataset: malformed CIFAR-100 labels name the record") {
 
 TEST_CASE("dataset: malformed IDX files are errors naming the file") {
   TempDir dir;
-  dir.copy_from(kFashion, [](const std::string& n) { return n.find(".gz") == std::string::npos; });
-  const DataSpec spec{"fashion-mnist", dir.path().string(), -1, -1};
+  const DataSpec spec{"fashion-mnist", write_fashion(dir, false), -1, -1};
   const std::string images = dir / "train-images-idx3-ubyte", labels = dir / "t10k-labels-idx1-ubyte";
 
   SUBCASE("wrong magic") {
@@ -299,8 +357,10 @@ TEST_CASE("dataset: malformed IDX files are errors naming the file") {
     CHECK(msg.find("scripts/fetch_data.sh") != std::string::npos);
   }
   SUBCASE("a corrupt gzip file") {
+    auto gz = test::gzip_bytes(read_file(images));
     fs::remove(images);
-    auto gz = read_file(kFashion + "/train-images-idx3-ubyte.gz");
+    test::write_bytes(images + ".gz", gz);
+    REQUIRE(load_error(spec) == "(loaded)");  // intact, the .gz alone loads
     for (size_t i = gz.size() / 2; i < gz.size() / 2 + 64; ++i) gz[i] ^= 0xa5;
     test::write_bytes(images + ".gz", gz);
     const std::string msg = load_error(spec);
@@ -373,10 +433,12 @@ TEST_CASE("dataset: synthetic is deterministic, balanced and separable") {
 }
 
 TEST_CASE("dataset: inspect_data reports every file, and the split statistics") {
-  const DataReport good = inspect_data({"cifar10", kCifar10, 5, 5});  // limits ignored
+  TempDir c10, fm;
+  const std::string cifar10_dir = write_cifar10(c10), fashion_dir = write_fashion(fm, false);
+  const DataReport good = inspect_data({"cifar10", cifar10_dir, 5, 5});  // limits ignored
   CHECK(good.ok());
   REQUIRE(good.files.size() == 6);
-  CHECK(good.files[0].path == kCifar10 + "/data_batch_1.bin");
+  CHECK(good.files[0].path == cifar10_dir + "/data_batch_1.bin");
   CHECK(good.files[0].records == 200);
   CHECK(good.files[5].records == 250);
   REQUIRE(good.splits.size() == 2);
@@ -384,11 +446,17 @@ TEST_CASE("dataset: inspect_data reports every file, and the split statistics") 
   int64_t total = 0;
   for (int64_t h : good.splits[0].label_histogram) total += h;
   CHECK(total == 1000);
-  // A 1000-image sample of CIFAR-10 is within a few 1e-2 of the full-set statistics.
-  for (size_t c = 0; c < 3; ++c) {
-    CHECK(std::fabs(good.splits[0].pixel_mean[c] - dataset_normalization("cifar10").mean[c]) < 0.03);
-    CHECK(std::fabs(good.splits[0].pixel_std[c] - dataset_normalization("cifar10").std[c]) < 0.03);
+  std::vector<std::string> train_files;
+  for (int b = 1; b <= 5; ++b) train_files.push_back(cifar10_dir + "/data_batch_" + std::to_string(b) + ".bin");
+  check_stats(good.splits[0], file_pixel_stats(train_files, 0, 3073, 1, 3, true));
+  check_stats(good.splits[1], file_pixel_stats({cifar10_dir + "/test_batch.bin"}, 0, 3073, 1, 3, true));
+  // Per class: the labels the files hold.
+  std::vector<int64_t> histogram(10);
+  for (const std::string& f : train_files) {
+    const auto raw = read_file(f);
+    for (size_t r = 0; r < raw.size(); r += 3073) ++histogram[raw[r]];
   }
+  CHECK(good.splits[0].label_histogram == histogram);
   const std::string text = format_data_report(good);
   CHECK(text.find("cifar10") != std::string::npos);
   CHECK(text.find("data_batch_5.bin: 200 records") != std::string::npos);
@@ -397,14 +465,15 @@ TEST_CASE("dataset: inspect_data reports every file, and the split statistics") 
   CHECK(json["splits"]["test"]["count"] == 250);
   CHECK(json["files"].size() == 6);
 
-  const DataReport fashion = inspect_data({"fashion-mnist", kFashion, -1, -1});
+  const DataReport fashion = inspect_data({"fashion-mnist", fashion_dir, -1, -1});
   CHECK(fashion.ok());
   CHECK(fashion.splits[1].count == 250);
-  CHECK(std::fabs(fashion.splits[0].pixel_mean[0] - 0.2860) < 0.03);
+  check_stats(fashion.splits[0], file_pixel_stats({fashion_dir + "/train-images-idx3-ubyte"}, 16, 784, 0, 1, false));
+  check_stats(fashion.splits[1], file_pixel_stats({fashion_dir + "/t10k-images-idx3-ubyte"}, 16, 784, 0, 1, false));
 
   // One bad file among good ones: it alone is reported, and its split is not assembled.
   TempDir dir;
-  dir.copy_from(kCifar10);
+  write_cifar10(dir);
   edit_file(dir / "data_batch_4.bin", [](auto& b) { b.pop_back(); });
   const DataReport bad = inspect_data({"cifar10", dir.path().string(), -1, -1});
   CHECK_FALSE(bad.ok());
@@ -416,7 +485,7 @@ TEST_CASE("dataset: inspect_data reports every file, and the split statistics") 
   CHECK(nlohmann::json::parse(data_report_json(bad))["files"][3]["ok"] == false);
 
   TempDir idx;
-  idx.copy_from(kFashion, [](const std::string& n) { return n.find(".gz") == std::string::npos; });
+  write_fashion(idx, false);
   edit_file(idx / "train-labels-idx1-ubyte", [](auto& b) {
     b[7] = static_cast<uint8_t>(b[7] - 1);
     b.pop_back();

@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "engine/checkpoint.h"
+#include "fingerprint/assess.h"
 #include "fingerprint/protect.h"
 #include "fingerprint/verify.h"
 #include "nets/nets.h"
@@ -89,15 +90,29 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   meta.protection = info.to_json();
   const std::string path = dir / "model.safetensors";
   save_model(path, *net, ctx, meta);
-  const std::string id = record_model(registry, path, meta.net, meta.dataset, info);
-  CHECK(record_model(registry, path, meta.net, meta.dataset, info) == id);  // idempotent
+  ProbeConfig probe;
+  probe.probes = 100;
+  Prober prober(*net, ctx, data.test, data.norm, probe);
+  // What the end of training measures and records: every pattern above τ, each detection
+  // in the registry as measured.
+  const EmbeddingCheck check = check_embedding(prober, key, users);
+  CHECK(check.complete());
+  CHECK(check.short_users().empty());
+  const std::string id = record_model(registry, path, meta.net, meta.dataset, info, &check);
+  CHECK(record_model(registry, path, meta.net, meta.dataset, info, &check) == id);  // idempotent
+  const std::optional<ModelRecord> recorded = registry.model(id);
+  REQUIRE(recorded.has_value());
+  CHECK(recorded->owner_detection == check.owner.detection.rate);
+  REQUIRE(recorded->embeddings.size() == users.size());
+  for (const EmbeddingRecord& e : recorded->embeddings) {
+    CAPTURE(e.user);
+    CHECK(e.detection == check.user(e.user).detection.rate);
+    CHECK(e.embedded);
+  }
   const ModelContext model = model_context(SafetensorsReader(path), meta);
   CHECK(model.id == id);
   CHECK(embedded_users(&registry, model) == users);
 
-  ProbeConfig probe;
-  probe.probes = 100;
-  Prober prober(*net, ctx, data.test, data.norm, probe);
   const OwnerVerification owner = verify_owner(prober, key);
   CHECK(owner.verified);
   CHECK(owner.detection.rate >= 0.99);

@@ -36,7 +36,7 @@ ModelRecord model_with(char c, std::vector<std::string> users, const std::string
   m.net = "resnet20";
   m.dataset = "cifar10";
   m.key_id = "0123456789abcdef";
-  m.users = std::move(users);
+  for (std::string& u : users) m.embeddings.push_back({std::move(u), std::nullopt, true});
   return m;
 }
 
@@ -286,7 +286,7 @@ TEST_CASE("registry: models, embeddings and parent chains") {
 
   const std::optional<ModelRecord> got = r.model(base.id);
   REQUIRE(got.has_value());
-  CHECK(got->users == std::vector<std::string>{"alice", "bob"});  // sorted
+  CHECK(got->embedded_users() == std::vector<std::string>{"alice", "bob"});  // sorted
   CHECK(got->parent == "");
   CHECK(got->path == base.path);
   CHECK(got->net == "resnet20");
@@ -303,7 +303,7 @@ TEST_CASE("registry: models, embeddings and parent chains") {
   CHECK(all[3].id == pruned.id);
   CHECK(is_utc_timestamp(all[3].created));
   CHECK(all[3].parent == tuned.id);
-  CHECK(all[3].users.empty());
+  CHECK(all[3].embeddings.empty());
   CHECK(all[1] == *r.model(tuned.id));
 
   CHECK(r.models_of("alice") == std::vector<std::string>{base.id});
@@ -455,8 +455,10 @@ TEST_CASE("registry: missing, foreign and damaged files") {
   SUBCASE("a registry from a newer build") {
     const std::string path = dir / "newer.db";
     Registry::open(path, true);
-    REQUIRE(raw_exec(path, "PRAGMA user_version = 2") == "");
-    CHECK(error_of([&] { Registry::open(path, false); }).find("schema version 2") != std::string::npos);
+    REQUIRE(raw_exec(path, "PRAGMA user_version = 3") == "");
+    const auto bytes = test::read_bytes(path);
+    CHECK(error_of([&] { Registry::open(path, false); }).find("schema version 3") != std::string::npos);
+    CHECK(test::read_bytes(path) == bytes);
   }
   SUBCASE("a directory") {
     CHECK(error_of([&] { Registry::open(dir.path().string(), true); }).find(dir.path().string()) != std::string::npos);
@@ -495,4 +497,88 @@ TEST_CASE("registry: a writer waits for another process's transaction") {
   CHECK(err == "(no error)");
   CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(150));
   CHECK(r.user("alice").has_value());
+}
+
+TEST_CASE("registry: measured embeddings, and a user below tau is not embedded") {
+  TempDir dir;
+  Registry r = Registry::open(dir / "users.db", true);
+  r.add_users({"alice", "bob", "carol"});
+  ModelRecord base = model_with('a', {});
+  base.created = "2026-01-01T00:00:00Z";
+  base.owner_detection = 0.995;
+  base.embeddings = {{"alice", 0.97, true}, {"bob", 0.12, false}};
+  r.add_model(base);
+  const std::optional<ModelRecord> got = r.model(base.id);
+  REQUIRE(got.has_value());
+  CHECK(*got == base);
+  CHECK(got->embedded_users() == std::vector<std::string>{"alice"});
+  CHECK(r.embedded(base.id, "alice"));
+  CHECK_FALSE(r.embedded(base.id, "bob"));
+  REQUIRE(r.embedding(base.id, "bob").has_value());
+  CHECK(r.embedding(base.id, "bob")->detection == 0.12);
+  CHECK_FALSE(r.embedding(base.id, "carol").has_value());
+  CHECK(r.models_of("bob").empty());
+  const auto bob = r.embeddings_of("bob");
+  REQUIRE(bob.size() == 1);
+  CHECK(bob[0].first == base.id);
+  CHECK_FALSE(bob[0].second.embedded);
+  CHECK(r.events().back().detail == "alice,bob; not embedded: bob");
+
+  // A derived model's own measurement overrides its parent's, both ways.
+  ModelRecord enrolled = model_with('b', {}, base.id);
+  enrolled.embeddings = {{"alice", 0.4, false}, {"bob", 0.9, true}, {"carol", 0.85, true}};
+  r.add_model(enrolled);
+  CHECK_FALSE(r.embedded(enrolled.id, "alice"));
+  CHECK(r.embedded(enrolled.id, "bob"));
+  CHECK(r.embedded(enrolled.id, "carol"));
+  ModelRecord pruned = model_with('c', {}, enrolled.id);  // an attacked copy measures nothing
+  r.add_model(pruned);
+  CHECK(r.embedded(pruned.id, "bob"));
+  CHECK_FALSE(r.embedded(pruned.id, "alice"));
+
+  // Refused without a trace: a detection outside [0, 1].
+  const Snapshot before = snapshot(r);
+  ModelRecord bad = model_with('d', {});
+  bad.embeddings = {{"alice", 1.5, true}};
+  CHECK(error_of([&] { r.add_model(bad); }).find("outside [0, 1]") != std::string::npos);
+  bad.embeddings.clear();
+  bad.owner_detection = -0.1;
+  CHECK(error_of([&] { r.add_model(bad); }).find("outside [0, 1]") != std::string::npos);
+  CHECK(snapshot(r) == before);
+}
+
+// tests/fixtures/registry-v1.db was written by the schema-1 build: users alice, bob and carol
+// (carol revoked since), one protected model embedding all three, five events.
+TEST_CASE("registry: a schema-1 registry is upgraded in place and keeps its records") {
+  TempDir dir;
+  const std::string path = dir / "users.db";
+  test::write_bytes(path, test::read_bytes(ACTIVEIP_FIXTURES "/registry-v1.db"));
+  const std::string id = "2ab39d9f1635ac76916aa04268d40f6491474e804e2041dc2176fbe885a8b5d7";
+  {
+    Registry r = Registry::open(path, false);
+    const std::vector<UserRecord> users = r.users();
+    REQUIRE(users.size() == 3);
+    CHECK(users[2].name == "carol");
+    CHECK(users[2].status == "revoked");
+    const std::optional<ModelRecord> m = r.model(id);
+    REQUIRE(m.has_value());
+    CHECK_FALSE(m->owner_detection.has_value());
+    CHECK(m->embedded_users() == std::vector<std::string>{"alice", "bob", "carol"});
+    for (const EmbeddingRecord& e : m->embeddings) CHECK_FALSE(e.detection.has_value());  // never measured
+    CHECK(r.embedded(id, "bob"));
+    const std::vector<EventRecord> ev = r.events();
+    REQUIRE(ev.size() == 6);
+    CHECK(ev[3].kind == "model.add");
+    CHECK(ev[5].kind == "registry.upgrade");
+    CHECK(ev[5].detail == "from schema 1");
+    // The upgraded file takes the new records.
+    r.add_users({"dave"});
+    ModelRecord child = model_with('e', {}, id);
+    child.embeddings = {{"dave", 0.3, false}};
+    r.add_model(child);
+    CHECK_FALSE(r.embedded(child.id, "dave"));
+  }
+  // Opened again: upgraded once only.
+  const Registry again = Registry::open(path, false);
+  CHECK(again.events().size() == 8);
 }
