@@ -149,7 +149,7 @@ int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context
                      std::ostream* log) {
   Prober prober(net, ctx, data.test, data.norm, o.probe);
   const EmbeddingCheck check = check_embedding(prober, *p.key, p.info.users);
-  std::fprintf(stdout, "embedded patterns, on %d held-out probes each (tau %g):\n", o.probe.probes, o.probe.tau);
+  std::fprintf(stdout, "embedded patterns, on up to %d held-out test images each (tau %g):\n", o.probe.probes, o.probe.tau);
   const auto line = [](const std::string& name, const Detection& d, bool embedded, const std::string& extra) {
     const char* verdict = embedded ? "embedded" : "NOT embedded";
     std::fprintf(stdout, "  %-24s -> label %-3d detection %.3f  %s\n", name.c_str(), d.target, d.rate,
@@ -209,13 +209,13 @@ int run_train(TrainOptions& o) {
   Trainer trainer(*net, ctx, data, o.config, protection.mixer.get());
 
   const bool resuming = o.resume && file_exists(o.out);
-  const std::unique_ptr<std::ofstream> log = open_log(o, resuming);
   if (resuming) {
     trainer.resume(o.out);
     std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
   } else if (o.resume) {
     std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
   }
+  const std::unique_ptr<std::ofstream> log = open_log(o, resuming);  // after a refused resume: untouched
   fit(trainer, *net, o, data, device, meta, log.get());
   return o.protect ? check_and_record(protection, o, *net, ctx, data, log.get()) : 0;
 }
