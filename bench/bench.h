@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "engine/core/tensor.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
 #include "nets/nets.h"

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/conv2d.h"
-#include "kernels/error.h"
 
 namespace {
 

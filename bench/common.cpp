@@ -5,16 +5,16 @@
 #include <cstring>
 #include <fstream>
 
+#include "base/error.h"
 #include "bench/bench.h"
 #include "bench/detail.h"
-#include "engine/context.h"
-#include "kernels/error.h"
+#include "engine/core/context.h"
 
 #ifdef ACTIVEIP_CUDA
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "engine/cuda_memory.h"
+#include "engine/core/cuda_memory.h"
 #include "kernels/cuda_check.h"
 #ifdef ACTIVEIP_CUDNN
 #include <cudnn.h>

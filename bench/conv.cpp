@@ -6,9 +6,9 @@
 #include <cmath>
 #include <map>
 
+#include "base/error.h"
 #include "bench/bench.h"
 #include "bench/detail.h"
-#include "kernels/error.h"
 
 #ifdef ACTIVEIP_CUDA
 #include "kernels/vendor/vendor.h"

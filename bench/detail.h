@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/tensor.h"
+#include "engine/core/context.h"
+#include "engine/core/tensor.h"
 
 namespace activeip::bench::detail {
 

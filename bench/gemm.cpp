@@ -8,9 +8,9 @@
 #include <map>
 #include <tuple>
 
+#include "base/error.h"
 #include "bench/bench.h"
 #include "bench/detail.h"
-#include "kernels/error.h"
 
 #ifdef ACTIVEIP_CUDA
 #include "kernels/vendor/vendor.h"

@@ -6,9 +6,9 @@
 #include <map>
 #include <tuple>
 
+#include "base/error.h"
 #include "bench/bench.h"
-#include "engine/layers.h"
-#include "kernels/error.h"
+#include "engine/nn/layers.h"
 
 namespace activeip::bench {
 

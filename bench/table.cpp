@@ -2,8 +2,8 @@
 // case on one line (ours, the comparator, their ratio), then the summary lines.
 #include <sstream>
 
+#include "base/error.h"
 #include "bench/bench.h"
-#include "kernels/error.h"
 
 namespace activeip::bench {
 

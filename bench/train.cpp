@@ -7,15 +7,15 @@
 // achieved rate by the measured fp32 peak.
 #include <cmath>
 
+#include "base/error.h"
 #include "bench/bench.h"
 #include "bench/detail.h"
-#include "engine/trainer.h"
-#include "kernels/error.h"
+#include "engine/train/trainer.h"
 
 #ifdef ACTIVEIP_CUDA
 #include <cuda_runtime_api.h>
 
-#include "engine/cuda_memory.h"
+#include "engine/core/cuda_memory.h"
 #endif
 
 namespace activeip::bench {

@@ -14,15 +14,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "attacks/distill.h"
+#include "attacks/finetune.h"
+#include "attacks/prune.h"
+#include "attacks/runner.h"
 #include "cli/commands.h"
 #include "cli/protection.h"
-#include "engine/distill.h"
-#include "engine/file_io.h"
-#include "engine/finetune.h"
-#include "engine/prune.h"
-#include "engine/trainer.h"
-#include "fingerprint/assess.h"
-#include "nets/model_io.h"
 #include "nets/nets.h"
 
 namespace activeip::cli {
@@ -109,66 +106,34 @@ bool same_path(const std::string& a, const std::string& b) {
          std::filesystem::absolute(a).lexically_normal() == std::filesystem::absolute(b).lexically_normal();
 }
 
-// The original model, its data, and what is needed to report on the attacked copy. Without
-// --data (prune's magnitude and filter methods read none) nothing is measured.
+// The target of an attack with its Context (made first: the target's and an overwriting
+// attacker's device tensors come from its allocator), after the option checks that need no file.
 struct Target {
   Context ctx;
-  std::optional<OwnerKey> key;
-  std::optional<Registry> registry;
-  LoadedModel m;
-  ModelContext original;  // the registry's view of the model before the attack
-  DataSplits data;
-  bool measured = true;  // false without --data
-  double original_accuracy = 0;
+  AttackTarget target;
 
-  Target(const AttackOptions& o, bool needs_train) : ctx(o.device.parsed(), o.device.threads) {
+  Target(const AttackOptions& o, bool needs_train)
+      : ctx(o.device.parsed(), o.device.threads), target(open(ctx, o, needs_train)) {}
+
+  static AttackTarget open(Context& ctx, const AttackOptions& o, bool needs_train) {
     o.device.configure(ctx);
     if (!o.registry.empty() && o.key.empty()) throw UsageError("--registry needs --key");
-    measured = !o.data.name.empty();
-    if (!measured && !o.key.empty())
+    if (o.data.name.empty() && !o.key.empty())
       throw UsageError("--key needs --data: owner verification and the users are measured on the test split");
-    if (!o.key.empty()) key = OwnerKey::load(o.key);
-    if (!o.registry.empty()) registry = Registry::open(o.registry, false);
-    m = load_model(o.model, ctx);
-    original = model_context(SafetensorsReader(o.model), m.meta);
-    if (key) check_model_key(original, *key, o.model);
-    data.norm = m.meta.norm;
-    if (!measured) return;
-    data = load_test_split(m.meta, o.model, o.data);  // checks that the model takes the data
-    if (needs_train) data = load_data(o.data.spec());
-    data.norm = m.meta.norm;
-    original_accuracy = evaluate(*m.net, ctx, data.test, data.norm, o.probe.batch).accuracy;
+    AttackTargetSpec spec{o.model, o.key, o.registry, {}, needs_train, o.probe.batch};
+    if (!o.data.name.empty()) spec.data = o.data.spec();
+    return open_attack_target(ctx, spec);
   }
 };
 
-// What the attacker's training holds besides the data: the pruning mask and trainable flags
-// (fine-tuning), a mixer (overwriting), the teacher's soft labels (distillation).
-struct AttackTraining {
-  Tensor mask, trainable;
-  BatchMixer* mixer = nullptr;
-  TargetProvider* targets = nullptr;
-};
+void log_line(const std::string& line) {
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
 
-// Trains `net` (the attacked network, or distill's student) on the attacker's subset with
-// what `with` holds; one line per epoch on stderr.
+// The attacker's training on its share of the training split, evaluated at the probes' batch.
 void train_attacker(Target& t, const AttackOptions& o, Network& net, TrainConfig config, const AttackTraining& with) {
-  DataSplits attacker{seeded_subset(t.data.train, o.fraction, config.seed), t.data.test, t.data.norm,
-                      t.data.class_names};
   config.eval_batch = o.probe.batch;
-  Trainer trainer(net, t.ctx, attacker, config, with.mixer);
-  if (with.mask.defined() && with.mask.numel()) trainer.set_mask(with.mask);
-  if (with.trainable.defined() && with.trainable.numel()) trainer.set_trainable(with.trainable);
-  trainer.set_targets(with.targets);
-  std::fprintf(stderr, "%s on %lld of %lld training records, %lld steps per epoch, %s\n",
-               with.targets ? "distilling" : "fine-tuning", static_cast<long long>(attacker.train.size()),
-               static_cast<long long>(t.data.train.size()), static_cast<long long>(trainer.steps_per_epoch()),
-               describe_device(t.ctx.device(), t.ctx.threads()).c_str());
-  while (!trainer.done()) {
-    const EpochRecord r = trainer.train_epoch({});
-    std::fprintf(stderr, "epoch %d/%d  train loss %.4f %s %.2f%%  test acc %.2f%%  %.1fs\n", r.epoch, config.epochs,
-                 r.train_loss, with.targets ? "agreement with the teacher" : "acc", 100 * r.train_accuracy,
-                 100 * r.test_accuracy, r.seconds);
-  }
+  train_attacker(t.target, t.ctx, net, config, o.fraction, with, log_line);
 }
 
 // The overwriting attacker's own protection: its key, its registry, the mixer.
@@ -208,23 +173,11 @@ int report_unmeasured(const Target& t, const AttackOptions& o, const nlohmann::j
 // attacker's own (the model is recorded in the attacker's registry first).
 int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, const Tensor& mask, Network& net,
            ModelMeta meta, Overwrite* overwrite = nullptr) {
-  meta.config = nlohmann::json{{"attack", attack}}.dump();
-  const std::string mpath = mask_path(o.out);
-  if (mask.defined() && mask.numel()) {
-    save_mask(mpath, net, t.ctx, mask, {{"attack", attack.dump()}});
-  } else if (file_exists(mpath)) {
-    std::filesystem::remove(mpath);  // a stale mask would hold a later fine-tune to the wrong zeros
-  }
-  save_model(o.out, net, t.ctx, meta);
-  if (!t.measured) return report_unmeasured(t, o, attack, meta);
+  write_attacked(o.out, net, t.ctx, mask, meta, attack);
+  if (!t.target.measured) return report_unmeasured(t, o, attack, meta);
 
-  Assessment a;
-  a.reference = "original";
-  a.reference_accuracy = t.original_accuracy;
-  a.clean_accuracy = evaluate(net, t.ctx, t.data.test, t.data.norm, o.probe.batch).accuracy;
   std::optional<Prober> prober;
-  if (t.key || overwrite) prober.emplace(net, t.ctx, t.data.test, t.data.norm, o.probe);
-  if (t.key) assess_protection(a, *prober, *t.key, t.registry ? &*t.registry : nullptr, t.original, o.assess);
+  const Assessment a = assess_attacked(t.target, t.ctx, net, o.probe, o.assess, prober, overwrite != nullptr);
   nlohmann::json attacker;
   std::optional<OwnerVerification> attacker_owner;
   std::optional<UsersSummary> attacker_users;
@@ -256,7 +209,7 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
   }
   std::printf("%-34s %s -> %s\n", "attacked model", o.model.c_str(), o.out.c_str());
   a.print(stdout);
-  if (!t.key) std::printf("(no --key: owner verification, users and forged fingerprints not measured)\n");
+  if (!t.target.key) std::printf("(no --key: owner verification, users and forged fingerprints not measured)\n");
   if (overwrite) {
     std::printf("%-34s %s (key id %s, recorded in %s)\n", "attacker's protection", o.out.c_str(),
                 overwrite->p.info.key_id.c_str(), overwrite->registry.c_str());
@@ -278,58 +231,6 @@ struct PruneOptions {
   int activation_samples = 1000;
 };
 
-// Filter pruning: the narrower net replaces the target's (its widths go into the metadata);
-// there is no mask, nothing is left to hold at zero.
-void prune_filters(Target& t, double sparsity, uint64_t seed, nlohmann::json& attack) {
-  Network& wide = *t.m.net;
-  const auto keep = filters_to_keep(wide, t.ctx, sparsity);
-  const NetInfo& i = wide.info();
-  std::unique_ptr<Network> narrow = make_net(i.name, {i.H, i.W, i.C, i.num_classes, kept_widths(keep)});
-  narrow->build(t.ctx, seed);
-  copy_kept_filters(wide, t.ctx, keep, *narrow);
-  int64_t filters = 0, kept = 0;
-  for (const FilterGroup& g : i.filter_groups) filters += wide.slot(g.conv + ".weight").slot.shape[0];
-  for (const auto& [conv, k] : keep) kept += static_cast<int64_t>(k.size());
-  attack["filters"] = filters;
-  attack["removed_filters"] = filters - kept;
-  attack["original_parameters"] = wide.num_parameters();
-  attack["parameters"] = narrow->num_parameters();
-  attack["channels"] = narrow->info().channels;
-  std::fprintf(stderr, "filter pruning: %lld of %lld filters removed, %lld -> %lld parameters\n",
-               static_cast<long long>(filters - kept), static_cast<long long>(filters),
-               static_cast<long long>(wide.num_parameters()), static_cast<long long>(narrow->num_parameters()));
-  t.m.net = std::move(narrow);
-  t.m.meta.channels = t.m.net->info().channels;
-}
-
-// Magnitude pruning or fine-pruning: the mask, applied to the target's net.
-Tensor prune_by_mask(Target& t, const PruneOptions& o, PruneMethod method, uint64_t seed, nlohmann::json& attack) {
-  Network& net = *t.m.net;
-  Tensor mask;
-  if (method == PruneMethod::FinePrune) {
-    const Dataset subset = seeded_subset(t.data.train, o.a.fraction, seed);
-    std::vector<int32_t> indices(static_cast<size_t>(std::min<int64_t>(subset.size(), o.activation_samples)));
-    for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int32_t>(i);
-    const std::vector<double> activation =
-        mean_feature_activation(net, t.ctx, subset, t.data.norm, indices, o.a.probe.batch);
-    const std::vector<int> channels = least_active_channels(activation, o.sparsity);
-    mask = feature_channel_mask(net, channels);
-    attack["channels"] = activation.size();
-    attack["pruned_channels"] = channels;
-    attack["activation_samples"] = indices.size();
-  } else {
-    mask = magnitude_mask(net, t.ctx, o.sparsity, method == PruneMethod::Layer);
-  }
-  apply_mask(net, t.ctx, mask);
-  const MaskStats st = mask_stats(net, t.ctx, mask);
-  attack["pruned_weights"] = st.pruned;
-  attack["prunable_weights"] = st.candidates;
-  attack["weight_sparsity"] = st.sparsity();
-  std::fprintf(stderr, "%s pruning: %lld of %lld conv/linear weights zeroed (%.4f)\n", o.method.c_str(),
-               static_cast<long long>(st.pruned), static_cast<long long>(st.candidates), st.sparsity());
-  return mask;
-}
-
 int run_prune(PruneOptions& o) {
   check_out(o.a);
   const PruneMethod method = parse_prune_method(o.method);
@@ -345,19 +246,16 @@ int run_prune(PruneOptions& o) {
   as_usage([&] { config.validate(); });
   Target t(o.a, method == PruneMethod::FinePrune || o.finetune_epochs > 0);
   nlohmann::json attack = {{"kind", "prune"}, {"method", o.method}, {"sparsity", o.sparsity}};
-  Tensor mask;
-  if (method == PruneMethod::Filter)
-    prune_filters(t, o.sparsity, config.seed, attack);
-  else
-    mask = prune_by_mask(t, o, method, config.seed, attack);
+  const PruneSpec spec{method, o.sparsity, o.a.fraction, o.activation_samples, o.a.probe.batch, config.seed};
+  const Tensor mask = prune_target(t.target, t.ctx, spec, attack, log_line);
   if (o.finetune_epochs > 0) {
     AttackTraining with;
     with.mask = mask;
-    train_attacker(t, o.a, *t.m.net, config, with);
+    train_attacker(t, o.a, *t.target.m.net, config, with);
     attack["finetune"] = nlohmann::json::parse(config.to_json());
     attack["fraction"] = o.a.fraction;
   }
-  return finish(t, o.a, attack, mask, *t.m.net, t.m.meta);
+  return finish(t, o.a, attack, mask, *t.target.m.net, t.target.m.meta);
 }
 
 struct FinetuneOptions {
@@ -379,7 +277,7 @@ int run_finetune(FinetuneOptions& o) {
         strfmt("--overwrite-registry %s is the owner's --registry: the overwriting attacker brings its own",
                o.overwrite_registry.c_str()));
   Target t(o.a, true);
-  Network& net = *t.m.net;
+  Network& net = *t.target.m.net;
   // After the Target: its Context must outlive the mixer's device tensors.
   std::unique_ptr<Overwrite> overwrite;
   if (!o.overwrite_key.empty()) {
@@ -387,26 +285,20 @@ int run_finetune(FinetuneOptions& o) {
     overwrite->key = o.overwrite_key;
     overwrite->registry = o.overwrite_registry;
     overwrite->p = open_protection(o.overwrite_key, o.overwrite_registry, o.overwrite_rates);
-    if (overwrite->p.key->id() == t.original.key_id)
+    if (overwrite->p.key->id() == t.target.original.key_id)
       throw UsageError(strfmt("--overwrite-key %s is the key of %s: the overwriting attacker brings its own",
                               o.overwrite_key.c_str(), o.a.model.c_str()));
   }
   // A pruned model keeps its pruned weights at zero through the fine-tune.
-  Tensor mask;
-  if (file_exists(mask_path(o.a.model))) {
-    mask = load_mask(mask_path(o.a.model), net);
-    const int64_t bad = mask_violations(net, t.ctx, mask);
-    ENSURE(bad == 0, "%s: %lld weights it prunes are not zero in %s: the mask belongs to another model",
-           mask_path(o.a.model).c_str(), static_cast<long long>(bad), o.a.model.c_str());
-  }
+  const Tensor mask = mask_beside(o.a.model, net, t.ctx);
   const Tensor trainable = prepare_finetune(net, t.ctx, mode, o.a.train.seed);
-  ModelMeta meta = t.m.meta;
+  ModelMeta meta = t.target.m.meta;
   TrainConfig config = o.a.train;
   if (overwrite) {
     // The attacker's own trigger and users, mixed in as `train --protect` mixes them; the
     // copy then claims to be the attacker's model (its protection record, key id included).
-    arm_protection(overwrite->p, active_users(*overwrite->p.registry), t.data, o.overwrite_rates, config, meta, "",
-                   overwrite->registry);
+    arm_protection(overwrite->p, active_users(*overwrite->p.registry), t.target.data, o.overwrite_rates, config, meta,
+                   "", overwrite->registry);
   }
   nlohmann::json attack = {
       {"kind", "finetune"},
@@ -438,7 +330,7 @@ int run_distill(DistillOptions& o) {
   check_out(o.a);
   as_usage([&] { o.a.train.validate(); });
   Target t(o.a, true);
-  Network& teacher = *t.m.net;
+  Network& teacher = *t.target.m.net;
   const NetInfo& ti = teacher.info();
   // After the Target: the student's buffers come from its Context's allocator.
   std::unique_ptr<Network> student = make_net(o.net, {ti.H, ti.W, ti.C, ti.num_classes});
@@ -453,7 +345,7 @@ int run_distill(DistillOptions& o) {
   train_attacker(t, o.a, *student, o.a.train, with);
   // The student is nobody's protected model: no protection record of its own; the report
   // still measures the teacher's owner and users on it.
-  const ModelMeta meta = ModelMeta::describe(*student, t.m.meta.dataset, t.data.norm);
+  const ModelMeta meta = ModelMeta::describe(*student, t.target.m.meta.dataset, t.target.data.norm);
   return finish(t, o.a, attack, Tensor(), *student, meta);
 }
 

@@ -7,10 +7,10 @@
 #include <functional>
 #include <string>
 
-#include "engine/checkpoint.h"
-#include "engine/context.h"
-#include "engine/dataset.h"
-#include "kernels/error.h"
+#include "base/error.h"
+#include "engine/core/context.h"
+#include "engine/data/dataset.h"
+#include "engine/io/checkpoint.h"
 
 namespace activeip::cli {
 
@@ -31,10 +31,6 @@ struct DataOptions {
   DataSpec spec() const;
 };
 
-// The test split of `data` for a model, after checking that the model takes its images and
-// has an output for each of its classes; the training split is not read (its files need not exist).
-DataSplits load_test_split(const ModelMeta& meta, const std::string& model, const DataOptions& data);
-
 struct DeviceOptions {
   std::string device = "cpu";
   int threads = 0;
@@ -46,10 +42,6 @@ struct DeviceOptions {
   // on the CPU, or cuDNN in a build without it, is a usage error.
   void configure(Context& ctx) const;
 };
-
-// Where a command runs, for its logs: "cpu, 1 thread", "cuda:0, 16 CPU threads" — the
-// threads a Context made with `threads` runs (--threads, else OpenMP's default).
-std::string describe_device(const Device& device, int threads);
 
 // Numeric option checks whose messages say what is wrong: CLI11 2.1's Range calls a value
 // that is not a number "not in range" and prints PositiveNumber's bounds as 0.000000 to a

@@ -62,17 +62,6 @@ DataSpec DataOptions::spec() const {
   return DataSpec{name, dir, limit_train, limit_test};
 }
 
-DataSplits load_test_split(const ModelMeta& meta, const std::string& model, const DataOptions& data) {
-  const DataShape shape = dataset_shape(data.name);
-  ENSURE(shape.H == meta.H && shape.W == meta.W && shape.C == meta.C, "%s takes %dx%dx%d images but %s has %dx%dx%d",
-         model.c_str(), meta.H, meta.W, meta.C, data.name.c_str(), shape.H, shape.W, shape.C);
-  ENSURE(shape.num_classes <= meta.num_classes, "%s has %d outputs but %s has %d classes", model.c_str(),
-         meta.num_classes, data.name.c_str(), shape.num_classes);
-  DataSpec spec = data.spec();
-  spec.limit_train = 0;  // only the test split is used: the training files are not opened, nor needed
-  return load_data(spec);
-}
-
 void DeviceOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(non_negative_number());
@@ -92,11 +81,6 @@ Device DeviceOptions::parsed() const {
   Device d;
   as_usage([&] { d = Device::parse(device); });
   return d;
-}
-
-std::string describe_device(const Device& device, int threads) {
-  const int n = cpu_threads(threads);
-  return strfmt("%s, %d %sthread%s", device.str().c_str(), n, device.is_cuda() ? "CPU " : "", n == 1 ? "" : "s");
 }
 
 bool stderr_is_tty() {

@@ -15,8 +15,8 @@
 #include <numeric>
 
 #include "cli/commands.h"
-#include "engine/safetensors.h"
-#include "engine/trainer.h"
+#include "engine/io/safetensors.h"
+#include "engine/train/trainer.h"
 #include "nets/model_io.h"
 
 namespace activeip::cli {
@@ -78,7 +78,7 @@ int run_eval(const EvalOptions& o) {
   Context ctx(device, o.device.threads);
   o.device.configure(ctx);
   LoadedModel m = load_model(o.model, ctx);
-  const DataSplits data = load_test_split(m.meta, o.model, o.data);
+  const DataSplits data = load_test_split(m.meta, o.model, o.data.spec());
   // The model's own normalisation: the one it was trained with.
   const EvalResult r = evaluate(*m.net, ctx, data.test, m.meta.norm, o.batch);
   if (!o.logits.empty()) {

@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "cli/commands.h"
-#include "engine/trainer.h"
+#include "engine/train/trainer.h"
 #include "fingerprint/assess.h"
 #include "fingerprint/verify.h"
 #include "nets/model_io.h"
@@ -168,7 +168,7 @@ struct Probed {
     o.device.configure(ctx);
     m = load_model(o.model, ctx);
     info = model_context(SafetensorsReader(o.model), m.meta);
-    data = load_test_split(m.meta, o.model, o.data);
+    data = load_test_split(m.meta, o.model, o.data.spec());
     prober = std::make_unique<Prober>(*m.net, ctx, data.test, m.meta.norm, o.probe);
   }
 };

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/dataset.h"
-#include "engine/trainer.h"
+#include "engine/data/dataset.h"
+#include "engine/io/checkpoint.h"
+#include "engine/train/trainer.h"
 #include "fingerprint/protect.h"
 
 namespace activeip::cli {

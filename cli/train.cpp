@@ -23,8 +23,8 @@
 
 #include "cli/commands.h"
 #include "cli/protection.h"
-#include "engine/file_io.h"
-#include "engine/trainer.h"
+#include "engine/core/file_io.h"
+#include "engine/train/trainer.h"
 #include "fingerprint/assess.h"
 #include "fingerprint/protect.h"
 #include "nets/model_io.h"

@@ -14,8 +14,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "engine/file_io.h"
-#include "kernels/error.h"
+#include "base/error.h"
+#include "engine/core/file_io.h"
 
 namespace activeip {
 

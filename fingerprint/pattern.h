@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/dataset.h"
+#include "engine/data/dataset.h"
 #include "fingerprint/key.h"
 
 namespace activeip {

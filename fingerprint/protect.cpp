@@ -13,8 +13,8 @@
 #include <optional>
 #include <set>
 
-#include "engine/ops.h"
-#include "engine/random.h"
+#include "engine/core/random.h"
+#include "engine/nn/ops.h"
 #include "fingerprint/assess.h"
 
 namespace activeip {

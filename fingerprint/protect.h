@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/safetensors.h"
-#include "engine/trainer.h"
+#include "engine/io/checkpoint.h"
+#include "engine/io/safetensors.h"
+#include "engine/train/trainer.h"
 #include "fingerprint/pattern.h"
 #include "fingerprint/registry.h"
 

@@ -12,7 +12,7 @@
 #include <map>
 #include <set>
 
-#include "kernels/error.h"
+#include "base/error.h"
 
 namespace activeip {
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "engine/random.h"
+#include "engine/core/random.h"
 #include "fingerprint/protect.h"
 
 namespace activeip {

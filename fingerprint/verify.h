@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/trainer.h"
+#include "engine/train/trainer.h"
 #include "fingerprint/pattern.h"
 #include "fingerprint/protect.h"
 #include "fingerprint/registry.h"

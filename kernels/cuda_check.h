@@ -6,7 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "kernels/error.h"
+#include "base/error.h"
 
 namespace activeip::detail {
 [[noreturn]] inline void throw_cuda(cudaError_t err, const char* expr, const char* file, int line) {

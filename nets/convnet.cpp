@@ -2,7 +2,7 @@
 // channels, max-pool after the first two), global average pool, fc. ~94k parameters.
 #include <string>
 
-#include "engine/layers.h"
+#include "engine/nn/layers.h"
 #include "nets/nets.h"
 
 namespace activeip {

@@ -17,4 +17,14 @@ LoadedModel load_model(const std::string& path, Context& ctx) {
   return m;
 }
 
+DataSplits load_test_split(const ModelMeta& meta, const std::string& model, DataSpec spec) {
+  const DataShape shape = dataset_shape(spec.name);
+  ENSURE(shape.H == meta.H && shape.W == meta.W && shape.C == meta.C, "%s takes %dx%dx%d images but %s has %dx%dx%d",
+         model.c_str(), meta.H, meta.W, meta.C, spec.name.c_str(), shape.H, shape.W, shape.C);
+  ENSURE(shape.num_classes <= meta.num_classes, "%s has %d outputs but %s has %d classes", model.c_str(),
+         meta.num_classes, spec.name.c_str(), shape.num_classes);
+  spec.limit_train = 0;  // only the test split is used: the training files are not opened, nor needed
+  return load_data(spec);
+}
+
 }  // namespace activeip

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/network.h"
+#include "engine/nn/network.h"
 
 namespace activeip {
 

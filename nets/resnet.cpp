@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-#include "engine/layers.h"
+#include "engine/nn/layers.h"
 #include "nets/nets.h"
 
 namespace activeip {

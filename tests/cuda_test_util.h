@@ -6,8 +6,8 @@
 
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
 
 namespace activeip::test {
 

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/dataset.h"
+#include "engine/data/dataset.h"
 #include "tests/test_util.h"
 
 namespace activeip::test {

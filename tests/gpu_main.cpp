@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "engine/context.h"
+#include "engine/core/context.h"
 
 int main(int argc, char** argv) {
   bool listing = false;

@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "engine/checkpoint.h"
-#include "engine/file_io.h"
+#include "engine/core/file_io.h"
+#include "engine/io/checkpoint.h"
 #include "nets/model_io.h"
 #include "tests/test_util.h"
 

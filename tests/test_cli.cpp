@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/context.h"
-#include "engine/dataset.h"
+#include "engine/core/context.h"
+#include "engine/data/dataset.h"
+#include "engine/io/checkpoint.h"
 #include "nets/nets.h"
 #include "tests/cli_util.h"
 #include "tests/data_files.h"
@@ -235,6 +235,8 @@ TEST_CASE("cli: data check reads CIFAR-10") {
   check_mini_counts(report);
   CHECK(report["files"].size() == 6);
   const CliRun text = ok(dir, {"data", "check", "--data", "cifar10", "--data-dir", data});
+  CHECK(text.out.find("cifar10 (32×32×3, 10 classes) in " + data + ": OK") != std::string::npos);
+  CHECK(text.out.find("data_batch_5.bin: 200 records") != std::string::npos);
   CHECK(text.out.find("train: 1000 images") != std::string::npos);
   CHECK(text.out.find("test: 250 images") != std::string::npos);
 }
@@ -422,7 +424,8 @@ TEST_CASE("cli: an IDX file with the wrong magic is named") {
   const CliRun r = cli(dir, {"data", "check", "--data", "fashion-mnist", "--data-dir", data});
   INFO(describe({"data check"}, r));
   CHECK(r.status == 1);
-  CHECK(r.out.find("magic 0x00000801") != std::string::npos);
+  CHECK(r.out.find("ERRORS") != std::string::npos);
+  CHECK(r.out.find("ERROR  " + data + "/train-images-idx3-ubyte: magic 0x00000801") != std::string::npos);
 }
 
 TEST_CASE("cli: eval of a 3-channel model on Fashion-MNIST names both") {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/prune.h"
+#include "engine/train/mask.h"
 #include "nets/model_io.h"
 #include "tests/cli_util.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/file_io.h"
+#include "engine/core/file_io.h"
 #include "fingerprint/protect.h"
 #include "nets/model_io.h"
 #include "tests/cli_util.h"

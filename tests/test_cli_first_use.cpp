@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/context.h"
+#include "engine/core/context.h"
+#include "engine/io/checkpoint.h"
 #include "nets/nets.h"
 #include "tests/cli_util.h"
 

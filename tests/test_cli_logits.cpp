@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/checkpoint.h"
-#include "engine/context.h"
-#include "engine/dataset.h"
-#include "engine/safetensors.h"
+#include "engine/core/context.h"
+#include "engine/data/dataset.h"
+#include "engine/io/checkpoint.h"
+#include "engine/io/safetensors.h"
 #include "tests/cli_util.h"
 
 using namespace activeip;

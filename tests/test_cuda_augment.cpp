@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
 #include "kernels/augment.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"

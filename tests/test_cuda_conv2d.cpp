@@ -7,11 +7,11 @@
 
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
 #include "kernels/conv2d.h"
-#include "test_util.h"
 #include "tests/cuda_test_util.h"
+#include "tests/test_util.h"
 
 namespace activeip {
 namespace {

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
 #include "kernels/conv2d.h"
 #include "kernels/vendor/vendor.h"
-#include "test_util.h"
 #include "tests/cuda_test_util.h"
+#include "tests/test_util.h"
 
 namespace activeip {
 namespace {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
 #include "kernels/dropout.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"

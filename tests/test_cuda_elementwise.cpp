@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
 #include "kernels/elementwise.h"
 #include "kernels/sgd.h"
-#include "test_util.h"
+#include "tests/test_util.h"
 
 namespace activeip {
 namespace {

@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/vendor/vendor.h"
-#include "test_util.h"
 #include "tests/cuda_test_util.h"
+#include "tests/test_util.h"
 
 namespace activeip {
 namespace {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
-#include "engine/loss.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
+#include "engine/nn/loss.h"
 #include "kernels/loss.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"

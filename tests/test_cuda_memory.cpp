@@ -10,10 +10,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
-#include "engine/tensor.h"
-#include "test_util.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
+#include "engine/core/tensor.h"
+#include "tests/test_util.h"
 
 namespace activeip {
 namespace {

@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/cuda_memory.h"
-#include "engine/optimizer.h"
-#include "engine/prune.h"
+#include "attacks/prune.h"
+#include "engine/core/context.h"
+#include "engine/core/cuda_memory.h"
+#include "engine/train/optimizer.h"
 #include "kernels/prune.h"
 #include "nets/nets.h"
-#include "test_util.h"
+#include "tests/test_util.h"
 
 namespace activeip {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/core/context.h"
 #include "kernels/shortcut.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"

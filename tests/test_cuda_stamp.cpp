@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/core/context.h"
 #include "fingerprint/protect.h"
 #include "tests/test_util.h"
 

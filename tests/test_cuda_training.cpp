@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/loss.h"
-#include "engine/optimizer.h"
-#include "engine/trainer.h"
+#include "engine/nn/loss.h"
+#include "engine/train/optimizer.h"
+#include "engine/train/trainer.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"

@@ -11,11 +11,9 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "engine/dataset.h"
-#include "engine/file_io.h"
-#include "kernels/error.h"
+#include "base/error.h"
+#include "engine/core/file_io.h"
+#include "engine/data/dataset.h"
 #include "tests/data_files.h"
 #include "tests/test_util.h"
 
@@ -457,13 +455,6 @@ TEST_CASE("dataset: inspect_data reports every file, and the split statistics") 
     for (size_t r = 0; r < raw.size(); r += 3073) ++histogram[raw[r]];
   }
   CHECK(good.splits[0].label_histogram == histogram);
-  const std::string text = format_data_report(good);
-  CHECK(text.find("cifar10") != std::string::npos);
-  CHECK(text.find("data_batch_5.bin: 200 records") != std::string::npos);
-  const auto json = nlohmann::json::parse(data_report_json(good));
-  CHECK(json["ok"] == true);
-  CHECK(json["splits"]["test"]["count"] == 250);
-  CHECK(json["files"].size() == 6);
 
   const DataReport fashion = inspect_data({"fashion-mnist", fashion_dir, -1, -1});
   CHECK(fashion.ok());
@@ -481,8 +472,6 @@ TEST_CASE("dataset: inspect_data reports every file, and the split statistics") 
   CHECK(bad.files[3].error.find("data_batch_4.bin") != std::string::npos);
   CHECK_FALSE(bad.splits[0].ok);
   CHECK(bad.splits[1].ok);
-  CHECK(format_data_report(bad).find("ERROR") != std::string::npos);
-  CHECK(nlohmann::json::parse(data_report_json(bad))["files"][3]["ok"] == false);
 
   TempDir idx;
   write_fashion(idx, false);

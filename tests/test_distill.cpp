@@ -7,8 +7,8 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/distill.h"
-#include "engine/trainer.h"
+#include "attacks/distill.h"
+#include "engine/train/trainer.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"

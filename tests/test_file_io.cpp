@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/file_io.h"
-#include "kernels/error.h"
+#include "base/error.h"
+#include "engine/core/file_io.h"
 #include "tests/test_util.h"
 
 using namespace activeip;

@@ -8,9 +8,9 @@
 #include <map>
 #include <string>
 
-#include "engine/finetune.h"
-#include "engine/optimizer.h"
-#include "engine/trainer.h"
+#include "attacks/finetune.h"
+#include "engine/train/optimizer.h"
+#include "engine/train/trainer.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <set>
 
-#include "engine/ops.h"
-#include "engine/safetensors.h"
+#include "engine/io/safetensors.h"
+#include "engine/nn/ops.h"
 #include "fingerprint/protect.h"
 #include "fingerprint/verify.h"
 #include "tests/test_util.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/loss.h"
+#include "engine/nn/loss.h"
 #include "kernels/loss.h"
 #include "tests/test_util.h"
 

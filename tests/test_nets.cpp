@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/layers.h"
+#include "engine/nn/layers.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
 

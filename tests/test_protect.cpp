@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "engine/checkpoint.h"
+#include "engine/io/checkpoint.h"
 #include "fingerprint/assess.h"
 #include "fingerprint/protect.h"
 #include "fingerprint/verify.h"

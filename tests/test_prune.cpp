@@ -11,9 +11,9 @@
 #include <cstring>
 #include <map>
 
-#include "engine/checkpoint.h"
-#include "engine/prune.h"
-#include "engine/trainer.h"
+#include "attacks/prune.h"
+#include "engine/io/checkpoint.h"
+#include "engine/train/trainer.h"
 #include "kernels/prune.h"
 #include "nets/model_io.h"
 #include "nets/nets.h"

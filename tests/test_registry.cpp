@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/error.h"
 #include "fingerprint/registry.h"
-#include "kernels/error.h"
 #include "tests/test_util.h"
 
 using namespace activeip;

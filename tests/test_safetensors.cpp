@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/file_io.h"
-#include "engine/safetensors.h"
-#include "kernels/error.h"
+#include "base/error.h"
+#include "engine/core/file_io.h"
+#include "engine/io/safetensors.h"
 #include "tests/test_util.h"
 
 using namespace activeip;

@@ -10,10 +10,10 @@
 #include <cstring>
 #include <filesystem>
 
-#include "engine/layers.h"
-#include "engine/loss.h"
-#include "engine/random.h"
-#include "engine/trainer.h"
+#include "engine/core/random.h"
+#include "engine/nn/layers.h"
+#include "engine/nn/loss.h"
+#include "engine/train/trainer.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"

@@ -20,7 +20,7 @@
 #include <system_error>
 #include <vector>
 
-#include "kernels/error.h"
+#include "base/error.h"
 
 namespace activeip::test {
 

@@ -4,9 +4,9 @@
 
 #include <vector>
 
-#include "engine/context.h"
-#include "engine/tensor.h"
-#include "engine/trainer.h"
+#include "engine/core/context.h"
+#include "engine/core/tensor.h"
+#include "engine/train/trainer.h"
 
 namespace activeip::test {
 

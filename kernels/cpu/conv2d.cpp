@@ -13,8 +13,8 @@
 #include <cstring>
 #include <limits>
 
+#include "base/error.h"
 #include "kernels/cpu/gemm_blocked.h"
-#include "kernels/error.h"
 
 namespace activeip {
 namespace {

@@ -12,8 +12,8 @@
 #include <immintrin.h>
 #endif
 
+#include "base/error.h"
 #include "kernels/cpu/gemm_blocked.h"
-#include "kernels/error.h"
 
 namespace activeip {
 namespace cpu {

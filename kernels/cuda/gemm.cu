@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "base/error.h"
 #include "kernels/cuda_check.h"
-#include "kernels/error.h"
 
 namespace activeip {
 namespace {

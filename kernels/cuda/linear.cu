@@ -4,9 +4,9 @@
 // column sums of dy. The two bias kernels serve the cuBLAS comparator as well.
 #include "kernels/linear.h"
 
+#include "base/error.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda_check.h"
-#include "kernels/error.h"
 
 namespace activeip {
 namespace {

@@ -12,8 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/dataset.h"
-#include "engine/file_io.h"
+#include "engine/core/file_io.h"
+#include "engine/data/dataset.h"
 #include "tests/cli_util.h"
 #include "tests/data_files.h"
 

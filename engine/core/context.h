@@ -1,0 +1,92 @@
+// Context: everything an op needs besides its tensors — the device, the stream, the
+// allocator, the number of CPU threads, which implementation runs convolutions and GEMMs,
+// and the vendor library handles. There are no globals: layers, the trainer and the tests
+// pass a Context explicitly.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/core/tensor.h"
+#include "kernels/cuda_stream.h"
+
+namespace activeip {
+
+class VendorHandles;
+
+// Who runs the convolutions and the linear layers' GEMMs on CUDA: the engine's own kernels
+// (the default) or the vendor libraries, as comparators (--conv-impl / --gemm-impl).
+enum class ConvImpl { Custom, Cudnn };
+enum class GemmImpl { Custom, Cublas };
+// Parse "custom" / "cudnn" and "custom" / "cublas"; anything else throws Error naming it.
+ConvImpl parse_conv_impl(std::string_view name);
+GemmImpl parse_gemm_impl(std::string_view name);
+std::string impl_name(ConvImpl impl);
+std::string impl_name(GemmImpl impl);
+
+// Where tensor storage comes from. The CUDA one caches freed blocks so that the step loop
+// never calls cudaMalloc/cudaFree after its first iteration.
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* p, size_t bytes) = 0;
+};
+
+class Context {
+ public:
+  // threads ≤ 0: OpenMP's default. A CUDA device fails here, with a clear message,
+  // when the build has no CUDA or the machine has no such device.
+  explicit Context(Device device = Device::cpu(), int threads = 0);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  Device device() const { return device_; }
+  bool is_cuda() const { return device_.is_cuda(); }
+  int threads() const { return threads_; }
+  Allocator& allocator() { return *allocator_; }
+
+  // Waits for the device (no-op on the CPU).
+  void synchronize();
+
+  // The vendor implementations need a CUDA device, and cuDNN a build that found it;
+  // otherwise this throws with the reason and the context keeps the custom kernels.
+  void use(ConvImpl conv, GemmImpl gemm);
+  ConvImpl conv_impl() const { return conv_impl_; }
+  GemmImpl gemm_impl() const { return gemm_impl_; }
+
+#ifdef ACTIVEIP_CUDA
+  cudaStream_t stream() const {
+    return stream_;
+  }
+  // cuBLAS / cuDNN handles and workspace on this context's stream, made on first use.
+  VendorHandles& vendor();
+#endif
+
+ private:
+  Device device_;
+  int threads_ = 0;
+  ConvImpl conv_impl_ = ConvImpl::Custom;
+  GemmImpl gemm_impl_ = GemmImpl::Custom;
+  std::unique_ptr<Allocator> allocator_;
+#ifdef ACTIVEIP_CUDA
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<VendorHandles> vendor_;
+#endif
+};
+
+// True when this build has CUDA and the machine has at least one usable device.
+bool cuda_available();
+
+// The CPU threads a Context made with `threads` runs: `threads` when positive, else OpenMP's
+// default. Needs no Context, so that a command can report the count before it makes one.
+int cpu_threads(int threads);
+
+// Where work runs, for logs: "cpu, 1 thread", "cuda:0, 16 CPU threads" — the threads a
+// Context made with `threads` runs.
+std::string describe_device(const Device& device, int threads);
+
+}  // namespace activeip

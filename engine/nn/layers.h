@@ -1,0 +1,185 @@
+// The layers the nets are built from. Each keeps its input (or output) for backward and
+// owns its output and dx buffers, planned for the largest batch seen (ensure_tensor).
+// Containers: Sequential (children "0", "1", … or given names) and Residual
+// (main branch + shortcut, summed, then ReLU — a ResNet basic block).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/nn/layer.h"
+#include "kernels/batchnorm.h"
+#include "kernels/conv2d.h"
+#include "kernels/dropout.h"
+#include "kernels/pool.h"
+#include "kernels/shortcut.h"
+
+namespace activeip {
+
+class Conv2d final : public Layer {
+ public:
+  Conv2d(int in_channels, int out_channels, int kernel, int stride, int pad, bool bias);
+  const char* type() const override { return "Conv2d"; }
+  std::vector<ParamSlot> slots() override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Conv2dShape shape_for(const Shape& in) const;
+
+  int in_channels, out_channels, kernel, stride, pad;
+  bool has_bias;
+  Tensor weight, bias, weight_grad, bias_grad;
+
+ private:
+  Tensor x_, y_, dx_;
+};
+
+class BatchNorm2d final : public Layer {
+ public:
+  explicit BatchNorm2d(int channels, float eps = 1e-5f, float momentum = 0.1f);
+  const char* type() const override { return "BatchNorm2d"; }
+  std::vector<ParamSlot> slots() override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+  int64_t* counter() override { return &num_batches_tracked; }
+
+  int channels;
+  BatchNormParams params;
+  Tensor weight, bias, weight_grad, bias_grad, running_mean, running_var;
+  int64_t num_batches_tracked = 0;
+
+ private:
+  Tensor x_, y_, dx_, save_mean_, save_invstd_;
+};
+
+class ReLU final : public Layer {
+ public:
+  const char* type() const override { return "ReLU"; }
+  Shape output_shape(const Shape& in) const override { return in; }
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+
+ private:
+  Tensor y_, dx_;
+};
+
+class MaxPool2d final : public Layer {
+ public:
+  MaxPool2d(int kernel, int stride, int pad = 0);
+  const char* type() const override { return "MaxPool2d"; }
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+
+ private:
+  Pool2dShape shape_for(const Shape& in) const;
+  int kernel_, stride_, pad_;
+  Shape in_shape_;
+  Tensor y_, argmax_, dx_;
+};
+
+// N×H×W×C → N×C (also the flatten before the classifier).
+class GlobalAvgPool final : public Layer {
+ public:
+  const char* type() const override { return "GlobalAvgPool"; }
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+
+ private:
+  Shape in_shape_;
+  Tensor y_, dx_;
+};
+
+class Linear final : public Layer {
+ public:
+  // weight_init: UniformFanIn (PyTorch default) or Normal001 (torchvision VGG); VGG's
+  // classifier bias starts at zero, the default bias is U(±1/sqrt(in)).
+  Linear(int in_features, int out_features, Init weight_init = Init::UniformFanIn, Init bias_init = Init::UniformFanIn);
+  const char* type() const override { return "Linear"; }
+  std::vector<ParamSlot> slots() override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+
+  int in_features, out_features;
+  Init weight_init, bias_init;
+  Tensor weight, bias, weight_grad, bias_grad;
+
+ private:
+  Tensor x_, y_, dx_;
+};
+
+// Inverted dropout; identity in eval mode. `seed` is set per step by Network::begin_step.
+class Dropout final : public Layer {
+ public:
+  explicit Dropout(float p) : p_(p) {}
+  const char* type() const override { return "Dropout"; }
+  Shape output_shape(const Shape& in) const override { return in; }
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+  uint64_t seed = 0;
+
+ private:
+  float p_;
+  Tensor y_, mask_, dx_;
+};
+
+// He et al.'s option-A shortcut for CIFAR ResNets: subsample by `stride` and zero-pad
+// the channels from C to C + pad_before + pad_after. No parameters.
+class PadShortcut final : public Layer {
+ public:
+  PadShortcut(int stride, int pad_before, int pad_after);
+  const char* type() const override { return "PadShortcut"; }
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+
+ private:
+  PadShortcutShape shape_of(const Shape& in) const;
+  int stride_, pad_before_, pad_after_;
+  Shape in_shape_;
+  Tensor y_, dx_;
+};
+
+class Sequential final : public Layer {
+ public:
+  Sequential() = default;
+  // Children named by their index ("0", "1", …), as torch.nn.Sequential.
+  Sequential& add(std::unique_ptr<Layer> layer);
+  // Children with explicit names ("conv1", "bn1", …), as a torch module's attributes.
+  Sequential& add(std::string name, std::unique_ptr<Layer> layer);
+  const char* type() const override { return "Sequential"; }
+  std::vector<std::pair<std::string, Layer*>> children() override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+  size_t size() const { return layers_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<Layer>>> layers_;
+};
+
+// y = relu(main(x) + shortcut(x)); a null shortcut is the identity. The main branch's
+// children are flattened into this block's names ("conv1", "bn1", …) and the shortcut is
+// named `shortcut_name` ("downsample" in torchvision's ResNet).
+class Residual final : public Layer {
+ public:
+  Residual(std::unique_ptr<Sequential> main, std::unique_ptr<Layer> shortcut, std::string shortcut_name = "downsample");
+  const char* type() const override { return "Residual"; }
+  std::vector<std::pair<std::string, Layer*>> children() override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(Context& ctx, const Tensor& x) override;
+  Tensor backward(Context& ctx, const Tensor& dy) override;
+
+ private:
+  std::unique_ptr<Sequential> main_;
+  std::unique_ptr<Layer> shortcut_;
+  std::string shortcut_name_;
+  Tensor y_, dsum_, dx_;
+};
+
+}  // namespace activeip

@@ -1,0 +1,94 @@
+// A network: a layer tree plus the flat buffers that hold all its state. build() walks
+// the tree, names every slot as PyTorch would ("layer1.0.conv1.weight"), lays the
+// parameters out in ONE buffer, their gradients in another of the same layout, and the
+// BN running statistics in a third; each layer's tensors become views into them. The
+// optimizer, gradient zeroing and (later) pruning masks then work on whole buffers.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/nn/layer.h"
+
+namespace activeip {
+
+class Dropout;
+
+// A conv whose filters can be removed without touching a residual sum: the conv (its weight
+// rows and bias), the batch norm after it, and the one layer that reads it (a conv's input
+// channels, or the classifier's input columns after the global average pool). Layer names,
+// as the slots are named: "layer1.0.conv1", "layer1.0.bn1", "layer1.0.conv2".
+struct FilterGroup {
+  std::string conv, bn, consumer;
+};
+
+struct NetInfo {
+  std::string name;  // registry name, e.g. "resnet20"
+  int H = 0, W = 0, C = 0, num_classes = 0;
+  std::vector<FilterGroup> filter_groups;  // what structured pruning may narrow
+  std::map<std::string, int> channels;     // the groups' convs built narrower than the architecture
+};
+
+struct NamedSlot {
+  std::string name;  // full PyTorch-style name
+  ParamSlot slot;
+  int64_t offset = 0;  // elements into params() (Parameter) or buffers() (Buffer)
+};
+
+struct NamedCounter {
+  std::string name;  // e.g. "bn1.num_batches_tracked"
+  int64_t* value;
+};
+
+class Network {
+ public:
+  Network(NetInfo info, std::unique_ptr<Layer> body);
+
+  const NetInfo& info() const { return info_; }
+  Layer& body() { return *body_; }
+
+  // Allocates the flat buffers on ctx's device and initialises every slot as torchvision
+  // does, deterministically from `seed` (generated on the host, then copied).
+  void build(Context& ctx, uint64_t seed);
+  bool built() const { return built_; }
+
+  Tensor forward(Context& ctx, const Tensor& x);  // x: N×H×W×C → logits N×classes
+  Tensor backward(Context& ctx, const Tensor& dlogits);
+  // The input of the last top-level layer (for every net here the pooled features the
+  // classifier reads, N×C): the body's children but the last. Error unless the body is a
+  // container whose last child is a Linear layer.
+  Tensor forward_features(Context& ctx, const Tensor& x);
+  void zero_grad(Context& ctx);
+  // Re-initialises every slot whose name starts with `prefix` (parameters and buffers; "fc."
+  // is the ResNet classifier) as build() does, from `seed` (deterministic, independent of the
+  // build seed's stream). Returns how many slots it re-initialised; Error when none matches.
+  int reinit(Context& ctx, const std::string& prefix, uint64_t seed);
+  // The name prefix of the layer that holds the last parameter, e.g. "fc." (the classifier).
+  std::string last_layer_prefix() const;
+  void set_training(bool training) { body_->set_training(training); }
+  // Derives the per-step seeds of stochastic layers (dropout) from the build seed.
+  void begin_step(uint64_t step);
+
+  Tensor& params() { return params_; }
+  Tensor& grads() { return grads_; }
+  Tensor& buffers() { return buffers_; }
+  const std::vector<NamedSlot>& slots() const { return slots_; }
+  const std::vector<NamedCounter>& counters() const { return counters_; }
+  const NamedSlot& slot(const std::string& name) const;
+  int64_t num_parameters() const { return params_.numel(); }
+  Shape input_shape(int64_t batch) const { return {batch, info_.H, info_.W, info_.C}; }
+
+ private:
+  NetInfo info_;
+  std::unique_ptr<Layer> body_;
+  bool built_ = false;
+  uint64_t seed_ = 0;
+  std::vector<NamedSlot> slots_;
+  std::vector<NamedCounter> counters_;
+  std::vector<Dropout*> dropouts_;
+  Tensor params_, grads_, buffers_;
+};
+
+}  // namespace activeip
