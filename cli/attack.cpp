@@ -20,6 +20,7 @@
 #include "attacks/runner.h"
 #include "cli/commands.h"
 #include "cli/protection.h"
+#include "engine/io/safetensors.h"
 #include "nets/nets.h"
 
 namespace activeip::cli {

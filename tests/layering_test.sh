@@ -12,7 +12,7 @@ trap 'rm -rf "$TMP"' EXIT
 fail() { echo "layering test: $1"; [ -f "$TMP/log" ] && tail -30 "$TMP/log"; exit 1; }
 
 mkdir "$TMP/src"
-for d in base kernels engine nets fingerprint attacks cli bench tests cmake scripts; do
+for d in base kernels engine nets fingerprint attacks cli bench tests cmake; do
   cp -R "$ROOT/$d" "$TMP/src/$d"
 done
 cp "$ROOT/CMakeLists.txt" "$TMP/src/"
