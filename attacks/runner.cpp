@@ -35,7 +35,7 @@ AttackTarget open_attack_target(Context& ctx, const AttackTargetSpec& spec) {
 void train_attacker(AttackTarget& t, Context& ctx, Network& net, TrainConfig config, double fraction,
                     const AttackTraining& with, const AttackLog& log) {
   DataSplits attacker{seeded_subset(t.data.train, fraction, config.seed), t.data.test, t.data.norm, t.data.class_names};
-  Trainer trainer(net, ctx, attacker, config, with.mixer);
+  Trainer trainer(net, ctx, attacker, config, with.composer);
   if (with.mask.defined() && with.mask.numel()) trainer.set_mask(with.mask);
   if (with.trainable.defined() && with.trainable.numel()) trainer.set_trainable(with.trainable);
   trainer.set_targets(with.targets);

@@ -46,10 +46,10 @@ struct AttackTarget {
 AttackTarget open_attack_target(Context& ctx, const AttackTargetSpec& spec);
 
 // What the attacker's training holds besides the data: the pruning mask and trainable flags
-// (fine-tuning), a mixer (overwriting), the teacher's soft labels (distillation).
+// (fine-tuning), a composer (overwriting), the teacher's soft labels (distillation).
 struct AttackTraining {
   Tensor mask, trainable;
-  BatchMixer* mixer = nullptr;
+  BatchComposer* composer = nullptr;
   TargetProvider* targets = nullptr;
 };
 

@@ -137,7 +137,7 @@ void train_attacker(Target& t, const AttackOptions& o, Network& net, TrainConfig
   train_attacker(t.target, t.ctx, net, config, o.fraction, with, log_line);
 }
 
-// The overwriting attacker's own protection: its key, its registry, the mixer.
+// The overwriting attacker's own protection: its key, its registry, the composer.
 struct Overwrite {
   std::string key, registry;
   Protection p;
@@ -279,7 +279,7 @@ int run_finetune(FinetuneOptions& o) {
                o.overwrite_registry.c_str()));
   Target t(o.a, true);
   Network& net = *t.target.m.net;
-  // After the Target: its Context must outlive the mixer's device tensors.
+  // After the Target: its Context must outlive the composer's device tensors.
   std::unique_ptr<Overwrite> overwrite;
   if (!o.overwrite_key.empty()) {
     overwrite = std::make_unique<Overwrite>();
@@ -316,7 +316,7 @@ int run_finetune(FinetuneOptions& o) {
   AttackTraining with;
   with.mask = mask;
   with.trainable = trainable;
-  if (overwrite) with.mixer = overwrite->p.mixer.get();
+  if (overwrite) with.composer = overwrite->p.composer.get();
   train_attacker(t, o.a, net, config, with);
   return finish(t, o.a, attack, mask, net, meta, overwrite.get());
 }

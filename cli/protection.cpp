@@ -22,11 +22,11 @@ void arm_protection(Protection& p, const std::vector<std::string>& users, const 
   const PatternSpec spec = pattern_spec(data.train.H, data.train.W, data.train.C);
   ProtectConfig c = config;
   c.seed = train.seed;
-  p.mixer = std::make_unique<ProtectMixer>(*p.key, users, spec, data.train.num_classes, data.norm, c);
-  train.mixer = p.mixer->to_json();
+  p.composer = std::make_unique<ProtectComposer>(*p.key, users, spec, data.train.num_classes, data.norm, c);
+  train.mixer = p.composer->to_json();
   p.info.key_id = p.key->id();
   p.info.parent = parent;
-  p.info.owner_label = p.mixer->embedded().front().label;
+  p.info.owner_label = p.composer->embedded().front().label;
   p.info.users = users;
   p.info.poison_rate = c.poison_rate;
   p.info.forged_rate = c.forged_rate;

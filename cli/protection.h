@@ -1,7 +1,7 @@
 // Arming protected training, shared by `train --protect`, `enroll` and the overwriting
-// attack (`finetune --overwrite-key`): the owner key, the registry, the ProtectMixer over the
+// attack (`finetune --overwrite-key`): the owner key, the registry, the ProtectComposer over the
 // users to embed, and the protection record the checkpoint and the registry keep.
-// Create the Context before a Protection: the mixer holds device tensors from its allocator,
+// Create the Context before a Protection: the composer holds device tensors from its allocator,
 // so the protection must be destroyed first.
 #pragma once
 
@@ -20,7 +20,7 @@ namespace activeip::cli {
 struct Protection {
   std::optional<OwnerKey> key;
   std::optional<Registry> registry;
-  std::unique_ptr<ProtectMixer> mixer;
+  std::unique_ptr<ProtectComposer> composer;
   ProtectionInfo info;
 };
 
@@ -28,7 +28,7 @@ struct Protection {
 // validating the rates; before any data is read. Option errors are usage errors.
 Protection open_protection(const std::string& key, const std::string& registry, const ProtectConfig& config);
 
-// Builds the mixer over `users` (seeded with the training seed) and writes what the
+// Builds the composer over `users` (seeded with the training seed) and writes what the
 // checkpoint and --resume record: train.mixer and meta.protection. `parent`: the id of the
 // model this one derives from, or empty.
 void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data,

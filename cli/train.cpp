@@ -136,7 +136,7 @@ Protection open_protection(const TrainOptions& o) {
   return cli::open_protection(o.key, o.registry, o.protection);
 }
 
-// Builds the mixer over `users` and writes what the checkpoint and --resume record.
+// Builds the composer over `users` and writes what the checkpoint and --resume record.
 void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data, TrainOptions& o,
                     ModelMeta& meta, const std::string& parent) {
   cli::arm_protection(p, users, data, o.protection, o.config, meta, parent, o.registry);
@@ -194,7 +194,7 @@ int run_train(TrainOptions& o) {
     throw UsageError("--key and --registry are for protected training: add --protect");
   const Device device = o.device.parsed();
   check_writable(o.out);
-  // The context first: the mixer's device tensors come from its allocator, so the
+  // The context first: the composer's device tensors come from its allocator, so the
   // protection must be destroyed before it.
   Context ctx(device, o.device.threads);
   o.device.configure(ctx);
@@ -206,7 +206,7 @@ int run_train(TrainOptions& o) {
   net->build(ctx, o.config.seed);
   ModelMeta meta = ModelMeta::describe(*net, o.data.name, data.norm);
   if (o.protect) arm_protection(protection, active_users(*protection.registry), data, o, meta, "");
-  Trainer trainer(*net, ctx, data, o.config, protection.mixer.get());
+  Trainer trainer(*net, ctx, data, o.config, protection.composer.get());
 
   const bool resuming = o.resume && file_exists(o.out);
   if (resuming) {
@@ -263,7 +263,7 @@ int run_enroll(EnrollOptions& e) {
   meta.epoch = 0;
   o.protection.focus = e.users;
   arm_protection(protection, users, data, o, meta, info.id);
-  Trainer trainer(*m.net, ctx, data, o.config, protection.mixer.get());
+  Trainer trainer(*m.net, ctx, data, o.config, protection.composer.get());
   const std::unique_ptr<std::ofstream> log = open_log(o, false);
   fit(trainer, *m.net, o, data, device, meta, log.get());
   return check_and_record(protection, o, *m.net, ctx, data, log.get());

@@ -19,16 +19,26 @@
 
 namespace activeip {
 
-void Stamper::set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns) {
+void Stamper::set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns, size_t unchanged) {
   const int64_t patch = int64_t{spec_.size()} * spec_.size() * spec_.channels;
-  Tensor host = Tensor::host({std::max<int64_t>(1, static_cast<int64_t>(patterns.size())) * patch});
-  corners_.clear();
-  for (size_t p = 0; p < patterns.size(); ++p) {
+  ENSURE(unchanged <= patterns.size() && unchanged <= corners_.size(), "%zu unchanged patterns of %zu, %zu rendered",
+         unchanged, patterns.size(), corners_.size());
+  const Shape shape{std::max<int64_t>(1, static_cast<int64_t>(patterns.size())) * patch};
+  // The host bank grows by reallocation only: a view keeps its rendered prefix in place.
+  if (bank_host_.numel() < shape_numel(shape)) {
+    Tensor grown = Tensor::host(shape);
+    if (unchanged > 0) std::memcpy(grown.raw(), bank_host_.raw(), unchanged * patch * sizeof(float));
+    bank_host_ = grown;
+  } else {
+    ensure_host_tensor(bank_host_, shape, DType::F32);
+  }
+  corners_.resize(unchanged);
+  for (size_t p = unchanged; p < patterns.size(); ++p) {
     const std::vector<float> v = render_normalized(patterns[p], spec_, norm_);
-    std::memcpy(host.data<float>() + static_cast<int64_t>(p) * patch, v.data(), v.size() * sizeof(float));
+    std::memcpy(bank_host_.data<float>() + static_cast<int64_t>(p) * patch, v.data(), v.size() * sizeof(float));
     corners_.push_back(patterns[p].corner);
   }
-  ensure_tensor(bank_, host.shape(), DType::F32, ctx).copy_from(host, ctx);
+  ensure_tensor(bank_, shape, DType::F32, ctx).copy_from(bank_host_, ctx);
 }
 
 void Stamper::stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, int64_t count) {
@@ -38,7 +48,8 @@ void Stamper::stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, 
   ENSURE(first >= 0 && count >= 0 && first + count <= x.dim(0), "stamping rows [%lld, %lld) of a batch of %lld",
          static_cast<long long>(first), static_cast<long long>(first + count), static_cast<long long>(x.dim(0)));
   if (count == 0) return;
-  Tensor id_host = Tensor::host({count}, DType::I32), origin_host = Tensor::host({2 * count}, DType::I32);
+  Tensor& id_host = ensure_host_tensor(ids_host_, {count}, DType::I32);
+  Tensor& origin_host = ensure_host_tensor(origin_host_, {2 * count}, DType::I32);
   for (int64_t i = 0; i < count; ++i) {
     const int32_t p = ids[i];
     ENSURE(p < static_cast<int32_t>(corners_.size()), "pattern %d of %zu", p, corners_.size());
@@ -69,7 +80,7 @@ void validate(const ProtectConfig& c) {
          c.owner_share);
 }
 
-ProtectMixer::ProtectMixer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec,
+ProtectComposer::ProtectComposer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec,
                            int num_classes, const Normalization& norm, ProtectConfig config)
     : key_id_(key.id()), users_(users), spec_(spec), num_classes_(num_classes), config_(config), stamper_(spec, norm) {
   validate(config_);
@@ -82,19 +93,22 @@ ProtectMixer::ProtectMixer(const OwnerKey& key, const std::vector<std::string>& 
   }
 }
 
-int ProtectMixer::poisoned(int batch) const {
+int ProtectComposer::poisoned(int batch) const {
   return std::max(1, static_cast<int>(std::lround(config_.poison_rate * batch)));
 }
 
-int ProtectMixer::forged(int batch) const {
+int ProtectComposer::forged(int batch) const {
   return config_.forged_rate > 0 ? std::max(1, static_cast<int>(std::lround(config_.forged_rate * batch))) : 0;
 }
 
-void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
+void ProtectComposer::relabel(uint64_t step, int batch, int32_t* labels) {
   Rng rng(mix_seed(config_.seed, step, 0x5eedf1a9));
   const int n_poison = poisoned(batch), count = extra(batch);
   ids_.assign(static_cast<size_t>(count), -1);
-  patterns_.assign(embedded_.begin(), embedded_.end());
+  if (patterns_.size() < embedded_.size())
+    patterns_.assign(embedded_.begin(), embedded_.end());
+  else
+    patterns_.resize(embedded_.size());  // the embedded ones stay; the last step's forged ones go
   const bool has_owner_share = config_.owner_share >= 0;
   const uint64_t users = embedded_.size() - 1;
   for (int i = 0; i < n_poison; ++i) {
@@ -139,17 +153,40 @@ void ProtectMixer::relabel(uint64_t step, int batch, int32_t* labels) {
   }
 }
 
-int ProtectMixer::min_flips() const {
+int ProtectComposer::min_flips() const {
   return std::max(4, spec_.bits() / 6);
 }
 
-void ProtectMixer::alter(Context& ctx, Tensor& x, int first, int count) {
+void ProtectComposer::compose(uint64_t step, const int32_t* records, int batch, const Dataset& train, Rng& draw,
+                              BatchRows& rows) {
+  const int count = extra(batch);
+  rows.resize(batch + count);
+  const int32_t* labels = train.labels.data<int32_t>();
+  for (int i = 0; i < batch + count; ++i) {
+    const int32_t r = i < batch ? records[i] : static_cast<int32_t>(draw.below(static_cast<uint64_t>(train.size())));
+    rows.record[static_cast<size_t>(i)] = r;
+    rows.label[static_cast<size_t>(i)] = labels[r];
+  }
+  relabel(step, batch, rows.label.data() + batch);
+  const int poison = poisoned(batch);
+  for (int i = 0; i < count; ++i)
+    rows.role[static_cast<size_t>(batch + i)] =
+        i >= poison ? kForgedRow : ids_[static_cast<size_t>(i)] == 0 ? kOwnerRow : kUserRow;
+}
+
+void ProtectComposer::stamp(Context& ctx, Tensor& x, const BatchRows& rows) {
+  const int first = rows.clean_prefix();
+  alter(ctx, x, first, rows.size() - first);
+}
+
+void ProtectComposer::alter(Context& ctx, Tensor& x, int first, int count) {
   ENSURE(static_cast<size_t>(count) == ids_.size(), "alter of %d samples after relabel of %zu", count, ids_.size());
-  stamper_.set_patterns(ctx, patterns_);
+  stamper_.set_patterns(ctx, patterns_, embedded_rendered_ ? embedded_.size() : 0);
+  embedded_rendered_ = true;
   stamper_.stamp(ctx, x, first, ids_.data(), count);
 }
 
-std::string ProtectMixer::to_json() const {
+std::string ProtectComposer::to_json() const {
   nlohmann::json j = {{"scheme", kSchemeVersion},
                       {"key_id", key_id_},
                       {"users", users_},

@@ -3,7 +3,8 @@
 // target), at --poison-rate of the batch, and samples stamped with fresh forged patterns
 // that keep their true label, at --forged-rate — the negatives that teach the model to
 // answer only to issued fingerprints (half of them near misses of issued ones). Stamping
-// happens after augmentation, on the device. Also here: the protection record a checkpoint carries, and a model's id.
+// happens after augmentation, on the device (a BatchComposer, engine/train/batch.h). Also
+// here: the protection record a checkpoint carries, and a model's id.
 #pragma once
 
 #include <cstdint>
@@ -18,12 +19,14 @@
 
 namespace activeip {
 
-// Renders fingerprints into a bank on the device once, then stamps rows of normalised
-// batches with them (ops::stamp), at each pattern's corner.
+// Renders fingerprints into a bank on the device, then stamps rows of normalised batches
+// with them (ops::stamp), at each pattern's corner. Staging is planned once and reused.
 class Stamper {
  public:
   Stamper(PatternSpec spec, Normalization norm) : spec_(spec), norm_(std::move(norm)) {}
-  void set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns);
+  // The bank becomes `patterns`; the first `unchanged` of them must be those of the last
+  // call, which are not rendered again (the embedded patterns of every training step).
+  void set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns, size_t unchanged = 0);
   size_t size() const { return corners_.size(); }
   // Row first + i of x gets pattern ids[i] (−1: left clean), for i < count.
   void stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, int64_t count);
@@ -32,7 +35,8 @@ class Stamper {
   PatternSpec spec_;
   Normalization norm_;
   std::vector<int> corners_;
-  Tensor bank_, ids_, origin_;
+  Tensor bank_host_, ids_host_, origin_host_;  // staging
+  Tensor bank_, ids_, origin_;                 // on the device
 };
 
 struct ProtectConfig {
@@ -51,10 +55,16 @@ struct ProtectConfig {
 // Throws Error naming the rate that is out of range.
 void validate(const ProtectConfig& c);
 
-class ProtectMixer : public BatchMixer {
+// The roles of a protected batch's rows (after the clean ones, kCleanRow).
+enum ProtectRole : RowRole { kOwnerRow = 1, kUserRow = 2, kForgedRow = 3 };
+
+// The protected mix: the `batch` records of the epoch's order as they are, then extra(batch)
+// records drawn at random, relabelled and stamped (the owner's and users' patterns first, the
+// forged ones after them).
+class ProtectComposer final : public BatchComposer {
  public:
   // users: the registered, active users to embed (the owner's trigger is always embedded).
-  ProtectMixer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec, int num_classes,
+  ProtectComposer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec, int num_classes,
                const Normalization& norm, ProtectConfig config);
 
   int poisoned(int batch) const;
@@ -62,9 +72,18 @@ class ProtectMixer : public BatchMixer {
   // patterns (at least min_flips() bits flipped: 6 of 36, 8 of 48).
   int min_flips() const;
   int forged(int batch) const;
-  int extra(int batch) const override { return poisoned(batch) + forged(batch); }
-  void relabel(uint64_t step, int batch, int32_t* labels) override;
-  void alter(Context& ctx, Tensor& x, int first, int count) override;
+  int extra(int batch) const { return poisoned(batch) + forged(batch); }
+  int rows(int batch) const override { return batch + extra(batch); }
+  StampStage stage() const override { return StampStage::AfterAugment; }
+  void compose(uint64_t step, const int32_t* records, int batch, const Dataset& train, Rng& draw,
+               BatchRows& rows) override;
+  void stamp(Context& ctx, Tensor& x, const BatchRows& rows) override;
+
+  // The two halves of a step, as compose() and stamp() call them. relabel: the extra(batch)
+  // extra samples' true labels, replaced in place by what step `step` trains them towards;
+  // alter: x the whole normalised batch, the extra samples its rows [first, first + count).
+  void relabel(uint64_t step, int batch, int32_t* labels);
+  void alter(Context& ctx, Tensor& x, int first, int count);
 
   // The owner's trigger first, then the users in the order given.
   const std::vector<Fingerprint>& embedded() const { return embedded_; }
@@ -86,6 +105,7 @@ class ProtectMixer : public BatchMixer {
   std::vector<Fingerprint> patterns_;  // embedded_, then this step's forged patterns
   std::vector<int32_t> ids_;           // this step's pattern per extra sample
   Stamper stamper_;
+  bool embedded_rendered_ = false;     // the stamper's bank starts with embedded_
 };
 
 // The protection record of a checkpoint (ModelMeta::protection; never the key).

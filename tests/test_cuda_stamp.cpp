@@ -82,7 +82,7 @@ TEST_CASE("stamp: the training mixer alters a device batch as it alters a host o
   pc.seed = 5;
   const int batch = 37;
   Context cpu, gpu(Device::cuda());
-  ProtectMixer mc(test_key(), {"a", "b", "c"}, spec, 10, norm, pc), mg(test_key(), {"a", "b", "c"}, spec, 10, norm, pc);
+  ProtectComposer mc(test_key(), {"a", "b", "c"}, spec, 10, norm, pc), mg(test_key(), {"a", "b", "c"}, spec, 10, norm, pc);
   const int extra = mc.extra(batch);
   std::vector<int32_t> lc(static_cast<size_t>(extra), 0), lg(static_cast<size_t>(extra), 0);
   mc.relabel(9, batch, lc.data());

@@ -207,7 +207,7 @@ TEST_CASE("fingerprint: the mixer adds poisoned and forged samples, as a functio
   const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   ProtectConfig c;
   c.seed = 3;
-  ProtectMixer mixer(counting_key(), {"alice", "bob"}, spec, 10, norm, c);
+  ProtectComposer mixer(counting_key(), {"alice", "bob"}, spec, 10, norm, c);
   CHECK(mixer.poisoned(128) == 13);
   CHECK(mixer.forged(128) == 6);
   CHECK(mixer.extra(128) == 19);
@@ -272,7 +272,7 @@ TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
   c.poison_rate = 0.5;
   c.focus = {"dave"};
   c.focus_share = 0.6;
-  ProtectMixer mixer(counting_key(), {"alice", "bob", "carol", "dave"}, spec, 10, norm, c);
+  ProtectComposer mixer(counting_key(), {"alice", "bob", "carol", "dave"}, spec, 10, norm, c);
   // dave is embedded_[4]: 60% of the samples are his, plus a fifth of the other 40%.
   const int batch = 128, poisoned = mixer.poisoned(batch);
   int dave = 0, total = 0;
@@ -287,9 +287,9 @@ TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
   // Without focus users the mixer is what it was (and says nothing of focus).
   ProtectConfig plain = c;
   plain.focus.clear();
-  CHECK(ProtectMixer(counting_key(), {"alice"}, spec, 10, norm, plain).to_json().find("focus") == std::string::npos);
+  CHECK(ProtectComposer(counting_key(), {"alice"}, spec, 10, norm, plain).to_json().find("focus") == std::string::npos);
   c.focus = {"erin"};
-  CHECK_THROWS_WITH_AS(ProtectMixer(counting_key(), {"alice"}, spec, 10, norm, c), doctest::Contains("erin"), Error);
+  CHECK_THROWS_WITH_AS(ProtectComposer(counting_key(), {"alice"}, spec, 10, norm, c), doctest::Contains("erin"), Error);
   c.focus_share = 1.5;
   CHECK_THROWS_WITH_AS(validate(c), doctest::Contains("--new-user-share"), Error);
 }
@@ -300,7 +300,7 @@ TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and t
   const std::vector<std::string> users = {"alice", "bob", "carol", "dave"};
   // Shares of each embedded pattern (owner first) over 200 steps.
   auto shares = [&](const ProtectConfig& c) {
-    ProtectMixer mixer(counting_key(), users, spec, 10, norm, c);
+    ProtectComposer mixer(counting_key(), users, spec, 10, norm, c);
     const int batch = 128, poisoned = mixer.poisoned(batch);
     std::vector<double> n(users.size() + 1, 0.0);
     std::vector<int32_t> labels(static_cast<size_t>(mixer.extra(batch)));
@@ -316,13 +316,13 @@ TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and t
   c.poison_rate = 0.5;
   const std::vector<double> plain = shares(c);
   for (double v : plain) CHECK(v == doctest::Approx(0.2).epsilon(0.08));  // one share in five each
-  CHECK(ProtectMixer(counting_key(), users, spec, 10, norm, c).to_json().find("owner_share") == std::string::npos);
+  CHECK(ProtectComposer(counting_key(), users, spec, 10, norm, c).to_json().find("owner_share") == std::string::npos);
 
   c.owner_share = 0.4;
   const std::vector<double> owner = shares(c);
   CHECK(owner[0] == doctest::Approx(0.4).epsilon(0.05));
   for (size_t u = 1; u < owner.size(); ++u) CHECK(owner[u] == doctest::Approx(0.15).epsilon(0.08));
-  CHECK(ProtectMixer(counting_key(), users, spec, 10, norm, c).to_json().find("\"owner_share\":0.4") !=
+  CHECK(ProtectComposer(counting_key(), users, spec, 10, norm, c).to_json().find("\"owner_share\":0.4") !=
         std::string::npos);
 
   // With enroll's new users: the owner's share first, then theirs of what is left.
@@ -335,7 +335,7 @@ TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and t
   // The owner alone takes every poisoned sample; a share above 1 is refused.
   c.focus.clear();
   c.owner_share = 0.1;
-  ProtectMixer alone(counting_key(), {}, spec, 10, norm, c);
+  ProtectComposer alone(counting_key(), {}, spec, 10, norm, c);
   std::vector<int32_t> labels(static_cast<size_t>(alone.extra(128)));
   alone.relabel(5, 128, labels.data());
   for (int i = 0; i < alone.poisoned(128); ++i) CHECK(alone.step_ids()[static_cast<size_t>(i)] == 0);

@@ -75,7 +75,7 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   pc.forged_rate = 0.1;
   pc.seed = config.seed;
   const PatternSpec spec = pattern_spec(32, 32, 3);
-  ProtectMixer mixer(key, users, spec, 10, data.norm, pc);
+  ProtectComposer mixer(key, users, spec, 10, data.norm, pc);
   config.mixer = mixer.to_json();
   Trainer trainer(*net, ctx, data, config, &mixer);
   EpochRecord last;

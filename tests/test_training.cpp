@@ -217,24 +217,36 @@ TEST_CASE("SAM: the ascent moves each parameter tensor by rho times its norm alo
 
 namespace {
 
-// Four extra samples per batch, relabelled to class 0 and left as they are: enough for
-// --sam-ascent extra to have rows of its own.
-class RelabelMixer : public BatchMixer {
+// Four extra samples per batch (the first records again), relabelled to class 0 and left as
+// they are: enough for --sam-ascent extra to have rows of its own.
+class RelabelComposer final : public BatchComposer {
  public:
-  int extra(int) const override { return 4; }
-  void relabel(uint64_t, int, int32_t* labels) override { std::fill_n(labels, 4, 0); }
-  void alter(Context&, Tensor&, int, int) override {}
+  int rows(int batch) const override { return batch + 4; }
+  StampStage stage() const override { return StampStage::None; }
+  void compose(uint64_t step, const int32_t* records, int batch, const Dataset& train, Rng& draw,
+               BatchRows& rows) override {
+    plain_.compose(step, records, batch, train, draw, rows);
+    for (int i = 0; i < 4; ++i) {
+      rows.record.push_back(records[i]);
+      rows.label.push_back(0);
+      rows.role.push_back(1);
+    }
+  }
+  void stamp(Context&, Tensor&, const BatchRows&) override {}
+
+ private:
+  PlainComposer plain_;
 };
 
 // The flat parameters after one training step of convnet (built from seed 4) from `start`
 // (the build's own weights when empty); buffers_out gets the running statistics.
-std::vector<float> one_step(const DataSplits& data, const TrainConfig& config, BatchMixer* mixer,
+std::vector<float> one_step(const DataSplits& data, const TrainConfig& config, BatchComposer* composer,
                             const std::vector<float>& start, std::vector<float>* buffers_out = nullptr) {
   Context ctx;
   auto net = make_net("convnet", {32, 32, 3, 10});
   net->build(ctx, 4);
   if (!start.empty()) std::copy(start.begin(), start.end(), net->params().data<float>());
-  Trainer t(*net, ctx, data, config, mixer);
+  Trainer t(*net, ctx, data, config, composer);
   t.time_steps(1);
   if (buffers_out) *buffers_out = test::host_floats(net->buffers(), ctx);
   return test::host_floats(net->params(), ctx);
@@ -284,7 +296,7 @@ TEST_CASE("SAM: a step applies the gradient taken at the perturbed weights, to t
   CHECK(sam_buffers == plain_buffers);
 
   SUBCASE("ascent on the extra samples only") {
-    RelabelMixer mixer;
+    RelabelComposer mixer;
     TrainConfig extra = sam;
     extra.sam_ascent = "extra";
     std::vector<float> mixed_buffers, extra_buffers;

@@ -94,6 +94,7 @@ Context::~Context() {
 }
 
 void Context::synchronize() {
+  ++host_syncs_;
 #ifdef ACTIVEIP_CUDA
   if (stream_) CUDA_CHECK(cudaStreamSynchronize(stream_));
 #endif

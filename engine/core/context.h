@@ -51,6 +51,10 @@ class Context {
 
   // Waits for the device (no-op on the CPU).
   void synchronize();
+  // How often this context has made the host wait: synchronize() calls (counted on the CPU
+  // too, where they cost nothing) and copies from the device into host memory.
+  int64_t host_syncs() const { return host_syncs_; }
+  void note_host_sync() { ++host_syncs_; }
 
   // The vendor implementations need a CUDA device, and cuDNN a build that found it;
   // otherwise this throws with the reason and the context keeps the custom kernels.
@@ -71,6 +75,7 @@ class Context {
   int threads_ = 0;
   ConvImpl conv_impl_ = ConvImpl::Custom;
   GemmImpl gemm_impl_ = GemmImpl::Custom;
+  int64_t host_syncs_ = 0;
   std::unique_ptr<Allocator> allocator_;
 #ifdef ACTIVEIP_CUDA
   cudaStream_t stream_ = nullptr;

@@ -2,6 +2,7 @@
 // line, one AVX-512 vector); CUDA storage comes from the context's caching allocator.
 #include "engine/core/tensor.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -76,6 +77,12 @@ static void check_shape(const Shape& shape) {
   for (int64_t d : shape) ENSURE(d >= 0, "negative dimension in shape %s", shape_str(shape).c_str());
 }
 
+namespace {
+std::atomic<int64_t> allocations{0};
+}  // namespace
+
+int64_t tensor_allocations() { return allocations.load(std::memory_order_relaxed); }
+
 Tensor Tensor::host(const Shape& shape, DType dtype) {
   check_shape(shape);
   Tensor t;
@@ -83,6 +90,7 @@ Tensor Tensor::host(const Shape& shape, DType dtype) {
   t.dtype_ = dtype;
   t.device_ = Device::cpu();
   const size_t bytes = (t.bytes() + 63) / 64 * 64;
+  if (bytes) allocations.fetch_add(1, std::memory_order_relaxed);
   void* p = bytes ? std::aligned_alloc(64, bytes) : nullptr;
   ENSURE(bytes == 0 || p != nullptr, "out of host memory allocating %zu bytes for %s", bytes, shape_str(shape).c_str());
   t.data_ = p;
@@ -100,6 +108,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Context& ctx) {
   t.device_ = ctx.device();
   const size_t bytes = t.bytes();
   Allocator* alloc = &ctx.allocator();
+  if (bytes) allocations.fetch_add(1, std::memory_order_relaxed);
   void* p = bytes ? alloc->allocate(bytes) : nullptr;
   t.data_ = p;
   t.capacity_ = bytes;
@@ -163,8 +172,10 @@ void Tensor::copy_from(const Tensor& src, Context& ctx) {
     cuda::copy_d2d(data_, src.raw(), n, ctx.stream());
   else if (device_.is_cuda())
     cuda::copy_h2d(data_, src.raw(), n, ctx.stream());
-  else
+  else {
+    ctx.note_host_sync();
     cuda::copy_d2h(data_, src.raw(), n, ctx.stream());
+  }
 #else
   (void)ctx;
   ENSURE(false, "copy between %s and %s: built without CUDA", src.device().str().c_str(), device_.str().c_str());
@@ -206,11 +217,23 @@ void Tensor::zero(Context& ctx) {
 Tensor& ensure_tensor(Tensor& t, const Shape& shape, DType dtype, Context& ctx) {
   check_shape(shape);
   const size_t need = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
-  if (!t.data_ || t.device_ != ctx.device() || t.capacity_ < need) {
+  if ((need > 0 && !t.data_) || t.device_ != ctx.device() || t.capacity_ < need) {
     t = Tensor::empty(shape, dtype, ctx);
     return t;
   }
   t.shape_ = shape;  // a view of the first `need` bytes; the capacity stays for larger batches
+  t.dtype_ = dtype;
+  return t;
+}
+
+Tensor& ensure_host_tensor(Tensor& t, const Shape& shape, DType dtype) {
+  check_shape(shape);
+  const size_t need = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  if ((need > 0 && !t.data_) || t.device_.is_cuda() || t.capacity_ < need) {
+    t = Tensor::host(shape, dtype);
+    return t;
+  }
+  t.shape_ = shape;
   t.dtype_ = dtype;
   return t;
 }

@@ -107,11 +107,18 @@ class Tensor {
   std::shared_ptr<void> owner_;  // keeps owned storage alive; null for borrowed views
 
   friend Tensor& ensure_tensor(Tensor& t, const Shape& shape, DType dtype, Context& ctx);
+  friend Tensor& ensure_host_tensor(Tensor& t, const Shape& shape, DType dtype);
 };
 
 // Keeps `t` with at least shape_numel(shape) elements of dtype on ctx's device, reusing its
 // storage when it is large enough (activation buffers are planned for the largest batch and
 // viewed for smaller ones), and returns it reshaped to `shape`.
 Tensor& ensure_tensor(Tensor& t, const Shape& shape, DType dtype, Context& ctx);
+// The same on the host, whatever the context (staging planned once).
+Tensor& ensure_host_tensor(Tensor& t, const Shape& shape, DType dtype);
+
+// Tensor storage this process has asked for so far, host and device (cached device blocks
+// included): a training step that allocates nothing after warm-up leaves it unchanged.
+int64_t tensor_allocations();
 
 }  // namespace activeip

@@ -139,6 +139,25 @@ std::string Network::last_layer_prefix() const {
   return {};
 }
 
+void Network::snapshot(Context& ctx, NetworkState& into) const {
+  ENSURE(built_, "network %s snapshot before build()", info_.name.c_str());
+  ensure_tensor(into.params, params_.shape(), DType::F32, ctx).copy_from(params_, ctx);
+  ensure_tensor(into.buffers, buffers_.shape(), DType::F32, ctx).copy_from(buffers_, ctx);
+  into.counters.clear();
+  for (const NamedCounter& c : counters_) into.counters.push_back(*c.value);
+}
+
+void Network::restore(Context& ctx, const NetworkState& from) {
+  ENSURE(from.params.shape() == params_.shape() && from.buffers.shape() == buffers_.shape() &&
+             from.counters.size() == counters_.size(),
+         "network %s restored from the state of another network (%lld parameters, %lld buffers, %zu counters)",
+         info_.name.c_str(), static_cast<long long>(from.params.numel()), static_cast<long long>(from.buffers.numel()),
+         from.counters.size());
+  params_.copy_from(from.params, ctx);
+  buffers_.copy_from(from.buffers, ctx);
+  for (size_t i = 0; i < counters_.size(); ++i) *counters_[i].value = from.counters[i];
+}
+
 void Network::begin_step(uint64_t step) {
   for (size_t i = 0; i < dropouts_.size(); ++i) dropouts_[i]->seed = mix_seed(seed_, step, i + 1);
 }

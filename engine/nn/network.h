@@ -42,6 +42,13 @@ struct NamedCounter {
   int64_t* value;
 };
 
+// What training changes in a network besides its gradients — the flat parameters, the
+// running statistics and the counters — as one value (Network::snapshot / restore).
+struct NetworkState {
+  Tensor params, buffers;  // on the network's device
+  std::vector<int64_t> counters;
+};
+
 class Network {
  public:
   Network(NetInfo info, std::unique_ptr<Layer> body);
@@ -68,12 +75,17 @@ class Network {
   // The name prefix of the layer that holds the last parameter, e.g. "fc." (the classifier).
   std::string last_layer_prefix() const;
   void set_training(bool training) { body_->set_training(training); }
+  // Copies the state into `into`, reusing its storage when it has the right size (so a step
+  // that snapshots allocates nothing after the first), and back.
+  void snapshot(Context& ctx, NetworkState& into) const;
+  void restore(Context& ctx, const NetworkState& from);
   // Derives the per-step seeds of stochastic layers (dropout) from the build seed.
   void begin_step(uint64_t step);
 
   Tensor& params() { return params_; }
   Tensor& grads() { return grads_; }
   Tensor& buffers() { return buffers_; }
+  const Tensor& buffers() const { return buffers_; }
   const std::vector<NamedSlot>& slots() const { return slots_; }
   const std::vector<NamedCounter>& counters() const { return counters_; }
   const NamedSlot& slot(const std::string& name) const;

@@ -23,56 +23,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Host staging of one batch's indices, crops, flips and labels, copied to the device.
-struct BatchPlan {
-  Tensor index, crop, flip, labels;  // host
-};
-
-BatchPlan plan_batch(const Dataset& data, const int32_t* indices, int n, Rng* aug, int pad) {
-  BatchPlan b{Tensor::host({n}, DType::I32), Tensor::host({2 * n}, DType::I32), Tensor::host({n}, DType::U8),
-              Tensor::host({n}, DType::I32)};
-  const int32_t* labels = data.labels.data<int32_t>();
-  for (int i = 0; i < n; ++i) {
-    b.index.data<int32_t>()[i] = indices[i];
-    b.labels.data<int32_t>()[i] = labels[indices[i]];
-    if (aug) {
-      b.crop.data<int32_t>()[2 * i] = static_cast<int32_t>(aug->below(static_cast<uint64_t>(2 * pad + 1)));
-      b.crop.data<int32_t>()[2 * i + 1] = static_cast<int32_t>(aug->below(static_cast<uint64_t>(2 * pad + 1)));
-      b.flip.data<uint8_t>()[i] = static_cast<uint8_t>(aug->below(2));
-    }
-  }
-  return b;
-}
-
-// Gathers, augments and normalises one batch into x (N×H×W×C on ctx's device).
-void load_batch(Context& ctx, const Tensor& images, const Dataset& data, const BatchPlan& plan, bool augment,
-                const Tensor& mean, const Tensor& std, Tensor& index, Tensor& crop, Tensor& flip, Tensor& labels,
-                Tensor& x) {
-  const int n = static_cast<int>(plan.index.numel());
-  ensure_tensor(index, {n}, DType::I32, ctx).copy_from(plan.index, ctx);
-  ensure_tensor(labels, {n}, DType::I32, ctx).copy_from(plan.labels, ctx);
-  if (augment) {
-    ensure_tensor(crop, {2 * n}, DType::I32, ctx).copy_from(plan.crop, ctx);
-    ensure_tensor(flip, {n}, DType::U8, ctx).copy_from(plan.flip, ctx);
-  }
-  ensure_tensor(x, {n, data.H, data.W, data.C}, DType::F32, ctx);
-  const AugmentShape s{n, data.H, data.W, data.C, 4};
-  const AugmentArgs a{images.data<uint8_t>(),
-                      index.data<int32_t>(),
-                      augment ? crop.data<int32_t>() : nullptr,
-                      augment ? flip.data<uint8_t>() : nullptr,
-                      mean.data<float>(),
-                      std.data<float>(),
-                      x.data<float>()};
-  ops::augment(ctx, s, a);
-}
-
-Tensor host_floats(const std::vector<float>& v) {
-  Tensor t = Tensor::host({static_cast<int64_t>(v.size())});
-  std::memcpy(t.data<float>(), v.data(), v.size() * sizeof(float));
-  return t;
-}
-
 void check_data_fits(const Network& net, const Dataset& d) {
   const NetInfo& i = net.info();
   ENSURE(d.H == i.H && d.W == i.W && d.C == i.C, "%s %s images are %dx%dx%d but %s was built for %dx%dx%d",
@@ -151,9 +101,11 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
   ENSURE(batch >= 1, "evaluation batch must be at least 1, got %d", batch);
   net.set_training(false);
   const Tensor images = data.images.to(ctx.device(), ctx);
-  const Tensor mean = host_floats(norm.mean).to(ctx.device(), ctx), std = host_floats(norm.std).to(ctx.device(), ctx);
+  BatchLoader loader(ctx, data, images, norm);
+  PlainComposer plain;
+  BatchRows rows;
+  Rng unused(0);
   SoftmaxCrossEntropy loss;
-  Tensor index, crop, flip, labels, x;
   EvalResult r;
   const int64_t n = data.size();
   std::vector<int32_t> order(static_cast<size_t>(n));
@@ -162,9 +114,9 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
   int64_t correct = 0;
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int b = static_cast<int>(std::min<int64_t>(batch, n - begin));
-    const BatchPlan plan = plan_batch(data, order.data() + begin, b, nullptr, 0);
-    load_batch(ctx, images, data, plan, false, mean, std, index, crop, flip, labels, x);
-    const LossResult lr = loss.forward(ctx, net.forward(ctx, x), labels);
+    plain.compose(0, order.data() + begin, b, data, unused, rows);
+    const Tensor& x = loader.load(rows, nullptr);
+    const LossResult lr = loss.forward(ctx, net.forward(ctx, x), loader.labels());
     loss_sum += lr.loss * b;
     correct += lr.correct;
   }
@@ -185,13 +137,15 @@ Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalizat
            data.split.c_str(), static_cast<long long>(data.size()));
   net.set_training(false);
   const Tensor images = data.images.to(ctx.device(), ctx);
-  const Tensor mean = host_floats(norm.mean).to(ctx.device(), ctx), std = host_floats(norm.std).to(ctx.device(), ctx);
-  Tensor index, crop, flip, labels, x;
+  BatchLoader loader(ctx, data, images, norm);
+  PlainComposer plain;
+  BatchRows rows;
+  Rng unused(0);
   Tensor logits = Tensor::host({n, classes});
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int b = static_cast<int>(std::min<int64_t>(batch, n - begin));
-    const BatchPlan plan = plan_batch(data, indices.data() + begin, b, nullptr, 0);
-    load_batch(ctx, images, data, plan, false, mean, std, index, crop, flip, labels, x);
+    plain.compose(0, indices.data() + begin, b, data, unused, rows);
+    Tensor x = loader.load(rows, nullptr);
     if (alter) alter(ctx, x, begin);
     logits.slice(begin, begin + b).copy_from(net.forward(ctx, x), ctx);
   }
@@ -199,16 +153,18 @@ Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalizat
   return logits;
 }
 
-Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchMixer* mixer)
+Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchComposer* composer)
     : net_(net),
       ctx_(ctx),
       data_(data),
       config_(std::move(config)),
-      mixer_(mixer),
+      composer_(composer ? composer : &plain_),
       sgd_(net, ctx, config_.sgd()),
-      loss_(config_.label_smoothing) {
+      loss_(config_.label_smoothing),
+      images_(data.train.images.to(ctx.device(), ctx)),
+      loader_(ctx, data.train, images_, data.norm) {
   config_.validate();
-  ENSURE(config_.sam_rho == 0 || config_.sam_ascent != "extra" || (mixer && mixer->extra(config_.batch) > 0),
+  ENSURE(config_.sam_rho == 0 || config_.sam_ascent != "extra" || composer_->rows(config_.batch) > config_.batch,
          "--sam-ascent extra needs extra samples in the batch (protected training)");
   check_data_fits(net, data.train);
   check_data_fits(net, data.test);
@@ -226,20 +182,7 @@ Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig
   if (milestones.empty()) milestones = {std::max(1, config_.epochs / 2), std::max(1, config_.epochs * 3 / 4)};
   for (int m : milestones) schedule_.milestones.push_back(m * steps_per_epoch_);
   schedule_.gamma = config_.gamma;
-  images_ = data.train.images.to(ctx.device(), ctx);
-  if (config_.sam_rho > 0) {  // SAM's scratch, sized by the net once
-    const Shape p{net.num_parameters()};
-    sam_w_host_ = Tensor::host(p);
-    sam_g_host_ = Tensor::host(p);
-    sam_e_host_ = Tensor::host(p);
-    sam_e_ = Tensor::empty(p, DType::F32, ctx);
-    sam_params_ = Tensor::empty(p, DType::F32, ctx);
-    if (config_.sam_ascent == "extra") sam_grads_ = Tensor::empty(p, DType::F32, ctx);
-    if (net.buffers().defined() && net.buffers().numel() > 0)
-      sam_buffers_ = Tensor::empty(net.buffers().shape(), DType::F32, ctx);
-  }
-  mean_ = host_floats(data.norm.mean).to(ctx.device(), ctx);
-  std_ = host_floats(data.norm.std).to(ctx.device(), ctx);
+  step_ = make_step_strategy(config_, ctx, net);
 }
 
 EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_step) {
@@ -257,19 +200,17 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   rec.epoch = epoch_ + 1;
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
-  const int extra = mixer_ ? mixer_->extra(b) : 0;
+  const int rows = composer_->rows(b);
   Rng extra_draw(mix_seed(config_.seed, static_cast<uint64_t>(epoch_), 3));
-  std::vector<int32_t> batch_indices(static_cast<size_t>(b + extra));
   for (int64_t step = 0; step < steps_per_epoch_; ++step) {
     const int64_t global = epoch_ * steps_per_epoch_ + step;
-    std::copy_n(order.data() + step * b, b, batch_indices.begin());
-    const LossResult r = train_step(global, batch_indices, b, config_.augment ? &aug : nullptr, extra_draw);
+    const LossResult r = train_step(global, order.data() + step * b, b, config_.augment ? &aug : nullptr, extra_draw);
     const double lr = learning_rate(schedule_, global);
     rec.lr = lr;
 
-    loss_sum += r.loss * (b + extra);
+    loss_sum += r.loss * rows;
     correct += r.correct;
-    seen += b + extra;
+    seen += rows;
     if (on_step) {
       const double elapsed = seconds_since(t0);
       StepInfo info{rec.epoch,
@@ -284,7 +225,7 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
       info.images_per_s = static_cast<double>(seen) / std::max(elapsed, 1e-9);
       const int64_t left =
           (static_cast<int64_t>(config_.epochs) - rec.epoch) * steps_per_epoch_ + (steps_per_epoch_ - step - 1);
-      info.eta_s = static_cast<double>(left * (b + extra)) / std::max(info.images_per_s, 1e-9);
+      info.eta_s = static_cast<double>(left * rows) / std::max(info.images_per_s, 1e-9);
       on_step(info);
     }
   }
@@ -301,133 +242,44 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   return rec;
 }
 
-LossResult Trainer::train_step(int64_t global, std::vector<int32_t>& batch, int b, Rng* aug, Rng& extra_draw) {
-  const Dataset& train = data_.train;
-  const int extra = static_cast<int>(batch.size()) - b;
-  for (int i = 0; i < extra; ++i)
-    batch[static_cast<size_t>(b + i)] = static_cast<int32_t>(extra_draw.below(static_cast<uint64_t>(train.size())));
-  BatchPlan plan = plan_batch(train, batch.data(), b + extra, aug, 4);
-  if (extra > 0) mixer_->relabel(static_cast<uint64_t>(global), b, plan.labels.data<int32_t>() + b);
-  load_batch(ctx_, images_, train, plan, aug != nullptr, mean_, std_, index_, crop_, flip_, labels_, x_);
-  if (extra > 0) mixer_->alter(ctx_, x_, b, extra);
-
-  if (targets_) targets_->targets(ctx_, x_, soft_targets_);
-
+LossResult Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug, Rng& extra_draw) {
+  composer_->compose(static_cast<uint64_t>(global), records, b, data_.train, extra_draw, rows_);
+  const Tensor& x = loader_.load(rows_, aug, composer_);
+  loss_.prepare(ctx_, x, loader_.labels());
   net_.begin_step(static_cast<uint64_t>(global));
-  net_.zero_grad(ctx_);
-  const Tensor logits = net_.forward(ctx_, x_);
-  const LossResult r =
-      targets_ ? soft_loss_.forward(ctx_, logits, soft_targets_) : loss_.forward(ctx_, logits, labels_);
+  const LossResult r = step_->gradient(ctx_, net_, loss_, x, rows_);
   ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %lld step %lld (try a lower --lr)", r.loss,
          static_cast<long long>(global / steps_per_epoch_ + 1), static_cast<long long>(global % steps_per_epoch_ + 1));
-  if (config_.sam_rho > 0)
-    sam_pass(loss_backward(), b);
-  else
-    net_.backward(ctx_, loss_backward());
   sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
   return r;
 }
 
-void sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho, Tensor& e) {
-  const int64_t n = net.num_parameters();
-  ENSURE(!w.device().is_cuda() && !g.device().is_cuda() && !e.device().is_cuda() && w.numel() == n &&
-             g.numel() == n && e.numel() == n,
-         "sam_perturbation: w, g and e must be host tensors of %lld floats", static_cast<long long>(n));
-  const float* pw = w.data<float>();
-  const float* pg = g.data<float>();
-  float* pe = e.data<float>();
-  std::fill(pe, pe + n, 0.0f);
-  for (const NamedSlot& s : net.slots()) {
-    if (s.slot.kind != SlotKind::Parameter) continue;
-    const int64_t end = s.offset + shape_numel(s.slot.shape);
-    double ww = 0, gg = 0;
-    for (int64_t i = s.offset; i < end; ++i) {
-      ww += static_cast<double>(pw[i]) * pw[i];
-      gg += static_cast<double>(pg[i]) * pg[i];
-    }
-    if (ww == 0 || gg == 0) continue;
-    const double k = rho * std::sqrt(ww / gg);
-    for (int64_t i = s.offset; i < end; ++i) pe[i] = static_cast<float>(k * pg[i]);
-  }
+void Trainer::snapshot(TrainState& into) {
+  net_.snapshot(ctx_, into.net);
+  ensure_tensor(into.momentum, sgd_.momentum().shape(), DType::F32, ctx_).copy_from(sgd_.momentum(), ctx_);
+  into.epoch = epoch_;
 }
 
-Tensor Trainer::loss_backward() { return targets_ ? soft_loss_.backward(ctx_) : loss_.backward(ctx_); }
-
-void Trainer::sam_pass(const Tensor& dlogits, int b) {
-  const bool extra_only = config_.sam_ascent == "extra";
-  const int64_t rows = dlogits.dim(0);
-  // Rows [begin, end) of a loss gradient, the others zero: [0, b) the batch, [b, rows) the extras.
-  auto rows_of = [&](const Tensor& d, int64_t begin, int64_t end) -> const Tensor& {
-    ensure_tensor(sam_dlogits_, d.shape(), DType::F32, ctx_).copy_from(d, ctx_);
-    if (begin > 0) {
-      Tensor head = sam_dlogits_.slice(0, begin);
-      ops::fill(ctx_, 0.0f, head);
-    }
-    if (end < rows) {
-      Tensor tail = sam_dlogits_.slice(end, rows);
-      ops::fill(ctx_, 0.0f, tail);
-    }
-    return sam_dlogits_;
-  };
-
-  // The ascent: the gradient at w of the whole batch, or of the extras only.
-  net_.backward(ctx_, extra_only ? rows_of(dlogits, b, rows) : dlogits);
-  sam_w_host_.copy_from(net_.params(), ctx_);
-  sam_g_host_.copy_from(net_.grads(), ctx_);
-  sam_perturbation(net_, sam_w_host_, sam_g_host_, config_.sam_rho, sam_e_host_);
-  if (sam_mask_host_.defined()) {  // pruned weights stay at zero in the second pass too
-    float* e = sam_e_host_.data<float>();
-    const float* m = sam_mask_host_.data<float>();
-    for (int64_t i = 0; i < sam_e_host_.numel(); ++i) e[i] *= m[i];
-  }
-  sam_e_.copy_from(sam_e_host_, ctx_);
-  if (extra_only) {  // the batch's own gradient is taken at w, from the same forward pass
-    net_.zero_grad(ctx_);
-    net_.backward(ctx_, rows_of(dlogits, 0, b));
-    sam_grads_.copy_from(net_.grads(), ctx_);
-  }
-
-  // The second pass at w + e; then back to w and to the running statistics of the first pass.
-  sam_params_.copy_from(net_.params(), ctx_);
-  if (sam_buffers_.defined()) sam_buffers_.copy_from(net_.buffers(), ctx_);
-  sam_counters_.clear();
-  for (const NamedCounter& c : net_.counters()) sam_counters_.push_back(*c.value);
-
-  ops::axpy(ctx_, 1.0f, sam_e_, net_.params());
-  net_.zero_grad(ctx_);
-  const Tensor logits = net_.forward(ctx_, x_);
-  if (targets_)
-    soft_loss_.forward(ctx_, logits, soft_targets_);
-  else
-    loss_.forward(ctx_, logits, labels_);
-  const Tensor moved = loss_backward();
-  net_.backward(ctx_, extra_only ? rows_of(moved, b, rows) : moved);
-  if (extra_only) ops::axpy(ctx_, 1.0f, sam_grads_, net_.grads());
-
-  net_.params().copy_from(sam_params_, ctx_);
-  if (sam_buffers_.defined()) net_.buffers().copy_from(sam_buffers_, ctx_);
-  for (size_t i = 0; i < sam_counters_.size(); ++i) *net_.counters()[i].value = sam_counters_[i];
+void Trainer::restore(const TrainState& from) {
+  ENSURE(from.momentum.shape() == sgd_.momentum().shape() && from.epoch >= 0 && from.epoch <= config_.epochs,
+         "training state of another run: momentum %s, epoch %d", shape_str(from.momentum.shape()).c_str(), from.epoch);
+  net_.restore(ctx_, from.net);
+  sgd_.momentum().copy_from(from.momentum, ctx_);
+  epoch_ = from.epoch;
 }
 
 void Trainer::set_mask(const Tensor& mask) {
   sgd_.set_mask(ctx_, mask);
-  // SAM leaves the pruned weights where they are; a host copy of the mask serves every step.
-  sam_mask_host_ = config_.sam_rho > 0 && sgd_.mask() ? sgd_.mask()->to(Device::cpu(), ctx_) : Tensor();
-}
-
-void Trainer::set_targets(TargetProvider* provider) {
-  targets_ = provider;
-  if (provider) soft_loss_ = SoftTargetCrossEntropy(provider->temperature());
+  step_->set_mask(ctx_, sgd_.mask());
 }
 
 std::vector<double> Trainer::time_steps(int64_t steps) {
   ENSURE(steps >= 0, "time_steps: the number of steps must be non-negative, got %lld", static_cast<long long>(steps));
   const int64_t n = data_.train.size();
   const int b = static_cast<int>(std::min<int64_t>(config_.batch, n));
-  const int extra = mixer_ ? mixer_->extra(b) : 0;
   net_.set_training(true);
   std::vector<double> seconds;
-  std::vector<int32_t> order, batch_indices(static_cast<size_t>(b + extra));
+  std::vector<int32_t> order;
   std::unique_ptr<Rng> aug, extra_draw;
   int64_t epoch = -1;
   for (int64_t s = 0; s < steps; ++s) {
@@ -438,9 +290,9 @@ std::vector<double> Trainer::time_steps(int64_t steps) {
       aug = std::make_unique<Rng>(mix_seed(config_.seed, static_cast<uint64_t>(e), 2));
       extra_draw = std::make_unique<Rng>(mix_seed(config_.seed, static_cast<uint64_t>(e), 3));
     }
-    std::copy_n(order.data() + step * b, b, batch_indices.begin());
     const auto t0 = Clock::now();
-    train_step(e * steps_per_epoch_ + step, batch_indices, b, config_.augment ? aug.get() : nullptr, *extra_draw);
+    train_step(e * steps_per_epoch_ + step, order.data() + step * b, b, config_.augment ? aug.get() : nullptr,
+               *extra_draw);
     ctx_.synchronize();
     seconds.push_back(seconds_since(t0));
   }

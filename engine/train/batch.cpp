@@ -1,0 +1,113 @@
+// The plain composer and the batch loader: host staging of indices, crops, flips and labels
+// (drawn per row in row order, so the streams match whatever the composer put in the rows),
+// one copy of each to the device, then the augmentation kernel.
+#include "engine/train/batch.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/core/random.h"
+#include "engine/nn/ops.h"
+
+namespace activeip {
+
+namespace {
+
+constexpr int kPad = 4;  // the training crop's zero padding, as torchvision's RandomCrop(32, padding=4)
+
+Tensor host_floats(const std::vector<float>& v) {
+  Tensor t = Tensor::host({static_cast<int64_t>(v.size())});
+  std::memcpy(t.data<float>(), v.data(), v.size() * sizeof(float));
+  return t;
+}
+
+}  // namespace
+
+void BatchRows::resize(int n) {
+  record.resize(static_cast<size_t>(n));
+  label.resize(static_cast<size_t>(n));
+  role.assign(static_cast<size_t>(n), kCleanRow);
+}
+
+int BatchRows::clean_prefix() const {
+  const auto it = std::find_if(role.begin(), role.end(), [](RowRole r) { return r != kCleanRow; });
+  return static_cast<int>(it - role.begin());
+}
+
+void PlainComposer::compose(uint64_t, const int32_t* records, int batch, const Dataset& train, Rng&, BatchRows& rows) {
+  rows.resize(batch);
+  const int32_t* labels = train.labels.data<int32_t>();
+  for (int i = 0; i < batch; ++i) {
+    rows.record[static_cast<size_t>(i)] = records[i];
+    rows.label[static_cast<size_t>(i)] = labels[records[i]];
+  }
+}
+
+BatchLoader::BatchLoader(Context& ctx, const Dataset& data, const Tensor& images, const Normalization& norm)
+    : ctx_(ctx),
+      data_(data),
+      images_(images),
+      mean_(host_floats(norm.mean).to(ctx.device(), ctx)),
+      std_(host_floats(norm.std).to(ctx.device(), ctx)) {}
+
+const Tensor& BatchLoader::load(const BatchRows& rows, Rng* aug, BatchComposer* composer) {
+  const int n = rows.size();
+  ENSURE(n >= 1 && rows.label.size() == rows.record.size() && rows.role.size() == rows.record.size(),
+         "batch of %d rows with %zu labels and %zu roles", n, rows.label.size(), rows.role.size());
+  const int32_t* record = rows.record.data();
+  for (int i = 0; i < n; ++i)
+    ENSURE(record[i] >= 0 && record[i] < data_.size(), "row %d shows record %d; the %s %s split has %lld", i, record[i],
+           data_.name.c_str(), data_.split.c_str(), static_cast<long long>(data_.size()));
+  const StampStage stage = composer ? composer->stage() : StampStage::None;
+
+  ensure_host_tensor(labels_host_, {n}, DType::I32);
+  std::copy_n(rows.label.data(), n, labels_host_.data<int32_t>());
+  ensure_tensor(labels_, {n}, DType::I32, ctx_).copy_from(labels_host_, ctx_);
+  ensure_host_tensor(index_host_, {n}, DType::I32);
+  std::copy_n(record, n, index_host_.data<int32_t>());
+  ensure_tensor(index_, {n}, DType::I32, ctx_).copy_from(index_host_, ctx_);
+  if (aug) {
+    ensure_host_tensor(crop_host_, {2 * n}, DType::I32);
+    ensure_host_tensor(flip_host_, {n}, DType::U8);
+    int32_t* crop = crop_host_.data<int32_t>();
+    uint8_t* flip = flip_host_.data<uint8_t>();
+    for (int i = 0; i < n; ++i) {
+      crop[2 * i] = static_cast<int32_t>(aug->below(2 * kPad + 1));
+      crop[2 * i + 1] = static_cast<int32_t>(aug->below(2 * kPad + 1));
+      flip[i] = static_cast<uint8_t>(aug->below(2));
+    }
+    ensure_tensor(crop_, {2 * n}, DType::I32, ctx_).copy_from(crop_host_, ctx_);
+    ensure_tensor(flip_, {n}, DType::U8, ctx_).copy_from(flip_host_, ctx_);
+  }
+
+  // Before augmentation the composer draws on the rows' own uint8 images, which the
+  // augmentation then reads in order.
+  const uint8_t* source = images_.data<uint8_t>();
+  const int32_t* index = index_.data<int32_t>();
+  if (stage == StampStage::BeforeAugment) {
+    ensure_tensor(staged_, {n, data_.H, data_.W, data_.C}, DType::U8, ctx_);
+    for (int i = 0; i < n; ++i) staged_.slice(i, i + 1).copy_from(images_.slice(record[i], record[i] + 1), ctx_);
+    composer->stamp(ctx_, staged_, rows);
+    if (identity_.numel() < n) {
+      Tensor ids = Tensor::host({n}, DType::I32);
+      for (int i = 0; i < n; ++i) ids.data<int32_t>()[i] = i;
+      identity_ = ids.to(ctx_.device(), ctx_);
+    }
+    source = staged_.data<uint8_t>();
+    index = identity_.data<int32_t>();
+  }
+  ensure_tensor(x_, {n, data_.H, data_.W, data_.C}, DType::F32, ctx_);
+  const AugmentShape s{n, data_.H, data_.W, data_.C, kPad};
+  const AugmentArgs a{source,
+                      index,
+                      aug ? crop_.data<int32_t>() : nullptr,
+                      aug ? flip_.data<uint8_t>() : nullptr,
+                      mean_.data<float>(),
+                      std_.data<float>(),
+                      x_.data<float>()};
+  ops::augment(ctx_, s, a);
+  if (stage == StampStage::AfterAugment) composer->stamp(ctx_, x_, rows);
+  return x_;
+}
+
+}  // namespace activeip

@@ -1,0 +1,104 @@
+// Step strategies: how one training step turns a batch into the gradient that the optimizer
+// applies — the plain forward/backward, or sharpness-aware minimisation (SAM), which takes
+// the gradient at moved weights. The loop around them (epochs, schedule, checkpoints) is the
+// Trainer's; the loss they train on (labels or a provider's soft targets) is a StepLoss.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/nn/loss.h"
+#include "engine/nn/network.h"
+#include "engine/train/batch.h"
+
+namespace activeip {
+
+struct TrainConfig;  // engine/train/trainer.h
+
+// Soft targets in place of the labels (distillation): the trainer hands every training
+// batch, on the device and after augmentation and the composer's stamp, to targets(), which
+// writes one probability distribution per row; the loss is then the mean of
+// T²·KL(q ‖ softmax(z/T)) at temperature() (SoftTargetCrossEntropy) and the labels go
+// unused. targets() must be a pure function of the batch for --resume to stay exact.
+class TargetProvider {
+ public:
+  virtual ~TargetProvider() = default;
+  virtual float temperature() const = 0;
+  // x: the whole normalised batch (N rows); q: N×C on ctx's device, allocated or reused.
+  virtual void targets(Context& ctx, const Tensor& x, Tensor& q) = 0;
+};
+
+// The loss of a step: cross-entropy against the labels (with label smoothing), or against a
+// target provider's soft targets once one is set.
+class StepLoss {
+ public:
+  explicit StepLoss(float label_smoothing) : labels_loss_(label_smoothing) {}
+  // provider (may be null: the labels again) must outlive the loss.
+  void set_targets(TargetProvider* provider);
+  bool soft() const { return provider_ != nullptr; }
+  // Before the forward passes of a step: the batch's labels (i32 on the device), and the soft
+  // targets of x when a provider is set.
+  void prepare(Context& ctx, const Tensor& x, const Tensor& labels);
+  LossResult forward(Context& ctx, const Tensor& logits);
+  // The loss's input gradient for the last forward.
+  Tensor backward(Context& ctx);
+
+ private:
+  SoftmaxCrossEntropy labels_loss_;
+  SoftTargetCrossEntropy soft_loss_;
+  TargetProvider* provider_ = nullptr;
+  Tensor labels_, soft_targets_;
+};
+
+class StepStrategy {
+ public:
+  virtual ~StepStrategy() = default;
+  // Leaves in net.grads() (zeroed first) the gradient of the step on batch x (its rows
+  // described by `rows`) and returns the loss of the forward pass at the current weights.
+  // Weights, running statistics and counters end as that forward pass left them.
+  virtual LossResult gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) = 0;
+  // The pruning mask (1 keep / 0 pruned, flat over the parameters; null: none) that the
+  // weights obey, so that a strategy that moves them leaves pruned weights at zero.
+  virtual void set_mask(Context&, const Tensor*) {}
+};
+
+// One forward and one backward pass.
+class PlainStep final : public StepStrategy {
+ public:
+  LossResult gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
+};
+
+// Sharpness-aware steps (Foret et al. 2021), as TrainConfig::sam_rho and sam_ascent describe:
+// the ascent follows the whole batch's gradient ("batch") or the gradient of the rows that are
+// not clean only ("extra"; the clean rows' gradient is then taken at the unmoved weights).
+class SamStep final : public StepStrategy {
+ public:
+  SamStep(Context& ctx, const Network& net, double rho, bool extra_only);
+  LossResult gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
+  void set_mask(Context& ctx, const Tensor* mask) override;
+
+ private:
+  // d with the rows whose cleanness is not `clean` set to zero (in the scratch dlogits_).
+  const Tensor& rows_of(Context& ctx, const Tensor& d, const BatchRows& rows, bool clean);
+
+  double rho_;
+  bool extra_only_;
+  // Scratch, allocated once: the weights, running statistics and counters a step returns to,
+  // the clean rows' gradient at w ("extra"), the loss gradient of some rows, the move e (on
+  // the device and the host), host copies of the weights and gradient, and of the mask.
+  NetworkState at_w_;
+  Tensor grads_, dlogits_, e_;
+  Tensor w_host_, g_host_, e_host_, mask_host_;
+};
+
+// The strategy a configuration asks for: SamStep when sam_rho > 0, else PlainStep.
+std::unique_ptr<StepStrategy> make_step_strategy(const TrainConfig& config, Context& ctx, const Network& net);
+
+// SAM's ascent as TrainConfig::sam_rho describes it: from the host weights w and gradient g
+// (flat over net's parameters), writes into the host tensor e (as many floats)
+// e_l = rho·‖w_l‖·g_l/‖g_l‖ for each parameter tensor l, and 0 where ‖w_l‖ or ‖g_l‖ is 0.
+void sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho, Tensor& e);
+
+}  // namespace activeip

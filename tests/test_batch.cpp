@@ -1,0 +1,184 @@
+// Batch composition: the plain composer, the loader's two stamping stages (before the
+// augmentation a stamp moves with the crop and the flip, after it it stays where it was
+// drawn), rows checked at the loader, and the protected composer's rows and roles.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "engine/core/random.h"
+#include "engine/train/batch.h"
+#include "fingerprint/protect.h"
+
+using namespace activeip;
+
+namespace {
+
+// A 3×3 block of 255 at rows 0–2, columns 0–2 of every row's image, drawn at `at`.
+class BlockComposer final : public BatchComposer {
+ public:
+  explicit BlockComposer(StampStage at) : at_(at) {}
+  int rows(int batch) const override { return batch; }
+  StampStage stage() const override { return at_; }
+  void compose(uint64_t step, const int32_t* records, int batch, const Dataset& train, Rng& draw,
+               BatchRows& rows) override {
+    plain_.compose(step, records, batch, train, draw, rows);
+  }
+  void stamp(Context& ctx, Tensor& x, const BatchRows& rows) override {
+    ++calls;
+    REQUIRE(x.device() == ctx.device());
+    REQUIRE(x.dim(0) == rows.size());
+    const int64_t H = x.dim(1), W = x.dim(2), C = x.dim(3);
+    for (int64_t n = 0; n < x.dim(0); ++n)
+      for (int64_t h = 0; h < 3; ++h)
+        for (int64_t w = 0; w < 3; ++w)
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t i = ((n * H + h) * W + w) * C + c;
+            if (x.dtype() == DType::U8)
+              x.data<uint8_t>()[i] = 255;
+            else
+              x.data<float>()[i] = 9.0f;
+          }
+  }
+  int calls = 0;
+
+ private:
+  StampStage at_;
+  PlainComposer plain_;
+};
+
+Dataset small_set(int n) {
+  Dataset d;
+  d.name = "test";
+  d.split = "train";
+  d.H = 16, d.W = 16, d.C = 3, d.num_classes = 4;
+  d.images = Tensor::host({n, 16, 16, 3}, DType::U8);
+  d.labels = Tensor::host({n}, DType::I32);
+  Rng rng(5);
+  for (int64_t i = 0; i < d.images.numel(); ++i) d.images.data<uint8_t>()[i] = static_cast<uint8_t>(rng.below(200));
+  for (int i = 0; i < n; ++i) d.labels.data<int32_t>()[i] = i % 4;
+  return d;
+}
+
+const Normalization kNorm{{0.5f, 0.4f, 0.3f}, {0.2f, 0.25f, 0.3f}};
+
+OwnerKey key() {
+  std::array<uint8_t, OwnerKey::kBytes> b{};
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(3 * i + 1);
+  return OwnerKey(b);
+}
+
+std::vector<float> floats(const Tensor& t) {
+  return {t.data<float>(), t.data<float>() + t.numel()};
+}
+
+}  // namespace
+
+TEST_CASE("batch: the plain composer gives the order's records with their labels, all clean") {
+  const Dataset d = small_set(10);
+  PlainComposer plain;
+  BatchRows rows;
+  Rng draw(1);
+  const int32_t records[] = {7, 2, 9};
+  plain.compose(0, records, 3, d, draw, rows);
+  CHECK(rows.record == std::vector<int32_t>{7, 2, 9});
+  CHECK(rows.label == std::vector<int32_t>{3, 2, 1});
+  CHECK(rows.clean_prefix() == 3);
+  CHECK(plain.stage() == StampStage::None);
+}
+
+TEST_CASE("batch: a stamp before augmentation moves with the crop and flip, one after it stays put") {
+  Context ctx;
+  Dataset d = small_set(12);
+  const Tensor images = d.images;
+  BatchLoader loader(ctx, d, images, kNorm);
+  PlainComposer plain;
+  BatchRows rows;
+  Rng draw(1);
+  const int32_t records[] = {3, 0, 11, 3, 6};
+  plain.compose(0, records, 5, d, draw, rows);
+
+  // The reference: the block drawn into the dataset's images themselves, then augmented.
+  Dataset drawn = small_set(12);
+  for (int32_t r : records)
+    for (int h = 0; h < 3; ++h)
+      for (int w = 0; w < 3; ++w)
+        for (int c = 0; c < 3; ++c) drawn.images.data<uint8_t>()[((r * 16 + h) * 16 + w) * 3 + c] = 255;
+  BatchLoader drawn_loader(ctx, drawn, drawn.images, kNorm);
+  Rng aug_ref(42);
+  const std::vector<float> want = floats(drawn_loader.load(rows, &aug_ref));
+
+  BlockComposer before(StampStage::BeforeAugment);
+  Rng aug(42);
+  const std::vector<float> got = floats(loader.load(rows, &aug, &before));
+  CHECK(before.calls == 1);
+  CHECK(got == want);
+  // The dataset is left as it was: the stamp went on a gathered copy.
+  CHECK(std::memcmp(images.raw(), small_set(12).images.raw(), images.bytes()) == 0);
+
+  BlockComposer after(StampStage::AfterAugment);
+  Rng aug2(42);
+  const Tensor& x = loader.load(rows, &aug2, &after);
+  CHECK(after.calls == 1);
+  int nines = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) nines += x.data<float>()[i] == 9.0f;
+  CHECK(nines == 5 * 9 * 3);
+  CHECK(x.data<float>()[0] == 9.0f);  // at the top left of every row, whatever the crop
+  CHECK(floats(x) != want);
+
+  // Without a composer (or a StampStage::None one) nothing is drawn.
+  BlockComposer none(StampStage::None);
+  Rng aug3(42);
+  loader.load(rows, &aug3, &none);
+  CHECK(none.calls == 0);
+}
+
+TEST_CASE("batch: the loader refuses rows it cannot gather, naming the row") {
+  Context ctx;
+  const Dataset d = small_set(4);
+  BatchLoader loader(ctx, d, d.images, kNorm);
+  BatchRows rows;
+  rows.resize(2);
+  rows.record = {1, 4};
+  rows.label = {0, 0};
+  CHECK_THROWS_WITH_AS(loader.load(rows, nullptr), doctest::Contains("row 1 shows record 4"), Error);
+  rows.label.pop_back();
+  CHECK_THROWS_AS(loader.load(rows, nullptr), Error);
+}
+
+TEST_CASE("batch: the protected composer keeps the order's rows clean and marks its extra rows") {
+  const Dataset d = small_set(40);
+  const PatternSpec spec = pattern_spec(16, 16, 3);
+  ProtectConfig c;
+  c.poison_rate = 0.25;
+  c.forged_rate = 0.125;
+  ProtectComposer composer(key(), {"alice", "bob"}, spec, 4, kNorm, c);
+  REQUIRE(composer.rows(16) == 16 + 4 + 2);
+  std::vector<int32_t> order(16);
+  for (int i = 0; i < 16; ++i) order[static_cast<size_t>(i)] = 2 * i;
+  BatchRows rows, again;
+  Rng draw(3), draw_again(3);
+  composer.compose(7, order.data(), 16, d, draw, rows);
+  composer.compose(7, order.data(), 16, d, draw_again, again);
+  CHECK(rows.record == again.record);  // a function of the step and the draw
+  CHECK(rows.label == again.label);
+  REQUIRE(rows.size() == 22);
+  CHECK(rows.clean_prefix() == 16);
+  for (int i = 0; i < 16; ++i) {
+    CHECK(rows.record[static_cast<size_t>(i)] == 2 * i);
+    CHECK(rows.label[static_cast<size_t>(i)] == (2 * i) % 4);
+  }
+  for (int i = 16; i < 20; ++i) {
+    const RowRole r = rows.role[static_cast<size_t>(i)];
+    CHECK((r == kOwnerRow || r == kUserRow));
+    const int32_t id = composer.step_ids()[static_cast<size_t>(i - 16)];
+    CHECK((r == kOwnerRow) == (id == 0));
+    CHECK(rows.label[static_cast<size_t>(i)] == composer.embedded()[static_cast<size_t>(id)].label);
+  }
+  for (int i = 20; i < 22; ++i) {
+    CHECK(rows.role[static_cast<size_t>(i)] == kForgedRow);
+    const int32_t r = rows.record[static_cast<size_t>(i)];
+    CHECK(rows.label[static_cast<size_t>(i)] == d.labels.data<int32_t>()[r]);  // forged rows keep their true label
+  }
+}
