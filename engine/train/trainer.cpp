@@ -57,14 +57,14 @@ void load_batch(Context& ctx, const Tensor& images, const Dataset& data, const B
   }
   ensure_tensor(x, {n, data.H, data.W, data.C}, DType::F32, ctx);
   const AugmentShape s{n, data.H, data.W, data.C, 4};
-  const AugmentArgs a{images.data<uint8_t>(),
-                      index.data<int32_t>(),
-                      augment ? crop.data<int32_t>() : nullptr,
-                      augment ? flip.data<uint8_t>() : nullptr,
-                      mean.data<float>(),
-                      std.data<float>(),
-                      x.data<float>()};
-  ops::augment(ctx, s, a);
+  ops::augment(ctx, s,
+               {.images = images,
+                .index = index,
+                .crop = augment ? &crop : nullptr,
+                .flip = augment ? &flip : nullptr,
+                .mean = mean,
+                .std = std,
+                .out = x});
 }
 
 Tensor host_floats(const std::vector<float>& v) {
