@@ -1,0 +1,225 @@
+// The op table of the harness (tests/op_harness.h): every case is one op on one shape, with
+// awkward sizes (N = 1, C and K off the tiles, 7×7, 28×28, odd and non-square, stride 2) and
+// random, never-zero inputs; the reference is the float64 specification in kernels/. Passes
+// that accumulate (wgrad, linear and batch-norm parameter gradients) start from random values
+// and run twice. The CPU suite (test_ops.cpp) and the GPU suite (test_cuda_ops.cpp) run it all.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bench/conv_cases.h"
+#include "engine/nn/ops.h"
+#include "kernels/batchnorm.h"
+#include "kernels/conv2d.h"
+#include "kernels/linear.h"
+#include "kernels/pool.h"
+#include "tests/op_harness.h"
+
+namespace activeip::test {
+
+inline void add_conv2d_cases(std::vector<OpCase>& cases) {
+  uint64_t seed = 1000;
+  for (const ConvShapeCase& cc : kConvTestCases)
+    for (const bool bias : {true, false}) {
+      const Conv2dShape s = cc.s;
+      const std::string shape = conv_shape_str(s) + " (" + cc.name + ")" + (bias ? ", bias" : ", no bias");
+      seed += 10;
+      const auto x = random_floats(s.x_size(), seed), w = random_floats(s.w_size(), seed + 1);
+      const auto dy = random_floats(s.y_size(), seed + 2), b = random_floats(size_t(s.K), seed + 3);
+      const auto dw0 = random_floats(s.w_size(), seed + 4), db0 = random_floats(size_t(s.K), seed + 5);
+      cases.push_back({"conv2d_fprop " + shape,
+                       {"y"},
+                       [=] {
+                         std::vector<double> y(s.y_size());
+                         const auto bd = to_double(b);
+                         conv2d_fprop_ref(s, to_double(x).data(), to_double(w).data(), bias ? bd.data() : nullptr,
+                                          y.data());
+                         return RefOutputs{y};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tx = on(ctx, x), tw = on(ctx, w), tb = on(ctx, b);
+                         Tensor ty = nan_on(ctx, s.y_size());
+                         ops::conv2d_fprop(ctx, s, tx, tw, bias ? &tb : nullptr, ty);
+                         return Outputs{host_of(ctx, ty)};
+                       }});
+      if (bias)  // dgrad has no bias: once per shape
+        cases.push_back({"conv2d_dgrad " + conv_shape_str(s) + " (" + cc.name + ")",
+                         {"dx"},
+                         [=] {
+                           std::vector<double> dx(s.x_size());
+                           conv2d_dgrad_ref(s, to_double(dy).data(), to_double(w).data(), dx.data());
+                           return RefOutputs{dx};
+                         },
+                         [=](Context& ctx) {
+                           // stride 2 with a 1×1 filter leaves inputs no output sees: still written
+                           const Tensor tdy = on(ctx, dy), tw = on(ctx, w);
+                           Tensor tdx = nan_on(ctx, s.x_size());
+                           ops::conv2d_dgrad(ctx, s, tdy, tw, tdx);
+                           return Outputs{host_of(ctx, tdx)};
+                         }});
+      // Two steps into random dw / dbias; without dbias, dbias stays as it started.
+      cases.push_back({"conv2d_wgrad " + shape,
+                       {"dw", "dbias"},
+                       [=] {
+                         auto dw = to_double(dw0), db = to_double(db0);
+                         for (int step = 0; step < 2; ++step)
+                           conv2d_wgrad_ref(s, to_double(x).data(), to_double(dy).data(), dw.data(),
+                                            bias ? db.data() : nullptr);
+                         return RefOutputs{dw, db};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
+                         Tensor tdw = on(ctx, dw0), tdb = on(ctx, db0);
+                         for (int step = 0; step < 2; ++step)
+                           ops::conv2d_wgrad(ctx, s, tx, tdy, tdw, bias ? &tdb : nullptr);
+                         return Outputs{host_of(ctx, tdw), host_of(ctx, tdb)};
+                       },
+                       {},
+                       {false, !bias}});
+    }
+}
+
+inline void add_linear_cases(std::vector<OpCase>& cases) {
+  const LinearShape shapes[] = {{1, 7, 10}, {3, 64, 10}, {5, 49, 13}, {32, 512, 100}, {2, 784, 1}};
+  uint64_t seed = 3000;
+  for (const LinearShape& s : shapes) {
+    seed += 10;
+    const std::string shape = "N" + std::to_string(s.N) + " IN" + std::to_string(s.IN) + " OUT" + std::to_string(s.OUT);
+    const size_t nx = size_t(s.N) * s.IN, nw = size_t(s.OUT) * s.IN, ny = size_t(s.N) * s.OUT;
+    const auto x = random_floats(nx, seed), w = random_floats(nw, seed + 1), b = random_floats(s.OUT, seed + 2);
+    const auto dy = random_floats(ny, seed + 3), dw0 = random_floats(nw, seed + 4),
+               db0 = random_floats(s.OUT, seed + 5);
+    cases.push_back({"linear_fwd " + shape,
+                     {"y"},
+                     [=] {
+                       std::vector<double> y(ny);
+                       linear_fwd_ref(s, to_double(x).data(), to_double(w).data(), to_double(b).data(), y.data());
+                       return RefOutputs{y};
+                     },
+                     [=](Context& ctx) {
+                       const Tensor tx = on(ctx, x), tw = on(ctx, w), tb = on(ctx, b);
+                       Tensor ty = nan_on(ctx, ny);
+                       ops::linear_fwd(ctx, s, tx, tw, &tb, ty);
+                       return Outputs{host_of(ctx, ty)};
+                     }});
+    cases.push_back({"linear_bwd " + shape,
+                     {"dx", "dw", "db"},
+                     [=] {
+                       std::vector<double> dx(nx);
+                       auto dw = to_double(dw0), db = to_double(db0);
+                       for (int step = 0; step < 2; ++step)
+                         linear_bwd_ref(s, to_double(x).data(), to_double(w).data(), to_double(dy).data(), dx.data(),
+                                        dw.data(), db.data());
+                       return RefOutputs{dx, dw, db};
+                     },
+                     [=](Context& ctx) {
+                       const Tensor tx = on(ctx, x), tw = on(ctx, w), tdy = on(ctx, dy);
+                       Tensor tdx = nan_on(ctx, nx), tdw = on(ctx, dw0), tdb = on(ctx, db0);
+                       for (int step = 0; step < 2; ++step) ops::linear_bwd(ctx, s, tx, tw, tdy, tdx, tdw, &tdb);
+                       return Outputs{host_of(ctx, tdx), host_of(ctx, tdw), host_of(ctx, tdb)};
+                     }});
+  }
+}
+
+inline void add_batchnorm_cases(std::vector<OpCase>& cases) {
+  // M = N·H·W rows: N=1 7×7, 28×28, C off the warp and the block, a large M that splits rows.
+  const BatchNormShape shapes[] = {{1 * 7 * 7, 3}, {2 * 28 * 28, 16}, {3 * 5 * 5, 33}, {64 * 8 * 8, 64}, {2, 129}};
+  uint64_t seed = 5000;
+  for (const BatchNormShape& s : shapes) {
+    seed += 10;
+    const std::string shape = "M" + std::to_string(s.M) + " C" + std::to_string(s.C);
+    const size_t n = size_t(s.M) * s.C, C = size_t(s.C);
+    const auto x = random_floats(n, seed), gamma = random_floats(C, seed + 1), beta = random_floats(C, seed + 2);
+    const auto dy = random_floats(n, seed + 3), dg0 = random_floats(C, seed + 4), db0 = random_floats(C, seed + 5);
+    const BatchNormParams p{};
+    // Forward then backward in training mode, as a layer runs them.
+    cases.push_back({"batchnorm_fwd+bwd (training) " + shape,
+                     {"y", "dx", "dgamma", "dbeta"},
+                     [=] {
+                       std::vector<double> y(n), dx(n);
+                       auto dg = to_double(dg0), db = to_double(db0);
+                       batchnorm_fwd_train_ref(s, p.eps, to_double(x).data(), to_double(gamma).data(),
+                                               to_double(beta).data(), y.data());
+                       batchnorm_bwd_ref(s, p.eps, to_double(x).data(), to_double(dy).data(), to_double(gamma).data(),
+                                         dx.data(), dg.data(), db.data());
+                       return RefOutputs{y, dx, dg, db};
+                     },
+                     [=](Context& ctx) {
+                       const Tensor tx = on(ctx, x), tg = on(ctx, gamma), tb = on(ctx, beta), tdy = on(ctx, dy);
+                       Tensor rm = on(ctx, std::vector<float>(C, 0.0f)), rv = on(ctx, std::vector<float>(C, 1.0f));
+                       Tensor sm = nan_on(ctx, C), si = nan_on(ctx, C), ty = nan_on(ctx, n), tdx = nan_on(ctx, n);
+                       Tensor tdg = on(ctx, dg0), tdb = on(ctx, db0);
+                       ops::batchnorm_fwd(ctx, s, p, true, {tx, tg, tb, rm, rv, sm, si, ty});
+                       ops::batchnorm_bwd(ctx, s, {tx, tdy, tg, sm, si, tdx, tdg, tdb});
+                       return Outputs{host_of(ctx, ty), host_of(ctx, tdx), host_of(ctx, tdg), host_of(ctx, tdb)};
+                     }});
+  }
+}
+
+inline void add_pool_cases(std::vector<OpCase>& cases) {
+  const Pool2dShape shapes[] = {{1, 7, 7, 3}, {2, 28, 28, 16}, {3, 9, 5, 33, 3, 3, 2, 1}, {2, 8, 8, 64, 3, 3, 1, 1}};
+  uint64_t seed = 7000;
+  for (const Pool2dShape& s : shapes) {
+    seed += 10;
+    const std::string shape = "N" + std::to_string(s.N) + " " + std::to_string(s.H) + "x" + std::to_string(s.W) + " C" +
+                              std::to_string(s.C) + " " + std::to_string(s.R) + "x" + std::to_string(s.S) + " stride" +
+                              std::to_string(s.stride) + " pad" + std::to_string(s.pad);
+    const size_t nx = size_t(s.N) * s.H * s.W * s.C, ny = size_t(s.N) * s.P() * s.Q() * s.C;
+    const auto x = random_floats(nx, seed), dy = random_floats(ny, seed + 1);
+    cases.push_back({"maxpool2d_fwd+bwd " + shape,
+                     {"y", "dx"},
+                     [=] {
+                       std::vector<double> y(ny), dx(nx);
+                       maxpool2d_fwd_ref(s, to_double(x).data(), y.data());
+                       maxpool2d_bwd_ref(s, to_double(x).data(), to_double(dy).data(), dx.data());
+                       return RefOutputs{y, dx};
+                     },
+                     [=](Context& ctx) {
+                       const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
+                       Tensor ty = nan_on(ctx, ny), tdx = nan_on(ctx, nx);
+                       Tensor argmax = Tensor::empty({static_cast<int64_t>(ny)}, DType::I32, ctx);
+                       ops::maxpool2d_fwd(ctx, s, tx, ty, argmax);
+                       ops::maxpool2d_bwd(ctx, s, tdy, argmax, tdx);
+                       return Outputs{host_of(ctx, ty), host_of(ctx, tdx)};
+                     }});
+    const GlobalPoolShape g{s.N, s.H * s.W, s.C};
+    const size_t ng = size_t(s.N) * s.C;
+    const auto gdy = random_floats(ng, seed + 2);
+    cases.push_back({"global_avgpool_fwd+bwd " + shape,
+                     {"y", "dx"},
+                     [=] {
+                       std::vector<double> y(ng), dx(nx);
+                       global_avgpool_fwd_ref(g, to_double(x).data(), y.data());
+                       global_avgpool_bwd_ref(g, to_double(gdy).data(), dx.data());
+                       return RefOutputs{y, dx};
+                     },
+                     [=](Context& ctx) {
+                       const Tensor tx = on(ctx, x), tdy = on(ctx, gdy);
+                       Tensor ty = nan_on(ctx, ng), tdx = nan_on(ctx, nx);
+                       ops::global_avgpool_fwd(ctx, g, tx, ty);
+                       ops::global_avgpool_bwd(ctx, g, tdy, tdx);
+                       return Outputs{host_of(ctx, ty), host_of(ctx, tdx)};
+                     }});
+  }
+}
+
+// The whole table, built once.
+inline const std::vector<OpCase>& op_table() {
+  static const std::vector<OpCase> table = [] {
+    std::vector<OpCase> cases;
+    add_conv2d_cases(cases);
+    add_linear_cases(cases);
+    add_batchnorm_cases(cases);
+    add_pool_cases(cases);
+    return cases;
+  }();
+  return table;
+}
+
+// The cases of one op family ("conv2d", "linear"…), for suites that run a backend on a part.
+inline bool op_is(const OpCase& c, const std::string& prefix) {
+  return c.name.rfind(prefix, 0) == 0;
+}
+
+}  // namespace activeip::test
