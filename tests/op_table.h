@@ -1,10 +1,13 @@
 // The op table of the harness (tests/op_harness.h): every case is one op on one shape, with
 // awkward sizes (N = 1, C and K off the tiles, 7×7, 28×28, odd and non-square, stride 2) and
-// random, never-zero inputs; the reference is the float64 specification in kernels/. Passes
+// random, never-zero inputs; the reference is the float64 specification in kernels/, or the
+// CPU op where there is none (argmax, data movement). Passes
 // that accumulate (wgrad, linear and batch-norm parameter gradients) start from random values
 // and run twice. The CPU suite (test_ops.cpp) and the GPU suite (test_cuda_ops.cpp) run it all.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
 #include "kernels/pool.h"
+#include "kernels/shortcut.h"
 #include "tests/op_harness.h"
 
 namespace activeip::test {
@@ -60,7 +64,7 @@ inline void add_conv2d_cases(std::vector<OpCase>& cases) {
                          }});
       // Two steps into random dw / dbias; without dbias, dbias stays as it started.
       cases.push_back({"conv2d_wgrad " + shape,
-                       {"dw", "dbias"},
+                       {"dw", {"dbias", !bias}},
                        [=] {
                          auto dw = to_double(dw0), db = to_double(db0);
                          for (int step = 0; step < 2; ++step)
@@ -74,64 +78,81 @@ inline void add_conv2d_cases(std::vector<OpCase>& cases) {
                          for (int step = 0; step < 2; ++step)
                            ops::conv2d_wgrad(ctx, s, tx, tdy, tdw, bias ? &tdb : nullptr);
                          return Outputs{host_of(ctx, tdw), host_of(ctx, tdb)};
-                       },
-                       {},
-                       {false, !bias}});
+                       }});
     }
 }
 
 inline void add_linear_cases(std::vector<OpCase>& cases) {
-  const LinearShape shapes[] = {{1, 7, 10}, {3, 64, 10}, {5, 49, 13}, {32, 512, 100}, {2, 784, 1}};
+  const LinearShape shapes[] = {
+      {1, 7, 10},    {3, 64, 10},  {5, 49, 13},  {32, 512, 100}, {2, 784, 1},    {1, 3, 10},
+      {17, 512, 10}, {7, 33, 100}, {128, 64, 1}, {3, 1, 1},      {512, 512, 10}, {256, 512, 100},
+  };
   uint64_t seed = 3000;
-  for (const LinearShape& s : shapes) {
-    seed += 10;
-    const std::string shape = "N" + std::to_string(s.N) + " IN" + std::to_string(s.IN) + " OUT" + std::to_string(s.OUT);
-    const size_t nx = size_t(s.N) * s.IN, nw = size_t(s.OUT) * s.IN, ny = size_t(s.N) * s.OUT;
-    const auto x = random_floats(nx, seed), w = random_floats(nw, seed + 1), b = random_floats(s.OUT, seed + 2);
-    const auto dy = random_floats(ny, seed + 3), dw0 = random_floats(nw, seed + 4),
-               db0 = random_floats(s.OUT, seed + 5);
-    cases.push_back({"linear_fwd " + shape,
-                     {"y"},
-                     [=] {
-                       std::vector<double> y(ny);
-                       linear_fwd_ref(s, to_double(x).data(), to_double(w).data(), to_double(b).data(), y.data());
-                       return RefOutputs{y};
-                     },
-                     [=](Context& ctx) {
-                       const Tensor tx = on(ctx, x), tw = on(ctx, w), tb = on(ctx, b);
-                       Tensor ty = nan_on(ctx, ny);
-                       ops::linear_fwd(ctx, s, tx, tw, &tb, ty);
-                       return Outputs{host_of(ctx, ty)};
-                     }});
-    cases.push_back({"linear_bwd " + shape,
-                     {"dx", "dw", "db"},
-                     [=] {
-                       std::vector<double> dx(nx);
-                       auto dw = to_double(dw0), db = to_double(db0);
-                       for (int step = 0; step < 2; ++step)
-                         linear_bwd_ref(s, to_double(x).data(), to_double(w).data(), to_double(dy).data(), dx.data(),
-                                        dw.data(), db.data());
-                       return RefOutputs{dx, dw, db};
-                     },
-                     [=](Context& ctx) {
-                       const Tensor tx = on(ctx, x), tw = on(ctx, w), tdy = on(ctx, dy);
-                       Tensor tdx = nan_on(ctx, nx), tdw = on(ctx, dw0), tdb = on(ctx, db0);
-                       for (int step = 0; step < 2; ++step) ops::linear_bwd(ctx, s, tx, tw, tdy, tdx, tdw, &tdb);
-                       return Outputs{host_of(ctx, tdx), host_of(ctx, tdw), host_of(ctx, tdb)};
-                     }});
-  }
+  for (const LinearShape& s : shapes)
+    for (const bool bias : {true, false}) {
+      seed += 10;
+      const std::string shape = "N" + std::to_string(s.N) + " IN" + std::to_string(s.IN) + " OUT" +
+                                std::to_string(s.OUT) + (bias ? ", bias" : ", no bias");
+      const size_t nx = size_t(s.N) * s.IN, nw = size_t(s.OUT) * s.IN, ny = size_t(s.N) * s.OUT;
+      const auto x = random_floats(nx, seed), w = random_floats(nw, seed + 1), b = random_floats(s.OUT, seed + 2);
+      const auto dy = random_floats(ny, seed + 3), dw0 = random_floats(nw, seed + 4);
+      const auto db0 = random_floats(s.OUT, seed + 5);
+      cases.push_back({"linear_fwd " + shape,
+                       {"y"},
+                       [=] {
+                         std::vector<double> y(ny);
+                         const auto bd = to_double(b);
+                         linear_fwd_ref(s, to_double(x).data(), to_double(w).data(), bias ? bd.data() : nullptr,
+                                        y.data());
+                         return RefOutputs{y};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tx = on(ctx, x), tw = on(ctx, w), tb = on(ctx, b);
+                         Tensor ty = nan_on(ctx, ny);
+                         ops::linear_fwd(ctx, s, tx, tw, bias ? &tb : nullptr, ty);
+                         return Outputs{host_of(ctx, ty)};
+                       }});
+      // dx overwritten, dw and db accumulated over two steps; a null db is never written.
+      cases.push_back({"linear_bwd " + shape,
+                       {"dx", "dw", {"db", !bias}},
+                       [=] {
+                         std::vector<double> dx(nx);
+                         auto dw = to_double(dw0), db = to_double(db0);
+                         for (int step = 0; step < 2; ++step)
+                           linear_bwd_ref(s, to_double(x).data(), to_double(w).data(), to_double(dy).data(), dx.data(),
+                                          dw.data(), bias ? db.data() : nullptr);
+                         return RefOutputs{dx, dw, db};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tx = on(ctx, x), tw = on(ctx, w), tdy = on(ctx, dy);
+                         Tensor tdx = nan_on(ctx, nx), tdw = on(ctx, dw0), tdb = on(ctx, db0);
+                         for (int step = 0; step < 2; ++step)
+                           ops::linear_bwd(ctx, s, tx, tw, tdy, tdx, tdw, bias ? &tdb : nullptr);
+                         return Outputs{host_of(ctx, tdx), host_of(ctx, tdw), host_of(ctx, tdb)};
+                       }});
+    }
 }
 
 inline void add_batchnorm_cases(std::vector<OpCase>& cases) {
-  // M = N·H·W rows: N=1 7×7, 28×28, C off the warp and the block, a large M that splits rows.
-  const BatchNormShape shapes[] = {{1 * 7 * 7, 3}, {2 * 28 * 28, 16}, {3 * 5 * 5, 33}, {64 * 8 * 8, 64}, {2, 129}};
+  // M = N·H·W rows: N = 1 images, 7×7 and 28×28, C off the warp and the block, M not a
+  // multiple of a block's rows, and 64×32×32×16, which reaches the most row splits (1024).
+  const BatchNormShape shapes[] = {
+      {1 * 7 * 7, 3},    {2 * 28 * 28, 16},
+      {3 * 5 * 5, 33},   {64 * 8 * 8, 64},
+      {2, 129},          {1 * 28 * 28, 1},
+      {2 * 32 * 32, 3},  {3 * 7 * 7, 7},
+      {1 * 28 * 28, 13}, {64 * 32 * 32, 16},
+      {5 * 9 * 9, 64},   {2 * 7 * 5, 100},
+      {8 * 4 * 4, 512},  {3, 7},
+  };
   uint64_t seed = 5000;
   for (const BatchNormShape& s : shapes) {
     seed += 10;
     const std::string shape = "M" + std::to_string(s.M) + " C" + std::to_string(s.C);
     const size_t n = size_t(s.M) * s.C, C = size_t(s.C);
-    const auto x = random_floats(n, seed), gamma = random_floats(C, seed + 1), beta = random_floats(C, seed + 2);
-    const auto dy = random_floats(n, seed + 3), dg0 = random_floats(C, seed + 4), db0 = random_floats(C, seed + 5);
+    const auto x = random_floats(n, seed), gamma = random_floats(C, seed + 1, 0.5f, 2.0f);
+    const auto beta = random_floats(C, seed + 2), dy = random_floats(n, seed + 3);
+    const auto dg0 = random_floats(C, seed + 4), db0 = random_floats(C, seed + 5);
     const BatchNormParams p{};
     // Forward then backward in training mode, as a layer runs them.
     cases.push_back({"batchnorm_fwd+bwd (training) " + shape,
@@ -157,48 +178,119 @@ inline void add_batchnorm_cases(std::vector<OpCase>& cases) {
   }
 }
 
+inline std::string pool_shape_str(const Pool2dShape& s) {
+  return "N" + std::to_string(s.N) + " " + std::to_string(s.H) + "x" + std::to_string(s.W) + " C" +
+         std::to_string(s.C) + " " + std::to_string(s.R) + "x" + std::to_string(s.S) + " stride" +
+         std::to_string(s.stride) + " pad" + std::to_string(s.pad);
+}
+
 inline void add_pool_cases(std::vector<OpCase>& cases) {
-  const Pool2dShape shapes[] = {{1, 7, 7, 3}, {2, 28, 28, 16}, {3, 9, 5, 33, 3, 3, 2, 1}, {2, 8, 8, 64, 3, 3, 1, 1}};
+  // 28×28 and 32×32, odd sizes whose last row and column no window reaches, 2×2 stride 2 and
+  // overlapping windows (3×3 stride 2 pad 1, 3×3 stride 1 pad 1). ties: inputs rounded to five
+  // levels, so most windows hold equal maxima and the first in window order must win.
+  struct PoolCase {
+    Pool2dShape s;
+    bool ties;
+  };
+  const PoolCase shapes[] = {
+      {{1, 7, 7, 3}, false},
+      {{2, 28, 28, 16}, false},
+      {{3, 9, 5, 33, 3, 3, 2, 1}, false},
+      {{2, 8, 8, 64, 3, 3, 1, 1}, false},
+      {{1, 28, 28, 1, 2, 2, 2, 0}, false},
+      {{2, 32, 32, 3, 2, 2, 2, 0}, false},
+      {{3, 7, 7, 13, 3, 3, 2, 1}, false},
+      {{2, 32, 32, 64, 3, 3, 2, 1}, false},
+      {{1, 28, 28, 7, 3, 3, 1, 1}, false},
+      {{2, 9, 9, 100, 2, 2, 2, 0}, false},
+      {{1, 5, 7, 3, 3, 3, 2, 0}, false},
+      {{2, 28, 28, 7, 3, 3, 2, 1}, true},
+      {{1, 32, 32, 3, 2, 2, 2, 0}, true},
+  };
   uint64_t seed = 7000;
-  for (const Pool2dShape& s : shapes) {
+  for (const PoolCase& pc : shapes) {
+    const Pool2dShape s = pc.s;
     seed += 10;
-    const std::string shape = "N" + std::to_string(s.N) + " " + std::to_string(s.H) + "x" + std::to_string(s.W) + " C" +
-                              std::to_string(s.C) + " " + std::to_string(s.R) + "x" + std::to_string(s.S) + " stride" +
-                              std::to_string(s.stride) + " pad" + std::to_string(s.pad);
+    const std::string shape = pool_shape_str(s) + (pc.ties ? ", ties" : "");
     const size_t nx = size_t(s.N) * s.H * s.W * s.C, ny = size_t(s.N) * s.P() * s.Q() * s.C;
-    const auto x = random_floats(nx, seed), dy = random_floats(ny, seed + 1);
-    cases.push_back({"maxpool2d_fwd+bwd " + shape,
-                     {"y", "dx"},
-                     [=] {
-                       std::vector<double> y(ny), dx(nx);
-                       maxpool2d_fwd_ref(s, to_double(x).data(), y.data());
-                       maxpool2d_bwd_ref(s, to_double(x).data(), to_double(dy).data(), dx.data());
-                       return RefOutputs{y, dx};
-                     },
-                     [=](Context& ctx) {
-                       const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
-                       Tensor ty = nan_on(ctx, ny), tdx = nan_on(ctx, nx);
-                       Tensor argmax = Tensor::empty({static_cast<int64_t>(ny)}, DType::I32, ctx);
-                       ops::maxpool2d_fwd(ctx, s, tx, ty, argmax);
-                       ops::maxpool2d_bwd(ctx, s, tdy, argmax, tdx);
-                       return Outputs{host_of(ctx, ty), host_of(ctx, tdx)};
-                     }});
-    const GlobalPoolShape g{s.N, s.H * s.W, s.C};
-    const size_t ng = size_t(s.N) * s.C;
-    const auto gdy = random_floats(ng, seed + 2);
+    auto x = random_floats(nx, seed);
+    if (pc.ties)
+      for (float& v : x) v = std::round(2.0f * v) / 2.0f;  // five levels, -1 … 1
+    const auto dy = random_floats(ny, seed + 1);
+    auto run = [=](Context& ctx) {
+      const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
+      Tensor ty = nan_on(ctx, ny), tdx = nan_on(ctx, nx);
+      Tensor argmax = on(ctx, std::vector<int32_t>(ny, -1));
+      ops::maxpool2d_fwd(ctx, s, tx, ty, argmax);
+      ops::maxpool2d_bwd(ctx, s, tdy, argmax, tdx);
+      const Tensor a = argmax.to(Device::cpu(), ctx);
+      ctx.synchronize();
+      const std::vector<float> index(a.data<int32_t>(), a.data<int32_t>() + a.numel());  // exact below 2^24
+      return Outputs{host_of(ctx, ty), index, host_of(ctx, tdx)};
+    };
+    if (!pc.ties)
+      cases.push_back({"maxpool2d_fwd+bwd " + shape,
+                       {"y", "dx"},
+                       [=] {
+                         std::vector<double> y(ny), dx(nx);
+                         maxpool2d_fwd_ref(s, to_double(x).data(), y.data());
+                         maxpool2d_bwd_ref(s, to_double(x).data(), to_double(dy).data(), dx.data());
+                         return RefOutputs{y, dx};
+                       },
+                       [=](Context& ctx) {
+                         Outputs o = run(ctx);
+                         return Outputs{o[0], o[2]};
+                       }});
+    // The maximum is a selection, not arithmetic: values and indices agree exactly.
+    cases.push_back(
+        {"maxpool2d_fwd+bwd against the CPU " + shape, {{"y", true}, {"argmax", true}, "dx"}, nullptr, run});
+  }
+  const GlobalPoolShape gshapes[] = {{1, 49, 3},  {2, 784, 16}, {3, 45, 33},  {2, 64, 64},  {1, 64, 1},
+                                     {3, 49, 13}, {2, 1024, 7}, {5, 16, 100}, {4, 64, 512}, {7, 1, 3}};
+  for (const GlobalPoolShape& g : gshapes) {
+    seed += 10;
+    const std::string shape = "N" + std::to_string(g.N) + " HW" + std::to_string(g.HW) + " C" + std::to_string(g.C);
+    const size_t nx = size_t(g.N) * g.HW * g.C, ng = size_t(g.N) * g.C;
+    const auto x = random_floats(nx, seed), dy = random_floats(ng, seed + 1);
     cases.push_back({"global_avgpool_fwd+bwd " + shape,
                      {"y", "dx"},
                      [=] {
                        std::vector<double> y(ng), dx(nx);
                        global_avgpool_fwd_ref(g, to_double(x).data(), y.data());
-                       global_avgpool_bwd_ref(g, to_double(gdy).data(), dx.data());
+                       global_avgpool_bwd_ref(g, to_double(dy).data(), dx.data());
                        return RefOutputs{y, dx};
                      },
                      [=](Context& ctx) {
-                       const Tensor tx = on(ctx, x), tdy = on(ctx, gdy);
+                       const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
                        Tensor ty = nan_on(ctx, ng), tdx = nan_on(ctx, nx);
                        ops::global_avgpool_fwd(ctx, g, tx, ty);
                        ops::global_avgpool_bwd(ctx, g, tdy, tdx);
+                       return Outputs{host_of(ctx, ty), host_of(ctx, tdx)};
+                     }});
+  }
+}
+
+// The option-A shortcut (N = 1, odd H and W so that the stride leaves a ragged edge, stride 1
+// and 2, padding before and after): pure data movement, so exact against the CPU.
+inline void add_shortcut_cases(std::vector<OpCase>& cases) {
+  const PadShortcutShape shapes[] = {{1, 8, 8, 16, 2, 8, 8},
+                                     {3, 7, 9, 5, 2, 3, 2},
+                                     {2, 32, 32, 16, 2, 8, 8},
+                                     {2, 5, 5, 3, 1, 0, 4},
+                                     {4, 28, 28, 1, 2, 1, 0}};
+  for (const PadShortcutShape& s : shapes) {
+    const size_t nx = size_t(s.N) * s.H * s.W * s.C, ny = size_t(s.N) * s.P() * s.Q() * s.K();
+    const auto x = random_floats(nx, 1 + nx), dy = random_floats(ny, 2 + ny);
+    cases.push_back({"pad_shortcut_fwd+bwd N" + std::to_string(s.N) + " " + std::to_string(s.H) + "x" +
+                         std::to_string(s.W) + "x" + std::to_string(s.C) + " stride " + std::to_string(s.stride) +
+                         " pad " + std::to_string(s.pad_before) + "+" + std::to_string(s.pad_after),
+                     {{"y", true}, {"dx", true}},
+                     nullptr,
+                     [=](Context& ctx) {
+                       const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
+                       Tensor ty = nan_on(ctx, ny), tdx = nan_on(ctx, nx);
+                       ops::pad_shortcut_fwd(ctx, s, tx, ty);
+                       ops::pad_shortcut_bwd(ctx, s, tdy, tdx);
                        return Outputs{host_of(ctx, ty), host_of(ctx, tdx)};
                      }});
   }
@@ -212,6 +304,7 @@ inline const std::vector<OpCase>& op_table() {
     add_linear_cases(cases);
     add_batchnorm_cases(cases);
     add_pool_cases(cases);
+    add_shortcut_cases(cases);
     return cases;
   }();
   return table;

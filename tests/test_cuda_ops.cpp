@@ -1,6 +1,7 @@
 // GPU suite: the op table (tests/op_table.h) on the CUDA kernels and on the cuDNN / cuBLAS
-// comparators, through the op boundary, against the float64 reference (fp32 tolerance: no
-// TF32 anywhere, cuDNN runs FMA math); the comparators are also checked against our kernels.
+// comparators, through the op boundary, against the float64 reference or, where a case has
+// none, the CPU op (fp32 tolerance: no TF32 anywhere, cuDNN runs FMA math); the comparators
+// are also checked against our kernels.
 // Outputs are NaN-poisoned; accumulating passes start from random values and run twice.
 #ifdef ACTIVEIP_CUDA
 
@@ -53,9 +54,14 @@ TEST_CASE("ops on CUDA and cuBLAS match the float64 reference and each other: li
 TEST_CASE("ops on CUDA match the float64 reference: batchnorm") {
   run_family("batchnorm", false);
 }
-TEST_CASE("ops on CUDA match the float64 reference: max and global average pooling") {
+TEST_CASE("ops on CUDA match the float64 reference and the CPU: max pooling") {
   run_family("maxpool2d", false);
+}
+TEST_CASE("ops on CUDA match the float64 reference: global average pooling") {
   run_family("global_avgpool", false);
+}
+TEST_CASE("ops on CUDA match the CPU bit for bit: the option-A shortcut") {
+  run_family("pad_shortcut", false);
 }
 
 }  // namespace
