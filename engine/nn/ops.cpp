@@ -587,6 +587,78 @@ void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tens
       });
 }
 
+void magnitude_keys(Context& ctx, uint32_t first, const Tensor& w, Tensor& keys) {
+  const char* op = "magnitude_keys";
+  const int64_t n = w.numel();
+  check(ctx, op, {f32("w", w, n), {"keys", &keys, DType::U8, 8 * n}});
+  auto* k = reinterpret_cast<uint64_t*>(keys.data<uint8_t>());
+  run(ctx, op,
+      {
+          .cpu = [&] { magnitude_keys_cpu(static_cast<size_t>(n), w.data<float>(), first, k); },
+#ifdef ACTIVEIP_CUDA
+          .cuda = [&](cudaStream_t st) { magnitude_keys_cuda(static_cast<size_t>(n), w.data<float>(), first, k, st); },
+#endif
+      });
+}
+
+uint64_t kth_smallest_key(Context& ctx, const Tensor& keys, int64_t k) {
+  const char* op = "kth_smallest_key";
+  check(ctx, op, {{"keys", &keys, DType::U8, 0, 8}});
+  const int64_t n = keys.numel() / 8;
+  ENSURE(k >= 0 && k < n, "%s: k = %lld is outside [0, %lld)", op, static_cast<long long>(k),
+         static_cast<long long>(n));
+  const auto* keys64 = reinterpret_cast<const uint64_t*>(keys.data<uint8_t>());
+  uint64_t key = 0;
+  run(ctx, op,
+      {
+          .cpu = [&] { key = kth_smallest_key_cpu(static_cast<size_t>(n), keys64, static_cast<size_t>(k)); },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                const size_t bytes = kth_smallest_key_workspace_bytes(static_cast<size_t>(n));
+                Tensor workspace = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, ctx);
+                key = kth_smallest_key_cuda(static_cast<size_t>(n), keys64, static_cast<size_t>(k), workspace.raw(),
+                                            bytes, st);
+              },
+#endif
+      });
+  return key;
+}
+
+void threshold_mask(Context& ctx, uint32_t first, uint64_t threshold, const Tensor& w, Tensor& mask) {
+  const char* op = "threshold_mask";
+  const int64_t n = w.numel();
+  check(ctx, op, {f32("w", w, n), f32("mask", mask, n)});
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                threshold_mask_cpu(static_cast<size_t>(n), w.data<float>(), first, threshold, mask.data<float>());
+              },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                threshold_mask_cuda(static_cast<size_t>(n), w.data<float>(), first, threshold, mask.data<float>(), st);
+              },
+#endif
+      });
+}
+
+void channel_sum(Context& ctx, int C, const Tensor& x, Tensor& sum) {
+  const char* op = "channel_sum";
+  ENSURE(C > 0, "%s: %d channels", op, C);
+  check(ctx, op, {{"x", &x, DType::F32, 0, C}, {"sum", &sum, DType::U8, int64_t{8} * C}});
+  const size_t rows = static_cast<size_t>(x.numel() / C);
+  auto* s = reinterpret_cast<double*>(sum.data<uint8_t>());
+  run(ctx, op,
+      {
+          .cpu = [&] { channel_sum_cpu(rows, C, x.data<float>(), s); },
+#ifdef ACTIVEIP_CUDA
+          .cuda = [&](cudaStream_t st) { channel_sum_cuda(rows, C, x.data<float>(), s, st); },
+#endif
+      });
+}
+
 void augment(Context& ctx, const AugmentShape& s, const AugmentTensors& t) {
   const char* op = "augment";
   ENSURE(s.N >= 0 && s.H > 0 && s.W > 0 && s.C > 0 && s.pad >= 0, "%s: bad shape N=%d H=%d W=%d C=%d pad=%d", op, s.N,

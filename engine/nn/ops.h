@@ -16,6 +16,7 @@
 #include "kernels/linear.h"
 #include "kernels/loss.h"
 #include "kernels/pool.h"
+#include "kernels/prune.h"
 #include "kernels/sgd.h"
 #include "kernels/shortcut.h"
 #include "kernels/stamp.h"
@@ -88,6 +89,17 @@ void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature
 // mask and trainable (may be null) as in kernels/sgd.h: 1 keep / 0 pruned, 1 trained / 0 frozen.
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
               const Tensor* trainable = nullptr);
+
+// Magnitude pruning and fine-pruning's statistics (kernels/prune.h). Keys are uint64, held
+// as 8 bytes each in a U8 tensor (Tensor has no 64-bit dtype), as are the C double sums of
+// channel_sum. w and mask are one run of the flat parameter and mask buffers, starting at
+// element `first` of them (the keys' tie-break).
+void magnitude_keys(Context& ctx, uint32_t first, const Tensor& w, Tensor& keys);
+// The k-th smallest (0-based) of the keys, k < their count; waits for the device.
+uint64_t kth_smallest_key(Context& ctx, const Tensor& keys, int64_t k);
+void threshold_mask(Context& ctx, uint32_t first, uint64_t threshold, const Tensor& w, Tensor& mask);
+// sum[c] += Σ_r x[r, c] over the rows of x (rows×C f32), in double.
+void channel_sum(Context& ctx, int C, const Tensor& x, Tensor& sum);
 
 // The data path's tensors, as kernels/augment.h's AugmentArgs, all on ctx's device: images
 // (count×H×W×C u8), index (N i32), crop (2N i32) and flip (N u8) or both null for the plain
