@@ -9,7 +9,7 @@
 
 #include <doctest/doctest.h>
 
-#include <cstring>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -30,13 +30,16 @@ struct Tolerances {
 using Outputs = std::vector<std::vector<float>>;
 using RefOutputs = std::vector<std::vector<double>>;
 
-// One output of a case. exact: bit-identical to the reference (data movement, a selection, an
-// output the op must leave alone); fp32_rel > 0: a bound of its own, justified at the case.
+// One output of a case. exact: equal to the reference, element by element (data movement, a
+// selection, integer arithmetic, an output the op must leave alone); fp32_rel > 0: a bound of its own, justified at the
+// case; zero_within > 0: a value that is 0 up to rounding, where a relative error means nothing.
 struct Out {
-  Out(const char* name_, bool exact_ = false, double fp32_rel_ = 0) : name(name_), exact(exact_), fp32_rel(fp32_rel_) {}
+  Out(const char* name_, bool exact_ = false, double fp32_rel_ = 0, double zero_within_ = 0)
+      : name(name_), exact(exact_), fp32_rel(fp32_rel_), zero_within(zero_within_) {}
   std::string name;
   bool exact;
   double fp32_rel;
+  double zero_within;  // > 0: the output is rounding noise around 0, |element| < zero_within
 };
 
 struct OpCase {
@@ -93,9 +96,11 @@ inline Outputs check_op(const OpCase& c, Context& ctx, Precision p = Precision::
       const std::vector<float> want = to_float(ref[i]);
       REQUIRE(got[i].size() == want.size());
       size_t first = 0;
-      while (first < want.size() && std::memcmp(&got[i][first], &want[first], sizeof(float)) == 0) ++first;
+      while (first < want.size() && got[i][first] == want[first]) ++first;  // a NaN never passes
       INFO("first differing element " << first << " of " << want.size());
       CHECK(first == want.size());
+    } else if (o.zero_within > 0) {
+      for (const float g : got[i]) CHECK(std::fabs(g) < o.zero_within);
     } else {
       expect_close(got[i], ref[i], o.fp32_rel > 0 && p == Precision::FP32 ? Tolerance{o.fp32_rel} : c.tol.of(p));
     }

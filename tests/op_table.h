@@ -16,6 +16,7 @@
 #include "kernels/batchnorm.h"
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
+#include "kernels/loss.h"
 #include "kernels/pool.h"
 #include "kernels/shortcut.h"
 #include "tests/op_harness.h"
@@ -296,6 +297,102 @@ inline void add_shortcut_cases(std::vector<OpCase>& cases) {
   }
 }
 
+// Rows of probabilities from random teacher logits at T; every third entry of row 0 is an
+// exact zero (an underflowed class, 0·log 0) when the row is wide enough.
+inline std::vector<float> soft_targets(const XentShape& s, float T, uint64_t seed) {
+  const std::vector<float> t = random_floats(static_cast<size_t>(s.N) * s.C, seed, 0.1f, 5.0f);
+  std::vector<float> q(t.size());
+  for (int n = 0; n < s.N; ++n) {
+    const size_t row = static_cast<size_t>(n) * s.C;
+    double sum = 0;
+    for (int c = 0; c < s.C; ++c) {
+      const double e = (n == 0 && c % 3 == 0 && s.C > 3) ? 0.0 : std::exp(t[row + c] / T);
+      q[row + c] = static_cast<float>(e);
+      sum += e;
+    }
+    for (int c = 0; c < s.C; ++c) q[row + c] = static_cast<float>(q[row + c] / sum);
+  }
+  return q;
+}
+
+// The losses against the CPU for N = 1 … 130 rows and C = 1, 10, 37, 100, 1000 (fewer, as many
+// and many more columns than a warp has lanes), logits spread over ±5 so that probabilities
+// span orders of magnitude, and offset by 100 once, where an exp without the maximum
+// subtracted would overflow. Softmax cross-entropy with label smoothing 0 and 0.1; the
+// distillation loss and the softmax at temperature T = 0.5, 1, 4.
+inline void add_loss_cases(std::vector<OpCase>& cases) {
+  struct LossCase {
+    XentShape s;
+    float offset;  // added to every logit
+  };
+  const LossCase shapes[] = {{{1, 1}, 0.0f},   {{1, 10}, 0.0f},   {{7, 10}, 0.0f},  {{130, 100}, 0.0f},
+                             {{33, 37}, 0.0f}, {{5, 1000}, 0.0f}, {{9, 10}, 100.0f}};
+  for (const LossCase& lc : shapes) {
+    const XentShape s = lc.s;
+    const size_t n = size_t(s.N) * s.C;
+    const std::string shape = "N" + std::to_string(s.N) + " C" + std::to_string(s.C) +
+                              (lc.offset != 0 ? " +" + std::to_string(static_cast<int>(lc.offset)) : "");
+    const float scale = 1.0f / static_cast<float>(s.N);
+    for (const float smoothing : {0.0f, 0.1f}) {
+      std::vector<float> logits = random_floats(n, 900 + n, 0.1f, 5.0f);
+      for (float& z : logits) z += lc.offset;
+      std::vector<int32_t> labels(s.N);
+      for (int i = 0; i < s.N; ++i) labels[i] = static_cast<int32_t>((7 * i + 3) % s.C);
+      cases.push_back({"softmax_xent_fwd+bwd " + shape + " smoothing " + std::to_string(smoothing),
+                       {"probs", "loss", "dlogits"},
+                       nullptr,
+                       [=](Context& ctx) {
+                         const Tensor tl = on(ctx, logits), tlab = on(ctx, labels);
+                         Tensor probs = nan_on(ctx, n), loss = nan_on(ctx, s.N), dlogits = nan_on(ctx, n);
+                         ops::softmax_xent_fwd(ctx, s, smoothing, tl, tlab, probs, loss);
+                         ops::softmax_xent_bwd(ctx, s, smoothing, probs, tlab, scale, dlogits);
+                         return Outputs{host_of(ctx, probs), host_of(ctx, loss), host_of(ctx, dlogits)};
+                       }});
+    }
+    for (const float T : {0.5f, 1.0f, 4.0f}) {
+      std::vector<float> logits = random_floats(n, 700 + n, 0.1f, 5.0f);
+      for (float& z : logits) z += lc.offset;
+      const std::vector<float> targets = soft_targets(s, T, 800 + n);
+      // One class: the loss and its gradient are rounding noise around 0 on every backend.
+      const double zero = s.C == 1 ? 1e-6 : 0;
+      cases.push_back(
+          {"soft_xent_fwd+bwd and softmax_temperature_fwd " + shape + " T " + std::to_string(T),
+           {"probs", "softmax", {"loss", false, 0, zero}, {"dlogits", false, 0, zero}},
+           nullptr,
+           [=](Context& ctx) {
+             const Tensor tl = on(ctx, logits), tt = on(ctx, targets);
+             Tensor probs = nan_on(ctx, n), loss = nan_on(ctx, s.N), dlogits = nan_on(ctx, n);
+             Tensor softmax = nan_on(ctx, n);
+             ops::soft_xent_fwd(ctx, s, T, tl, tt, probs, loss);
+             ops::soft_xent_bwd(ctx, s, T, probs, tt, scale, dlogits);
+             ops::softmax_temperature_fwd(ctx, s, T, tl, softmax);
+             return Outputs{host_of(ctx, probs), host_of(ctx, softmax), host_of(ctx, loss), host_of(ctx, dlogits)};
+           }});
+    }
+  }
+}
+
+// Dropout on sizes 1, 7 and 1000003, several drop probabilities and seeds. The keep bit is
+// integer arithmetic on (seed, index), so mask, y and dx equal the CPU's exactly.
+inline void add_dropout_cases(std::vector<OpCase>& cases) {
+  const DropoutParams configs[] = {{0.0f, 1}, {0.1f, 2}, {0.5f, 0x123456789abcdefull}, {0.8f, ~0ull}};
+  for (const DropoutParams& d : configs)
+    for (const size_t n : {size_t{1}, size_t{7}, size_t{1000003}}) {
+      const auto x = random_floats(n, 800 + n), dy = random_floats(n, 801 + n);
+      cases.push_back(
+          {"dropout_fwd+bwd p " + std::to_string(d.p) + " seed " + std::to_string(d.seed) + " n " + std::to_string(n),
+           {{"mask", true}, {"y", true}, {"dx", true}},
+           nullptr,
+           [=](Context& ctx) {
+             const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
+             Tensor y = nan_on(ctx, n), mask = nan_on(ctx, n), dx = nan_on(ctx, n);
+             ops::dropout_fwd(ctx, d, tx, y, mask);
+             ops::dropout_bwd(ctx, tdy, mask, dx);
+             return Outputs{host_of(ctx, mask), host_of(ctx, y), host_of(ctx, dx)};
+           }});
+    }
+}
+
 // The whole table, built once.
 inline const std::vector<OpCase>& op_table() {
   static const std::vector<OpCase> table = [] {
@@ -305,6 +402,8 @@ inline const std::vector<OpCase>& op_table() {
     add_batchnorm_cases(cases);
     add_pool_cases(cases);
     add_shortcut_cases(cases);
+    add_loss_cases(cases);
+    add_dropout_cases(cases);
     return cases;
   }();
   return table;

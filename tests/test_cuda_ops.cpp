@@ -60,6 +60,15 @@ TEST_CASE("ops on CUDA match the float64 reference and the CPU: max pooling") {
 TEST_CASE("ops on CUDA match the float64 reference: global average pooling") {
   run_family("global_avgpool", false);
 }
+TEST_CASE("ops on CUDA match the CPU: softmax cross-entropy") {
+  run_family("softmax_xent", false);
+}
+TEST_CASE("ops on CUDA match the CPU: the distillation loss and the softmax at a temperature") {
+  run_family("soft_xent", false);
+}
+TEST_CASE("ops on CUDA match the CPU bit for bit: dropout") {
+  run_family("dropout", false);
+}
 TEST_CASE("ops on CUDA match the CPU bit for bit: the option-A shortcut") {
   run_family("pad_shortcut", false);
 }

@@ -83,26 +83,31 @@ class Body<void(A...)> {
 // Which vendor library an op's vendor body uses, and so which context setting picks it.
 enum class Vendor { None, Cudnn, Cublas };
 
-// An op's implementations. cpu is required. A later bf16 variant adds its bodies here
-// (operands rounded to bf16, fp32 accumulation) and `run` picks them when the context
-// asks for bf16; no op has one yet.
+// An op's implementations: cpu always, cuda in CUDA builds. A later bf16 variant adds its
+// bodies here (operands rounded to bf16, fp32 accumulation) and `run` picks them when the
+// context asks for bf16; no op has one yet.
 struct Bodies {
   Body<void()> cpu;
 #ifdef ACTIVEIP_CUDA
   Body<void(cudaStream_t)> cuda;
-  Vendor vendor_lib = Vendor::None;
-  Body<void(VendorHandles&)> vendor;
 #endif
+};
+
+// The cuDNN / cuBLAS comparator of an op that has one, and which library it is.
+struct VendorBody {
+  Vendor lib = Vendor::None;
+  Body<void(VendorHandles&)> body;
 };
 
 // The one dispatch: the vendor comparator when the context asks for that library and the
 // op has it, else the op's CUDA kernel on a CUDA context, else the CPU.
-void run([[maybe_unused]] Context& ctx, [[maybe_unused]] const char* op, const Bodies& b) {
+void run([[maybe_unused]] Context& ctx, [[maybe_unused]] const char* op, const Bodies& b,
+         [[maybe_unused]] const VendorBody& v = {}) {
 #ifdef ACTIVEIP_CUDA
   if (ctx.is_cuda()) {
-    const bool want_vendor = (b.vendor_lib == Vendor::Cudnn && ctx.conv_impl() == ConvImpl::Cudnn) ||
-                             (b.vendor_lib == Vendor::Cublas && ctx.gemm_impl() == GemmImpl::Cublas);
-    if (want_vendor && b.vendor) return b.vendor(ctx.vendor());
+    const bool want_vendor = (v.lib == Vendor::Cudnn && ctx.conv_impl() == ConvImpl::Cudnn) ||
+                             (v.lib == Vendor::Cublas && ctx.gemm_impl() == GemmImpl::Cublas);
+    if (want_vendor && v.body) return v.body(ctx.vendor());
     ENSURE(b.cuda, "%s has no CUDA implementation", op);
     return b.cuda(ctx.stream());
   }
@@ -136,13 +141,14 @@ void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) { conv2d_fprop_cuda(s, x.data<float>(), w.data<float>(), b, y.data<float>(), st); },
+#endif
+      }
 #ifdef ACTIVEIP_CUDNN
-          .vendor_lib = Vendor::Cudnn,
-          .vendor =
-              [&](VendorHandles& h) { conv2d_fprop_cudnn(h, s, x.data<float>(), w.data<float>(), b, y.data<float>()); },
+      ,
+      {Vendor::Cudnn,
+       [&](VendorHandles& h) { conv2d_fprop_cudnn(h, s, x.data<float>(), w.data<float>(), b, y.data<float>()); }}
 #endif
-#endif
-      });
+  );
 }
 
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
@@ -154,13 +160,14 @@ void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Te
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) { conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), st); },
+#endif
+      }
 #ifdef ACTIVEIP_CUDNN
-          .vendor_lib = Vendor::Cudnn,
-          .vendor =
-              [&](VendorHandles& h) { conv2d_dgrad_cudnn(h, s, dy.data<float>(), w.data<float>(), dx.data<float>()); },
+      ,
+      {Vendor::Cudnn,
+       [&](VendorHandles& h) { conv2d_dgrad_cudnn(h, s, dy.data<float>(), w.data<float>(), dx.data<float>()); }}
 #endif
-#endif
-      });
+  );
 }
 
 void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
@@ -177,15 +184,14 @@ void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
               [&](cudaStream_t st) {
                 conv2d_wgrad_cuda(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db, st);
               },
+#endif
+      }
 #ifdef ACTIVEIP_CUDNN
-          .vendor_lib = Vendor::Cudnn,
-          .vendor =
-              [&](VendorHandles& h) {
-                conv2d_wgrad_cudnn(h, s, x.data<float>(), dy.data<float>(), dw.data<float>(), db);
-              },
+      ,
+      {Vendor::Cudnn,
+       [&](VendorHandles& h) { conv2d_wgrad_cudnn(h, s, x.data<float>(), dy.data<float>(), dw.data<float>(), db); }}
 #endif
-#endif
-      });
+  );
 }
 
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
@@ -393,13 +399,14 @@ void linear_fwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tenso
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) { linear_fwd_cuda(s, x.data<float>(), w.data<float>(), bias, y.data<float>(), st); },
-          .vendor_lib = Vendor::Cublas,
-          .vendor =
-              [&](VendorHandles& h) {
-                linear_fwd_cublas(h, s, x.data<float>(), w.data<float>(), bias, y.data<float>());
-              },
 #endif
-      });
+      }
+#ifdef ACTIVEIP_CUDA
+      ,
+      {Vendor::Cublas,
+       [&](VendorHandles& h) { linear_fwd_cublas(h, s, x.data<float>(), w.data<float>(), bias, y.data<float>()); }}
+#endif
+  );
 }
 
 void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
@@ -422,14 +429,17 @@ void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tenso
                 linear_bwd_cuda(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
                                 dw.data<float>(), dbias, st);
               },
-          .vendor_lib = Vendor::Cublas,
-          .vendor =
-              [&](VendorHandles& h) {
-                linear_bwd_cublas(h, s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
-                                  dw.data<float>(), dbias);
-              },
 #endif
-      });
+      }
+#ifdef ACTIVEIP_CUDA
+      ,
+      {Vendor::Cublas,
+       [&](VendorHandles& h) {
+         linear_bwd_cublas(h, s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(),
+                           dbias);
+       }}
+#endif
+  );
 }
 
 void dropout_fwd(Context& ctx, const DropoutParams& d, const Tensor& x, Tensor& y, Tensor& mask) {
