@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,14 @@ Tensor on(Context& ctx, const std::vector<T>& v) {
   Tensor h = Tensor::host({static_cast<int64_t>(v.size())}, dtype_of<T>());
   std::copy(v.begin(), v.end(), h.data<T>());
   return h.to(ctx.device(), ctx);
+}
+
+// As `on`, `offset` floats into its own allocation: offset 1 takes a vectorised kernel off its
+// aligned path (the float before it holds NaN, which no output may show).
+inline Tensor on_at(Context& ctx, const std::vector<float>& v, size_t offset) {
+  std::vector<float> padded(offset, std::numeric_limits<float>::quiet_NaN());
+  padded.insert(padded.end(), v.begin(), v.end());
+  return on(ctx, padded).slice(static_cast<int64_t>(offset), static_cast<int64_t>(padded.size()));
 }
 
 // n NaNs on ctx's device: an output the op must overwrite completely.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "bench/conv_cases.h"
 #include "engine/nn/ops.h"
 #include "kernels/batchnorm.h"
@@ -92,8 +93,7 @@ inline void add_linear_cases(std::vector<OpCase>& cases) {
   for (const LinearShape& s : shapes)
     for (const bool bias : {true, false}) {
       seed += 10;
-      const std::string shape = "N" + std::to_string(s.N) + " IN" + std::to_string(s.IN) + " OUT" +
-                                std::to_string(s.OUT) + (bias ? ", bias" : ", no bias");
+      const std::string shape = strfmt("N%d IN%d OUT%d, %s", s.N, s.IN, s.OUT, bias ? "bias" : "no bias");
       const size_t nx = size_t(s.N) * s.IN, nw = size_t(s.OUT) * s.IN, ny = size_t(s.N) * s.OUT;
       const auto x = random_floats(nx, seed), w = random_floats(nw, seed + 1), b = random_floats(s.OUT, seed + 2);
       const auto dy = random_floats(ny, seed + 3), dw0 = random_floats(nw, seed + 4);
@@ -149,7 +149,7 @@ inline void add_batchnorm_cases(std::vector<OpCase>& cases) {
   uint64_t seed = 5000;
   for (const BatchNormShape& s : shapes) {
     seed += 10;
-    const std::string shape = "M" + std::to_string(s.M) + " C" + std::to_string(s.C);
+    const std::string shape = strfmt("M%d C%d", s.M, s.C);
     const size_t n = size_t(s.M) * s.C, C = size_t(s.C);
     const auto x = random_floats(n, seed), gamma = random_floats(C, seed + 1, 0.5f, 2.0f);
     const auto beta = random_floats(C, seed + 2), dy = random_floats(n, seed + 3);
@@ -180,9 +180,7 @@ inline void add_batchnorm_cases(std::vector<OpCase>& cases) {
 }
 
 inline std::string pool_shape_str(const Pool2dShape& s) {
-  return "N" + std::to_string(s.N) + " " + std::to_string(s.H) + "x" + std::to_string(s.W) + " C" +
-         std::to_string(s.C) + " " + std::to_string(s.R) + "x" + std::to_string(s.S) + " stride" +
-         std::to_string(s.stride) + " pad" + std::to_string(s.pad);
+  return strfmt("N%d %dx%d C%d %dx%d stride%d pad%d", s.N, s.H, s.W, s.C, s.R, s.S, s.stride, s.pad);
 }
 
 inline void add_pool_cases(std::vector<OpCase>& cases) {
@@ -250,7 +248,7 @@ inline void add_pool_cases(std::vector<OpCase>& cases) {
                                      {3, 49, 13}, {2, 1024, 7}, {5, 16, 100}, {4, 64, 512}, {7, 1, 3}};
   for (const GlobalPoolShape& g : gshapes) {
     seed += 10;
-    const std::string shape = "N" + std::to_string(g.N) + " HW" + std::to_string(g.HW) + " C" + std::to_string(g.C);
+    const std::string shape = strfmt("N%d HW%d C%d", g.N, g.HW, g.C);
     const size_t nx = size_t(g.N) * g.HW * g.C, ng = size_t(g.N) * g.C;
     const auto x = random_floats(nx, seed), dy = random_floats(ng, seed + 1);
     cases.push_back({"global_avgpool_fwd+bwd " + shape,
@@ -282,9 +280,8 @@ inline void add_shortcut_cases(std::vector<OpCase>& cases) {
   for (const PadShortcutShape& s : shapes) {
     const size_t nx = size_t(s.N) * s.H * s.W * s.C, ny = size_t(s.N) * s.P() * s.Q() * s.K();
     const auto x = random_floats(nx, 1 + nx), dy = random_floats(ny, 2 + ny);
-    cases.push_back({"pad_shortcut_fwd+bwd N" + std::to_string(s.N) + " " + std::to_string(s.H) + "x" +
-                         std::to_string(s.W) + "x" + std::to_string(s.C) + " stride " + std::to_string(s.stride) +
-                         " pad " + std::to_string(s.pad_before) + "+" + std::to_string(s.pad_after),
+    cases.push_back({strfmt("pad_shortcut_fwd+bwd N%d %dx%dx%d stride %d pad %d+%d", s.N, s.H, s.W, s.C, s.stride,
+                            s.pad_before, s.pad_after),
                      {{"y", true}, {"dx", true}},
                      nullptr,
                      [=](Context& ctx) {
@@ -330,15 +327,15 @@ inline void add_loss_cases(std::vector<OpCase>& cases) {
   for (const LossCase& lc : shapes) {
     const XentShape s = lc.s;
     const size_t n = size_t(s.N) * s.C;
-    const std::string shape = "N" + std::to_string(s.N) + " C" + std::to_string(s.C) +
-                              (lc.offset != 0 ? " +" + std::to_string(static_cast<int>(lc.offset)) : "");
+    const std::string shape =
+        lc.offset != 0 ? strfmt("N%d C%d +%g", s.N, s.C, static_cast<double>(lc.offset)) : strfmt("N%d C%d", s.N, s.C);
     const float scale = 1.0f / static_cast<float>(s.N);
     for (const float smoothing : {0.0f, 0.1f}) {
       std::vector<float> logits = random_floats(n, 900 + n, 0.1f, 5.0f);
       for (float& z : logits) z += lc.offset;
       std::vector<int32_t> labels(s.N);
       for (int i = 0; i < s.N; ++i) labels[i] = static_cast<int32_t>((7 * i + 3) % s.C);
-      cases.push_back({"softmax_xent_fwd+bwd " + shape + " smoothing " + std::to_string(smoothing),
+      cases.push_back({strfmt("softmax_xent_fwd+bwd %s smoothing %g", shape.c_str(), static_cast<double>(smoothing)),
                        {"probs", "loss", "dlogits"},
                        nullptr,
                        [=](Context& ctx) {
@@ -356,7 +353,7 @@ inline void add_loss_cases(std::vector<OpCase>& cases) {
       // One class: the loss and its gradient are rounding noise around 0 on every backend.
       const double zero = s.C == 1 ? 1e-6 : 0;
       cases.push_back(
-          {"soft_xent_fwd+bwd and softmax_temperature_fwd " + shape + " T " + std::to_string(T),
+          {strfmt("soft_xent_fwd+bwd and softmax_temperature_fwd %s T %g", shape.c_str(), static_cast<double>(T)),
            {"probs", "softmax", {"loss", false, 0, zero}, {"dlogits", false, 0, zero}},
            nullptr,
            [=](Context& ctx) {
@@ -379,17 +376,52 @@ inline void add_dropout_cases(std::vector<OpCase>& cases) {
   for (const DropoutParams& d : configs)
     for (const size_t n : {size_t{1}, size_t{7}, size_t{1000003}}) {
       const auto x = random_floats(n, 800 + n), dy = random_floats(n, 801 + n);
-      cases.push_back(
-          {"dropout_fwd+bwd p " + std::to_string(d.p) + " seed " + std::to_string(d.seed) + " n " + std::to_string(n),
-           {{"mask", true}, {"y", true}, {"dx", true}},
-           nullptr,
-           [=](Context& ctx) {
-             const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
-             Tensor y = nan_on(ctx, n), mask = nan_on(ctx, n), dx = nan_on(ctx, n);
-             ops::dropout_fwd(ctx, d, tx, y, mask);
-             ops::dropout_bwd(ctx, tdy, mask, dx);
-             return Outputs{host_of(ctx, mask), host_of(ctx, y), host_of(ctx, dx)};
-           }});
+      cases.push_back({strfmt("dropout_fwd+bwd p %g seed %llu n %zu", static_cast<double>(d.p),
+                              static_cast<unsigned long long>(d.seed), n),
+                       {{"mask", true}, {"y", true}, {"dx", true}},
+                       nullptr,
+                       [=](Context& ctx) {
+                         const Tensor tx = on(ctx, x), tdy = on(ctx, dy);
+                         Tensor y = nan_on(ctx, n), mask = nan_on(ctx, n), dx = nan_on(ctx, n);
+                         ops::dropout_fwd(ctx, d, tx, y, mask);
+                         ops::dropout_bwd(ctx, tdy, mask, dx);
+                         return Outputs{host_of(ctx, mask), host_of(ctx, y), host_of(ctx, dx)};
+                       }});
+    }
+}
+
+// The elementwise ops on sizes 1, 7 and 1000003, through aligned pointers (the float4 path)
+// and one float past alignment (the scalar path); add also in place (the residual a += b).
+// Against the CPU at 1e-6: one rounding per element on either side.
+inline void add_elementwise_cases(std::vector<OpCase>& cases) {
+  for (const size_t n : {size_t{1}, size_t{7}, size_t{1000003}})
+    for (const size_t at : {size_t{0}, size_t{1}}) {
+      const std::string shape = strfmt("n %zu %s", n, at ? "unaligned" : "aligned");
+      const auto x = random_floats(n, 11 + n), dy = random_floats(n, 12 + n), b = random_floats(n, 22 + n);
+      const auto y0 = random_floats(n, 32 + n);
+      cases.push_back({"relu_fwd+bwd " + shape, {{"y", false, 1e-6}, {"dx", false, 1e-6}}, nullptr, [=](Context& ctx) {
+                         const Tensor tx = on_at(ctx, x, at), tdy = on_at(ctx, dy, at);
+                         Tensor y = on_at(ctx, poisoned(n), at), dx = on_at(ctx, poisoned(n), at);
+                         ops::relu_fwd(ctx, tx, y);
+                         ops::relu_bwd(ctx, y, tdy, dx);
+                         return Outputs{host_of(ctx, y), host_of(ctx, dx)};
+                       }});
+      cases.push_back({"add " + shape, {{"y", false, 1e-6}, {"a += b", false, 1e-6}}, nullptr, [=](Context& ctx) {
+                         Tensor ta = on_at(ctx, x, at), tb = on_at(ctx, b, at), y = on_at(ctx, poisoned(n), at);
+                         ops::add(ctx, ta, tb, y);
+                         ops::add(ctx, ta, tb, ta);
+                         return Outputs{host_of(ctx, y), host_of(ctx, ta)};
+                       }});
+      cases.push_back({"axpy and fill " + shape,
+                       {{"y += 0.37 x", false, 1e-6}, {"fill -1.25", false, 1e-6}},
+                       nullptr,
+                       [=](Context& ctx) {
+                         const Tensor tx = on_at(ctx, x, at);
+                         Tensor y = on_at(ctx, y0, at), f = on_at(ctx, poisoned(n), at);
+                         ops::axpy(ctx, 0.37f, tx, y);
+                         ops::fill(ctx, -1.25f, f);
+                         return Outputs{host_of(ctx, y), host_of(ctx, f)};
+                       }});
     }
 }
 
@@ -404,6 +436,7 @@ inline const std::vector<OpCase>& op_table() {
     add_shortcut_cases(cases);
     add_loss_cases(cases);
     add_dropout_cases(cases);
+    add_elementwise_cases(cases);
     return cases;
   }();
   return table;

@@ -66,6 +66,15 @@ TEST_CASE("ops on CUDA match the CPU: softmax cross-entropy") {
 TEST_CASE("ops on CUDA match the CPU: the distillation loss and the softmax at a temperature") {
   run_family("soft_xent", false);
 }
+TEST_CASE("ops on CUDA match the CPU: relu, aligned and not") {
+  run_family("relu", false);
+}
+TEST_CASE("ops on CUDA match the CPU: add, also in place, aligned and not") {
+  run_family("add", false);
+}
+TEST_CASE("ops on CUDA match the CPU: axpy and fill, aligned and not") {
+  run_family("axpy", false);
+}
 TEST_CASE("ops on CUDA match the CPU bit for bit: dropout") {
   run_family("dropout", false);
 }
