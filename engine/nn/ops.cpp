@@ -60,8 +60,8 @@ void check(const Context& ctx, const char* op, std::initializer_list<Arg> args) 
 }
 
 // A non-owning reference to a callable, so that an op's bodies are lambdas on its stack and
-// a call allocates nothing. Valid while the lambda is: `run(ctx, {…lambdas…})` keeps them
-// alive for the whole call.
+// a call allocates nothing. Valid while the lambda is: in `run(ctx, op, {…lambdas…})` the
+// lambdas live until run returns.
 template <class Sig>
 class Body;
 template <class... A>
@@ -69,7 +69,7 @@ class Body<void(A...)> {
  public:
   Body() = default;
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Body>>>
-  Body(F&& f)  // NOLINT: implicit, so that an op writes `.cpu = [&] {…}`
+  Body(F&& f)  // implicit, so that an op writes `.cpu = [&] {…}`
       : obj_(const_cast<void*>(static_cast<const void*>(&f))),
         call_([](void* o, A... a) { (*static_cast<std::remove_reference_t<F>*>(o))(a...); }) {}
   explicit operator bool() const { return call_ != nullptr; }
