@@ -3,7 +3,6 @@
 // count, and the reference dgrad / wgrad match finite differences of the reference fprop.
 #include <omp.h>
 
-#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
