@@ -10,7 +10,6 @@
 #include "engine/nn/ops.h"
 #include "engine/train/mask.h"
 #include "engine/train/trainer.h"
-#include "kernels/prune.h"
 
 namespace activeip {
 
@@ -23,46 +22,25 @@ struct Segment {
 
 // The k-th smallest magnitude key over `segments` of the parameters (kKeepAll for k = 0,
 // kPruneAll for k = all of them), computed on ctx's device.
-uint64_t threshold_of(Network& net, [[maybe_unused]] Context& ctx, const std::vector<Segment>& segments, int64_t k) {
+uint64_t threshold_of(Network& net, Context& ctx, const std::vector<Segment>& segments, int64_t k) {
   int64_t n = 0;
   for (const Segment& s : segments) n += s.size;
   if (k <= 0) return kKeepAll;
   if (k >= n) return kPruneAll;
-  const float* w = net.params().data<float>();
-#ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) {
-    Tensor keys = Tensor::empty({n * 8}, DType::U8, ctx);
-    auto* k64 = reinterpret_cast<uint64_t*>(keys.data<uint8_t>());
-    int64_t at = 0;
-    for (const Segment& s : segments) {
-      magnitude_keys_cuda(static_cast<size_t>(s.size), w + s.offset, static_cast<uint32_t>(s.offset), k64 + at,
-                          ctx.stream());
-      at += s.size;
-    }
-    const size_t bytes = kth_smallest_key_workspace_bytes(static_cast<size_t>(n));
-    Tensor workspace = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, ctx);
-    return kth_smallest_key_cuda(static_cast<size_t>(n), k64, static_cast<size_t>(k), workspace.raw(), bytes,
-                                 ctx.stream());
-  }
-#endif
-  std::vector<uint64_t> keys(static_cast<size_t>(n));
+  Tensor keys = Tensor::empty({n * 8}, DType::U8, ctx);  // uint64 keys (Tensor has no 64-bit dtype)
   int64_t at = 0;
   for (const Segment& s : segments) {
-    magnitude_keys_cpu(static_cast<size_t>(s.size), w + s.offset, static_cast<uint32_t>(s.offset), keys.data() + at);
+    Tensor run = keys.slice(at * 8, (at + s.size) * 8);
+    ops::magnitude_keys(ctx, static_cast<uint32_t>(s.offset), net.params().slice(s.offset, s.offset + s.size), run);
     at += s.size;
   }
-  return kth_smallest_key_cpu(keys.size(), keys.data(), static_cast<size_t>(k));
+  return ops::kth_smallest_key(ctx, keys, k);
 }
 
-void apply_threshold(Network& net, [[maybe_unused]] Context& ctx, const Segment& s, uint64_t threshold, Tensor& mask) {
-  const float* w = net.params().data<float>() + s.offset;
-  float* m = mask.data<float>() + s.offset;
-#ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return threshold_mask_cuda(static_cast<size_t>(s.size), w, static_cast<uint32_t>(s.offset), threshold, m,
-                               ctx.stream());
-#endif
-  threshold_mask_cpu(static_cast<size_t>(s.size), w, static_cast<uint32_t>(s.offset), threshold, m);
+void apply_threshold(Network& net, Context& ctx, const Segment& s, uint64_t threshold, Tensor& mask) {
+  Tensor run = mask.slice(s.offset, s.offset + s.size);
+  ops::threshold_mask(ctx, static_cast<uint32_t>(s.offset), threshold, net.params().slice(s.offset, s.offset + s.size),
+                      run);
 }
 
 const NamedSlot& classifier_weight(const Network& net) {
@@ -134,11 +112,7 @@ std::vector<double> mean_feature_activation(Network& net, Context& ctx, const Da
       sum = Tensor::empty({int64_t{C} * 8}, DType::U8, c);
       sum.zero(c);
     }
-    auto* s = reinterpret_cast<double*>(sum.data<uint8_t>());
-#ifdef ACTIVEIP_CUDA
-    if (c.is_cuda()) return channel_sum_cuda(static_cast<size_t>(f.dim(0)), C, f.data<float>(), s, c.stream());
-#endif
-    channel_sum_cpu(static_cast<size_t>(f.dim(0)), C, f.data<float>(), s);
+    ops::channel_sum(c, C, f, sum);
   };
   predict(net, ctx, data, norm, indices, batch, accumulate);
   const Tensor host = sum.to(Device::cpu(), ctx);

@@ -19,26 +19,12 @@
 #include <vector>
 
 #include "base/error.h"
+#include "bench/conv_cases.h"
 #include "kernels/conv2d.h"
 
 namespace {
 
 using activeip::Conv2dShape;
-
-struct Layer {
-  const char* name;
-  Conv2dShape s;  // N is set from --batch
-};
-
-//                                                N  H   W   C    K    R  S  stride pad
-const Layer kLayers[] = {
-    {"layer1 3x3 64->64 32x32", {0, 32, 32, 64, 64, 3, 3, 1, 1}},
-    {"layer2.0 3x3 64->128 s2", {0, 32, 32, 64, 128, 3, 3, 2, 1}},
-    {"layer2.0 shortcut 1x1 s2", {0, 32, 32, 64, 128, 1, 1, 2, 0}},
-    {"layer2 3x3 128->128 16x16", {0, 16, 16, 128, 128, 3, 3, 1, 1}},
-    {"layer3 3x3 256->256 8x8", {0, 8, 8, 256, 256, 3, 3, 1, 1}},
-    {"layer4 3x3 512->512 4x4", {0, 4, 4, 512, 512, 3, 3, 1, 1}},
-};
 
 std::vector<float> random_floats(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -117,7 +103,7 @@ int run(int argc, char** argv) {
   if (!json)
     std::printf("CPU conv2d, %s, %d threads, batch %d, median of %d\n", cpu_name().c_str(), omp_get_max_threads(),
                 batch, reps);
-  for (const Layer& layer : kLayers) {
+  for (const activeip::ConvShapeCase& layer : activeip::kResNetConvLayers) {
     Conv2dShape s = layer.s;
     const double err = check_against_reference(s);
     ENSURE(err <= 1e-5, "%s: fast conv2d differs from the reference (relative error %g)", layer.name, err);

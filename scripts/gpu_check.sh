@@ -40,7 +40,7 @@ fi
 # The whole-network cases are slow under the sanitizers and add no kernel the op tests miss.
 # racecheck only matters where threads share memory: the tiled and reducing kernels.
 SLOW='*whole training step*,*follows the CPU*,*2^31*'
-SHARED=${RACECHECK_TESTS:-conv2d*,gemm*,linear*,batchnorm*,softmax*}
+SHARED=${RACECHECK_TESTS:-ops on*conv2d*,ops on*linear*,ops on*batchnorm*,ops on*softmax*,ops on*distillation*,conv2d*,gemm*,linear*,batchnorm*,softmax*}
 for tool in memcheck racecheck; do
   want "$tool" || continue
   echo "== compute-sanitizer $tool"

@@ -1,8 +1,8 @@
 // GPU suite: gemm_cuda and gemm_cublas against gemm_cpu in all four transpose combinations on
 // sizes around the 64×64×16 tiles (1, 7, 10, 100, 513, …), with leading dimensions padded past
 // the rows (the padding holds NaN, so a read of it would show); alpha and beta, beta == 0 over
-// a NaN C, K == 0. Then the linear layer on both GPU paths against linear_*_cpu, with and
-// without bias, dW and db accumulating onto random values. Outputs are poisoned with NaN.
+// a NaN C, K == 0 (the linear layer on both paths is in the op table, test_cuda_ops.cpp).
+// Outputs are poisoned with NaN.
 #ifdef ACTIVEIP_CUDA
 
 #include <algorithm>
@@ -15,7 +15,6 @@
 #include "engine/core/context.h"
 #include "engine/core/cuda_memory.h"
 #include "kernels/gemm.h"
-#include "kernels/linear.h"
 #include "kernels/vendor/vendor.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
@@ -169,57 +168,6 @@ void check_gemm_alpha_beta(Impl impl) {
   }
 }
 
-struct LinearCase {
-  const char* name;
-  LinearShape s;
-};
-
-const LinearCase kLinearCases[] = {
-    {"N1 IN3 OUT10", {1, 3, 10}},
-    {"N17 IN512 OUT10", {17, 512, 10}},
-    {"N7 IN33 OUT100", {7, 33, 100}},
-    {"N128 IN64 OUT1", {128, 64, 1}},
-    {"N3 IN1 OUT1", {3, 1, 1}},
-    {"resnet18 head N512 IN512 OUT10", {512, 512, 10}},
-    {"vgg16 head N256 IN512 OUT100", {256, 512, 100}},
-};
-
-void check_linear(Impl impl) {
-  Context ctx(Device::cuda());
-  VendorHandles vendor(ctx.stream());
-  for (const LinearCase& c : kLinearCases)
-    for (const bool bias : {true, false}) SUBCASE((std::string(c.name) + (bias ? " bias" : " no bias")).c_str()) {
-        const LinearShape s = c.s;
-        const size_t nx = static_cast<size_t>(s.N) * s.IN, nw = static_cast<size_t>(s.OUT) * s.IN,
-                     ny = static_cast<size_t>(s.N) * s.OUT;
-        const auto x = random_floats(nx, 1), w = random_floats(nw, 2), b = random_floats(s.OUT, 3),
-                   dy = random_floats(ny, 4), dw0 = random_floats(nw, 5), db0 = random_floats(s.OUT, 6);
-        std::vector<float> y_ref(ny), dx_ref(nx), dw_ref = dw0, db_ref = db0;
-        linear_fwd_cpu(s, x.data(), w.data(), bias ? b.data() : nullptr, y_ref.data());
-        linear_bwd_cpu(s, x.data(), w.data(), dy.data(), dx_ref.data(), dw_ref.data(), bias ? db_ref.data() : nullptr);
-
-        const auto d_x = to_device(x, ctx), d_w = to_device(w, ctx), d_b = to_device(b, ctx), d_dy = to_device(dy, ctx);
-        auto d_y = to_device(poisoned(ny), ctx), d_dx = to_device(poisoned(nx), ctx);
-        auto d_dw = to_device(dw0, ctx), d_db = to_device(db0, ctx);
-        const float* b_arg = bias ? d_b.data() : nullptr;
-        float* db_arg = bias ? d_db.data() : nullptr;
-        if (impl == Impl::Cuda) {
-          linear_fwd_cuda(s, d_x.data(), d_w.data(), b_arg, d_y.data(), ctx.stream());
-          linear_bwd_cuda(s, d_x.data(), d_w.data(), d_dy.data(), d_dx.data(), d_dw.data(), db_arg, ctx.stream());
-        } else {
-          linear_fwd_cublas(vendor, s, d_x.data(), d_w.data(), b_arg, d_y.data());
-          linear_bwd_cublas(vendor, s, d_x.data(), d_w.data(), d_dy.data(), d_dx.data(), d_dw.data(), db_arg);
-        }
-        expect_close(to_host(d_y, ctx), y_ref, kTol);
-        expect_close(to_host(d_dx, ctx), dx_ref, kTol);
-        expect_close(to_host(d_dw, ctx), dw_ref, kTol);
-        if (bias)
-          expect_close(to_host(d_db, ctx), db_ref, kTol);
-        else
-          CHECK(to_host(d_db, ctx) == db0);  // a null db is never written
-      }
-}
-
 }  // namespace
 
 TEST_CASE("gemm_cuda matches gemm_cpu in all four transposes, padded and not") {
@@ -240,20 +188,12 @@ TEST_CASE("gemm_cuda rejects leading dimensions too small and accepts empty prod
   CHECK_NOTHROW(ctx.synchronize());
 }
 
-TEST_CASE("linear_fwd_cuda and linear_bwd_cuda match the CPU") {
-  check_linear(Impl::Cuda);
-}
-
 TEST_CASE("gemm_cublas matches gemm_cpu in all four transposes, padded and not") {
   check_gemm_table(Impl::Cublas);
 }
 
 TEST_CASE("gemm_cublas: alpha, beta, beta == 0 over NaN, K == 0") {
   check_gemm_alpha_beta(Impl::Cublas);
-}
-
-TEST_CASE("linear through cuBLAS matches the CPU") {
-  check_linear(Impl::Cublas);
 }
 
 TEST_CASE("VendorHandles: one cuBLAS handle on the given stream, a workspace that grows") {

@@ -126,10 +126,15 @@ Tensor BatchNorm2d::forward(Context& ctx, const Tensor& x) {
            shape_str(x.shape()).c_str());
     ++num_batches_tracked;
   }
-  const BatchNormFwdArgs a{
-      x.data<float>(),           weight.data<float>(),     bias.data<float>(),         running_mean.data<float>(),
-      running_var.data<float>(), save_mean_.data<float>(), save_invstd_.data<float>(), y_.data<float>()};
-  ops::batchnorm_fwd(ctx, s, params, training_, a, x.device());
+  ops::batchnorm_fwd(ctx, s, params, training_,
+                     {.x = x,
+                      .gamma = weight,
+                      .beta = bias,
+                      .running_mean = running_mean,
+                      .running_var = running_var,
+                      .save_mean = save_mean_,
+                      .save_invstd = save_invstd_,
+                      .y = y_});
   return y_;
 }
 
@@ -137,10 +142,15 @@ Tensor BatchNorm2d::backward(Context& ctx, const Tensor& dy) {
   ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
   const BatchNormShape s{as_int(x_.numel() / channels), channels};
   ensure_tensor(dx_, x_.shape(), DType::F32, ctx);
-  const BatchNormBwdArgs a{x_.data<float>(),          dy.data<float>(),           weight.data<float>(),
-                           save_mean_.data<float>(),  save_invstd_.data<float>(), dx_.data<float>(),
-                           weight_grad.data<float>(), bias_grad.data<float>()};
-  ops::batchnorm_bwd(ctx, s, a, dy.device());
+  ops::batchnorm_bwd(ctx, s,
+                     {.x = x_,
+                      .dy = dy,
+                      .gamma = weight,
+                      .save_mean = save_mean_,
+                      .save_invstd = save_invstd_,
+                      .dx = dx_,
+                      .dgamma = weight_grad,
+                      .dbeta = bias_grad});
   return dx_;
 }
 

@@ -1,8 +1,13 @@
-// Dispatch of the tensor-level ops to kernels/ by device. Shapes and dtypes are checked
-// here, once, so that kernels can trust their arguments.
+// The tensor-level ops on one boundary: each op lists its tensor arguments once (name,
+// dtype, element count; `check` verifies storage, device, dtype and size, in that order,
+// and names the op and the argument in the Error), then hands `run` its bodies — CPU,
+// CUDA, and the cuDNN / cuBLAS comparator where it has one — and `run` alone picks one for
+// the context. Kernels trust their arguments because of this file.
 #include "engine/nn/ops.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <type_traits>
 
 #include "kernels/elementwise.h"
 
@@ -14,14 +19,100 @@ namespace activeip::ops {
 
 namespace {
 
-void on_device(Context& ctx, const Tensor& t, const char* op, const char* what) {
-  ENSURE(t.device() == ctx.device(), "%s: %s is on %s but the context is on %s", op, what, t.device().str().c_str(),
-         ctx.device().str().c_str());
+// One tensor argument as the op expects it. A null tensor is an optional argument left
+// out (a bias, a mask). `multiple` > 0 asks for a whole number of rows of that many
+// elements instead of an exact count (a dataset of any length).
+struct Arg {
+  const char* name;
+  const Tensor* tensor;
+  DType dtype;
+  int64_t numel;
+  int64_t multiple = 0;
+};
+
+Arg f32(const char* name, const Tensor& t, int64_t numel) {
+  return {name, &t, DType::F32, numel};
+}
+Arg f32(const char* name, const Tensor* t, int64_t numel) {
+  return {name, t, DType::F32, numel};
+}
+Arg i32(const char* name, const Tensor& t, int64_t numel) {
+  return {name, &t, DType::I32, numel};
 }
 
-void has_numel(const Tensor& t, int64_t n, const char* op, const char* what) {
-  ENSURE(t.numel() == n, "%s: %s has %lld elements (shape %s), expected %lld", op, what,
-         static_cast<long long>(t.numel()), shape_str(t.shape()).c_str(), static_cast<long long>(n));
+void check(const Context& ctx, const char* op, std::initializer_list<Arg> args) {
+  for (const Arg& a : args) {
+    if (!a.tensor) continue;
+    const Tensor& t = *a.tensor;
+    ENSURE(t.defined(), "%s: argument '%s' has no storage (shape %s)", op, a.name, shape_str(t.shape()).c_str());
+    ENSURE(t.device() == ctx.device(), "%s: argument '%s' is on %s, expected %s", op, a.name, t.device().str().c_str(),
+           ctx.device().str().c_str());
+    ENSURE(t.dtype() == a.dtype, "%s: argument '%s' is %s, expected %s", op, a.name, dtype_name(t.dtype()),
+           dtype_name(a.dtype));
+    if (a.multiple > 0)
+      ENSURE(t.numel() > 0 && t.numel() % a.multiple == 0,
+             "%s: argument '%s' has %lld elements (shape %s), expected a positive multiple of %lld", op, a.name,
+             static_cast<long long>(t.numel()), shape_str(t.shape()).c_str(), static_cast<long long>(a.multiple));
+    else
+      ENSURE(t.numel() == a.numel, "%s: argument '%s' has %lld elements (shape %s), expected %lld", op, a.name,
+             static_cast<long long>(t.numel()), shape_str(t.shape()).c_str(), static_cast<long long>(a.numel));
+  }
+}
+
+// A non-owning reference to a callable, so that an op's bodies are lambdas on its stack and
+// a call allocates nothing. Valid while the lambda is: in `run(ctx, op, {…lambdas…})` the
+// lambdas live until run returns.
+template <class Sig>
+class Body;
+template <class... A>
+class Body<void(A...)> {
+ public:
+  Body() = default;
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Body>>>
+  Body(F&& f)  // implicit, so that an op writes `.cpu = [&] {…}`
+      : obj_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o, A... a) { (*static_cast<std::remove_reference_t<F>*>(o))(a...); }) {}
+  explicit operator bool() const { return call_ != nullptr; }
+  void operator()(A... a) const { call_(obj_, a...); }
+
+ private:
+  void* obj_ = nullptr;
+  void (*call_)(void*, A...) = nullptr;
+};
+
+// Which vendor library an op's vendor body uses, and so which context setting picks it.
+enum class Vendor { None, Cudnn, Cublas };
+
+// An op's implementations: cpu always, cuda in CUDA builds. A later bf16 variant adds its
+// bodies here (operands rounded to bf16, fp32 accumulation) and `run` picks them when the
+// context asks for bf16; no op has one yet.
+struct Bodies {
+  Body<void()> cpu;
+#ifdef ACTIVEIP_CUDA
+  Body<void(cudaStream_t)> cuda;
+#endif
+};
+
+// The cuDNN / cuBLAS comparator of an op that has one, and which library it is.
+struct VendorBody {
+  Vendor lib = Vendor::None;
+  Body<void(VendorHandles&)> body;
+};
+
+// The one dispatch: the vendor comparator when the context asks for that library and the
+// op has it, else the op's CUDA kernel on a CUDA context, else the CPU.
+void run([[maybe_unused]] Context& ctx, [[maybe_unused]] const char* op, const Bodies& b,
+         [[maybe_unused]] const VendorBody& v = {}) {
+#ifdef ACTIVEIP_CUDA
+  if (ctx.is_cuda()) {
+    const bool want_vendor = (v.lib == Vendor::Cudnn && ctx.conv_impl() == ConvImpl::Cudnn) ||
+                             (v.lib == Vendor::Cublas && ctx.gemm_impl() == GemmImpl::Cublas);
+    if (want_vendor && v.body) return v.body(ctx.vendor());
+    ENSURE(b.cuda, "%s has no CUDA implementation", op);
+    return b.cuda(ctx.stream());
+  }
+#endif
+  b.cpu();
 }
 
 #ifdef ACTIVEIP_CUDA
@@ -30,382 +121,590 @@ void has_numel(const Tensor& t, int64_t n, const char* op, const char* what) {
 Tensor scratch(Context& ctx, size_t floats) {
   return Tensor::empty({static_cast<int64_t>(std::max<size_t>(floats, 1))}, DType::F32, ctx);
 }
-
-bool cudnn(const Context& ctx) {
-  return ctx.conv_impl() == ConvImpl::Cudnn;
-}
-bool cublas(const Context& ctx) {
-  return ctx.gemm_impl() == GemmImpl::Cublas;
-}
 #endif
+
+int64_t i64(size_t n) {
+  return static_cast<int64_t>(n);
+}
 
 }  // namespace
 
 void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   const char* op = "conv2d_fprop";
-  has_numel(x, static_cast<int64_t>(s.x_size()), op, "x");
-  has_numel(w, static_cast<int64_t>(s.w_size()), op, "w");
-  has_numel(y, static_cast<int64_t>(s.y_size()), op, "y");
-  if (bias) has_numel(*bias, s.K, op, "bias");
-  on_device(ctx, x, op, "x");
-  on_device(ctx, w, op, "w");
-  on_device(ctx, y, op, "y");
+  check(ctx, op,
+        {f32("x", x, i64(s.x_size())), f32("w", w, i64(s.w_size())), f32("bias", bias, s.K),
+         f32("y", y, i64(s.y_size()))});
   const float* b = bias ? bias->data<float>() : nullptr;
+  run(ctx, op,
+      {
+          .cpu = [&] { conv2d_fprop_cpu(s, x.data<float>(), w.data<float>(), b, y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) { conv2d_fprop_cuda(s, x.data<float>(), w.data<float>(), b, y.data<float>(), st); },
+#endif
+      }
 #ifdef ACTIVEIP_CUDNN
-  if (ctx.is_cuda() && cudnn(ctx))
-    return conv2d_fprop_cudnn(ctx.vendor(), s, x.data<float>(), w.data<float>(), b, y.data<float>());
+      ,
+      {Vendor::Cudnn,
+       [&](VendorHandles& h) { conv2d_fprop_cudnn(h, s, x.data<float>(), w.data<float>(), b, y.data<float>()); }}
 #endif
-  if (ctx.is_cuda()) return conv2d_fprop_cuda(s, x.data<float>(), w.data<float>(), b, y.data<float>(), ctx.stream());
-#endif
-  conv2d_fprop_cpu(s, x.data<float>(), w.data<float>(), b, y.data<float>());
+  );
 }
 
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
   const char* op = "conv2d_dgrad";
-  has_numel(dy, static_cast<int64_t>(s.y_size()), op, "dy");
-  has_numel(dx, static_cast<int64_t>(s.x_size()), op, "dx");
-  has_numel(w, static_cast<int64_t>(s.w_size()), op, "w");
-  on_device(ctx, dy, op, "dy");
-  on_device(ctx, w, op, "w");
-  on_device(ctx, dx, op, "dx");
+  check(ctx, op, {f32("dy", dy, i64(s.y_size())), f32("w", w, i64(s.w_size())), f32("dx", dx, i64(s.x_size()))});
+  run(ctx, op,
+      {
+          .cpu = [&] { conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>()); },
 #ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) { conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), st); },
+#endif
+      }
 #ifdef ACTIVEIP_CUDNN
-  if (ctx.is_cuda() && cudnn(ctx))
-    return conv2d_dgrad_cudnn(ctx.vendor(), s, dy.data<float>(), w.data<float>(), dx.data<float>());
+      ,
+      {Vendor::Cudnn,
+       [&](VendorHandles& h) { conv2d_dgrad_cudnn(h, s, dy.data<float>(), w.data<float>(), dx.data<float>()); }}
 #endif
-  if (ctx.is_cuda()) return conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), ctx.stream());
-#endif
-  conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
+  );
 }
 
 void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
   const char* op = "conv2d_wgrad";
-  has_numel(dw, static_cast<int64_t>(s.w_size()), op, "dw");
-  has_numel(dy, static_cast<int64_t>(s.y_size()), op, "dy");
-  has_numel(x, static_cast<int64_t>(s.x_size()), op, "x");
-  if (dbias) has_numel(*dbias, s.K, op, "dbias");
-  on_device(ctx, x, op, "x");
-  on_device(ctx, dy, op, "dy");
-  on_device(ctx, dw, op, "dw");
+  check(ctx, op,
+        {f32("x", x, i64(s.x_size())), f32("dy", dy, i64(s.y_size())), f32("dw", dw, i64(s.w_size())),
+         f32("dbias", dbias, s.K)});
   float* db = dbias ? dbias->data<float>() : nullptr;
+  run(ctx, op,
+      {
+          .cpu = [&] { conv2d_wgrad_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db); },
 #ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                conv2d_wgrad_cuda(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db, st);
+              },
+#endif
+      }
 #ifdef ACTIVEIP_CUDNN
-  if (ctx.is_cuda() && cudnn(ctx))
-    return conv2d_wgrad_cudnn(ctx.vendor(), s, x.data<float>(), dy.data<float>(), dw.data<float>(), db);
+      ,
+      {Vendor::Cudnn,
+       [&](VendorHandles& h) { conv2d_wgrad_cudnn(h, s, x.data<float>(), dy.data<float>(), dw.data<float>(), db); }}
 #endif
-  if (ctx.is_cuda()) return conv2d_wgrad_cuda(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db, ctx.stream());
-#endif
-  conv2d_wgrad_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db);
+  );
 }
 
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
-                   const BatchNormFwdArgs& a, Device device) {
-  ENSURE(device == ctx.device(), "batchnorm_fwd: tensors on %s, context on %s", device.str().c_str(),
-         ctx.device().str().c_str());
+                   const BatchNormFwdTensors& t) {
+  const char* op = "batchnorm_fwd";
+  const int64_t mc = int64_t{s.M} * s.C;
+  check(ctx, op,
+        {f32("x", t.x, mc), f32("gamma", t.gamma, s.C), f32("beta", t.beta, s.C),
+         f32("running_mean", t.running_mean, s.C), f32("running_var", t.running_var, s.C),
+         f32("save_mean", t.save_mean, s.C), f32("save_invstd", t.save_invstd, s.C), f32("y", t.y, mc)});
+  const BatchNormFwdArgs a{
+      t.x.data<float>(),           t.gamma.data<float>(),     t.beta.data<float>(),        t.running_mean.data<float>(),
+      t.running_var.data<float>(), t.save_mean.data<float>(), t.save_invstd.data<float>(), t.y.data<float>()};
+  run(ctx, op,
+      {
+          .cpu = [&] { training ? batchnorm_fwd_train_cpu(s, p, a) : batchnorm_fwd_eval_cpu(s, p, a); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) {
-    if (!training) return batchnorm_fwd_eval_cuda(s, p, a, ctx.stream());
-    Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
-    return batchnorm_fwd_train_cuda(s, p, a, work.data<float>(), ctx.stream());
-  }
+          .cuda =
+              [&](cudaStream_t st) {
+                if (!training) return batchnorm_fwd_eval_cuda(s, p, a, st);
+                Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
+                batchnorm_fwd_train_cuda(s, p, a, work.data<float>(), st);
+              },
 #endif
-  if (training)
-    batchnorm_fwd_train_cpu(s, p, a);
-  else
-    batchnorm_fwd_eval_cpu(s, p, a);
+      });
 }
 
-void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdArgs& a, Device device) {
-  ENSURE(device == ctx.device(), "batchnorm_bwd: tensors on %s, context on %s", device.str().c_str(),
-         ctx.device().str().c_str());
+void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t) {
+  const char* op = "batchnorm_bwd";
+  const int64_t mc = int64_t{s.M} * s.C;
+  check(ctx, op,
+        {f32("x", t.x, mc), f32("dy", t.dy, mc), f32("gamma", t.gamma, s.C), f32("save_mean", t.save_mean, s.C),
+         f32("save_invstd", t.save_invstd, s.C), f32("dx", t.dx, mc), f32("dgamma", t.dgamma, s.C),
+         f32("dbeta", t.dbeta, s.C)});
+  const BatchNormBwdArgs a{t.x.data<float>(),         t.dy.data<float>(),          t.gamma.data<float>(),
+                           t.save_mean.data<float>(), t.save_invstd.data<float>(), t.dx.data<float>(),
+                           t.dgamma.data<float>(),    t.dbeta.data<float>()};
+  run(ctx, op,
+      {
+          .cpu = [&] { batchnorm_bwd_cpu(s, a); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) {
-    Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
-    return batchnorm_bwd_cuda(s, a, work.data<float>(), ctx.stream());
-  }
+          .cuda =
+              [&](cudaStream_t st) {
+                Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
+                batchnorm_bwd_cuda(s, a, work.data<float>(), st);
+              },
 #endif
-  batchnorm_bwd_cpu(s, a);
+      });
 }
 
 void relu_fwd(Context& ctx, const Tensor& x, Tensor& y) {
-  has_numel(y, x.numel(), "relu_fwd", "y");
-  on_device(ctx, x, "relu_fwd", "x");
+  const char* op = "relu_fwd";
+  check(ctx, op, {f32("x", x, x.numel()), f32("y", y, x.numel())});
   const size_t n = static_cast<size_t>(x.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { relu_fwd_cpu(n, x.data<float>(), y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return relu_fwd_cuda(n, x.data<float>(), y.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { relu_fwd_cuda(n, x.data<float>(), y.data<float>(), st); },
 #endif
-  relu_fwd_cpu(n, x.data<float>(), y.data<float>());
+      });
 }
 
 void relu_bwd(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx) {
-  has_numel(dy, y.numel(), "relu_bwd", "dy");
-  has_numel(dx, y.numel(), "relu_bwd", "dx");
-  on_device(ctx, y, "relu_bwd", "y");
+  const char* op = "relu_bwd";
+  check(ctx, op, {f32("y", y, y.numel()), f32("dy", dy, y.numel()), f32("dx", dx, y.numel())});
   const size_t n = static_cast<size_t>(y.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { relu_bwd_cpu(n, y.data<float>(), dy.data<float>(), dx.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return relu_bwd_cuda(n, y.data<float>(), dy.data<float>(), dx.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { relu_bwd_cuda(n, y.data<float>(), dy.data<float>(), dx.data<float>(), st); },
 #endif
-  relu_bwd_cpu(n, y.data<float>(), dy.data<float>(), dx.data<float>());
+      });
 }
 
 void add(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y) {
-  has_numel(b, a.numel(), "add", "b");
-  has_numel(y, a.numel(), "add", "y");
-  on_device(ctx, a, "add", "a");
-  on_device(ctx, b, "add", "b");
+  const char* op = "add";
+  check(ctx, op, {f32("a", a, a.numel()), f32("b", b, a.numel()), f32("y", y, a.numel())});
   const size_t n = static_cast<size_t>(a.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { add_cpu(n, a.data<float>(), b.data<float>(), y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return add_cuda(n, a.data<float>(), b.data<float>(), y.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { add_cuda(n, a.data<float>(), b.data<float>(), y.data<float>(), st); },
 #endif
-  add_cpu(n, a.data<float>(), b.data<float>(), y.data<float>());
+      });
 }
 
 void axpy(Context& ctx, float alpha, const Tensor& x, Tensor& y) {
-  has_numel(y, x.numel(), "axpy", "y");
-  on_device(ctx, x, "axpy", "x");
+  const char* op = "axpy";
+  check(ctx, op, {f32("x", x, x.numel()), f32("y", y, x.numel())});
   const size_t n = static_cast<size_t>(x.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { axpy_cpu(n, alpha, x.data<float>(), y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return axpy_cuda(n, alpha, x.data<float>(), y.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { axpy_cuda(n, alpha, x.data<float>(), y.data<float>(), st); },
 #endif
-  axpy_cpu(n, alpha, x.data<float>(), y.data<float>());
+      });
 }
 
 void fill(Context& ctx, float value, Tensor& y) {
-  on_device(ctx, y, "fill", "y");
+  const char* op = "fill";
+  check(ctx, op, {f32("y", y, y.numel())});
   const size_t n = static_cast<size_t>(y.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { fill_cpu(n, value, y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return fill_cuda(n, value, y.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { fill_cuda(n, value, y.data<float>(), st); },
 #endif
-  fill_cpu(n, value, y.data<float>());
+      });
 }
 
 void maxpool2d_fwd(Context& ctx, const Pool2dShape& s, const Tensor& x, Tensor& y, Tensor& argmax) {
-  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, "maxpool2d_fwd", "x");
-  has_numel(y, int64_t{s.N} * s.P() * s.Q() * s.C, "maxpool2d_fwd", "y");
-  has_numel(argmax, y.numel(), "maxpool2d_fwd", "argmax");
-  on_device(ctx, x, "maxpool2d_fwd", "x");
+  const char* op = "maxpool2d_fwd";
+  const int64_t out = int64_t{s.N} * s.P() * s.Q() * s.C;
+  check(ctx, op, {f32("x", x, int64_t{s.N} * s.H * s.W * s.C), f32("y", y, out), i32("argmax", argmax, out)});
+  run(ctx, op,
+      {
+          .cpu = [&] { maxpool2d_fwd_cpu(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return maxpool2d_fwd_cuda(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                maxpool2d_fwd_cuda(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>(), st);
+              },
 #endif
-  maxpool2d_fwd_cpu(s, x.data<float>(), y.data<float>(), argmax.data<int32_t>());
+      });
 }
 
 void maxpool2d_bwd(Context& ctx, const Pool2dShape& s, const Tensor& dy, const Tensor& argmax, Tensor& dx) {
-  has_numel(dx, int64_t{s.N} * s.H * s.W * s.C, "maxpool2d_bwd", "dx");
-  on_device(ctx, dy, "maxpool2d_bwd", "dy");
-  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.C, "maxpool2d_bwd", "dy");
-  has_numel(argmax, dy.numel(), "maxpool2d_bwd", "argmax");
+  const char* op = "maxpool2d_bwd";
+  const int64_t out = int64_t{s.N} * s.P() * s.Q() * s.C;
+  check(ctx, op, {f32("dy", dy, out), i32("argmax", argmax, out), f32("dx", dx, int64_t{s.N} * s.H * s.W * s.C)});
+  run(ctx, op,
+      {
+          .cpu = [&] { maxpool2d_bwd_cpu(s, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return maxpool2d_bwd_cuda(s, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                maxpool2d_bwd_cuda(s, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>(), st);
+              },
 #endif
-  maxpool2d_bwd_cpu(s, dy.data<float>(), argmax.data<int32_t>(), dx.data<float>());
+      });
 }
 
 void global_avgpool_fwd(Context& ctx, const GlobalPoolShape& s, const Tensor& x, Tensor& y) {
-  has_numel(x, int64_t{s.N} * s.HW * s.C, "global_avgpool_fwd", "x");
-  has_numel(y, int64_t{s.N} * s.C, "global_avgpool_fwd", "y");
-  on_device(ctx, x, "global_avgpool_fwd", "x");
+  const char* op = "global_avgpool_fwd";
+  check(ctx, op, {f32("x", x, int64_t{s.N} * s.HW * s.C), f32("y", y, int64_t{s.N} * s.C)});
+  run(ctx, op,
+      {
+          .cpu = [&] { global_avgpool_fwd_cpu(s, x.data<float>(), y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return global_avgpool_fwd_cuda(s, x.data<float>(), y.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { global_avgpool_fwd_cuda(s, x.data<float>(), y.data<float>(), st); },
 #endif
-  global_avgpool_fwd_cpu(s, x.data<float>(), y.data<float>());
+      });
 }
 
 void global_avgpool_bwd(Context& ctx, const GlobalPoolShape& s, const Tensor& dy, Tensor& dx) {
-  has_numel(dx, int64_t{s.N} * s.HW * s.C, "global_avgpool_bwd", "dx");
-  on_device(ctx, dy, "global_avgpool_bwd", "dy");
-  has_numel(dy, int64_t{s.N} * s.C, "global_avgpool_bwd", "dy");
+  const char* op = "global_avgpool_bwd";
+  check(ctx, op, {f32("dy", dy, int64_t{s.N} * s.C), f32("dx", dx, int64_t{s.N} * s.HW * s.C)});
+  run(ctx, op,
+      {
+          .cpu = [&] { global_avgpool_bwd_cpu(s, dy.data<float>(), dx.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return global_avgpool_bwd_cuda(s, dy.data<float>(), dx.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { global_avgpool_bwd_cuda(s, dy.data<float>(), dx.data<float>(), st); },
 #endif
-  global_avgpool_bwd_cpu(s, dy.data<float>(), dx.data<float>());
+      });
 }
 
 void pad_shortcut_fwd(Context& ctx, const PadShortcutShape& s, const Tensor& x, Tensor& y) {
-  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, "pad_shortcut_fwd", "x");
-  has_numel(y, int64_t{s.N} * s.P() * s.Q() * s.K(), "pad_shortcut_fwd", "y");
-  on_device(ctx, x, "pad_shortcut_fwd", "x");
+  const char* op = "pad_shortcut_fwd";
+  check(ctx, op, {f32("x", x, int64_t{s.N} * s.H * s.W * s.C), f32("y", y, int64_t{s.N} * s.P() * s.Q() * s.K())});
+  run(ctx, op,
+      {
+          .cpu = [&] { pad_shortcut_fwd_cpu(s, x.data<float>(), y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return pad_shortcut_fwd_cuda(s, x.data<float>(), y.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { pad_shortcut_fwd_cuda(s, x.data<float>(), y.data<float>(), st); },
 #endif
-  pad_shortcut_fwd_cpu(s, x.data<float>(), y.data<float>());
+      });
 }
 
 void pad_shortcut_bwd(Context& ctx, const PadShortcutShape& s, const Tensor& dy, Tensor& dx) {
-  has_numel(dy, int64_t{s.N} * s.P() * s.Q() * s.K(), "pad_shortcut_bwd", "dy");
-  has_numel(dx, int64_t{s.N} * s.H * s.W * s.C, "pad_shortcut_bwd", "dx");
-  on_device(ctx, dy, "pad_shortcut_bwd", "dy");
+  const char* op = "pad_shortcut_bwd";
+  check(ctx, op, {f32("dy", dy, int64_t{s.N} * s.P() * s.Q() * s.K()), f32("dx", dx, int64_t{s.N} * s.H * s.W * s.C)});
+  run(ctx, op,
+      {
+          .cpu = [&] { pad_shortcut_bwd_cpu(s, dy.data<float>(), dx.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return pad_shortcut_bwd_cuda(s, dy.data<float>(), dx.data<float>(), ctx.stream());
+          .cuda = [&](cudaStream_t st) { pad_shortcut_bwd_cuda(s, dy.data<float>(), dx.data<float>(), st); },
 #endif
-  pad_shortcut_bwd_cpu(s, dy.data<float>(), dx.data<float>());
+      });
 }
 
 void linear_fwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor* b, Tensor& y) {
-  has_numel(x, int64_t{s.N} * s.IN, "linear_fwd", "x");
-  has_numel(w, int64_t{s.OUT} * s.IN, "linear_fwd", "w");
-  has_numel(y, int64_t{s.N} * s.OUT, "linear_fwd", "y");
-  if (b) has_numel(*b, s.OUT, "linear_fwd", "b");
-  on_device(ctx, x, "linear_fwd", "x");
-  on_device(ctx, w, "linear_fwd", "w");
+  const char* op = "linear_fwd";
+  check(ctx, op,
+        {f32("x", x, int64_t{s.N} * s.IN), f32("w", w, int64_t{s.OUT} * s.IN), f32("b", b, s.OUT),
+         f32("y", y, int64_t{s.N} * s.OUT)});
   const float* bias = b ? b->data<float>() : nullptr;
+  run(ctx, op,
+      {
+          .cpu = [&] { linear_fwd_cpu(s, x.data<float>(), w.data<float>(), bias, y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda() && cublas(ctx))
-    return linear_fwd_cublas(ctx.vendor(), s, x.data<float>(), w.data<float>(), bias, y.data<float>());
-  if (ctx.is_cuda()) return linear_fwd_cuda(s, x.data<float>(), w.data<float>(), bias, y.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) { linear_fwd_cuda(s, x.data<float>(), w.data<float>(), bias, y.data<float>(), st); },
 #endif
-  linear_fwd_cpu(s, x.data<float>(), w.data<float>(), bias, y.data<float>());
+      }
+#ifdef ACTIVEIP_CUDA
+      ,
+      {Vendor::Cublas,
+       [&](VendorHandles& h) { linear_fwd_cublas(h, s, x.data<float>(), w.data<float>(), bias, y.data<float>()); }}
+#endif
+  );
 }
 
 void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
                 Tensor& dw, Tensor* db) {
-  has_numel(dy, int64_t{s.N} * s.OUT, "linear_bwd", "dy");
-  has_numel(dx, int64_t{s.N} * s.IN, "linear_bwd", "dx");
-  has_numel(x, int64_t{s.N} * s.IN, "linear_bwd", "x");
-  has_numel(w, int64_t{s.OUT} * s.IN, "linear_bwd", "w");
-  has_numel(dw, int64_t{s.OUT} * s.IN, "linear_bwd", "dw");
-  if (db) has_numel(*db, s.OUT, "linear_bwd", "db");
-  on_device(ctx, dy, "linear_bwd", "dy");
-  on_device(ctx, x, "linear_bwd", "x");
+  const char* op = "linear_bwd";
+  check(ctx, op,
+        {f32("x", x, int64_t{s.N} * s.IN), f32("w", w, int64_t{s.OUT} * s.IN), f32("dy", dy, int64_t{s.N} * s.OUT),
+         f32("dx", dx, int64_t{s.N} * s.IN), f32("dw", dw, int64_t{s.OUT} * s.IN), f32("db", db, s.OUT)});
   float* dbias = db ? db->data<float>() : nullptr;
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                linear_bwd_cpu(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
+                               dw.data<float>(), dbias);
+              },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda() && cublas(ctx))
-    return linear_bwd_cublas(ctx.vendor(), s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
-                             dw.data<float>(), dbias);
-  if (ctx.is_cuda())
-    return linear_bwd_cuda(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(),
-                           dbias, ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                linear_bwd_cuda(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
+                                dw.data<float>(), dbias, st);
+              },
 #endif
-  linear_bwd_cpu(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(), dbias);
+      }
+#ifdef ACTIVEIP_CUDA
+      ,
+      {Vendor::Cublas,
+       [&](VendorHandles& h) {
+         linear_bwd_cublas(h, s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(), dw.data<float>(),
+                           dbias);
+       }}
+#endif
+  );
 }
 
 void dropout_fwd(Context& ctx, const DropoutParams& d, const Tensor& x, Tensor& y, Tensor& mask) {
-  ENSURE(d.p >= 0.0f && d.p < 1.0f, "dropout probability %g is outside [0, 1)", static_cast<double>(d.p));
-  has_numel(y, x.numel(), "dropout_fwd", "y");
-  has_numel(mask, x.numel(), "dropout_fwd", "mask");
-  on_device(ctx, x, "dropout_fwd", "x");
+  const char* op = "dropout_fwd";
+  ENSURE(d.p >= 0.0f && d.p < 1.0f, "%s: probability %g is outside [0, 1)", op, static_cast<double>(d.p));
+  check(ctx, op, {f32("x", x, x.numel()), f32("y", y, x.numel()), f32("mask", mask, x.numel())});
   const size_t n = static_cast<size_t>(x.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { dropout_fwd_cpu(n, d, x.data<float>(), y.data<float>(), mask.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return dropout_fwd_cuda(n, d, x.data<float>(), y.data<float>(), mask.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                dropout_fwd_cuda(n, d, x.data<float>(), y.data<float>(), mask.data<float>(), st);
+              },
 #endif
-  dropout_fwd_cpu(n, d, x.data<float>(), y.data<float>(), mask.data<float>());
+      });
 }
 
 void dropout_bwd(Context& ctx, const Tensor& dy, const Tensor& mask, Tensor& dx) {
-  has_numel(mask, dy.numel(), "dropout_bwd", "mask");
-  has_numel(dx, dy.numel(), "dropout_bwd", "dx");
-  on_device(ctx, dy, "dropout_bwd", "dy");
+  const char* op = "dropout_bwd";
+  check(ctx, op, {f32("dy", dy, dy.numel()), f32("mask", mask, dy.numel()), f32("dx", dx, dy.numel())});
   const size_t n = static_cast<size_t>(dy.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { dropout_bwd_cpu(n, dy.data<float>(), mask.data<float>(), dx.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return dropout_bwd_cuda(n, dy.data<float>(), mask.data<float>(), dx.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) { dropout_bwd_cuda(n, dy.data<float>(), mask.data<float>(), dx.data<float>(), st); },
 #endif
-  dropout_bwd_cpu(n, dy.data<float>(), mask.data<float>(), dx.data<float>());
+      });
 }
 
 void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& logits, const Tensor& labels,
                       Tensor& probs, Tensor& loss) {
-  has_numel(logits, int64_t{s.N} * s.C, "softmax_xent_fwd", "logits");
-  has_numel(labels, s.N, "softmax_xent_fwd", "labels");
-  has_numel(probs, int64_t{s.N} * s.C, "softmax_xent_fwd", "probs");
-  has_numel(loss, s.N, "softmax_xent_fwd", "loss");
-  on_device(ctx, logits, "softmax_xent_fwd", "logits");
-  on_device(ctx, labels, "softmax_xent_fwd", "labels");
+  const char* op = "softmax_xent_fwd";
+  const int64_t nc = int64_t{s.N} * s.C;
+  check(ctx, op,
+        {f32("logits", logits, nc), i32("labels", labels, s.N), f32("probs", probs, nc), f32("loss", loss, s.N)});
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                softmax_xent_fwd_cpu(s, smoothing, logits.data<float>(), labels.data<int32_t>(), probs.data<float>(),
+                                     loss.data<float>());
+              },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return softmax_xent_fwd_cuda(s, smoothing, logits.data<float>(), labels.data<int32_t>(), probs.data<float>(),
-                                 loss.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                softmax_xent_fwd_cuda(s, smoothing, logits.data<float>(), labels.data<int32_t>(), probs.data<float>(),
+                                      loss.data<float>(), st);
+              },
 #endif
-  softmax_xent_fwd_cpu(s, smoothing, logits.data<float>(), labels.data<int32_t>(), probs.data<float>(),
-                       loss.data<float>());
+      });
 }
 
 void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& probs, const Tensor& labels,
                       float scale, Tensor& dlogits) {
-  has_numel(dlogits, int64_t{s.N} * s.C, "softmax_xent_bwd", "dlogits");
-  has_numel(probs, int64_t{s.N} * s.C, "softmax_xent_bwd", "probs");
-  has_numel(labels, s.N, "softmax_xent_bwd", "labels");
-  on_device(ctx, probs, "softmax_xent_bwd", "probs");
-  on_device(ctx, labels, "softmax_xent_bwd", "labels");
+  const char* op = "softmax_xent_bwd";
+  const int64_t nc = int64_t{s.N} * s.C;
+  check(ctx, op, {f32("probs", probs, nc), i32("labels", labels, s.N), f32("dlogits", dlogits, nc)});
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                softmax_xent_bwd_cpu(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale,
+                                     dlogits.data<float>());
+              },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return softmax_xent_bwd_cuda(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale,
-                                 dlogits.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                softmax_xent_bwd_cuda(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale,
+                                      dlogits.data<float>(), st);
+              },
 #endif
-  softmax_xent_bwd_cpu(s, smoothing, probs.data<float>(), labels.data<int32_t>(), scale, dlogits.data<float>());
+      });
 }
 
 void soft_xent_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, const Tensor& targets,
                    Tensor& probs, Tensor& loss) {
   const char* op = "soft_xent_fwd";
-  has_numel(logits, int64_t{s.N} * s.C, op, "logits");
-  has_numel(targets, int64_t{s.N} * s.C, op, "targets");
-  has_numel(probs, int64_t{s.N} * s.C, op, "probs");
-  has_numel(loss, s.N, op, "loss");
-  on_device(ctx, logits, op, "logits");
-  on_device(ctx, targets, op, "targets");
+  const int64_t nc = int64_t{s.N} * s.C;
+  check(ctx, op,
+        {f32("logits", logits, nc), f32("targets", targets, nc), f32("probs", probs, nc), f32("loss", loss, s.N)});
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                soft_xent_fwd_cpu(s, temperature, logits.data<float>(), targets.data<float>(), probs.data<float>(),
+                                  loss.data<float>());
+              },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return soft_xent_fwd_cuda(s, temperature, logits.data<float>(), targets.data<float>(), probs.data<float>(),
-                              loss.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                soft_xent_fwd_cuda(s, temperature, logits.data<float>(), targets.data<float>(), probs.data<float>(),
+                                   loss.data<float>(), st);
+              },
 #endif
-  soft_xent_fwd_cpu(s, temperature, logits.data<float>(), targets.data<float>(), probs.data<float>(),
-                    loss.data<float>());
+      });
 }
 
 void soft_xent_bwd(Context& ctx, const XentShape& s, float temperature, const Tensor& probs, const Tensor& targets,
                    float scale, Tensor& dlogits) {
   const char* op = "soft_xent_bwd";
-  has_numel(probs, int64_t{s.N} * s.C, op, "probs");
-  has_numel(targets, int64_t{s.N} * s.C, op, "targets");
-  has_numel(dlogits, int64_t{s.N} * s.C, op, "dlogits");
-  on_device(ctx, probs, op, "probs");
-  on_device(ctx, targets, op, "targets");
+  const int64_t nc = int64_t{s.N} * s.C;
+  check(ctx, op, {f32("probs", probs, nc), f32("targets", targets, nc), f32("dlogits", dlogits, nc)});
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                soft_xent_bwd_cpu(s, temperature, probs.data<float>(), targets.data<float>(), scale,
+                                  dlogits.data<float>());
+              },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return soft_xent_bwd_cuda(s, temperature, probs.data<float>(), targets.data<float>(), scale, dlogits.data<float>(),
-                              ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                soft_xent_bwd_cuda(s, temperature, probs.data<float>(), targets.data<float>(), scale,
+                                   dlogits.data<float>(), st);
+              },
 #endif
-  soft_xent_bwd_cpu(s, temperature, probs.data<float>(), targets.data<float>(), scale, dlogits.data<float>());
+      });
 }
 
 void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, Tensor& probs) {
   const char* op = "softmax_temperature_fwd";
-  has_numel(logits, int64_t{s.N} * s.C, op, "logits");
-  has_numel(probs, int64_t{s.N} * s.C, op, "probs");
-  on_device(ctx, logits, op, "logits");
+  const int64_t nc = int64_t{s.N} * s.C;
+  check(ctx, op, {f32("logits", logits, nc), f32("probs", probs, nc)});
+  run(ctx, op,
+      {
+          .cpu = [&] { softmax_temperature_fwd_cpu(s, temperature, logits.data<float>(), probs.data<float>()); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda())
-    return softmax_temperature_fwd_cuda(s, temperature, logits.data<float>(), probs.data<float>(), ctx.stream());
+          .cuda =
+              [&](cudaStream_t st) {
+                softmax_temperature_fwd_cuda(s, temperature, logits.data<float>(), probs.data<float>(), st);
+              },
 #endif
-  softmax_temperature_fwd_cpu(s, temperature, logits.data<float>(), probs.data<float>());
+      });
 }
 
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
               const Tensor* trainable) {
-  has_numel(g, w.numel(), "sgd_step", "grad");
-  has_numel(v, w.numel(), "sgd_step", "momentum");
-  if (mask) has_numel(*mask, w.numel(), "sgd_step", "mask");
-  if (trainable) has_numel(*trainable, w.numel(), "sgd_step", "trainable");
-  on_device(ctx, w, "sgd_step", "params");
-  if (mask) on_device(ctx, *mask, "sgd_step", "mask");
-  if (trainable) on_device(ctx, *trainable, "sgd_step", "trainable");
-  SgdArgs a{w.data<float>(), g.data<float>(), v.data<float>(), mask ? mask->data<float>() : nullptr, nullptr};
-  a.trainable = trainable ? trainable->data<float>() : nullptr;
-  const size_t n = static_cast<size_t>(w.numel());
+  const char* op = "sgd_step";
+  const int64_t n = w.numel();
+  check(ctx, op,
+        {f32("w", w, n), f32("g", g, n), f32("v", v, n), f32("mask", mask, n), f32("trainable", trainable, n)});
+  const SgdArgs a{w.data<float>(), g.data<float>(),
+                  v.data<float>(), mask ? mask->data<float>() : nullptr,
+                  nullptr,         trainable ? trainable->data<float>() : nullptr};
+  run(ctx, op,
+      {
+          .cpu = [&] { sgd_step_cpu(static_cast<size_t>(n), p, a); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return sgd_step_cuda(n, p, a, ctx.stream());
+          .cuda = [&](cudaStream_t st) { sgd_step_cuda(static_cast<size_t>(n), p, a, st); },
 #endif
-  sgd_step_cpu(n, p, a);
+      });
 }
 
-void augment([[maybe_unused]] Context& ctx, const AugmentShape& s, const AugmentArgs& a) {
+void magnitude_keys(Context& ctx, uint32_t first, const Tensor& w, Tensor& keys) {
+  const char* op = "magnitude_keys";
+  const int64_t n = w.numel();
+  check(ctx, op, {f32("w", w, n), {"keys", &keys, DType::U8, 8 * n}});
+  auto* k = reinterpret_cast<uint64_t*>(keys.data<uint8_t>());
+  run(ctx, op,
+      {
+          .cpu = [&] { magnitude_keys_cpu(static_cast<size_t>(n), w.data<float>(), first, k); },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return augment_cuda(s, a, ctx.stream());
+          .cuda = [&](cudaStream_t st) { magnitude_keys_cuda(static_cast<size_t>(n), w.data<float>(), first, k, st); },
 #endif
-  augment_cpu(s, a);
+      });
+}
+
+uint64_t kth_smallest_key(Context& ctx, const Tensor& keys, int64_t k) {
+  const char* op = "kth_smallest_key";
+  check(ctx, op, {{"keys", &keys, DType::U8, 0, 8}});
+  const int64_t n = keys.numel() / 8;
+  ENSURE(k >= 0 && k < n, "%s: k = %lld is outside [0, %lld)", op, static_cast<long long>(k),
+         static_cast<long long>(n));
+  const auto* keys64 = reinterpret_cast<const uint64_t*>(keys.data<uint8_t>());
+  uint64_t key = 0;
+  run(ctx, op,
+      {
+          .cpu = [&] { key = kth_smallest_key_cpu(static_cast<size_t>(n), keys64, static_cast<size_t>(k)); },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                const size_t bytes = kth_smallest_key_workspace_bytes(static_cast<size_t>(n));
+                Tensor workspace = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, ctx);
+                key = kth_smallest_key_cuda(static_cast<size_t>(n), keys64, static_cast<size_t>(k), workspace.raw(),
+                                            bytes, st);
+              },
+#endif
+      });
+  return key;
+}
+
+void threshold_mask(Context& ctx, uint32_t first, uint64_t threshold, const Tensor& w, Tensor& mask) {
+  const char* op = "threshold_mask";
+  const int64_t n = w.numel();
+  check(ctx, op, {f32("w", w, n), f32("mask", mask, n)});
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                threshold_mask_cpu(static_cast<size_t>(n), w.data<float>(), first, threshold, mask.data<float>());
+              },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                threshold_mask_cuda(static_cast<size_t>(n), w.data<float>(), first, threshold, mask.data<float>(), st);
+              },
+#endif
+      });
+}
+
+void channel_sum(Context& ctx, int C, const Tensor& x, Tensor& sum) {
+  const char* op = "channel_sum";
+  ENSURE(C > 0, "%s: %d channels", op, C);
+  check(ctx, op, {{"x", &x, DType::F32, 0, C}, {"sum", &sum, DType::U8, int64_t{8} * C}});
+  const size_t rows = static_cast<size_t>(x.numel() / C);
+  auto* s = reinterpret_cast<double*>(sum.data<uint8_t>());
+  run(ctx, op,
+      {
+          .cpu = [&] { channel_sum_cpu(rows, C, x.data<float>(), s); },
+#ifdef ACTIVEIP_CUDA
+          .cuda = [&](cudaStream_t st) { channel_sum_cuda(rows, C, x.data<float>(), s, st); },
+#endif
+      });
+}
+
+void augment(Context& ctx, const AugmentShape& s, const AugmentTensors& t) {
+  const char* op = "augment";
+  ENSURE(s.N >= 0 && s.H > 0 && s.W > 0 && s.C > 0 && s.pad >= 0, "%s: bad shape N=%d H=%d W=%d C=%d pad=%d", op, s.N,
+         s.H, s.W, s.C, s.pad);
+  const int64_t image = int64_t{s.H} * s.W * s.C;
+  check(ctx, op,
+        {{"images", &t.images, DType::U8, 0, image},
+         i32("index", t.index, s.N),
+         {"crop", t.crop, DType::I32, int64_t{2} * s.N},
+         {"flip", t.flip, DType::U8, s.N},
+         f32("mean", t.mean, s.C),
+         f32("std", t.std, s.C),
+         f32("out", t.out, int64_t{s.N} * image)});
+  const AugmentArgs a{t.images.data<uint8_t>(),
+                      t.index.data<int32_t>(),
+                      t.crop ? t.crop->data<int32_t>() : nullptr,
+                      t.flip ? t.flip->data<uint8_t>() : nullptr,
+                      t.mean.data<float>(),
+                      t.std.data<float>(),
+                      t.out.data<float>()};
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                // As for stamp: the indices are checked here on the host; on CUDA by whoever made
+                // them (the batch plan draws them from the dataset's records).
+                const int64_t count = t.images.numel() / image;
+                for (int n = 0; n < s.N; ++n)
+                  ENSURE(a.index[n] >= 0 && a.index[n] < count, "%s: sample %d asks for image %d of %lld", op, n,
+                         a.index[n], static_cast<long long>(count));
+                augment_cpu(s, a);
+              },
+#ifdef ACTIVEIP_CUDA
+          .cuda = [&](cudaStream_t st) { augment_cuda(s, a, st); },
+#endif
+      });
 }
 
 void stamp(Context& ctx, const StampShape& s, const Tensor& bank, const Tensor& patch, const Tensor& origin,
@@ -413,28 +712,29 @@ void stamp(Context& ctx, const StampShape& s, const Tensor& bank, const Tensor& 
   const char* op = "stamp";
   ENSURE(s.size >= 1 && s.size <= s.H && s.size <= s.W, "%s: a %d-pixel patch does not fit a %dx%d image", op, s.size,
          s.H, s.W);
-  has_numel(bank, int64_t{s.patches} * s.size * s.size * s.C, op, "bank");
-  has_numel(patch, s.N, op, "patch");
-  has_numel(origin, int64_t{2} * s.N, op, "origin");
-  has_numel(x, int64_t{s.N} * s.H * s.W * s.C, op, "x");
-  on_device(ctx, bank, op, "bank");
-  on_device(ctx, patch, op, "patch");
-  on_device(ctx, origin, op, "origin");
-  on_device(ctx, x, op, "x");
+  check(ctx, op,
+        {f32("bank", bank, int64_t{s.patches} * s.size * s.size * s.C), i32("patch", patch, s.N),
+         i32("origin", origin, int64_t{2} * s.N), f32("x", x, int64_t{s.N} * s.H * s.W * s.C)});
   const StampArgs a{bank.data<float>(), patch.data<int32_t>(), origin.data<int32_t>(), x.data<float>()};
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                // The indices and origins are checked here on the host; on CUDA they were checked by
+                // whoever filled them (the fingerprint module validates every origin it renders).
+                for (int n = 0; n < s.N; ++n) {
+                  const int p = a.patch[n], top = a.origin[2 * n], left = a.origin[2 * n + 1];
+                  if (p < 0) continue;
+                  ENSURE(p < s.patches, "%s: sample %d asks for patch %d of %d", op, n, p, s.patches);
+                  ENSURE(top >= 0 && left >= 0 && top + s.size <= s.H && left + s.size <= s.W,
+                         "%s: sample %d's patch at (%d, %d) leaves the %dx%d image", op, n, top, left, s.H, s.W);
+                }
+                stamp_cpu(s, a);
+              },
 #ifdef ACTIVEIP_CUDA
-  if (ctx.is_cuda()) return stamp_cuda(s, a, ctx.stream());
+          .cuda = [&](cudaStream_t st) { stamp_cuda(s, a, st); },
 #endif
-  // The indices and origins are checked here on the host; on CUDA they were checked by
-  // whoever filled them (the fingerprint module validates every origin it renders).
-  for (int n = 0; n < s.N; ++n) {
-    const int p = a.patch[n], top = a.origin[2 * n], left = a.origin[2 * n + 1];
-    if (p < 0) continue;
-    ENSURE(p < s.patches, "%s: sample %d asks for patch %d of %d", op, n, p, s.patches);
-    ENSURE(top >= 0 && left >= 0 && top + s.size <= s.H && left + s.size <= s.W,
-           "%s: sample %d's patch at (%d, %d) leaves the %dx%d image", op, n, top, left, s.H, s.W);
-  }
-  stamp_cpu(s, a);
+      });
 }
 
 }  // namespace activeip::ops

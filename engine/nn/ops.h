@@ -1,7 +1,8 @@
-// Tensor-level ops: check shapes, dtypes and devices at this boundary, then dispatch to
-// the CPU or CUDA implementation in kernels/ on the tensor's device (on CUDA, convolutions
-// and linear layers go to cuDNN / cuBLAS instead when the context asks for them); layers
-// and the trainer call only these functions.
+// Tensor-level ops, the one boundary between tensors and kernels/: every tensor argument is
+// checked once here (storage, device = the context's, dtype, element count), and a bad call
+// fails with an Error naming the op and the argument; then the op runs on the context's
+// device (on CUDA, convolutions and linear layers go to cuDNN / cuBLAS instead when the
+// context asks for them). Layers, losses, the trainer and the attacks call only these.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "kernels/linear.h"
 #include "kernels/loss.h"
 #include "kernels/pool.h"
+#include "kernels/prune.h"
 #include "kernels/sgd.h"
 #include "kernels/shortcut.h"
 #include "kernels/stamp.h"
@@ -25,9 +27,31 @@ void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
 void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias);
 
+// The batch-norm tensors, as kernels/batchnorm.h's BatchNormFwdArgs / BatchNormBwdArgs: x, y,
+// dy, dx are M×C; the rest C. Eval mode reads the running stats and leaves save_* alone.
+struct BatchNormFwdTensors {
+  const Tensor& x;
+  const Tensor& gamma;
+  const Tensor& beta;
+  Tensor& running_mean;
+  Tensor& running_var;
+  Tensor& save_mean;
+  Tensor& save_invstd;
+  Tensor& y;
+};
+struct BatchNormBwdTensors {
+  const Tensor& x;
+  const Tensor& dy;
+  const Tensor& gamma;
+  const Tensor& save_mean;
+  const Tensor& save_invstd;
+  Tensor& dx;      // overwritten
+  Tensor& dgamma;  // accumulated
+  Tensor& dbeta;   // accumulated
+};
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
-                   const BatchNormFwdArgs& a, Device device);
-void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdArgs& a, Device device);
+                   const BatchNormFwdTensors& t);
+void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t);
 
 void relu_fwd(Context& ctx, const Tensor& x, Tensor& y);
 void relu_bwd(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx);
@@ -55,7 +79,6 @@ void softmax_xent_fwd(Context& ctx, const XentShape& s, float smoothing, const T
 void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const Tensor& probs, const Tensor& labels,
                       float scale, Tensor& dlogits);
 
-// mask and trainable (may be null) as in kernels/sgd.h: 1 keep / 0 pruned, 1 trained / 0 frozen.
 // Distillation's soft-target loss and the softmax at a temperature (kernels/loss.h).
 void soft_xent_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, const Tensor& targets,
                    Tensor& probs, Tensor& loss);
@@ -63,11 +86,34 @@ void soft_xent_bwd(Context& ctx, const XentShape& s, float temperature, const Te
                    float scale, Tensor& dlogits);
 void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, Tensor& probs);
 
+// mask and trainable (may be null) as in kernels/sgd.h: 1 keep / 0 pruned, 1 trained / 0 frozen.
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
               const Tensor* trainable = nullptr);
 
-// images/index/crop/flip/mean/std/out all on ctx's device.
-void augment(Context& ctx, const AugmentShape& s, const AugmentArgs& a);
+// Magnitude pruning and fine-pruning's statistics (kernels/prune.h). Keys are uint64, held
+// as 8 bytes each in a U8 tensor (Tensor has no 64-bit dtype), as are the C double sums of
+// channel_sum. w and mask are one run of the flat parameter and mask buffers, starting at
+// element `first` of them (the keys' tie-break).
+void magnitude_keys(Context& ctx, uint32_t first, const Tensor& w, Tensor& keys);
+// The k-th smallest (0-based) of the keys, k < their count; waits for the device.
+uint64_t kth_smallest_key(Context& ctx, const Tensor& keys, int64_t k);
+void threshold_mask(Context& ctx, uint32_t first, uint64_t threshold, const Tensor& w, Tensor& mask);
+// sum[c] += Σ_r x[r, c] over the rows of x (rows×C f32), in double.
+void channel_sum(Context& ctx, int C, const Tensor& x, Tensor& sum);
+
+// The data path's tensors, as kernels/augment.h's AugmentArgs, all on ctx's device: images
+// (count×H×W×C u8), index (N i32), crop (2N i32) and flip (N u8) or both null for the plain
+// evaluation transform, mean and std (C f32), out (N×H×W×C f32).
+struct AugmentTensors {
+  const Tensor& images;
+  const Tensor& index;
+  const Tensor* crop;
+  const Tensor* flip;
+  const Tensor& mean;
+  const Tensor& std;
+  Tensor& out;
+};
+void augment(Context& ctx, const AugmentShape& s, const AugmentTensors& t);
 // bank (patches×size×size×C f32), patch (N i32), origin (2N i32) and x (N×H×W×C f32) on
 // ctx's device; every stamped patch must lie inside the image.
 void stamp(Context& ctx, const StampShape& s, const Tensor& bank, const Tensor& patch, const Tensor& origin, Tensor& x);

@@ -82,9 +82,8 @@ const Tensor& BatchLoader::load(const BatchRows& rows, Rng* aug, BatchComposer* 
 
   // Before augmentation the composer draws on the rows' own uint8 images, which the
   // augmentation then reads in order.
-  const uint8_t* source = images_.data<uint8_t>();
-  const int32_t* index = index_.data<int32_t>();
-  if (stage == StampStage::BeforeAugment) {
+  const bool before = stage == StampStage::BeforeAugment;
+  if (before) {
     ensure_tensor(staged_, {n, data_.H, data_.W, data_.C}, DType::U8, ctx_);
     for (int i = 0; i < n; ++i) staged_.slice(i, i + 1).copy_from(images_.slice(record[i], record[i] + 1), ctx_);
     composer->stamp(ctx_, staged_, rows);
@@ -93,19 +92,17 @@ const Tensor& BatchLoader::load(const BatchRows& rows, Rng* aug, BatchComposer* 
       for (int i = 0; i < n; ++i) ids.data<int32_t>()[i] = i;
       identity_ = ids.to(ctx_.device(), ctx_);
     }
-    source = staged_.data<uint8_t>();
-    index = identity_.data<int32_t>();
   }
   ensure_tensor(x_, {n, data_.H, data_.W, data_.C}, DType::F32, ctx_);
-  const AugmentShape s{n, data_.H, data_.W, data_.C, kPad};
-  const AugmentArgs a{source,
-                      index,
-                      aug ? crop_.data<int32_t>() : nullptr,
-                      aug ? flip_.data<uint8_t>() : nullptr,
-                      mean_.data<float>(),
-                      std_.data<float>(),
-                      x_.data<float>()};
-  ops::augment(ctx_, s, a);
+  const Tensor in_order = before ? identity_.slice(0, n) : Tensor();
+  ops::augment(ctx_, {n, data_.H, data_.W, data_.C, kPad},
+               {.images = before ? staged_ : images_,
+                .index = before ? in_order : index_,
+                .crop = aug ? &crop_ : nullptr,
+                .flip = aug ? &flip_ : nullptr,
+                .mean = mean_,
+                .std = std_,
+                .out = x_});
   if (stage == StampStage::AfterAugment) composer->stamp(ctx_, x_, rows);
   return x_;
 }
