@@ -40,6 +40,8 @@ class Scheme {
   // `key_bytes` (fresh random bytes), presented as `name`'s.
   virtual Fingerprint forged(const std::array<uint8_t, OwnerKey::kBytes>& key_bytes, const std::string& name,
                              const PatternSpec& spec, int num_classes) const = 0;
+  // When protected training stamps; the trainer's mixer stamps after augmentation, so the
+  // ProtectMixer refuses kBeforeAugment until the trainer has a hook before it.
   virtual StampStage stamp_stage() const = 0;
 };
 
