@@ -139,7 +139,8 @@ Assessment assess_attacked(AttackTarget& t, Context& ctx, Network& net, const Pr
   a.reference = "original";
   a.reference_accuracy = t.original_accuracy;
   a.clean_accuracy = evaluate(net, ctx, t.data.test, t.data.norm, probe.batch).accuracy;
-  if (t.key || keep_prober) prober.emplace(net, ctx, t.data.test, t.data.norm, probe);
+  // The copy is probed under the original's scheme: an attack does not change what was trained in.
+  if (t.key || keep_prober) prober.emplace(net, ctx, t.data.test, t.data.norm, probe, model_scheme(t.original));
   if (t.key) assess_protection(a, *prober, *t.key, t.registry ? &*t.registry : nullptr, t.original, assess);
   return a;
 }

@@ -184,12 +184,17 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
   std::optional<UsersSummary> attacker_users;
   if (overwrite) {
     Protection& p = overwrite->p;
-    // Measured and recorded as the owner's own protected training is.
-    const EmbeddingCheck check = check_embedding(*prober, *p.key, p.info.users);
+    // Measured and recorded as the owner's own protected training is, under the attacker's
+    // scheme (a prober of its own when that is not the original's).
+    std::optional<Prober> own;
+    if (&p.composer->scheme() != &prober->scheme())
+      own.emplace(net, t.ctx, t.target.data.test, t.target.data.norm, o.probe, p.composer->scheme());
+    Prober& attacker_prober = own ? *own : *prober;
+    const EmbeddingCheck check = check_embedding(attacker_prober, *p.key, p.info.users);
     const std::string id = record_protected(p, o.out, meta.net, meta.dataset, &check);
     const ModelContext written = model_context(SafetensorsReader(o.out), meta);
     attacker_owner = check.owner;
-    attacker_users = authenticate_users(*prober, *p.key, *p.registry, written, p.info.users);
+    attacker_users = authenticate_users(attacker_prober, *p.key, *p.registry, written, p.info.users);
     attacker = {{"key_id", p.info.key_id},
                 {"model_id", id},
                 {"registry", overwrite->registry},
@@ -298,8 +303,8 @@ int run_finetune(FinetuneOptions& o) {
   if (overwrite) {
     // The attacker's own trigger and users, mixed in as `train --protect` mixes them; the
     // copy then claims to be the attacker's model (its protection record, key id included).
-    arm_protection(overwrite->p, active_users(*overwrite->p.registry), t.target.data, o.overwrite_rates, config, meta,
-                   "", overwrite->registry);
+    arm_protection(overwrite->p, default_scheme(), active_users(*overwrite->p.registry), t.target.data,
+                   o.overwrite_rates, config, meta, "", overwrite->registry);
   }
   nlohmann::json attack = {
       {"kind", "finetune"},

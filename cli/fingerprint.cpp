@@ -106,7 +106,8 @@ int run_users_show(const UsersOptions& o) {
     for (const auto& e : u["embeddings"])
       if (!e["embedded"].get<bool>())
         std::printf("         %s: not embedded in this model (detection %.3f at the end of training)\n",
-                    e["model"].get<std::string>().c_str(), e["detection"].is_null() ? 0.0 : e["detection"].get<double>());
+                    e["model"].get<std::string>().c_str(),
+                    e["detection"].is_null() ? 0.0 : e["detection"].get<double>());
   }
   return 0;
 }
@@ -169,7 +170,7 @@ struct Probed {
     m = load_model(o.model, ctx);
     info = model_context(SafetensorsReader(o.model), m.meta);
     data = load_test_split(m.meta, o.model, o.data.spec());
-    prober = std::make_unique<Prober>(*m.net, ctx, data.test, m.meta.norm, o.probe);
+    prober = std::make_unique<Prober>(*m.net, ctx, data.test, m.meta.norm, o.probe, model_scheme(info));
   }
 };
 

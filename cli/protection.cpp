@@ -16,14 +16,15 @@ Protection open_protection(const std::string& key, const std::string& registry, 
   return p;
 }
 
-void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data,
+void arm_protection(Protection& p, const Scheme& scheme, const std::vector<std::string>& users, const DataSplits& data,
                     const ProtectConfig& config, TrainConfig& train, ModelMeta& meta, const std::string& parent,
                     const std::string& registry_path) {
-  const PatternSpec spec = pattern_spec(data.train.H, data.train.W, data.train.C);
+  const PatternSpec spec = scheme.spec(data.train.H, data.train.W, data.train.C);
   ProtectConfig c = config;
   c.seed = train.seed;
-  p.composer = std::make_unique<ProtectComposer>(*p.key, users, spec, data.train.num_classes, data.norm, c);
+  p.composer = std::make_unique<ProtectComposer>(scheme, *p.key, users, spec, data.train.num_classes, data.norm, c);
   train.mixer = p.composer->to_json();
+  p.info.scheme = scheme.version();
   p.info.key_id = p.key->id();
   p.info.parent = parent;
   p.info.owner_label = p.composer->embedded().front().label;

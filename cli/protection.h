@@ -28,10 +28,10 @@ struct Protection {
 // validating the rates; before any data is read. Option errors are usage errors.
 Protection open_protection(const std::string& key, const std::string& registry, const ProtectConfig& config);
 
-// Builds the composer over `users` (seeded with the training seed) and writes what the
-// checkpoint and --resume record: train.mixer and meta.protection. `parent`: the id of the
-// model this one derives from, or empty.
-void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data,
+// Builds the composer over `users` under `scheme` (seeded with the training seed) and writes
+// what the checkpoint and --resume record: train.mixer and meta.protection, scheme included.
+// `parent`: the id of the model this one derives from, or empty.
+void arm_protection(Protection& p, const Scheme& scheme, const std::vector<std::string>& users, const DataSplits& data,
                     const ProtectConfig& config, TrainConfig& train, ModelMeta& meta, const std::string& parent,
                     const std::string& registry_path);
 

@@ -137,9 +137,24 @@ Protection open_protection(const TrainOptions& o) {
 }
 
 // Builds the composer over `users` and writes what the checkpoint and --resume record.
-void arm_protection(Protection& p, const std::vector<std::string>& users, const DataSplits& data, TrainOptions& o,
-                    ModelMeta& meta, const std::string& parent) {
-  cli::arm_protection(p, users, data, o.protection, o.config, meta, parent, o.registry);
+void arm_protection(Protection& p, const Scheme& scheme, const std::vector<std::string>& users, const DataSplits& data,
+                    TrainOptions& o, ModelMeta& meta, const std::string& parent) {
+  cli::arm_protection(p, scheme, users, data, o.protection, o.config, meta, parent, o.registry);
+}
+
+// The scheme of a protected run: a resumed checkpoint's own, so that a run begun under an
+// older default resumes as it began; the default otherwise. A checkpoint that cannot be read
+// is left to the trainer's resume to report.
+const Scheme& run_scheme(const TrainOptions& o, bool resuming) {
+  if (!resuming) return default_scheme();
+  ModelMeta meta;
+  try {
+    meta = ModelMeta::from_metadata(SafetensorsReader(o.out).metadata(), o.out);
+  } catch (const Error&) {
+    return default_scheme();
+  }
+  if (meta.protection.empty()) return default_scheme();
+  return scheme_for(ProtectionInfo::from_json(meta.protection, o.out).scheme);
 }
 
 // Measures what the trained `net` embedded, prints one line per pattern (and the log record),
@@ -147,9 +162,10 @@ void arm_protection(Protection& p, const std::vector<std::string>& users, const 
 // Returns the exit status: 0, or kProtectionIncomplete.
 int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context& ctx, const DataSplits& data,
                      std::ostream* log) {
-  Prober prober(net, ctx, data.test, data.norm, o.probe);
+  Prober prober(net, ctx, data.test, data.norm, o.probe, p.composer->scheme());
   const EmbeddingCheck check = check_embedding(prober, *p.key, p.info.users);
-  std::fprintf(stdout, "embedded patterns, on up to %d held-out test images each (tau %g):\n", o.probe.probes, o.probe.tau);
+  std::fprintf(stdout, "embedded patterns, on up to %d held-out test images each (tau %g):\n", o.probe.probes,
+               o.probe.tau);
   const auto line = [](const std::string& name, const Detection& d, bool embedded, const std::string& extra) {
     const char* verdict = embedded ? "embedded" : "NOT embedded";
     std::fprintf(stdout, "  %-24s -> label %-3d detection %.3f  %s\n", name.c_str(), d.target, d.rate,
@@ -205,10 +221,11 @@ int run_train(TrainOptions& o) {
   auto net = make_net(o.net, {data.train.H, data.train.W, data.train.C, data.train.num_classes});
   net->build(ctx, o.config.seed);
   ModelMeta meta = ModelMeta::describe(*net, o.data.name, data.norm);
-  if (o.protect) arm_protection(protection, active_users(*protection.registry), data, o, meta, "");
+  const bool resuming = o.resume && file_exists(o.out);
+  if (o.protect)
+    arm_protection(protection, run_scheme(o, resuming), active_users(*protection.registry), data, o, meta, "");
   Trainer trainer(*net, ctx, data, o.config, protection.composer.get());
 
-  const bool resuming = o.resume && file_exists(o.out);
   if (resuming) {
     trainer.resume(o.out);
     std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
@@ -262,7 +279,7 @@ int run_enroll(EnrollOptions& e) {
   ModelMeta meta = m.meta;
   meta.epoch = 0;
   o.protection.focus = e.users;
-  arm_protection(protection, users, data, o, meta, info.id);
+  arm_protection(protection, model_scheme(info), users, data, o, meta, info.id);  // enrolled as it was trained
   Trainer trainer(*m.net, ctx, data, o.config, protection.composer.get());
   const std::unique_ptr<std::ofstream> log = open_log(o, false);
   fit(trainer, *m.net, o, data, device, meta, log.get());

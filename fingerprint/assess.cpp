@@ -37,7 +37,10 @@ UsersSummary authenticate_users(Prober& prober, const OwnerKey& key, const Regis
 std::vector<Fingerprint> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
                                                 const std::vector<std::string>& users) {
   std::vector<Fingerprint> out;
-  for (const std::string& u : users) out.push_back(derive_fingerprint(key, u, prober.spec(), prober.num_classes()));
+  for (const std::string& u : users) {
+    const std::vector<Fingerprint> p = prober.scheme().patterns(key, u, prober.spec(), prober.num_classes());
+    out.insert(out.end(), p.begin(), p.end());
+  }
   ENSURE(!out.empty(), "no user is embedded in this model: there is no one to claim to be");
   return out;
 }
@@ -125,10 +128,21 @@ EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::v
   EmbeddingCheck c;
   c.tau = prober.config().tau;
   c.owner = verify_owner(prober, key);
+  // Every user's patterns in one batched pass; a user is embedded when the weakest of them is.
   std::vector<Fingerprint> patterns;
-  for (const std::string& u : users) patterns.push_back(derive_fingerprint(key, u, prober.spec(), prober.num_classes()));
+  std::vector<size_t> first;
+  for (const std::string& u : users) {
+    first.push_back(patterns.size());
+    const std::vector<Fingerprint> p = prober.scheme().patterns(key, u, prober.spec(), prober.num_classes());
+    patterns.insert(patterns.end(), p.begin(), p.end());
+  }
+  first.push_back(patterns.size());
   const std::vector<Detection> d = patterns.empty() ? std::vector<Detection>{} : prober.detect(patterns);
-  for (size_t i = 0; i < users.size(); ++i) c.users.push_back({users[i], d[i], d[i].rate >= c.tau});
+  for (size_t i = 0; i < users.size(); ++i) {
+    const Detection w =
+        weakest({d.begin() + static_cast<ptrdiff_t>(first[i]), d.begin() + static_cast<ptrdiff_t>(first[i + 1])});
+    c.users.push_back({users[i], w, w.rate >= c.tau});
+  }
   return c;
 }
 

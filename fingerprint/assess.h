@@ -25,7 +25,8 @@ struct UsersSummary {
 UsersSummary authenticate_users(Prober& prober, const OwnerKey& key, const Registry& registry,
                                 const ModelContext& model, const std::vector<std::string>& users);
 
-// The fingerprints of `users` under `key`: what a forger claims to be. Error when empty.
+// The patterns of `users` under `key` and the prober's scheme: what a forger claims to be.
+// Error when empty.
 std::vector<Fingerprint> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
                                                 const std::vector<std::string>& users);
 

@@ -1,4 +1,4 @@
-// Fingerprint derivation (HMAC-SHA256 bit streams) and rendering to pixels, v1.
+// HMAC-SHA256 bit streams and the rendering of patterns to pixels.
 #include "fingerprint/pattern.h"
 
 #include <cstring>
@@ -6,20 +6,6 @@
 #include "base/error.h"
 
 namespace activeip {
-
-PatternSpec pattern_spec(int H, int W, int C) {
-  PatternSpec s;
-  if (C == 3) {
-    s = {4, 2, 3, H, W};
-  } else if (C == 1) {
-    s = {6, 1, 1, H, W};
-  } else {
-    throw Error(strfmt("fingerprints cover 1- and 3-channel images, not %d channels", C));
-  }
-  ENSURE(H >= s.size() + 2 && W >= s.size() + 2, "a %dx%d image is too small for a %d-pixel fingerprint", H, W,
-         s.size());
-  return s;
-}
 
 std::vector<uint8_t> hmac_bits(const OwnerKey& key, const std::string& message, int count) {
   std::vector<uint8_t> bits;
@@ -32,21 +18,6 @@ std::vector<uint8_t> hmac_bits(const OwnerKey& key, const std::string& message, 
       bits.push_back(static_cast<uint8_t>(h[i / 8] >> (7 - i % 8) & 1));
   }
   return bits;
-}
-
-Fingerprint derive_fingerprint(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes) {
-  ENSURE(num_classes >= 2, "a fingerprint needs at least 2 classes, got %d", num_classes);
-  Fingerprint fp;
-  fp.name = name;
-  std::vector<uint8_t> bits = hmac_bits(key, std::string("fp:") + kSchemeVersion + ":" + name, spec.bits() + 2);
-  fp.corner = bits[static_cast<size_t>(spec.bits())] << 1 | bits[static_cast<size_t>(spec.bits()) + 1];
-  bits.resize(static_cast<size_t>(spec.bits()));
-  fp.bits = std::move(bits);
-  const std::array<uint8_t, 32> h = key.hmac(std::string("label:") + kSchemeVersion + ":" + name);
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | h[static_cast<size_t>(i)];
-  fp.label = static_cast<int>(v % static_cast<uint64_t>(num_classes));
-  return fp;
 }
 
 std::vector<uint8_t> render_pixels(const Fingerprint& fp, const PatternSpec& spec) {

@@ -1,9 +1,8 @@
-// Fingerprints (scheme v1, DESIGN §3). The fingerprint of user u — and the owner's
-// trigger, u = "owner" — comes from HMAC-SHA256(key, "fp:v1:" + u): a g×g grid of c×c-pixel
-// cells, one bit per cell and channel (0 → pixel 0, 1 → pixel 255 before normalisation),
-// placed in one of the four corners with a 1-pixel margin; its target label is
-// HMAC(key, "label:v1:" + u) mod C. A forged fingerprint is the same generator under a key
-// the owner never issued. Changing any of this is a new scheme version, never an edit of v1.
+// Fingerprint patterns and their rendering (DESIGN §3): a g×g grid of c×c-pixel cells, one
+// bit per cell and channel (0 → pixel 0, 1 → pixel 255 before normalisation), placed in one
+// of the four corners with a 1-pixel margin, with the target label it is trained to. Which
+// bits, corner and label a user gets is the scheme's (fingerprint/scheme.h); the HMAC bit
+// stream here is the generator the schemes share.
 #pragma once
 
 #include <cstdint>
@@ -15,11 +14,10 @@
 
 namespace activeip {
 
-inline constexpr const char* kSchemeVersion = "v1";
 inline constexpr const char* kOwnerName = "owner";
 
-// The pattern geometry for an input: g=4, c=2 for 3 channels (8×8 pixels, 48 bits);
-// g=6, c=1 for 1 channel (6×6 pixels, 36 bits).
+// The pattern geometry for an input (Scheme::spec gives it; v1: g=4, c=2 for 3 channels,
+// g=6, c=1 for 1 channel).
 struct PatternSpec {
   int grid = 0, cell = 0, channels = 0;
   int H = 0, W = 0;  // the image the pattern is stamped on
@@ -29,8 +27,6 @@ struct PatternSpec {
   int top(int corner) const { return corner < 2 ? 1 : H - 1 - size(); }
   int left(int corner) const { return corner % 2 == 0 ? 1 : W - 1 - size(); }
 };
-// Error for a channel count or image size the scheme does not cover.
-PatternSpec pattern_spec(int H, int W, int C);
 
 struct Fingerprint {
   std::string name;           // the user, or "owner"
@@ -39,11 +35,9 @@ struct Fingerprint {
   int label = 0;              // target class
 };
 
-// The v1 bit stream of a message: HMAC(key, message || be32(0)) ‖ HMAC(key, message || be32(1)) ‖ …,
+// The bit stream of a message: HMAC(key, message || be32(0)) ‖ HMAC(key, message || be32(1)) ‖ …,
 // each block read most significant bit first.
 std::vector<uint8_t> hmac_bits(const OwnerKey& key, const std::string& message, int count);
-
-Fingerprint derive_fingerprint(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes);
 
 // The patch of a fingerprint as pixels 0/255, size×size×C (uint8, HWC).
 std::vector<uint8_t> render_pixels(const Fingerprint& fp, const PatternSpec& spec);

@@ -76,20 +76,36 @@ void validate(const ProtectConfig& c) {
          "--forged-rate must be in [0, 1], got %g", c.forged_rate);
   ENSURE(std::isfinite(c.focus_share) && c.focus_share >= 0 && c.focus_share <= 1,
          "--new-user-share must be in [0, 1], got %g", c.focus_share);
-  ENSURE(std::isfinite(c.owner_share) && c.owner_share <= 1, "--owner-share must be in [0, 1], got %g",
-         c.owner_share);
+  ENSURE(std::isfinite(c.owner_share) && c.owner_share <= 1, "--owner-share must be in [0, 1], got %g", c.owner_share);
 }
 
-ProtectComposer::ProtectComposer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec,
-                           int num_classes, const Normalization& norm, ProtectConfig config)
-    : key_id_(key.id()), users_(users), spec_(spec), num_classes_(num_classes), config_(config), stamper_(spec, norm) {
+ProtectComposer::ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<std::string>& users,
+                                 const PatternSpec& spec, int num_classes, const Normalization& norm,
+                                 ProtectConfig config)
+    : scheme_(scheme),
+      key_id_(key.id()),
+      users_(users),
+      spec_(spec),
+      num_classes_(num_classes),
+      config_(config),
+      stamper_(spec, norm) {
   validate(config_);
-  embedded_.push_back(derive_fingerprint(key, kOwnerName, spec, num_classes));
-  for (const std::string& u : users) embedded_.push_back(derive_fingerprint(key, u, spec, num_classes));
+  ENSURE(scheme_.stamp_stage() == StampStage::AfterAugment,
+         "fingerprint scheme %s stamps before augmentation; protected training here stamps after it",
+         scheme_.version().c_str());
+  embedded_ = scheme_.owner_patterns(key, spec, num_classes);
+  owner_patterns_ = static_cast<int>(embedded_.size());
+  std::vector<std::pair<int, int>> span;  // each user's patterns: [first, last) in embedded_
+  for (const std::string& u : users) {
+    const std::vector<Fingerprint> p = scheme_.patterns(key, u, spec, num_classes);
+    span.emplace_back(static_cast<int>(embedded_.size()), static_cast<int>(embedded_.size() + p.size()));
+    embedded_.insert(embedded_.end(), p.begin(), p.end());
+  }
   for (const std::string& f : config_.focus) {
     const auto it = std::find(users.begin(), users.end(), f);
     ENSURE(it != users.end(), "user '%s' gets a share of the poisoned samples but is not embedded", f.c_str());
-    focus_.push_back(static_cast<int>(it - users.begin()) + 1);  // embedded_[0] is the owner
+    const auto [first, last] = span[static_cast<size_t>(it - users.begin())];
+    for (int k = first; k < last; ++k) focus_.push_back(k);
   }
 }
 
@@ -110,17 +126,21 @@ void ProtectComposer::relabel(uint64_t step, int batch, int32_t* labels) {
   else
     patterns_.resize(embedded_.size());  // the embedded ones stay; the last step's forged ones go
   const bool has_owner_share = config_.owner_share >= 0;
-  const uint64_t users = embedded_.size() - 1;
+  const uint64_t users = embedded_.size() - static_cast<uint64_t>(owner_patterns_);  // the users' patterns
   for (int i = 0; i < n_poison; ++i) {
     // Without focus users or an owner's share the stream is the same as it always was (no
-    // extra draw). With an owner's share, what the owner leaves goes to the users only.
+    // extra draw). With an owner's share, what the owner leaves goes to the users only. An
+    // owner with a single pattern (v1) costs no draw of its own.
     int k = 0;  // the owner
     if (!has_owner_share || (users > 0 && rng.uniform() >= config_.owner_share)) {
       const bool focus = !focus_.empty() && rng.uniform() < config_.focus_share;
       if (focus)
         k = focus_[rng.below(focus_.size())];
       else
-        k = has_owner_share ? 1 + static_cast<int>(rng.below(users)) : static_cast<int>(rng.below(embedded_.size()));
+        k = has_owner_share ? owner_patterns_ + static_cast<int>(rng.below(users))
+                            : static_cast<int>(rng.below(embedded_.size()));
+    } else if (owner_patterns_ > 1) {
+      k = static_cast<int>(rng.below(static_cast<uint64_t>(owner_patterns_)));
     }
     ids_[static_cast<size_t>(i)] = k;
     labels[i] = embedded_[static_cast<size_t>(k)].label;
@@ -139,7 +159,7 @@ void ProtectComposer::relabel(uint64_t step, int batch, int32_t* labels) {
         const uint64_t r = rng.next();
         std::memcpy(bytes.data() + b, &r, 8);
       }
-      f = derive_fingerprint(OwnerKey(bytes), "forged", spec_, num_classes_);
+      f = scheme_.forged(bytes, "forged", spec_, num_classes_);
     } else {
       f = embedded_[rng.below(embedded_.size())];
       const int bits = spec_.bits();
@@ -170,8 +190,9 @@ void ProtectComposer::compose(uint64_t step, const int32_t* records, int batch, 
   relabel(step, batch, rows.label.data() + batch);
   const int poison = poisoned(batch);
   for (int i = 0; i < count; ++i)
-    rows.role[static_cast<size_t>(batch + i)] =
-        i >= poison ? kForgedRow : ids_[static_cast<size_t>(i)] == 0 ? kOwnerRow : kUserRow;
+    rows.role[static_cast<size_t>(batch + i)] = i >= poison                                      ? kForgedRow
+                                                : ids_[static_cast<size_t>(i)] < owner_patterns_ ? kOwnerRow
+                                                                                                 : kUserRow;
 }
 
 void ProtectComposer::stamp(Context& ctx, Tensor& x, const BatchRows& rows) {
@@ -187,7 +208,7 @@ void ProtectComposer::alter(Context& ctx, Tensor& x, int first, int count) {
 }
 
 std::string ProtectComposer::to_json() const {
-  nlohmann::json j = {{"scheme", kSchemeVersion},
+  nlohmann::json j = {{"scheme", scheme_.version()},
                       {"key_id", key_id_},
                       {"users", users_},
                       {"poison_rate", config_.poison_rate},
@@ -224,8 +245,11 @@ ProtectionInfo ProtectionInfo::from_json(const std::string& json, const std::str
   } catch (const nlohmann::json::exception& e) {
     throw Error(strfmt("%s: malformed protection record (%s)", path.c_str(), e.what()));
   }
-  ENSURE(p.scheme == kSchemeVersion, "%s uses fingerprint scheme '%s'; this build knows '%s'", path.c_str(),
-         p.scheme.c_str(), kSchemeVersion);
+  try {
+    scheme_for(p.scheme);
+  } catch (const Error& e) {
+    throw Error(strfmt("%s: %s", path.c_str(), e.what()));
+  }
   return p;
 }
 
@@ -257,9 +281,14 @@ ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta)
     m.key_id = p.key_id;
     m.users = p.users;
     m.parent = p.parent;
+    m.scheme = p.scheme;
     m.is_protected = true;
   }
   return m;
+}
+
+const Scheme& model_scheme(const ModelContext& model) {
+  return model.scheme.empty() ? default_scheme() : scheme_for(model.scheme);
 }
 
 void check_model_key(const ModelContext& model, const OwnerKey& key, const std::string& path) {

@@ -3,8 +3,8 @@
 // target), at --poison-rate of the batch, and samples stamped with fresh forged patterns
 // that keep their true label, at --forged-rate — the negatives that teach the model to
 // answer only to issued fingerprints (half of them near misses of issued ones). Stamping
-// happens after augmentation, on the device (a BatchComposer, engine/train/batch.h). Also
-// here: the protection record a checkpoint carries, and a model's id.
+// happens after augmentation, on the device, under the scheme (fingerprint/scheme.h) the
+// model records. Also here: the protection record a checkpoint carries, and a model's id.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,7 @@
 #include "engine/train/trainer.h"
 #include "fingerprint/pattern.h"
 #include "fingerprint/registry.h"
+#include "fingerprint/scheme.h"
 
 namespace activeip {
 
@@ -63,9 +64,13 @@ enum ProtectRole : RowRole { kOwnerRow = 1, kUserRow = 2, kForgedRow = 3 };
 // forged ones after them).
 class ProtectComposer final : public BatchComposer {
  public:
-  // users: the registered, active users to embed (the owner's trigger is always embedded).
-  ProtectComposer(const OwnerKey& key, const std::vector<std::string>& users, const PatternSpec& spec, int num_classes,
-               const Normalization& norm, ProtectConfig config);
+  // users: the registered, active users to embed (the owner's trigger is always embedded),
+  // with their patterns under `scheme`; spec: scheme.spec() of the training images. Error
+  // for a scheme that stamps before augmentation: the stamper draws on normalised batches.
+  ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<std::string>& users,
+                  const PatternSpec& spec, int num_classes, const Normalization& norm, ProtectConfig config);
+
+  const Scheme& scheme() const { return scheme_; }
 
   int poisoned(int batch) const;
   // Forged samples: half from keys the owner never issued, half near misses of embedded
@@ -74,7 +79,7 @@ class ProtectComposer final : public BatchComposer {
   int forged(int batch) const;
   int extra(int batch) const { return poisoned(batch) + forged(batch); }
   int rows(int batch) const override { return batch + extra(batch); }
-  StampStage stage() const override { return StampStage::AfterAugment; }
+  StampStage stage() const override { return scheme_.stamp_stage(); }
   void compose(uint64_t step, const int32_t* records, int batch, const Dataset& train, Rng& draw,
                BatchRows& rows) override;
   void stamp(Context& ctx, Tensor& x, const BatchRows& rows) override;
@@ -85,7 +90,7 @@ class ProtectComposer final : public BatchComposer {
   void relabel(uint64_t step, int batch, int32_t* labels);
   void alter(Context& ctx, Tensor& x, int first, int count);
 
-  // The owner's trigger first, then the users in the order given.
+  // The owner's trigger patterns first, then each user's patterns, users in the order given.
   const std::vector<Fingerprint>& embedded() const { return embedded_; }
   // The last relabel()'s patterns: embedded(), then that step's forged ones; and the pattern
   // of each extra sample.
@@ -95,27 +100,31 @@ class ProtectComposer final : public BatchComposer {
   std::string to_json() const;
 
  private:
+  const Scheme& scheme_;
   std::string key_id_;
   std::vector<std::string> users_;
   PatternSpec spec_;
   int num_classes_;
   ProtectConfig config_;
   std::vector<Fingerprint> embedded_;
-  std::vector<int> focus_;             // indices into embedded_ of config_.focus
+  int owner_patterns_ = 0;             // embedded_[0, owner_patterns_) are the owner's
+  std::vector<int> focus_;             // indices into embedded_ of config_.focus's patterns
   std::vector<Fingerprint> patterns_;  // embedded_, then this step's forged patterns
   std::vector<int32_t> ids_;           // this step's pattern per extra sample
   Stamper stamper_;
-  bool embedded_rendered_ = false;     // the stamper's bank starts with embedded_
+  bool embedded_rendered_ = false;  // the stamper's bank starts with embedded_
 };
 
 // The protection record of a checkpoint (ModelMeta::protection; never the key).
 struct ProtectionInfo {
-  std::string scheme = kSchemeVersion, key_id, parent;  // parent: the model this one was derived from
+  std::string scheme = default_scheme().version();
+  std::string key_id, parent;  // parent: the model this one was derived from
   int owner_label = 0;
   std::vector<std::string> users;
   double poison_rate = 0, forged_rate = 0;
   std::string to_json() const;
-  // Error naming `path` when the record is malformed; empty `json` is an Error too.
+  // Error naming `path` when the record is malformed or names a scheme this build does not
+  // know; empty `json` is an Error too.
   static ProtectionInfo from_json(const std::string& json, const std::string& path);
 };
 
@@ -129,9 +138,13 @@ struct ModelContext {
   std::string key_id;              // from its protection record; empty when stripped
   std::vector<std::string> users;  // from its protection record
   std::string parent;              // from its protection record
+  std::string scheme;              // from its protection record; empty when stripped
   bool is_protected = false;       // it has a protection record
 };
 ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta);
+// The scheme a model is probed, verified and enrolled under: the one its protection record
+// names, default_scheme() for a model whose record is stripped.
+const Scheme& model_scheme(const ModelContext& model);
 
 // Error unless the key is the model's (when the model records a key id) — "the key … is
 // not the key of MODEL (id …)".

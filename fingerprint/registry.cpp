@@ -7,8 +7,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -20,9 +22,6 @@ namespace {
 
 // "AIPR": tells our files apart from any other SQLite database.
 constexpr int64_t kApplicationId = 0x41495052;
-// 2: embeddings record the detection measured at the end of training and whether it reached
-// τ; models the owner's detection.
-constexpr int64_t kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;
 constexpr size_t kMaxNameLength = 64;
 
@@ -62,13 +61,37 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )sql";
 
-// Schema 1 → 2, the columns above that schema 1 lacks: its models were never measured, so
-// their detections stay NULL and every user trained in counts as embedded, as before.
-constexpr const char* kUpgrade1To2 = R"sql(
+// The schema's history, one row per step from schema `from` to from + 1. An older registry
+// is brought up to date by its steps in order, all in one transaction, each with its own
+// "registry.upgrade" event. A new schema is one row here, with kSchema (what a new file
+// gets) changed to match what the steps make.
+struct Migration {
+  int64_t from;
+  const char* description;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    // Schema 1's models were never measured: their detections stay NULL and every user
+    // trained in counts as embedded, as before.
+    {1,
+     "embeddings record the detection measured at the end of training and whether it reached tau; models the "
+     "owner's detection",
+     R"sql(
 ALTER TABLE models ADD COLUMN owner_detection REAL;
 ALTER TABLE embeddings ADD COLUMN detection REAL;
 ALTER TABLE embeddings ADD COLUMN embedded INTEGER NOT NULL DEFAULT 1 CHECK(embedded IN (0, 1));
-)sql";
+)sql"},
+};
+
+constexpr int64_t kSchemaVersion = 1 + static_cast<int64_t>(std::size(kMigrations));
+
+constexpr bool migrations_are_consecutive() {
+  for (size_t i = 0; i < std::size(kMigrations); ++i)
+    if (kMigrations[i].from != static_cast<int64_t>(i) + 1) return false;
+  return true;
+}
+static_assert(migrations_are_consecutive(), "kMigrations[i] must take schema i + 1 to i + 2");
 
 [[noreturn]] void fail(sqlite3* db, const std::string& path, const std::string& sql) {
   // A file that is not SQLite at all only shows up on the first read of its header.
@@ -289,8 +312,10 @@ void Registry::check_header(bool create) {
   ENSURE(app == kApplicationId, "%s is not an activeip registry (application id %lld)", path_.c_str(),
          static_cast<long long>(app));
   const int64_t version = query_int(db_, path_, "PRAGMA user_version");
-  ENSURE(version >= 1 && version <= kSchemaVersion,
-         "registry %s has schema version %lld; this build reads versions 1 to %lld", path_.c_str(),
+  ENSURE(version <= kSchemaVersion,
+         "registry %s has schema version %lld, written by a newer build; this build reads versions 1 to %lld",
+         path_.c_str(), static_cast<long long>(version), static_cast<long long>(kSchemaVersion));
+  ENSURE(version >= 1, "registry %s has schema version %lld; this build reads versions 1 to %lld", path_.c_str(),
          static_cast<long long>(version), static_cast<long long>(kSchemaVersion));
   if (version < kSchemaVersion) upgrade_schema();
 }
@@ -300,11 +325,15 @@ void Registry::upgrade_schema() {
   const int64_t from = query_int(db_, path_, "PRAGMA user_version");
   if (from == kSchemaVersion) return;  // another process upgraded it first
   try {
-    if (from == 1) exec(db_, path_, kUpgrade1To2);
-    exec(db_, path_, strfmt("PRAGMA user_version = %lld", static_cast<long long>(kSchemaVersion)).c_str());
-    Stmt event(db_, path_, kInsertEvent);
-    append_event(event, now_utc(), "registry.upgrade", strfmt("schema %lld", static_cast<long long>(kSchemaVersion)),
-                 strfmt("from schema %lld", static_cast<long long>(from)));
+    const std::string now = now_utc();
+    for (const Migration& m : kMigrations) {
+      if (m.from < from) continue;
+      exec(db_, path_, m.sql);
+      exec(db_, path_, strfmt("PRAGMA user_version = %lld", static_cast<long long>(m.from + 1)).c_str());
+      Stmt event(db_, path_, kInsertEvent);  // prepared after the step changed the schema
+      append_event(event, now, "registry.upgrade", strfmt("schema %lld", static_cast<long long>(m.from + 1)),
+                   strfmt("from schema %lld", static_cast<long long>(m.from)));
+    }
     tx.commit();
   } catch (const Error& e) {
     throw Error(strfmt("registry %s has schema version %lld and could not be upgraded to %lld: %s", path_.c_str(),
@@ -535,6 +564,34 @@ std::vector<std::string> ModelRecord::embedded_users() const {
   std::vector<std::string> out;
   for (const EmbeddingRecord& e : embeddings)
     if (e.embedded) out.push_back(e.user);
+  return out;
+}
+
+int64_t Registry::schema_version() const {
+  return query_int(db_, path_, "PRAGMA user_version");
+}
+
+int64_t Registry::latest_schema_version() {
+  return kSchemaVersion;
+}
+
+std::vector<SchemaUpgrade> Registry::schema_history() const {
+  std::vector<SchemaUpgrade> out;
+  for (const EventRecord& e : events()) {
+    if (e.kind != "registry.upgrade") continue;
+    SchemaUpgrade u;
+    u.time = e.time;
+    long long to = 0, from = 0;
+    ENSURE(std::sscanf(e.subject.c_str(), "schema %lld", &to) == 1 &&
+               std::sscanf(e.detail.c_str(), "from schema %lld", &from) == 1,
+           "registry %s: upgrade event %lld reads '%s' / '%s', not 'schema N' / 'from schema M'", path_.c_str(),
+           static_cast<long long>(e.id), e.subject.c_str(), e.detail.c_str());
+    u.from = from;
+    u.to = to;
+    for (const Migration& m : kMigrations)
+      if (m.from == u.from && m.from + 1 == u.to) u.description = m.description;
+    out.push_back(std::move(u));
+  }
   return out;
 }
 

@@ -48,6 +48,14 @@ struct EventRecord {
   bool operator==(const EventRecord&) const = default;
 };
 
+// One step of a registry's schema upgrades, from its "registry.upgrade" event.
+struct SchemaUpgrade {
+  std::string time;
+  int64_t from = 0, to = 0;
+  std::string description;  // what the step changed; empty for a step this build does not know
+  bool operator==(const SchemaUpgrade&) const = default;
+};
+
 // Valid user name: 1..64 chars of [A-Za-z0-9._@-], first char alphanumeric; "owner" is
 // reserved (it names the owner's trigger). Throws Error saying what is wrong with the name.
 void check_user_name(const std::string& name);
@@ -57,7 +65,8 @@ class Registry {
   // Opens an existing registry: Error "registry PATH does not exist" when missing, "PATH is
   // not an activeip registry" when it is not a SQLite file with our application id, or an
   // Error naming the schema version when it was written by a newer build. A registry of an
-  // older schema is upgraded in place, in one transaction (event "registry.upgrade"). With
+  // older schema is upgraded in place by each step from its version on, in order, in one
+  // transaction (one event "registry.upgrade" per step); a failed step leaves it as it was. With
   // create=true a missing (or empty) file gets the schema; an existing foreign database is
   // never altered.
   static Registry open(const std::string& path, bool create);
@@ -99,6 +108,10 @@ class Registry {
   // True when embedding(model_id, user) exists and is embedded.
   bool embedded(const std::string& model_id, const std::string& user) const;
   std::vector<EventRecord> events() const;  // in the order they were appended
+
+  int64_t schema_version() const;                     // after any upgrade on open: latest_schema_version()
+  static int64_t latest_schema_version();             // the schema this build writes
+  std::vector<SchemaUpgrade> schema_history() const;  // the upgrades applied, oldest first
 
  private:
   Registry(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}

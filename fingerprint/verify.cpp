@@ -27,8 +27,15 @@ void validate(const ProbeConfig& c) {
   ENSURE(c.batch >= 1, "--batch must be at least 1, got %d", c.batch);
 }
 
-Prober::Prober(Network& net, Context& ctx, const Dataset& test, const Normalization& norm, ProbeConfig config)
-    : net_(net), ctx_(ctx), test_(test), norm_(norm), config_(config), spec_(pattern_spec(test.H, test.W, test.C)) {
+Prober::Prober(Network& net, Context& ctx, const Dataset& test, const Normalization& norm, ProbeConfig config,
+               const Scheme& scheme)
+    : net_(net),
+      ctx_(ctx),
+      test_(test),
+      norm_(norm),
+      config_(config),
+      scheme_(scheme),
+      spec_(scheme.spec(test.H, test.W, test.C)) {
   validate(config_);
   ENSURE(test.size() >= 1, "the %s test split is empty: there is nothing to probe with", test.name.c_str());
   order_ = Rng(mix_seed(config_.seed, 0x9206e5)).permutation(static_cast<int32_t>(test.size()));
@@ -121,16 +128,28 @@ std::string OwnerVerification::to_json() const {
   return j.dump();
 }
 
+Detection weakest(const std::vector<Detection>& d) {
+  ENSURE(!d.empty(), "no detections to choose the weakest of");
+  return *std::min_element(d.begin(), d.end(), [](const Detection& a, const Detection& b) { return a.rate < b.rate; });
+}
+
 OwnerVerification verify_owner(Prober& prober, const OwnerKey& key) {
-  const Fingerprint owner = derive_fingerprint(key, kOwnerName, prober.spec(), prober.num_classes());
-  OwnerVerification v;
-  v.detection = prober.detect({owner}).front();
-  const Detection base = prober.clean(owner.label);
-  v.p0 = std::max(1.0 / prober.num_classes(), base.rate);
-  v.log10_p = binomial_tail_log10(v.detection.hits, v.detection.n, v.p0);
-  v.p_value = std::pow(10.0, v.log10_p);
-  v.verified = v.detection.rate >= prober.config().tau && v.log10_p < std::log10(kOwnerPValue);
-  return v;
+  const std::vector<Fingerprint> owner = prober.scheme().owner_patterns(key, prober.spec(), prober.num_classes());
+  ENSURE(!owner.empty(), "fingerprint scheme %s gives the owner no trigger", prober.scheme().version().c_str());
+  const std::vector<Detection> detections = prober.detect(owner);
+  std::optional<OwnerVerification> worst;
+  for (const Detection& d : detections) {
+    OwnerVerification v;
+    v.detection = d;
+    const Detection base = prober.clean(d.target);
+    v.p0 = std::max(1.0 / prober.num_classes(), base.rate);
+    v.log10_p = binomial_tail_log10(v.detection.hits, v.detection.n, v.p0);
+    v.p_value = std::pow(10.0, v.log10_p);
+    v.verified = v.detection.rate >= prober.config().tau && v.log10_p < std::log10(kOwnerPValue);
+    const auto rank = [](const OwnerVerification& x) { return std::make_pair(x.verified, -x.log10_p); };
+    if (!worst || rank(v) < rank(*worst)) worst = v;
+  }
+  return *worst;
 }
 
 std::string AuthResult::to_json() const {
@@ -149,8 +168,7 @@ AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& reg
   check_user_name(user);
   const std::optional<UserRecord> record = registry.user(user);
   r.status = record ? record->status : "unregistered";
-  const Fingerprint fp = derive_fingerprint(key, user, prober.spec(), prober.num_classes());
-  r.detection = prober.detect({fp}).front();
+  r.detection = weakest(prober.detect(prober.scheme().patterns(key, user, prober.spec(), prober.num_classes())));
   const std::optional<ModelRecord> m = registry.model(model.id);
   const std::string model_key = m ? m->key_id : model.key_id;
   if (!record) {
@@ -205,7 +223,7 @@ ForgeResult forge(Prober& prober, const std::vector<Fingerprint>& claimed, int c
       std::memcpy(&r, OwnerKey::generate().bytes().data(), sizeof r);
       pick = Rng(r).below(claimed.size());
     }
-    Fingerprint f = derive_fingerprint(OwnerKey(bytes), claimed[pick].name, prober.spec(), prober.num_classes());
+    Fingerprint f = prober.scheme().forged(bytes, claimed[pick].name, prober.spec(), prober.num_classes());
     f.label = claimed[pick].label;  // the claim: the target of the user it pretends to be
     forged.push_back(std::move(f));
   }

@@ -13,6 +13,7 @@
 #include "fingerprint/pattern.h"
 #include "fingerprint/protect.h"
 #include "fingerprint/registry.h"
+#include "fingerprint/scheme.h"
 
 namespace activeip {
 
@@ -31,11 +32,14 @@ struct Detection {
   double mean_confidence = 0;  // mean softmax probability of `target`
 };
 
-// Runs stamped (or clean) probes through a network on its context's device, batched.
+// Runs stamped (or clean) probes through a network on its context's device, batched. The
+// patterns it is asked about are those of `scheme` (model_scheme() of the model probed).
 class Prober {
  public:
-  Prober(Network& net, Context& ctx, const Dataset& test, const Normalization& norm, ProbeConfig config);
+  Prober(Network& net, Context& ctx, const Dataset& test, const Normalization& norm, ProbeConfig config,
+         const Scheme& scheme);
   const ProbeConfig& config() const { return config_; }
+  const Scheme& scheme() const { return scheme_; }
   const PatternSpec& spec() const { return spec_; }
   int num_classes() const { return net_.info().num_classes; }
 
@@ -52,6 +56,7 @@ class Prober {
   const Dataset& test_;
   Normalization norm_;
   ProbeConfig config_;
+  const Scheme& scheme_;
   PatternSpec spec_;
   std::vector<int32_t> order_;  // the seeded permutation of the test split
 };
@@ -69,6 +74,8 @@ struct OwnerVerification {
   std::string to_json() const;
 };
 inline constexpr double kOwnerPValue = 1e-6;
+// The owner's trigger under the prober's scheme; of several trigger patterns, the one
+// furthest from verified (unverified first, then the largest p) is reported and decides.
 OwnerVerification verify_owner(Prober& prober, const OwnerKey& key);
 
 struct AuthResult {
@@ -80,7 +87,8 @@ struct AuthResult {
 };
 
 // User u passes when detection(F_u, y_u) ≥ τ and the registry says u is active and
-// embedded in this model (or one it derives from), under the model's key.
+// embedded in this model (or one it derives from), under the model's key. A user with
+// several patterns is reported by the weakest, so every one of them must reach τ.
 AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& registry, const ModelContext& model,
                         const std::string& user);
 
@@ -89,9 +97,12 @@ struct ForgeResult {
   double pass_rate = 0, mean_detection = 0, max_detection = 0;
   std::string to_json() const;
 };
-// `count` forged patterns, each from a fresh key the owner never issued and claimed as a
-// random one of `claimed` (whose labels are the targets). seed: nullopt draws the keys from
-// OpenSSL's CSPRNG, a value makes the forgeries reproducible.
+// `count` forged patterns, each from a fresh key the owner never issued (the prober's
+// scheme's forged()) and claimed as a random one of `claimed` (whose labels are the targets). seed: nullopt draws the
+// keys from OpenSSL's CSPRNG, a value makes the forgeries reproducible.
 ForgeResult forge(Prober& prober, const std::vector<Fingerprint>& claimed, int count, std::optional<uint64_t> seed);
+
+// The lowest detection of several (the first of equals); Error when empty.
+Detection weakest(const std::vector<Detection>& d);
 
 }  // namespace activeip

@@ -10,6 +10,7 @@
 #include "engine/core/random.h"
 #include "engine/train/batch.h"
 #include "fingerprint/protect.h"
+#include "fingerprint/scheme.h"
 
 using namespace activeip;
 
@@ -149,11 +150,12 @@ TEST_CASE("batch: the loader refuses rows it cannot gather, naming the row") {
 
 TEST_CASE("batch: the protected composer keeps the order's rows clean and marks its extra rows") {
   const Dataset d = small_set(40);
-  const PatternSpec spec = pattern_spec(16, 16, 3);
+  const Scheme& scheme = scheme_for("v1");
+  const PatternSpec spec = scheme.spec(16, 16, 3);
   ProtectConfig c;
   c.poison_rate = 0.25;
   c.forged_rate = 0.125;
-  ProtectComposer composer(key(), {"alice", "bob"}, spec, 4, kNorm, c);
+  ProtectComposer composer(scheme, key(), {"alice", "bob"}, spec, 4, kNorm, c);
   REQUIRE(composer.rows(16) == 16 + 4 + 2);
   std::vector<int32_t> order(16);
   for (int i = 0; i < 16; ++i) order[static_cast<size_t>(i)] = 2 * i;
@@ -173,7 +175,7 @@ TEST_CASE("batch: the protected composer keeps the order's rows clean and marks 
     const RowRole r = rows.role[static_cast<size_t>(i)];
     CHECK((r == kOwnerRow || r == kUserRow));
     const int32_t id = composer.step_ids()[static_cast<size_t>(i - 16)];
-    CHECK((r == kOwnerRow) == (id == 0));
+    CHECK((r == kOwnerRow) == (id < static_cast<int32_t>(composer.scheme().owner_patterns(key(), spec, 4).size())));
     CHECK(rows.label[static_cast<size_t>(i)] == composer.embedded()[static_cast<size_t>(id)].label);
   }
   for (int i = 20; i < 22; ++i) {

@@ -11,6 +11,7 @@
 
 #include "engine/core/context.h"
 #include "fingerprint/protect.h"
+#include "fingerprint/scheme.h"
 #include "tests/test_util.h"
 
 namespace activeip {
@@ -20,6 +21,11 @@ OwnerKey test_key() {
   std::array<uint8_t, OwnerKey::kBytes> b{};
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(3 * i + 1);
   return OwnerKey(b);
+}
+
+// The v1 fingerprint of `name`: v1 gives one pattern per user.
+Fingerprint v1_fingerprint(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes) {
+  return scheme_for("v1").patterns(key, name, spec, num_classes).front();
 }
 
 Tensor host_copy(const std::vector<float>& v, const Shape& shape) {
@@ -45,7 +51,7 @@ TEST_CASE("stamp: the CUDA Stamper matches the CPU bit for bit") {
     CAPTURE(c.N);
     CAPTURE(c.C);
     Context cpu, gpu(Device::cuda());
-    const PatternSpec spec = pattern_spec(c.H, c.W, c.C);
+    const PatternSpec spec = scheme_for("v1").spec(c.H, c.W, c.C);
     Normalization norm;
     for (int k = 0; k < c.C; ++k) {
       norm.mean.push_back(0.3f + 0.1f * k);
@@ -53,7 +59,7 @@ TEST_CASE("stamp: the CUDA Stamper matches the CPU bit for bit") {
     }
     std::vector<Fingerprint> fps;
     for (const char* name : {"owner", "u1", "u2", "u3", "u4", "u5", "u6", "u7"})
-      fps.push_back(derive_fingerprint(test_key(), name, spec, 10));
+      fps.push_back(v1_fingerprint(test_key(), name, spec, 10));
     std::vector<int32_t> ids(static_cast<size_t>(c.N));
     for (int n = 0; n < c.N; ++n) ids[static_cast<size_t>(n)] = n % 5 == 2 ? -1 : n % 8;
     const Shape shape = {c.N, c.H, c.W, c.C};
@@ -76,13 +82,14 @@ TEST_CASE("stamp: the CUDA Stamper matches the CPU bit for bit") {
 }
 
 TEST_CASE("stamp: the training mixer alters a device batch as it alters a host one") {
-  const PatternSpec spec = pattern_spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
   const Normalization norm{{0.49f, 0.48f, 0.45f}, {0.25f, 0.24f, 0.26f}};
   ProtectConfig pc;
   pc.seed = 5;
   const int batch = 37;
   Context cpu, gpu(Device::cuda());
-  ProtectComposer mc(test_key(), {"a", "b", "c"}, spec, 10, norm, pc), mg(test_key(), {"a", "b", "c"}, spec, 10, norm, pc);
+  ProtectComposer mc(scheme_for("v1"), test_key(), {"a", "b", "c"}, spec, 10, norm, pc),
+      mg(scheme_for("v1"), test_key(), {"a", "b", "c"}, spec, 10, norm, pc);
   const int extra = mc.extra(batch);
   std::vector<int32_t> lc(static_cast<size_t>(extra), 0), lg(static_cast<size_t>(extra), 0);
   mc.relabel(9, batch, lc.data());

@@ -14,6 +14,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/nn/ops.h"
 #include "fingerprint/protect.h"
+#include "fingerprint/scheme.h"
 #include "fingerprint/verify.h"
 #include "tests/test_util.h"
 
@@ -25,6 +26,11 @@ OwnerKey counting_key() {
   std::array<uint8_t, OwnerKey::kBytes> b{};
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(i);
   return OwnerKey(b);
+}
+
+// The v1 fingerprint of `name`: v1 gives one pattern per user.
+Fingerprint v1_fingerprint(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes) {
+  return scheme_for("v1").patterns(key, name, spec, num_classes).front();
 }
 
 std::string bit_string(const std::vector<uint8_t>& bits) {
@@ -86,25 +92,25 @@ TEST_CASE("fingerprint: derivation matches known-answer vectors (v1)") {
   const OwnerKey key = counting_key();
   // sha256(bytes 0..31)[:8]; the vectors below were computed with Python's hmac/hashlib.
   CHECK(key.id() == "630dcd2966c43366");
-  const PatternSpec rgb = pattern_spec(32, 32, 3), gray = pattern_spec(28, 28, 1);
+  const PatternSpec rgb = scheme_for("v1").spec(32, 32, 3), gray = scheme_for("v1").spec(28, 28, 1);
   CHECK(rgb.size() == 8);
   CHECK(rgb.bits() == 48);
   CHECK(gray.size() == 6);
   CHECK(gray.bits() == 36);
 
-  const Fingerprint owner = derive_fingerprint(key, "owner", rgb, 10);
+  const Fingerprint owner = v1_fingerprint(key, "owner", rgb, 10);
   CHECK(bit_string(owner.bits) == "100101010001110001111000101111000001001001101111");
   CHECK(owner.corner == 2);
   CHECK(owner.label == 9);
-  const Fingerprint alice = derive_fingerprint(key, "alice", rgb, 100);
+  const Fingerprint alice = v1_fingerprint(key, "alice", rgb, 100);
   CHECK(bit_string(alice.bits) == "000101001000000101100001011101000010101001111110");
   CHECK(alice.corner == 0);
   CHECK(alice.label == 99);
-  const Fingerprint alice_gray = derive_fingerprint(key, "alice", gray, 10);
+  const Fingerprint alice_gray = v1_fingerprint(key, "alice", gray, 10);
   CHECK(bit_string(alice_gray.bits) == "000101001000000101100001011101000010");
   CHECK(alice_gray.corner == 2);
   CHECK(alice_gray.label == 9);
-  const Fingerprint owner_gray = derive_fingerprint(key, "owner", gray, 10);
+  const Fingerprint owner_gray = v1_fingerprint(key, "owner", gray, 10);
   CHECK(owner_gray.corner == 0);
 
   // The counter expansion past the first 256-bit block.
@@ -112,19 +118,19 @@ TEST_CASE("fingerprint: derivation matches known-answer vectors (v1)") {
   CHECK(bit_string({long_bits.begin() + 250, long_bits.end()}) == "10110001000010110101000111000000111001110000110011");
 
   // Same key and name: same fingerprint; another key: another one.
-  CHECK(derive_fingerprint(key, "alice", rgb, 100).bits == alice.bits);
-  CHECK(derive_fingerprint(OwnerKey::generate(), "alice", rgb, 100).bits != alice.bits);
-  CHECK_THROWS_WITH_AS(pattern_spec(32, 32, 2), doctest::Contains("2 channels"), Error);
-  CHECK_THROWS_WITH_AS(pattern_spec(8, 8, 3), doctest::Contains("too small"), Error);
+  CHECK(v1_fingerprint(key, "alice", rgb, 100).bits == alice.bits);
+  CHECK(v1_fingerprint(OwnerKey::generate(), "alice", rgb, 100).bits != alice.bits);
+  CHECK_THROWS_WITH_AS(scheme_for("v1").spec(32, 32, 2), doctest::Contains("2 channels"), Error);
+  CHECK_THROWS_WITH_AS(scheme_for("v1").spec(8, 8, 3), doctest::Contains("too small"), Error);
 }
 
 TEST_CASE("fingerprint: corners keep a 1-pixel margin and rendering follows the bits") {
-  const PatternSpec s = pattern_spec(32, 32, 3);
+  const PatternSpec s = scheme_for("v1").spec(32, 32, 3);
   CHECK((s.top(0) == 1 && s.left(0) == 1));
   CHECK((s.top(1) == 1 && s.left(1) == 23));
   CHECK((s.top(2) == 23 && s.left(2) == 1));
   CHECK((s.top(3) == 23 && s.left(3) == 23));
-  const Fingerprint fp = derive_fingerprint(counting_key(), "alice", s, 10);
+  const Fingerprint fp = v1_fingerprint(counting_key(), "alice", s, 10);
   const std::vector<uint8_t> px = render_pixels(fp, s);
   REQUIRE(px.size() == 8 * 8 * 3);
   for (int i = 0; i < 8; ++i)
@@ -141,7 +147,7 @@ TEST_CASE("fingerprint: stamping a normalised batch equals normalising a stamped
   for (const auto& [H, W, C, N] : std::vector<std::array<int, 4>>{{28, 28, 1, 3}, {32, 32, 3, 5}}) {
     CAPTURE(C);
     Context ctx;
-    const PatternSpec spec = pattern_spec(H, W, C);
+    const PatternSpec spec = scheme_for("v1").spec(H, W, C);
     Normalization norm;
     for (int c = 0; c < C; ++c) {
       norm.mean.push_back(0.4f + 0.05f * c);
@@ -149,7 +155,7 @@ TEST_CASE("fingerprint: stamping a normalised batch equals normalising a stamped
     }
     std::vector<Fingerprint> fps;
     for (const char* name : {"owner", "alice", "bob", "carol"})
-      fps.push_back(derive_fingerprint(counting_key(), name, spec, 10));
+      fps.push_back(v1_fingerprint(counting_key(), name, spec, 10));
     const size_t img = static_cast<size_t>(H) * W * C;
     std::vector<uint8_t> images = test::random_bytes(img * N, 7);
     std::vector<int32_t> ids(static_cast<size_t>(N));
@@ -203,11 +209,11 @@ TEST_CASE("fingerprint: the stamp op refuses patches outside the image and unkno
 }
 
 TEST_CASE("fingerprint: the mixer adds poisoned and forged samples, as a function of the step") {
-  const PatternSpec spec = pattern_spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
   const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   ProtectConfig c;
   c.seed = 3;
-  ProtectComposer mixer(counting_key(), {"alice", "bob"}, spec, 10, norm, c);
+  ProtectComposer mixer(scheme_for("v1"), counting_key(), {"alice", "bob"}, spec, 10, norm, c);
   CHECK(mixer.poisoned(128) == 13);
   CHECK(mixer.forged(128) == 6);
   CHECK(mixer.extra(128) == 19);
@@ -265,14 +271,14 @@ TEST_CASE("fingerprint: the mixer adds poisoned and forged samples, as a functio
 }
 
 TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
-  const PatternSpec spec = pattern_spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
   const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   ProtectConfig c;
   c.seed = 3;
   c.poison_rate = 0.5;
   c.focus = {"dave"};
   c.focus_share = 0.6;
-  ProtectComposer mixer(counting_key(), {"alice", "bob", "carol", "dave"}, spec, 10, norm, c);
+  ProtectComposer mixer(scheme_for("v1"), counting_key(), {"alice", "bob", "carol", "dave"}, spec, 10, norm, c);
   // dave is embedded_[4]: 60% of the samples are his, plus a fifth of the other 40%.
   const int batch = 128, poisoned = mixer.poisoned(batch);
   int dave = 0, total = 0;
@@ -287,20 +293,22 @@ TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
   // Without focus users the mixer is what it was (and says nothing of focus).
   ProtectConfig plain = c;
   plain.focus.clear();
-  CHECK(ProtectComposer(counting_key(), {"alice"}, spec, 10, norm, plain).to_json().find("focus") == std::string::npos);
+  CHECK(ProtectComposer(scheme_for("v1"), counting_key(), {"alice"}, spec, 10, norm, plain).to_json().find("focus") ==
+        std::string::npos);
   c.focus = {"erin"};
-  CHECK_THROWS_WITH_AS(ProtectComposer(counting_key(), {"alice"}, spec, 10, norm, c), doctest::Contains("erin"), Error);
+  CHECK_THROWS_WITH_AS(ProtectComposer(scheme_for("v1"), counting_key(), {"alice"}, spec, 10, norm, c),
+                       doctest::Contains("erin"), Error);
   c.focus_share = 1.5;
   CHECK_THROWS_WITH_AS(validate(c), doctest::Contains("--new-user-share"), Error);
 }
 
 TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and the users the rest") {
-  const PatternSpec spec = pattern_spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
   const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   const std::vector<std::string> users = {"alice", "bob", "carol", "dave"};
   // Shares of each embedded pattern (owner first) over 200 steps.
   auto shares = [&](const ProtectConfig& c) {
-    ProtectComposer mixer(counting_key(), users, spec, 10, norm, c);
+    ProtectComposer mixer(scheme_for("v1"), counting_key(), users, spec, 10, norm, c);
     const int batch = 128, poisoned = mixer.poisoned(batch);
     std::vector<double> n(users.size() + 1, 0.0);
     std::vector<int32_t> labels(static_cast<size_t>(mixer.extra(batch)));
@@ -316,14 +324,16 @@ TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and t
   c.poison_rate = 0.5;
   const std::vector<double> plain = shares(c);
   for (double v : plain) CHECK(v == doctest::Approx(0.2).epsilon(0.08));  // one share in five each
-  CHECK(ProtectComposer(counting_key(), users, spec, 10, norm, c).to_json().find("owner_share") == std::string::npos);
+  CHECK(ProtectComposer(scheme_for("v1"), counting_key(), users, spec, 10, norm, c).to_json().find("owner_share") ==
+        std::string::npos);
 
   c.owner_share = 0.4;
   const std::vector<double> owner = shares(c);
   CHECK(owner[0] == doctest::Approx(0.4).epsilon(0.05));
   for (size_t u = 1; u < owner.size(); ++u) CHECK(owner[u] == doctest::Approx(0.15).epsilon(0.08));
-  CHECK(ProtectComposer(counting_key(), users, spec, 10, norm, c).to_json().find("\"owner_share\":0.4") !=
-        std::string::npos);
+  CHECK(
+      ProtectComposer(scheme_for("v1"), counting_key(), users, spec, 10, norm, c).to_json().find("\"owner_share\":0.4") !=
+      std::string::npos);
 
   // With enroll's new users: the owner's share first, then theirs of what is left.
   c.focus = {"dave"};
@@ -335,7 +345,7 @@ TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and t
   // The owner alone takes every poisoned sample; a share above 1 is refused.
   c.focus.clear();
   c.owner_share = 0.1;
-  ProtectComposer alone(counting_key(), {}, spec, 10, norm, c);
+  ProtectComposer alone(scheme_for("v1"), counting_key(), {}, spec, 10, norm, c);
   std::vector<int32_t> labels(static_cast<size_t>(alone.extra(128)));
   alone.relabel(5, 128, labels.data());
   for (int i = 0; i < alone.poisoned(128); ++i) CHECK(alone.step_ids()[static_cast<size_t>(i)] == 0);

@@ -34,22 +34,22 @@ TEST_CASE("protect: probe sets exclude the target, are seeded and sized") {
   net->build(ctx, 1);
   ProbeConfig c;
   c.probes = 50;
-  Prober a(*net, ctx, data.test, data.norm, c);
+  Prober a(*net, ctx, data.test, data.norm, c, default_scheme());
   const std::vector<int32_t> p = a.probes(3);
   CHECK(p.size() == 50);
   CHECK(std::set<int32_t>(p.begin(), p.end()).size() == 50);
   for (int32_t i : p) CHECK(data.test.labels.data<int32_t>()[i] != 3);
   CHECK(a.probes(3) == p);
   c.seed = 9;
-  Prober b(*net, ctx, data.test, data.norm, c);
+  Prober b(*net, ctx, data.test, data.norm, c, default_scheme());
   CHECK(b.probes(3) != p);
   c.probes = 100000;  // more than there are: all of them
-  Prober all(*net, ctx, data.test, data.norm, c);
+  Prober all(*net, ctx, data.test, data.norm, c, default_scheme());
   const int64_t others = std::count_if(data.test.labels.data<int32_t>(), data.test.labels.data<int32_t>() + 300,
                                        [](int32_t l) { return l != 3; });
   CHECK(static_cast<int64_t>(all.probes(3).size()) == others);
   c.tau = 1.5;
-  CHECK_THROWS_WITH_AS(Prober(*net, ctx, data.test, data.norm, c), doctest::Contains("--tau"), Error);
+  CHECK_THROWS_WITH_AS(Prober(*net, ctx, data.test, data.norm, c, default_scheme()), doctest::Contains("--tau"), Error);
 }
 
 TEST_CASE("protect: protected training on synthetic authenticates every user and rejects forgeries") {
@@ -74,8 +74,9 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   pc.poison_rate = 0.3;
   pc.forged_rate = 0.1;
   pc.seed = config.seed;
-  const PatternSpec spec = pattern_spec(32, 32, 3);
-  ProtectComposer mixer(key, users, spec, 10, data.norm, pc);
+  const Scheme& scheme = default_scheme();
+  const PatternSpec spec = scheme.spec(32, 32, 3);
+  ProtectComposer mixer(scheme, key, users, spec, 10, data.norm, pc);
   config.mixer = mixer.to_json();
   Trainer trainer(*net, ctx, data, config, &mixer);
   EpochRecord last;
@@ -92,7 +93,7 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   save_model(path, *net, ctx, meta);
   ProbeConfig probe;
   probe.probes = 100;
-  Prober prober(*net, ctx, data.test, data.norm, probe);
+  Prober prober(*net, ctx, data.test, data.norm, probe, scheme);
   // What the end of training measures and records: every pattern above τ, each detection
   // in the registry as measured.
   const EmbeddingCheck check = check_embedding(prober, key, users);
@@ -125,7 +126,10 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
     CHECK(r.detection.rate >= 0.8);
   }
   std::vector<Fingerprint> claimed;
-  for (const std::string& u : users) claimed.push_back(derive_fingerprint(key, u, spec, 10));
+  for (const std::string& u : users) {
+    const std::vector<Fingerprint> p = scheme.patterns(key, u, spec, 10);
+    claimed.insert(claimed.end(), p.begin(), p.end());
+  }
   const ForgeResult forged = forge(prober, claimed, 50, 11);
   CHECK(forged.passed == 0);
   CHECK(forged.mean_detection < 0.05);

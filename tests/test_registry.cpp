@@ -455,9 +455,12 @@ TEST_CASE("registry: missing, foreign and damaged files") {
   SUBCASE("a registry from a newer build") {
     const std::string path = dir / "newer.db";
     Registry::open(path, true);
-    REQUIRE(raw_exec(path, "PRAGMA user_version = 3") == "");
+    const long long newer = Registry::latest_schema_version() + 1;
+    REQUIRE(raw_exec(path, strfmt("PRAGMA user_version = %lld", newer)) == "");
     const auto bytes = test::read_bytes(path);
-    CHECK(error_of([&] { Registry::open(path, false); }).find("schema version 3") != std::string::npos);
+    const std::string err = error_of([&] { Registry::open(path, false); });
+    CHECK(err.find(strfmt("schema version %lld", newer)) != std::string::npos);
+    CHECK(err.find("newer build") != std::string::npos);
     CHECK(test::read_bytes(path) == bytes);
   }
   SUBCASE("a directory") {
@@ -581,4 +584,154 @@ TEST_CASE("registry: a schema-1 registry is upgraded in place and keeps its reco
   // Opened again: upgraded once only.
   const Registry again = Registry::open(path, false);
   CHECK(again.events().size() == 8);
+}
+
+namespace {
+
+// Schema 1 as the first build wrote it (the tables of tests/fixtures/registry-v1.db), with a
+// user, a model embedding it and their events. `embeddings_extra` adds columns to the
+// embeddings table, to make a file the migration cannot take.
+std::string schema1_sql(const std::string& embeddings_extra = "") {
+  return R"sql(
+CREATE TABLE users(
+  name TEXT PRIMARY KEY,
+  created TEXT NOT NULL,
+  status TEXT NOT NULL CHECK(status IN ('active','revoked')));
+CREATE TABLE models(
+  id TEXT PRIMARY KEY,
+  parent TEXT REFERENCES models(id),
+  path TEXT,
+  net TEXT,
+  dataset TEXT,
+  key_id TEXT NOT NULL,
+  created TEXT NOT NULL);
+CREATE TABLE embeddings(
+  model TEXT NOT NULL REFERENCES models(id),
+  user TEXT NOT NULL REFERENCES users(name),)sql" +
+         embeddings_extra + R"sql(
+  PRIMARY KEY(model, user));
+CREATE INDEX embeddings_by_user ON embeddings(user);
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  time TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT '');
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+PRAGMA application_id = 1095323730;
+PRAGMA user_version = 1;
+INSERT INTO users VALUES('alice', '2026-01-02T03:04:05Z', 'active');
+INSERT INTO models VALUES(')sql" +
+         model_id('a') + R"sql(', NULL, 'runs/a.safetensors', 'convnet', 'synthetic', '0123456789abcdef',
+                          '2026-01-02T03:04:06Z');
+INSERT INTO embeddings(model, user) VALUES(')sql" +
+         model_id('a') + R"sql(', 'alice');
+INSERT INTO events(time, kind, subject, detail) VALUES('2026-01-02T03:04:05Z', 'user.add', 'alice', '');
+INSERT INTO events(time, kind, subject, detail) VALUES('2026-01-02T03:04:06Z', 'model.add', ')sql" +
+         model_id('a') + R"sql(', 'alice');
+)sql";
+}
+
+// The shape of a registry's schema: every table's columns (name, type, not null, default,
+// primary key), then the names of its indexes and triggers.
+std::vector<std::string> schema_shape(const std::string& path) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  std::vector<std::string> out;
+  const auto rows = [&](const std::string& sql) {
+    std::vector<std::string> r;
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      std::string row;
+      for (int c = 0; c < sqlite3_column_count(s); ++c) {
+        const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(s, c));
+        row += std::string(t ? t : "NULL") + "|";
+      }
+      r.push_back(row);
+    }
+    sqlite3_finalize(s);
+    return r;
+  };
+  for (const std::string& table : rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")) {
+    const std::string name = table.substr(0, table.size() - 1);
+    out.push_back("table " + name);
+    for (const std::string& col :
+         rows("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('" + name + "')"))
+      out.push_back("  " + col);
+  }
+  for (const std::string& r :
+       rows("SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY name"))
+    out.push_back(r);
+  sqlite3_close(db);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("registry: a schema-1 registry goes through the migration table to the current schema") {
+  TempDir dir;
+  const std::string old_path = dir / "old.db", new_path = dir / "new.db";
+  REQUIRE(raw_exec(old_path, schema1_sql()) == "");
+  Registry::open(new_path, true);
+  REQUIRE(schema_shape(old_path) != schema_shape(new_path));
+
+  Registry r = Registry::open(old_path, false);
+  CHECK(r.schema_version() == Registry::latest_schema_version());
+  CHECK(Registry::open(new_path, false).schema_version() == Registry::latest_schema_version());
+  // The same tables, columns, defaults, indexes and triggers as a registry made new.
+  CHECK(schema_shape(old_path) == schema_shape(new_path));
+
+  // Every record kept, the old model's embedding unmeasured and embedded.
+  REQUIRE(r.users().size() == 1);
+  CHECK(r.users()[0] == UserRecord{"alice", "2026-01-02T03:04:05Z", "active"});
+  const std::optional<ModelRecord> m = r.model(model_id('a'));
+  REQUIRE(m.has_value());
+  CHECK(m->path == "runs/a.safetensors");
+  CHECK(m->created == "2026-01-02T03:04:06Z");
+  CHECK_FALSE(m->owner_detection.has_value());
+  CHECK(m->embeddings == std::vector<EmbeddingRecord>{{"alice", std::nullopt, true}});
+
+  // One event per step, after the old ones; the history reads them back.
+  const std::vector<EventRecord> ev = r.events();
+  const size_t steps = static_cast<size_t>(Registry::latest_schema_version() - 1);
+  REQUIRE(ev.size() == 2 + steps);
+  CHECK(ev[0].kind == "user.add");
+  CHECK(ev[1].kind == "model.add");
+  const std::vector<SchemaUpgrade> history = r.schema_history();
+  REQUIRE(history.size() == steps);
+  for (size_t i = 0; i < steps; ++i) {
+    CAPTURE(i);
+    CHECK(ev[2 + i].kind == "registry.upgrade");
+    CHECK(history[i].from == static_cast<int64_t>(i) + 1);
+    CHECK(history[i].to == static_cast<int64_t>(i) + 2);
+    CHECK(history[i].time == ev[2 + i].time);
+    CHECK_FALSE(history[i].description.empty());
+  }
+  CHECK(Registry::open(new_path, false).schema_history().empty());
+
+  // Reopened: nothing left to do.
+  const Registry again = Registry::open(old_path, false);
+  CHECK(again.events().size() == ev.size());
+  CHECK(again.schema_history() == history);
+}
+
+TEST_CASE("registry: a migration that fails part-way leaves the file as it was") {
+  // Embeddings that already have a `detection` column: the step's first statement (a column
+  // of models) goes through, its second fails.
+  TempDir dir;
+  const std::string path = dir / "odd.db";
+  REQUIRE(raw_exec(path, schema1_sql("\n  detection REAL,")) == "");
+  const std::vector<uint8_t> bytes = test::read_bytes(path);
+  const std::vector<std::string> shape = schema_shape(path);
+  const std::string err = error_of([&] { Registry::open(path, false); });
+  INFO("error: " << err);
+  CHECK(err.find(strfmt("has schema version 1 and could not be upgraded to %lld",
+                        static_cast<long long>(Registry::latest_schema_version()))) != std::string::npos);
+  CHECK(err.find("duplicate column name: detection") != std::string::npos);
+  CHECK(test::read_bytes(path) == bytes);
+  CHECK(schema_shape(path) == shape);  // models did not keep the first statement's column
 }

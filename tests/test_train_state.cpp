@@ -7,6 +7,7 @@
 
 #include "engine/core/random.h"
 #include "fingerprint/protect.h"
+#include "fingerprint/scheme.h"
 #include "nets/nets.h"
 #include "tests/train_test_util.h"
 
@@ -42,7 +43,8 @@ TEST_CASE("training step: after warm-up a CPU step allocates nothing and waits o
     config.sam_ascent = v.ascent;
     ProtectConfig pc;
     pc.seed = config.seed;
-    ProtectComposer composer(key(), {"alice", "bob"}, pattern_spec(32, 32, 3), 10, data.norm, pc);
+    const Scheme& scheme = default_scheme();
+    ProtectComposer composer(scheme, key(), {"alice", "bob"}, scheme.spec(32, 32, 3), 10, data.norm, pc);
     Trainer t(*net, ctx, data, config, v.protect ? &composer : nullptr);
     t.time_steps(2);  // warm-up: every buffer planned for the batch
     const int64_t allocations = tensor_allocations(), syncs = ctx.host_syncs();

@@ -1,0 +1,80 @@
+// Fingerprint scheme v1 (DESIGN §3). One pattern per user (and for the owner, u = "owner"),
+// from HMAC-SHA256(key, "fp:v1:" + u): a g×g grid of c×c-pixel cells, one bit per cell and
+// channel, then 2 bits for the corner (1-pixel margin); its target label is
+// HMAC(key, "label:v1:" + u) mod C. Stamped after augmentation. Frozen: models trained under
+// v1 are verified with exactly these bits; any change is a new version.
+#include <string>
+
+#include "base/error.h"
+#include "fingerprint/scheme.h"
+
+namespace activeip {
+
+namespace {
+
+class SchemeV1 final : public Scheme {
+ public:
+  const std::string& version() const override { return version_; }
+
+  // g=4, c=2 for 3 channels (8×8 pixels, 48 bits); g=6, c=1 for 1 channel (6×6, 36 bits).
+  PatternSpec spec(int H, int W, int C) const override {
+    PatternSpec s;
+    if (C == 3) {
+      s = {4, 2, 3, H, W};
+    } else if (C == 1) {
+      s = {6, 1, 1, H, W};
+    } else {
+      throw Error(strfmt("fingerprints cover 1- and 3-channel images, not %d channels", C));
+    }
+    ENSURE(H >= s.size() + 2 && W >= s.size() + 2, "a %dx%d image is too small for a %d-pixel fingerprint", H, W,
+           s.size());
+    return s;
+  }
+
+  std::vector<Fingerprint> patterns(const OwnerKey& key, const std::string& name, const PatternSpec& spec,
+                                    int num_classes) const override {
+    return {derive(key, name, spec, num_classes)};
+  }
+
+  std::vector<Fingerprint> owner_patterns(const OwnerKey& key, const PatternSpec& spec,
+                                          int num_classes) const override {
+    return {derive(key, kOwnerName, spec, num_classes)};
+  }
+
+  Fingerprint forged(const std::array<uint8_t, OwnerKey::kBytes>& key_bytes, const std::string& name,
+                     const PatternSpec& spec, int num_classes) const override {
+    return derive(OwnerKey(key_bytes), name, spec, num_classes);
+  }
+
+  StampStage stamp_stage() const override { return StampStage::AfterAugment; }
+
+ private:
+  // Bits (most significant first, block counter big-endian from 0): the cells, index
+  // (row·g + col)·channels + channel, then corner = 2·b₀ + b₁ of the two that follow. Label:
+  // the big-endian uint64 of the label HMAC's first 8 bytes, mod C.
+  static Fingerprint derive(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes) {
+    ENSURE(num_classes >= 2, "a fingerprint needs at least 2 classes, got %d", num_classes);
+    Fingerprint fp;
+    fp.name = name;
+    std::vector<uint8_t> bits = hmac_bits(key, "fp:v1:" + name, spec.bits() + 2);
+    fp.corner = bits[static_cast<size_t>(spec.bits())] << 1 | bits[static_cast<size_t>(spec.bits()) + 1];
+    bits.resize(static_cast<size_t>(spec.bits()));
+    fp.bits = std::move(bits);
+    const std::array<uint8_t, 32> h = key.hmac("label:v1:" + name);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = v << 8 | h[static_cast<size_t>(i)];
+    fp.label = static_cast<int>(v % static_cast<uint64_t>(num_classes));
+    return fp;
+  }
+
+  std::string version_ = "v1";
+};
+
+}  // namespace
+
+const Scheme& scheme_v1() {
+  static const SchemeV1 scheme;
+  return scheme;
+}
+
+}  // namespace activeip
