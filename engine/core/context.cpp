@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #ifdef ACTIVEIP_CUDA
@@ -85,6 +86,7 @@ Context::Context(Device device, int threads) : device_(device), threads_(threads
 }
 
 Context::~Context() {
+  workspace_ = Tensor();
 #ifdef ACTIVEIP_CUDA
   if (stream_) cudaStreamSynchronize(stream_);
   vendor_.reset();
@@ -98,6 +100,10 @@ void Context::synchronize() {
 #ifdef ACTIVEIP_CUDA
   if (stream_) CUDA_CHECK(cudaStreamSynchronize(stream_));
 #endif
+}
+
+Tensor Context::workspace(int64_t floats) {
+  return ensure_tensor(workspace_, {std::max<int64_t>(floats, 1)}, DType::F32, *this);
 }
 
 void Context::use(ConvImpl conv, GemmImpl gemm) {

@@ -56,6 +56,12 @@ class Context {
   int64_t host_syncs() const { return host_syncs_; }
   void note_host_sync() { ++host_syncs_; }
 
+  // Scratch for one op at a time (batch norm's cross-block partial sums), F32 on this
+  // context's device, grown to the largest request and then reused, so the step loop
+  // allocates none: the ops of a context run in order on its stream, so no two hold it at
+  // once. Valid until the next call.
+  Tensor workspace(int64_t floats);
+
   // The vendor implementations need a CUDA device, and cuDNN a build that found it;
   // otherwise this throws with the reason and the context keeps the custom kernels.
   void use(ConvImpl conv, GemmImpl gemm);
@@ -77,6 +83,7 @@ class Context {
   GemmImpl gemm_impl_ = GemmImpl::Custom;
   int64_t host_syncs_ = 0;
   std::unique_ptr<Allocator> allocator_;
+  Tensor workspace_;  // from allocator_, released before it
 #ifdef ACTIVEIP_CUDA
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<VendorHandles> vendor_;

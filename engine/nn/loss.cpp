@@ -26,6 +26,14 @@ void check_rows(Context& ctx, const Tensor& t, const Shape& shape, const char* w
          t.device().str().c_str(), ctx.device().str().c_str());
 }
 
+// A host view of t: t itself on the CPU, else a copy into `staging`, which is reused, so
+// that reading the loss allocates nothing after the first batch.
+const Tensor& on_host(Context& ctx, const Tensor& t, Tensor& staging) {
+  if (!t.device().is_cuda()) return t;
+  ensure_host_tensor(staging, t.shape(), t.dtype()).copy_from(t, ctx);
+  return staging;
+}
+
 }  // namespace
 
 SoftmaxCrossEntropy::SoftmaxCrossEntropy(float smoothing) : smoothing_(smoothing) {
@@ -41,8 +49,9 @@ LossResult SoftmaxCrossEntropy::forward(Context& ctx, const Tensor& logits, cons
   ensure_tensor(loss_, {s.N}, DType::F32, ctx);
   ops::softmax_xent_fwd(ctx, s, smoothing_, logits, labels, probs_, loss_);
 
-  const Tensor loss = loss_.to(Device::cpu(), ctx), probs = probs_.to(Device::cpu(), ctx),
-               lab = labels.to(Device::cpu(), ctx);
+  const Tensor& loss = on_host(ctx, loss_, host_loss_);
+  const Tensor& probs = on_host(ctx, probs_, host_probs_);
+  const Tensor& lab = on_host(ctx, labels, host_labels_);
   LossResult r;
   const float* l = loss.data<float>();
   const float* p = probs.data<float>();
@@ -77,9 +86,9 @@ LossResult SoftTargetCrossEntropy::forward(Context& ctx, const Tensor& logits, c
   ensure_tensor(loss_, {s.N}, DType::F32, ctx);
   ops::soft_xent_fwd(ctx, s, temperature_, logits, targets, probs_, loss_);
 
-  const Tensor loss = loss_.to(Device::cpu(), ctx), probs = probs_.to(Device::cpu(), ctx),
-               q = targets.to(Device::cpu(), ctx);
-  ctx.synchronize();
+  const Tensor& loss = on_host(ctx, loss_, host_loss_);
+  const Tensor& probs = on_host(ctx, probs_, host_probs_);
+  const Tensor& q = on_host(ctx, targets, host_targets_);  // each copy waits for the device
   LossResult r;
   for (int n = 0; n < s.N; ++n) {
     r.loss += loss.data<float>()[n];

@@ -25,6 +25,7 @@ class SoftmaxCrossEntropy {
  private:
   float smoothing_;
   Tensor labels_, probs_, loss_, dlogits_;
+  Tensor host_loss_, host_probs_, host_labels_;  // staging for the reduction on the host
 };
 
 // Mean over the batch of T²·KL(q_n ‖ softmax(z_n/T)) (Hinton et al. 2015). No labels: its
@@ -42,6 +43,7 @@ class SoftTargetCrossEntropy {
  private:
   float temperature_;
   Tensor targets_, probs_, loss_, dlogits_;
+  Tensor host_loss_, host_probs_, host_targets_;  // staging for the reduction on the host
 };
 
 // probs = softmax(logits/T) row by row (N×C, allocated or reused on ctx's device).

@@ -116,10 +116,10 @@ void run([[maybe_unused]] Context& ctx, [[maybe_unused]] const char* op, const B
 }
 
 #ifdef ACTIVEIP_CUDA
-// Device scratch for kernels that combine partial results across blocks; it comes from
-// the context's caching allocator, so the step loop does not call cudaMalloc.
+// Device scratch for kernels that combine partial results across blocks: the context's
+// workspace, so the step loop allocates none.
 Tensor scratch(Context& ctx, size_t floats) {
-  return Tensor::empty({static_cast<int64_t>(std::max<size_t>(floats, 1))}, DType::F32, ctx);
+  return ctx.workspace(static_cast<int64_t>(floats));
 }
 #endif
 

@@ -6,6 +6,8 @@
 #include "kernels/conv2d.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <limits>
 
 #include "kernels/cuda/launch.cuh"
@@ -399,10 +401,20 @@ static __global__ void conv2d_bias_grad(int rows, int K, const float* __restrict
     dbias[k] += static_cast<float>(sum);
 }
 
+// The current device's SM count, queried once per device (it never changes) rather than
+// on every wgrad launch.
 int sm_count() {
-  int device = 0, sms = 0;
+  constexpr int kDevices = 64;
+  static std::array<std::atomic<int>, kDevices> cache{};
+  int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
+  if (device < kDevices) {
+    const int known = cache[static_cast<size_t>(device)].load(std::memory_order_relaxed);
+    if (known > 0) return known;
+  }
+  int sms = 0;
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (device < kDevices) cache[static_cast<size_t>(device)].store(sms, std::memory_order_relaxed);
   return sms;
 }
 
