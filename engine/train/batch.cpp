@@ -34,13 +34,17 @@ int BatchRows::clean_prefix() const {
   return static_cast<int>(it - role.begin());
 }
 
-void PlainComposer::compose(uint64_t, const int32_t* records, int batch, const Dataset& train, Rng&, BatchRows& rows) {
-  rows.resize(batch);
-  const int32_t* labels = train.labels.data<int32_t>();
-  for (int i = 0; i < batch; ++i) {
+void plain_rows(const int32_t* records, int n, const Dataset& data, BatchRows& rows) {
+  rows.resize(n);
+  const int32_t* labels = data.labels.data<int32_t>();
+  for (int i = 0; i < n; ++i) {
     rows.record[static_cast<size_t>(i)] = records[i];
     rows.label[static_cast<size_t>(i)] = labels[records[i]];
   }
+}
+
+void PlainComposer::compose(uint64_t, const int32_t* records, int batch, const Dataset& train, Rng&, BatchRows& rows) {
+  plain_rows(records, batch, train, rows);
 }
 
 BatchLoader::BatchLoader(Context& ctx, const Dataset& data, const Tensor& images, const Normalization& norm)

@@ -60,6 +60,9 @@ class BatchComposer {
   virtual void stamp(Context& ctx, Tensor& x, const BatchRows& rows) = 0;
 };
 
+// rows: the n records `records` of `data` with their true labels, every one clean.
+void plain_rows(const int32_t* records, int n, const Dataset& data, BatchRows& rows);
+
 // Every row a record of the epoch's order with its true label; no pixel changes.
 class PlainComposer final : public BatchComposer {
  public:

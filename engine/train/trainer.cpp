@@ -102,9 +102,7 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
   net.set_training(false);
   const Tensor images = data.images.to(ctx.device(), ctx);
   BatchLoader loader(ctx, data, images, norm);
-  PlainComposer plain;
   BatchRows rows;
-  Rng unused(0);
   SoftmaxCrossEntropy loss;
   EvalResult r;
   const int64_t n = data.size();
@@ -114,7 +112,7 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
   int64_t correct = 0;
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int b = static_cast<int>(std::min<int64_t>(batch, n - begin));
-    plain.compose(0, order.data() + begin, b, data, unused, rows);
+    plain_rows(order.data() + begin, b, data, rows);
     const Tensor& x = loader.load(rows, nullptr);
     const LossResult lr = loss.forward(ctx, net.forward(ctx, x), loader.labels());
     loss_sum += lr.loss * b;
@@ -138,13 +136,11 @@ Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalizat
   net.set_training(false);
   const Tensor images = data.images.to(ctx.device(), ctx);
   BatchLoader loader(ctx, data, images, norm);
-  PlainComposer plain;
   BatchRows rows;
-  Rng unused(0);
   Tensor logits = Tensor::host({n, classes});
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int b = static_cast<int>(std::min<int64_t>(batch, n - begin));
-    plain.compose(0, indices.data() + begin, b, data, unused, rows);
+    plain_rows(indices.data() + begin, b, data, rows);
     Tensor x = loader.load(rows, nullptr);
     if (alter) alter(ctx, x, begin);
     logits.slice(begin, begin + b).copy_from(net.forward(ctx, x), ctx);
