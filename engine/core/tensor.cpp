@@ -156,6 +156,19 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
   return t;
 }
 
+Tensor Tensor::view(size_t offset, const Shape& shape, DType dtype) const {
+  check_shape(shape);
+  const size_t need = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  ENSURE(offset <= capacity_ && need <= capacity_ - offset, "view of %zu bytes at %zu is past the %zu of its storage",
+         need, offset, capacity_);
+  Tensor t = *this;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.data_ = static_cast<char*>(data_) + offset;
+  t.capacity_ = capacity_ - offset;
+  return t;
+}
+
 void Tensor::copy_from(const Tensor& src, Context& ctx) {
   ENSURE(src.numel() == numel() && src.dtype() == dtype_, "copy of %s %s into %s %s", dtype_name(src.dtype()),
          shape_str(src.shape()).c_str(), dtype_name(dtype_), shape_str(shape_).c_str());

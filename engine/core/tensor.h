@@ -88,6 +88,9 @@ class Tensor {
   Tensor reshape(const Shape& shape) const;
   // Rows [begin, end) along dimension 0, sharing storage.
   Tensor slice(int64_t begin, int64_t end) const;
+  // `shape` elements of `dtype` from byte `offset` of this tensor's storage, sharing it (an
+  // arena's buffers are carved this way). Error unless they fit.
+  Tensor view(size_t offset, const Shape& shape, DType dtype) const;
 
   // Explicit copies (same shape and dtype; host↔device through ctx's stream).
   void copy_from(const Tensor& src, Context& ctx);

@@ -1,7 +1,8 @@
 // The layer interface. Layers have explicit forward and backward (no autograd):
-// forward(ctx, x) keeps in the layer what backward needs and returns y; backward(ctx, dy)
-// ADDS into the layer's parameter gradients and returns dx, which it OVERWRITES. Returned
-// tensors are owned by the layer and stay valid until its next forward/backward.
+// forward(ctx, pass, x) keeps in the pass what backward needs and returns y; backward(ctx,
+// pass, dy) ADDS into the layer's parameter gradients and returns dx, which it OVERWRITES.
+// Returned tensors live in the pass (engine/nn/pass.h) and stay valid until the layer's
+// next forward/backward in the same pass; another pass does not touch them.
 // Parameters are declared by name and shape; Network::build() places all of them in one
 // flat parameter buffer (gradients in another, BN statistics in a third) and hands each
 // layer views of its slots.
@@ -14,6 +15,7 @@
 
 #include "engine/core/context.h"
 #include "engine/core/tensor.h"
+#include "engine/nn/pass.h"
 
 namespace activeip {
 
@@ -58,8 +60,11 @@ class Layer {
 
   // NHWC shape of the output for an NHWC input shape (validates the input).
   virtual Shape output_shape(const Shape& in) const = 0;
-  virtual Tensor forward(Context& ctx, const Tensor& x) = 0;
-  virtual Tensor backward(Context& ctx, const Tensor& dy) = 0;
+  // Declares the buffers one pass of this layer (children included) needs for input shape
+  // `in`, under the layer's id, and returns the output shape.
+  virtual Shape plan(const Shape& in, PassPlan& plan) const = 0;
+  virtual Tensor forward(Context& ctx, Pass& pass, const Tensor& x) = 0;
+  virtual Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) = 0;
 
   void set_training(bool training);
   bool training() const { return training_; }
@@ -67,8 +72,15 @@ class Layer {
   // Counters that PyTorch keeps as integer buffers (BatchNorm's num_batches_tracked).
   virtual int64_t* counter() { return nullptr; }
 
+  // The layer's index in its network's passes (given by the Network, in tree order).
+  int id() const { return id_; }
+
  protected:
   bool training_ = true;
+
+ private:
+  friend class Network;
+  int id_ = -1;
 };
 
 }  // namespace activeip

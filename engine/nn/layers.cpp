@@ -18,6 +18,18 @@ int as_int(int64_t v) {
   return static_cast<int>(v);
 }
 
+// The numbers of a layer's buffers in its pass: its output, its input gradient, and what
+// some layers keep besides.
+enum Buf : int { kY, kDx, kSaveMean, kSaveInvstd, kArgmax = 2, kMask = 2, kDsum = 2 };
+
+// The common plan: an output of `out` rows in the forward arena, an input gradient of the
+// input's shape in the backward arena.
+Shape plan_out_dx(int id, const Shape& in, const Shape& out, PassPlan& plan) {
+  plan.rows(id, kY, Phase::Forward, out);
+  plan.rows(id, kDx, Phase::Backward, in);
+  return out;
+}
+
 }  // namespace
 
 void Layer::set_training(bool training) {
@@ -77,20 +89,25 @@ Shape Conv2d::output_shape(const Shape& in) const {
   return {s.N, s.P(), s.Q(), s.K};
 }
 
-Tensor Conv2d::forward(Context& ctx, const Tensor& x) {
-  const Conv2dShape s = shape_for(x.shape());
-  x_ = x;
-  ensure_tensor(y_, {s.N, s.P(), s.Q(), s.K}, DType::F32, ctx);
-  ops::conv2d_fprop(ctx, s, x, weight, has_bias ? &bias : nullptr, y_);
-  return y_;
+Shape Conv2d::plan(const Shape& in, PassPlan& plan) const {
+  return plan_out_dx(id(), in, output_shape(in), plan);
 }
 
-Tensor Conv2d::backward(Context& ctx, const Tensor& dy) {
-  const Conv2dShape s = shape_for(x_.shape());
-  ops::conv2d_wgrad(ctx, s, x_, dy, weight_grad, has_bias ? &bias_grad : nullptr);
-  ensure_tensor(dx_, x_.shape(), DType::F32, ctx);
-  ops::conv2d_dgrad(ctx, s, dy, weight, dx_);
-  return dx_;
+Tensor Conv2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  const Conv2dShape s = shape_for(x.shape());
+  pass.kept(id()) = x;
+  Tensor& y = pass.buffer(id(), kY, s.N);
+  ops::conv2d_fprop(ctx, s, x, weight, has_bias ? &bias : nullptr, y);
+  return y;
+}
+
+Tensor Conv2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  const Tensor& x = pass.kept(id());
+  const Conv2dShape s = shape_for(x.shape());
+  ops::conv2d_wgrad(ctx, s, x, dy, weight_grad, has_bias ? &bias_grad : nullptr);
+  Tensor& dx = pass.buffer(id(), kDx, s.N);
+  ops::conv2d_dgrad(ctx, s, dy, weight, dx);
+  return dx;
 }
 
 // ---------------------------------------------------------------- BatchNorm2d
@@ -114,13 +131,17 @@ Shape BatchNorm2d::output_shape(const Shape& in) const {
   return in;
 }
 
-Tensor BatchNorm2d::forward(Context& ctx, const Tensor& x) {
+Shape BatchNorm2d::plan(const Shape& in, PassPlan& plan) const {
+  plan.fixed(id(), kSaveMean, Phase::Forward, {channels});
+  plan.fixed(id(), kSaveInvstd, Phase::Forward, {channels});
+  return plan_out_dx(id(), in, output_shape(in), plan);
+}
+
+Tensor BatchNorm2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
   output_shape(x.shape());
   const BatchNormShape s{as_int(x.numel() / channels), channels};
-  x_ = x;
-  ensure_tensor(y_, x.shape(), DType::F32, ctx);
-  ensure_tensor(save_mean_, {channels}, DType::F32, ctx);
-  ensure_tensor(save_invstd_, {channels}, DType::F32, ctx);
+  pass.kept(id()) = x;
+  Tensor& y = pass.buffer(id(), kY, x.dim(0));
   if (training_) {
     ENSURE(s.M > 1, "BatchNorm2d in training mode needs more than one value per channel, got input %s",
            shape_str(x.shape()).c_str());
@@ -132,40 +153,46 @@ Tensor BatchNorm2d::forward(Context& ctx, const Tensor& x) {
                       .beta = bias,
                       .running_mean = running_mean,
                       .running_var = running_var,
-                      .save_mean = save_mean_,
-                      .save_invstd = save_invstd_,
-                      .y = y_});
-  return y_;
+                      .save_mean = pass.buffer(id(), kSaveMean, 0),
+                      .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
+                      .y = y});
+  return y;
 }
 
-Tensor BatchNorm2d::backward(Context& ctx, const Tensor& dy) {
+Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
-  const BatchNormShape s{as_int(x_.numel() / channels), channels};
-  ensure_tensor(dx_, x_.shape(), DType::F32, ctx);
+  const Tensor& x = pass.kept(id());
+  const BatchNormShape s{as_int(x.numel() / channels), channels};
+  Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
   ops::batchnorm_bwd(ctx, s,
-                     {.x = x_,
+                     {.x = x,
                       .dy = dy,
                       .gamma = weight,
-                      .save_mean = save_mean_,
-                      .save_invstd = save_invstd_,
-                      .dx = dx_,
+                      .save_mean = pass.buffer(id(), kSaveMean, 0),
+                      .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
+                      .dx = dx,
                       .dgamma = weight_grad,
                       .dbeta = bias_grad});
-  return dx_;
+  return dx;
 }
 
 // ---------------------------------------------------------------- ReLU
 
-Tensor ReLU::forward(Context& ctx, const Tensor& x) {
-  ensure_tensor(y_, x.shape(), DType::F32, ctx);
-  ops::relu_fwd(ctx, x, y_);
-  return y_;
+Shape ReLU::plan(const Shape& in, PassPlan& plan) const {
+  return plan_out_dx(id(), in, in, plan);
 }
 
-Tensor ReLU::backward(Context& ctx, const Tensor& dy) {
-  ensure_tensor(dx_, y_.shape(), DType::F32, ctx);
-  ops::relu_bwd(ctx, y_, dy, dx_);
-  return dx_;
+Tensor ReLU::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  Tensor& y = pass.buffer(id(), kY, x.dim(0));
+  ops::relu_fwd(ctx, x, y);
+  return y;
+}
+
+Tensor ReLU::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  const Tensor& y = pass.buffer(id(), kY, dy.dim(0));
+  Tensor& dx = pass.buffer(id(), kDx, dy.dim(0));
+  ops::relu_bwd(ctx, y, dy, dx);
+  return dx;
 }
 
 // ---------------------------------------------------------------- MaxPool2d
@@ -188,20 +215,25 @@ Shape MaxPool2d::output_shape(const Shape& in) const {
   return {s.N, s.P(), s.Q(), s.C};
 }
 
-Tensor MaxPool2d::forward(Context& ctx, const Tensor& x) {
-  const Pool2dShape s = shape_for(x.shape());
-  in_shape_ = x.shape();
-  ensure_tensor(y_, {s.N, s.P(), s.Q(), s.C}, DType::F32, ctx);
-  ensure_tensor(argmax_, y_.shape(), DType::I32, ctx);
-  ops::maxpool2d_fwd(ctx, s, x, y_, argmax_);
-  return y_;
+Shape MaxPool2d::plan(const Shape& in, PassPlan& plan) const {
+  const Shape out = output_shape(in);
+  plan.rows(id(), kArgmax, Phase::Forward, out, DType::I32);
+  return plan_out_dx(id(), in, out, plan);
 }
 
-Tensor MaxPool2d::backward(Context& ctx, const Tensor& dy) {
-  const Pool2dShape s = shape_for(in_shape_);
-  ensure_tensor(dx_, in_shape_, DType::F32, ctx);
-  ops::maxpool2d_bwd(ctx, s, dy, argmax_, dx_);
-  return dx_;
+Tensor MaxPool2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  const Pool2dShape s = shape_for(x.shape());
+  pass.kept(id()) = x;
+  Tensor& y = pass.buffer(id(), kY, s.N);
+  ops::maxpool2d_fwd(ctx, s, x, y, pass.buffer(id(), kArgmax, s.N));
+  return y;
+}
+
+Tensor MaxPool2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  const Pool2dShape s = shape_for(pass.kept(id()).shape());
+  Tensor& dx = pass.buffer(id(), kDx, s.N);
+  ops::maxpool2d_bwd(ctx, s, dy, pass.buffer(id(), kArgmax, s.N), dx);
+  return dx;
 }
 
 // ---------------------------------------------------------------- GlobalAvgPool
@@ -211,19 +243,23 @@ Shape GlobalAvgPool::output_shape(const Shape& in) const {
   return {in[0], in[3]};
 }
 
-Tensor GlobalAvgPool::forward(Context& ctx, const Tensor& x) {
-  const Shape out = output_shape(x.shape());
-  in_shape_ = x.shape();
-  ensure_tensor(y_, out, DType::F32, ctx);
-  ops::global_avgpool_fwd(ctx, {as_int(x.dim(0)), as_int(x.dim(1) * x.dim(2)), as_int(x.dim(3))}, x, y_);
-  return y_;
+Shape GlobalAvgPool::plan(const Shape& in, PassPlan& plan) const {
+  return plan_out_dx(id(), in, output_shape(in), plan);
 }
 
-Tensor GlobalAvgPool::backward(Context& ctx, const Tensor& dy) {
-  ensure_tensor(dx_, in_shape_, DType::F32, ctx);
-  ops::global_avgpool_bwd(ctx, {as_int(in_shape_[0]), as_int(in_shape_[1] * in_shape_[2]), as_int(in_shape_[3])}, dy,
-                          dx_);
-  return dx_;
+Tensor GlobalAvgPool::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  output_shape(x.shape());
+  pass.kept(id()) = x;
+  Tensor& y = pass.buffer(id(), kY, x.dim(0));
+  ops::global_avgpool_fwd(ctx, {as_int(x.dim(0)), as_int(x.dim(1) * x.dim(2)), as_int(x.dim(3))}, x, y);
+  return y;
+}
+
+Tensor GlobalAvgPool::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  const Shape& in = pass.kept(id()).shape();
+  Tensor& dx = pass.buffer(id(), kDx, in[0]);
+  ops::global_avgpool_bwd(ctx, {as_int(in[0]), as_int(in[1] * in[2]), as_int(in[3])}, dy, dx);
+  return dx;
 }
 
 // ---------------------------------------------------------------- Linear
@@ -262,35 +298,44 @@ Shape Linear::output_shape(const Shape& in) const {
   return {in[0], out_features};
 }
 
-Tensor Linear::forward(Context& ctx, const Tensor& x) {
-  const Shape out = output_shape(x.shape());
-  x_ = x;
-  ensure_tensor(y_, out, DType::F32, ctx);
-  ops::linear_fwd(ctx, {as_int(x.dim(0)), in_features, out_features}, x, weight, &bias, y_);
-  return y_;
+Shape Linear::plan(const Shape& in, PassPlan& plan) const {
+  return plan_out_dx(id(), in, output_shape(in), plan);
 }
 
-Tensor Linear::backward(Context& ctx, const Tensor& dy) {
-  ensure_tensor(dx_, x_.shape(), DType::F32, ctx);
-  ops::linear_bwd(ctx, {as_int(x_.dim(0)), in_features, out_features}, x_, weight, dy, dx_, weight_grad, &bias_grad);
-  return dx_;
+Tensor Linear::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  output_shape(x.shape());
+  pass.kept(id()) = x;
+  Tensor& y = pass.buffer(id(), kY, x.dim(0));
+  ops::linear_fwd(ctx, {as_int(x.dim(0)), in_features, out_features}, x, weight, &bias, y);
+  return y;
+}
+
+Tensor Linear::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  const Tensor& x = pass.kept(id());
+  Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
+  ops::linear_bwd(ctx, {as_int(x.dim(0)), in_features, out_features}, x, weight, dy, dx, weight_grad, &bias_grad);
+  return dx;
 }
 
 // ---------------------------------------------------------------- Dropout
 
-Tensor Dropout::forward(Context& ctx, const Tensor& x) {
-  if (!training_ || p_ == 0.0f) return x;
-  ensure_tensor(y_, x.shape(), DType::F32, ctx);
-  ensure_tensor(mask_, x.shape(), DType::F32, ctx);
-  ops::dropout_fwd(ctx, {p_, seed}, x, y_, mask_);
-  return y_;
+Shape Dropout::plan(const Shape& in, PassPlan& plan) const {
+  plan.rows(id(), kMask, Phase::Forward, in);
+  return plan_out_dx(id(), in, in, plan);
 }
 
-Tensor Dropout::backward(Context& ctx, const Tensor& dy) {
+Tensor Dropout::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  if (!training_ || p_ == 0.0f) return x;
+  Tensor& y = pass.buffer(id(), kY, x.dim(0));
+  ops::dropout_fwd(ctx, {p_, seed}, x, y, pass.buffer(id(), kMask, x.dim(0)));
+  return y;
+}
+
+Tensor Dropout::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   if (p_ == 0.0f) return dy;
-  ensure_tensor(dx_, dy.shape(), DType::F32, ctx);
-  ops::dropout_bwd(ctx, dy, mask_, dx_);
-  return dx_;
+  Tensor& dx = pass.buffer(id(), kDx, dy.dim(0));
+  ops::dropout_bwd(ctx, dy, pass.buffer(id(), kMask, dy.dim(0)), dx);
+  return dx;
 }
 
 // ---------------------------------------------------------------- PadShortcut
@@ -316,17 +361,23 @@ PadShortcutShape PadShortcut::shape_of(const Shape& in) const {
           pad_after_};
 }
 
-Tensor PadShortcut::forward(Context& ctx, const Tensor& x) {
-  in_shape_ = x.shape();
-  ensure_tensor(y_, output_shape(x.shape()), DType::F32, ctx);
-  ops::pad_shortcut_fwd(ctx, shape_of(in_shape_), x, y_);
-  return y_;
+Shape PadShortcut::plan(const Shape& in, PassPlan& plan) const {
+  return plan_out_dx(id(), in, output_shape(in), plan);
 }
 
-Tensor PadShortcut::backward(Context& ctx, const Tensor& dy) {
-  ensure_tensor(dx_, in_shape_, DType::F32, ctx);
-  ops::pad_shortcut_bwd(ctx, shape_of(in_shape_), dy, dx_);
-  return dx_;
+Tensor PadShortcut::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  output_shape(x.shape());
+  pass.kept(id()) = x;
+  Tensor& y = pass.buffer(id(), kY, x.dim(0));
+  ops::pad_shortcut_fwd(ctx, shape_of(x.shape()), x, y);
+  return y;
+}
+
+Tensor PadShortcut::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  const Shape& in = pass.kept(id()).shape();
+  Tensor& dx = pass.buffer(id(), kDx, in[0]);
+  ops::pad_shortcut_bwd(ctx, shape_of(in), dy, dx);
+  return dx;
 }
 
 // ---------------------------------------------------------------- Sequential
@@ -352,15 +403,21 @@ Shape Sequential::output_shape(const Shape& in) const {
   return s;
 }
 
-Tensor Sequential::forward(Context& ctx, const Tensor& x) {
+Shape Sequential::plan(const Shape& in, PassPlan& plan) const {
+  Shape s = in;
+  for (const auto& [name, layer] : layers_) s = layer->plan(s, plan);
+  return s;
+}
+
+Tensor Sequential::forward(Context& ctx, Pass& pass, const Tensor& x) {
   Tensor h = x;
-  for (auto& [name, layer] : layers_) h = layer->forward(ctx, h);
+  for (auto& [name, layer] : layers_) h = layer->forward(ctx, pass, h);
   return h;
 }
 
-Tensor Sequential::backward(Context& ctx, const Tensor& dy) {
+Tensor Sequential::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   Tensor g = dy;
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = it->second->backward(ctx, g);
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = it->second->backward(ctx, pass, g);
   return g;
 }
 
@@ -382,30 +439,34 @@ Shape Residual::output_shape(const Shape& in) const {
   return a;
 }
 
-Tensor Residual::forward(Context& ctx, const Tensor& x) {
-  const Tensor a = main_->forward(ctx, x);
-  const Tensor b = shortcut_ ? shortcut_->forward(ctx, x) : x;
-  ENSURE(a.shape() == b.shape(), "residual branches disagree: main %s, shortcut %s", shape_str(a.shape()).c_str(),
-         shape_str(b.shape()).c_str());
-  ensure_tensor(y_, a.shape(), DType::F32, ctx);
-  ops::add(ctx, a, b, y_);
-  ops::relu_fwd(ctx, y_, y_);  // in place: relu(a + b), kept for relu_bwd
-  return y_;
+Shape Residual::plan(const Shape& in, PassPlan& plan) const {
+  const Shape out = main_->plan(in, plan);
+  const Shape b = shortcut_ ? shortcut_->plan(in, plan) : in;
+  ENSURE(out == b, "residual branches disagree: main %s, shortcut %s", shape_str(out).c_str(), shape_str(b).c_str());
+  plan.rows(id(), kDsum, Phase::Backward, out);
+  return plan_out_dx(id(), in, out, plan);
 }
 
-Tensor Residual::backward(Context& ctx, const Tensor& dy) {
-  ensure_tensor(dsum_, y_.shape(), DType::F32, ctx);
-  ops::relu_bwd(ctx, y_, dy, dsum_);
-  const Tensor dmain = main_->backward(ctx, dsum_);
-  if (!shortcut_) {
-    ensure_tensor(dx_, dmain.shape(), DType::F32, ctx);
-    ops::add(ctx, dmain, dsum_, dx_);
-    return dx_;
-  }
-  const Tensor dshort = shortcut_->backward(ctx, dsum_);
-  ensure_tensor(dx_, dmain.shape(), DType::F32, ctx);
-  ops::add(ctx, dmain, dshort, dx_);
-  return dx_;
+Tensor Residual::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  const Tensor a = main_->forward(ctx, pass, x);
+  const Tensor b = shortcut_ ? shortcut_->forward(ctx, pass, x) : x;
+  ENSURE(a.shape() == b.shape(), "residual branches disagree: main %s, shortcut %s", shape_str(a.shape()).c_str(),
+         shape_str(b.shape()).c_str());
+  Tensor& y = pass.buffer(id(), kY, a.dim(0));
+  ops::add(ctx, a, b, y);
+  ops::relu_fwd(ctx, y, y);  // in place: relu(a + b), kept for relu_bwd
+  return y;
+}
+
+Tensor Residual::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  const int64_t n = dy.dim(0);
+  Tensor& dsum = pass.buffer(id(), kDsum, n);
+  ops::relu_bwd(ctx, pass.buffer(id(), kY, n), dy, dsum);
+  const Tensor dmain = main_->backward(ctx, pass, dsum);
+  const Tensor dshort = shortcut_ ? shortcut_->backward(ctx, pass, dsum) : dsum;
+  Tensor& dx = pass.buffer(id(), kDx, n);
+  ops::add(ctx, dmain, dshort, dx);
+  return dx;
 }
 
 }  // namespace activeip

@@ -1,5 +1,5 @@
 // The layers the nets are built from. Each keeps its input (or output) for backward and
-// owns its output and dx buffers, planned for the largest batch seen (ensure_tensor).
+// declares its output and dx buffers in the pass's plan (engine/nn/pass.h).
 // Containers: Sequential (children "0", "1", … or given names) and Residual
 // (main branch + shortcut, summed, then ReLU — a ResNet basic block).
 #pragma once
@@ -24,16 +24,15 @@ class Conv2d final : public Layer {
   const char* type() const override { return "Conv2d"; }
   std::vector<ParamSlot> slots() override;
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   Conv2dShape shape_for(const Shape& in) const;
 
   int in_channels, out_channels, kernel, stride, pad;
   bool has_bias;
   Tensor weight, bias, weight_grad, bias_grad;
 
- private:
-  Tensor x_, y_, dx_;
 };
 
 class BatchNorm2d final : public Layer {
@@ -42,8 +41,9 @@ class BatchNorm2d final : public Layer {
   const char* type() const override { return "BatchNorm2d"; }
   std::vector<ParamSlot> slots() override;
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   int64_t* counter() override { return &num_batches_tracked; }
 
   int channels;
@@ -51,19 +51,16 @@ class BatchNorm2d final : public Layer {
   Tensor weight, bias, weight_grad, bias_grad, running_mean, running_var;
   int64_t num_batches_tracked = 0;
 
- private:
-  Tensor x_, y_, dx_, save_mean_, save_invstd_;
 };
 
 class ReLU final : public Layer {
  public:
   const char* type() const override { return "ReLU"; }
   Shape output_shape(const Shape& in) const override { return in; }
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
 
- private:
-  Tensor y_, dx_;
 };
 
 class MaxPool2d final : public Layer {
@@ -71,14 +68,13 @@ class MaxPool2d final : public Layer {
   MaxPool2d(int kernel, int stride, int pad = 0);
   const char* type() const override { return "MaxPool2d"; }
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
 
  private:
   Pool2dShape shape_for(const Shape& in) const;
   int kernel_, stride_, pad_;
-  Shape in_shape_;
-  Tensor y_, argmax_, dx_;
 };
 
 // N×H×W×C → N×C (also the flatten before the classifier).
@@ -86,12 +82,10 @@ class GlobalAvgPool final : public Layer {
  public:
   const char* type() const override { return "GlobalAvgPool"; }
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
 
- private:
-  Shape in_shape_;
-  Tensor y_, dx_;
 };
 
 class Linear final : public Layer {
@@ -102,15 +96,14 @@ class Linear final : public Layer {
   const char* type() const override { return "Linear"; }
   std::vector<ParamSlot> slots() override;
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
 
   int in_features, out_features;
   Init weight_init, bias_init;
   Tensor weight, bias, weight_grad, bias_grad;
 
- private:
-  Tensor x_, y_, dx_;
 };
 
 // Inverted dropout; identity in eval mode. `seed` is set per step by Network::begin_step.
@@ -119,13 +112,13 @@ class Dropout final : public Layer {
   explicit Dropout(float p) : p_(p) {}
   const char* type() const override { return "Dropout"; }
   Shape output_shape(const Shape& in) const override { return in; }
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   uint64_t seed = 0;
 
  private:
   float p_;
-  Tensor y_, mask_, dx_;
 };
 
 // He et al.'s option-A shortcut for CIFAR ResNets: subsample by `stride` and zero-pad
@@ -135,14 +128,13 @@ class PadShortcut final : public Layer {
   PadShortcut(int stride, int pad_before, int pad_after);
   const char* type() const override { return "PadShortcut"; }
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
 
  private:
   PadShortcutShape shape_of(const Shape& in) const;
   int stride_, pad_before_, pad_after_;
-  Shape in_shape_;
-  Tensor y_, dx_;
 };
 
 class Sequential final : public Layer {
@@ -155,8 +147,9 @@ class Sequential final : public Layer {
   const char* type() const override { return "Sequential"; }
   std::vector<std::pair<std::string, Layer*>> children() override;
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   size_t size() const { return layers_.size(); }
 
  private:
@@ -172,14 +165,14 @@ class Residual final : public Layer {
   const char* type() const override { return "Residual"; }
   std::vector<std::pair<std::string, Layer*>> children() override;
   Shape output_shape(const Shape& in) const override;
-  Tensor forward(Context& ctx, const Tensor& x) override;
-  Tensor backward(Context& ctx, const Tensor& dy) override;
+  Shape plan(const Shape& in, PassPlan& plan) const override;
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
 
  private:
   std::unique_ptr<Sequential> main_;
   std::unique_ptr<Layer> shortcut_;
   std::string shortcut_name_;
-  Tensor y_, dsum_, dx_;
 };
 
 }  // namespace activeip

@@ -16,6 +16,11 @@ Network::Network(NetInfo info, std::unique_ptr<Layer> body) : info_(std::move(in
   const Shape out = body_->output_shape({1, info_.H, info_.W, info_.C});
   ENSURE(out == Shape({1, info_.num_classes}), "network %s maps a %dx%dx%d input to %s, not [1, %d]",
          info_.name.c_str(), info_.H, info_.W, info_.C, shape_str(out).c_str(), info_.num_classes);
+  std::function<void(Layer&)> number = [&](Layer& layer) {
+    layer.id_ = layers_++;
+    for (auto& [name, child] : layer.children()) number(*child);
+  };
+  number(*body_);
 }
 
 static void fill_init(const ParamSlot& s, float* out, Rng& rng) {
@@ -87,26 +92,42 @@ const NamedSlot& Network::slot(const std::string& name) const {
   return slots_.front();
 }
 
-Tensor Network::forward(Context& ctx, const Tensor& x) {
+void Network::prepare(Context& ctx, Pass& pass, const Tensor& x) {
   ENSURE(built_, "network %s used before build()", info_.name.c_str());
-  ENSURE(x.rank() == 4 && x.dim(1) == info_.H && x.dim(2) == info_.W && x.dim(3) == info_.C,
+  ENSURE(x.rank() == 4 && x.dim(0) >= 1 && x.dim(1) == info_.H && x.dim(2) == info_.W && x.dim(3) == info_.C,
          "network %s expects N×%d×%d×%d input, got %s", info_.name.c_str(), info_.H, info_.W, info_.C,
          shape_str(x.shape()).c_str());
-  return body_->forward(ctx, x);
+  if (pass.network() != this) {
+    ENSURE(pass.network() == nullptr, "network %s was given a pass of another network", info_.name.c_str());
+    PassPlan plan;
+    body_->plan(input_shape(1), plan);
+    pass.plan(this, layers_, plan);
+  }
+  pass.allocate(ctx, Phase::Forward, x.dim(0));
+}
+
+Tensor Network::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  prepare(ctx, pass, x);
+  return body_->forward(ctx, pass, x);
 }
 
 Tensor Network::forward_features(Context& ctx, const Tensor& x) {
-  ENSURE(built_, "network %s used before build()", info_.name.c_str());
   const auto children = body_->children();
   ENSURE(!children.empty() && std::string(children.back().second->type()) == "Linear",
          "network %s does not end in a Linear layer: it has no features to read", info_.name.c_str());
+  prepare(ctx, pass_, x);
   Tensor h = x;
-  for (size_t i = 0; i + 1 < children.size(); ++i) h = children[i].second->forward(ctx, h);
+  for (size_t i = 0; i + 1 < children.size(); ++i) h = children[i].second->forward(ctx, pass_, h);
   return h;
 }
 
-Tensor Network::backward(Context& ctx, const Tensor& dlogits) {
-  return body_->backward(ctx, dlogits);
+Tensor Network::backward(Context& ctx, Pass& pass, const Tensor& dlogits) {
+  ENSURE(pass.network() == this, "network %s: backward in a pass it has not run forward in", info_.name.c_str());
+  ENSURE(dlogits.rank() == 2 && dlogits.dim(1) == info_.num_classes && dlogits.dim(0) == pass.last_rows(),
+         "network %s: backward of %s logit gradients after a forward of %lld rows", info_.name.c_str(),
+         shape_str(dlogits.shape()).c_str(), static_cast<long long>(pass.last_rows()));
+  pass.allocate(ctx, Phase::Backward, dlogits.dim(0));
+  return body_->backward(ctx, pass, dlogits);
 }
 
 void Network::zero_grad(Context& ctx) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/nn/layer.h"
+#include "engine/nn/pass.h"
 
 namespace activeip {
 
@@ -61,8 +62,15 @@ class Network {
   void build(Context& ctx, uint64_t seed);
   bool built() const { return built_; }
 
-  Tensor forward(Context& ctx, const Tensor& x);  // x: N×H×W×C → logits N×classes
-  Tensor backward(Context& ctx, const Tensor& dlogits);
+  // x: N×H×W×C → logits N×classes, in `pass` (planned for this network on its first use,
+  // again when a batch is larger than it was planned for). The forms without a pass use the
+  // network's own. The logits and every activation stay valid until the next forward in
+  // the same pass.
+  Tensor forward(Context& ctx, Pass& pass, const Tensor& x);
+  Tensor forward(Context& ctx, const Tensor& x) { return forward(ctx, pass_, x); }
+  // The gradient of the last forward in `pass`.
+  Tensor backward(Context& ctx, Pass& pass, const Tensor& dlogits);
+  Tensor backward(Context& ctx, const Tensor& dlogits) { return backward(ctx, pass_, dlogits); }
   // The input of the last top-level layer (for every net here the pooled features the
   // classifier reads, N×C): the body's children but the last. Error unless the body is a
   // container whose last child is a Linear layer.
@@ -100,7 +108,11 @@ class Network {
   std::vector<NamedSlot> slots_;
   std::vector<NamedCounter> counters_;
   std::vector<Dropout*> dropouts_;
+  int layers_ = 0;  // layers with an id in passes
   Tensor params_, grads_, buffers_;
+  Pass pass_;
+
+  void prepare(Context& ctx, Pass& pass, const Tensor& x);
 };
 
 }  // namespace activeip
