@@ -97,6 +97,7 @@ struct TrainBenchConfig : CommonConfig {
   int64_t limit_train = -1;
   uint64_t seed = 1;
   double peak_tflops = 0;  // fp32 peak for MFU; 0: measure (best cuBLAS SGEMM, or gemm_cpu)
+  bool inference = false;  // eval-mode forward passes of one batch instead of training steps
   TrainBenchConfig() {
     warmup = 10;
     reps = 50;
@@ -111,7 +112,9 @@ nlohmann::json run_conv(const ConvConfig& config);
 // "validation") and "peak" (the best cuBLAS SGEMM TFLOP/s, the MFU denominator).
 nlohmann::json run_gemm(const GemmConfig& config);
 // train: "peak" and "runs" (net × batch × implementation: images/s, step times, device
-// memory, model FLOPs per image, achieved TFLOP/s and MFU).
+// memory, model FLOPs per image, achieved TFLOP/s and MFU). With config.inference the
+// command is "infer": eval-mode forward passes of one normalised batch of the training
+// split, each run counting forward FLOPs only.
 nlohmann::json run_train(const TrainBenchConfig& config);
 
 // The fp32 peak used for MFU on `device`: {"tflops", "source"} (cuBLAS SGEMM on squares up

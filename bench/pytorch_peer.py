@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
-"""The PyTorch peer of `activeip bench train`: the same models (the mirrors of nets/ that
-scripts/torch_crosscheck.py builds), the same batch sizes, on the same GPU, timed the same
-way — the dataset resident on the device as uint8, each batch gathered, randomly cropped
-(4-pixel zero padding), flipped and normalised there, then forward, cross-entropy, backward
-and an SGD step (momentum 0.9, weight decay 5e-4, lr 0.01); CUDA events around every step,
-the median of the timed steps after the warm-up ones; peak memory from
-torch.cuda.max_memory_allocated (the resident dataset included, as in ours).
+"""The PyTorch peer of `activeip bench train` and `bench infer`: the same models (the mirrors
+of nets/ that scripts/torch_crosscheck.py builds), the same batch sizes, on the same device,
+timed the same way — the dataset resident on the device as uint8, each batch gathered,
+randomly cropped (4-pixel zero padding), flipped and normalised there, then forward,
+cross-entropy, backward and an SGD step (momentum 0.9, weight decay 5e-4, lr 0.01); CUDA
+events around every step on the GPU, the wall clock on the CPU; the median of the timed
+steps after the warm-up ones; peak memory from torch.cuda.max_memory_allocated (the
+resident dataset included, as in ours). --mode infer times eval-mode forward passes
+(torch.inference_mode) of one batch normalised once, as `bench infer` does.
 
 Configurations, each with cudnn.benchmark on (what a PyTorch user would run):
-  eager-fp32    fp32, TF32 off (the engine's arithmetic)
-  eager-tf32    fp32 storage, TF32 matmuls and convolutions
-  amp-bf16-cl   autocast to bfloat16, channels_last model and input
-  compile       torch.compile of whichever of the three above was fastest at that net and batch
+  eager-fp32     fp32, TF32 off (the engine's arithmetic)
+  eager-fp32-cl  fp32, channels_last model and input (oneDNN's preferred layout on the CPU)
+  eager-tf32     fp32 storage, TF32 matmuls and convolutions (CUDA only)
+  amp-bf16-cl    autocast to bfloat16, channels_last model and input (CUDA only)
+  compile        torch.compile of whichever of the others was fastest at that net and batch
+The default is every CUDA configuration on the GPU, eager-fp32 and eager-fp32-cl on the CPU
+(with --threads N intra-op threads, default all cores, and one inter-op thread).
 
-    python3 bench/pytorch_peer.py [--nets resnet18,resnet20,vgg16] [--batch 128,256,512]
-        [--configs eager-fp32,eager-tf32,amp-bf16-cl,compile] [--data cifar10|synthetic]
-        [--data-dir DIR] [--warmup 10] [--steps 50] [--out FILE]
+    python3 bench/pytorch_peer.py [--device cuda|cpu] [--threads N] [--mode train|infer]
+        [--nets resnet18,resnet20,vgg16] [--batch 128,256,512]
+        [--configs eager-fp32,eager-fp32-cl,eager-tf32,amp-bf16-cl,compile]
+        [--data cifar10|synthetic] [--data-dir DIR] [--warmup 10] [--steps 50] [--out FILE]
 
 --time-to-accuracy instead trains resnet18 on CIFAR-10 with ActiveIP's one-cycle schedule
 (OneCycleLR: pct_start 0.3, cosine, div_factor 25, final_div_factor 1e4, no momentum
@@ -38,7 +44,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ["eager-fp32", "eager-tf32", "amp-bf16-cl", "compile"]
+CONFIGS = ["eager-fp32", "eager-fp32-cl", "eager-tf32", "amp-bf16-cl", "compile"]
+CUDA_DEFAULT = ["eager-fp32", "eager-tf32", "amp-bf16-cl", "compile"]
+CPU_DEFAULT = ["eager-fp32", "eager-fp32-cl"]
+CUDA_ONLY = ["eager-tf32", "amp-bf16-cl"]
+PRECISION = {"eager-fp32": "fp32", "eager-fp32-cl": "fp32", "eager-tf32": "tf32", "amp-bf16-cl": "bf16"}
 NETS = ["resnet18", "resnet20", "vgg16"]
 # Per-channel statistics on the [0, 1] scale, as engine/dataset.cpp.
 NORMALIZATION = {
@@ -71,7 +81,10 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nets", type=choice_list(NETS), default=NETS)
     p.add_argument("--batch", type=positive_ints, default=[128, 256, 512])
-    p.add_argument("--configs", type=choice_list(CONFIGS), default=CONFIGS)
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU intra-op threads (default: all cores)")
+    p.add_argument("--mode", choices=["train", "infer"], default="train")
+    p.add_argument("--configs", type=choice_list(CONFIGS), default=None)
     p.add_argument("--data", choices=["cifar10", "synthetic"], default="synthetic")
     p.add_argument("--data-dir", default=os.path.join(ROOT, "data", "cifar-10-batches-bin"))
     p.add_argument("--warmup", type=int, default=10, help="untimed steps first (torch.compile compiles in them)")
@@ -82,8 +95,16 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=0.2, help="one-cycle peak learning rate")
     p.add_argument("--target", type=float, default=0.92)
-    p.add_argument("--tta-config", choices=CONFIGS[:3], default="eager-fp32")
+    p.add_argument("--tta-config", choices=["eager-fp32", "eager-tf32", "amp-bf16-cl"], default="eager-fp32")
     args = p.parse_args(argv)
+    if args.configs is None:
+        args.configs = CPU_DEFAULT if args.device == "cpu" else CUDA_DEFAULT
+    if args.device == "cpu" and any(c in CUDA_ONLY for c in args.configs):
+        p.error("--configs: %s run only on CUDA" % ", ".join(c for c in args.configs if c in CUDA_ONLY))
+    if args.threads < 0:
+        p.error("--threads must be non-negative")
+    if args.time_to_accuracy and args.device != "cuda":
+        p.error("--time-to-accuracy runs on CUDA")
     if args.warmup < 0:
         p.error("--warmup must be non-negative")
     if args.steps < 1:
@@ -139,11 +160,12 @@ def load_data(torch, args, device):
             "mean": torch.tensor(mean, device=device), "std": torch.tensor(std, device=device)}
 
 
-def make_batch(torch, data, idx, gen, augment, channels_last, pad=4):
-    """Gathers records idx, crops (zero padding) and flips them when augmenting, normalises;
-    returns NCHW float32 (channels_last memory when asked) and the labels."""
+def make_batch(torch, data, idx, gen, augment, channels_last, pad=4, split=None):
+    """Gathers records idx (of the training split when augmenting, else of `split`, by
+    default the test split), crops (zero padding) and flips them when augmenting,
+    normalises; returns NCHW float32 (channels_last memory when asked) and the labels."""
     F = torch.nn.functional
-    images, labels = data["train"] if augment else data["test"]
+    images, labels = data["train"] if augment else data[split or "test"]
     x = images[idx].float()  # N, H, W, C
     n, h, w, _ = x.shape
     if augment:
@@ -165,18 +187,50 @@ def make_batch(torch, data, idx, gen, augment, channels_last, pad=4):
 # One configuration
 
 def set_precision(torch, config):
-    tf32 = config != "eager-fp32"
+    tf32 = config == "eager-tf32" or config == "amp-bf16-cl"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = True
 
 
+def channels_last_of(config):
+    return config in ("amp-bf16-cl", "eager-fp32-cl")
+
+
 def build(torch, make, net, config, seed, device):
     torch.manual_seed(seed)
     model = make(net, 3, 10).to(device)
-    if config == "amp-bf16-cl":
+    if channels_last_of(config):
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+class Timer:
+    """Milliseconds of each timed call: CUDA events on the GPU, the wall clock on the CPU."""
+
+    def __init__(self, torch, device):
+        self.torch, self.cuda = torch, device.type == "cuda"
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def time(self, calls, fn):
+        if self.cuda:
+            events = [(self.torch.cuda.Event(enable_timing=True), self.torch.cuda.Event(enable_timing=True))
+                      for _ in range(calls)]
+            for i, (start, end) in enumerate(events):
+                start.record()
+                fn(i)
+                end.record()
+            self.torch.cuda.synchronize()
+            return sorted(s.elapsed_time(e) for s, e in events)
+        ms = []
+        for i in range(calls):
+            t0 = time.perf_counter()
+            fn(i)
+            ms.append((time.perf_counter() - t0) * 1e3)
+        return sorted(ms)
 
 
 def train_step_fn(torch, model, opt, config):
@@ -185,7 +239,7 @@ def train_step_fn(torch, model, opt, config):
 
     def step(x, y):
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
@@ -194,44 +248,53 @@ def train_step_fn(torch, model, opt, config):
 
 
 def time_config(torch, make, data, net, batch, config, base, args):
-    """Median step time of `config` (compile: torch.compile on top of `base`)."""
+    """Median step (or forward pass) time of `config` (compile: torch.compile on top of `base`)."""
     device = data["mean"].device
+    timer = Timer(torch, device)
     precision = base if config == "compile" else config
     set_precision(torch, precision)
     model = build(torch, make, net, precision, args.seed, device)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     fwd_model = torch.compile(model) if config == "compile" else model
-    step = train_step_fn(torch, fwd_model, opt, precision)
-    channels_last = precision == "amp-bf16-cl"
+    channels_last = channels_last_of(precision)
     n = data["train"][1].numel()
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    perm = torch.randperm(n, device=device, generator=gen)
     b = min(batch, n)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    if args.mode == "infer":
+        model.eval()
+        x, _ = make_batch(torch, data, torch.arange(b, device=device), None, False, channels_last, split="train")
 
-    def batch_at(i):
-        start = (i * b) % max(1, n - b + 1)
-        return make_batch(torch, data, perm[start:start + b], gen, True, channels_last)
+        def call(_):
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                        enabled=precision == "amp-bf16-cl"):
+                fwd_model(x)
+    else:
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        step = train_step_fn(torch, fwd_model, opt, precision)
+        perm = torch.randperm(n, device=device, generator=gen)
 
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+        def call(i):
+            start = (i * b) % max(1, n - b + 1)
+            step(*make_batch(torch, data, perm[start:start + b], gen, True, channels_last))
     for i in range(args.warmup):
-        step(*batch_at(i))
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(args.steps)]
-    for i, (start, end) in enumerate(events):
-        start.record()
-        step(*batch_at(args.warmup + i))
-        end.record()
-    torch.cuda.synchronize()
-    ms = sorted(s.elapsed_time(e) for s, e in events)
+        call(i)
+    timer.sync()
+    ms = timer.time(args.steps, lambda i: call(args.warmup + i))
     median = statistics.median(ms)
-    return {"net": net, "batch": batch, "config": config,
-            "precision": {"eager-fp32": "fp32", "eager-tf32": "tf32", "amp-bf16-cl": "bf16"}[precision],
+    return {"net": net, "batch": batch, "config": config, "mode": args.mode,
+            "precision": PRECISION[precision], "channels_last": channels_last,
             "compiled_from": base if config == "compile" else None,
             "images_per_batch": b, "images_per_s": b / (median * 1e-3),
             "step_ms": {"median": median, "min": ms[0], "max": ms[-1], "steps": len(ms)},
-            "peak_memory_bytes": torch.cuda.max_memory_allocated()}
+            "peak_memory_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None}
+
+
+def empty_cache(torch):
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def run_throughput(torch, make, data, args):
@@ -245,7 +308,7 @@ def run_throughput(torch, make, data, args):
                     r = time_config(torch, make, data, net, batch, config, None, args)
                 except Exception as e:  # e.g. out of memory: reported, the others still run
                     r = {"net": net, "batch": batch, "config": config, "images_per_s": None, "reason": str(e)}
-                torch.cuda.empty_cache()
+                empty_cache(torch)
                 runs.append(r)
                 done.append(r)
                 print("pytorch %s b%d %s: %s images/s" % (net, batch, config, r["images_per_s"]), file=sys.stderr)
@@ -257,7 +320,7 @@ def run_throughput(torch, make, data, args):
                 except Exception as e:
                     r = {"net": net, "batch": batch, "config": "compile", "compiled_from": base,
                          "images_per_s": None, "reason": str(e)}
-                torch.cuda.empty_cache()
+                empty_cache(torch)
                 runs.append(r)
                 print("pytorch %s b%d compile(%s): %s images/s" % (net, batch, base, r["images_per_s"]),
                       file=sys.stderr)
@@ -321,6 +384,17 @@ def time_to_accuracy(torch, make, data, args):
                          "momentum": 0.9, "nesterov": True, "wd": 5e-4}}
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -328,21 +402,32 @@ def main(argv=None):
     except ImportError:
         print("error: PyTorch is not installed (pip install torch)", file=sys.stderr)
         return 1
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("error: PyTorch sees no CUDA device", file=sys.stderr)
         return 1
     try:
         make = load_builders(torch)
-        device = torch.device("cuda")
+        device = torch.device(args.device)
+        if args.device == "cpu":
+            torch.set_num_threads(args.threads or os.cpu_count() or 1)
+            torch.set_num_interop_threads(1)
+            machine = {"device": "cpu", "cpu": cpu_name(), "threads": torch.get_num_threads(),
+                       "pytorch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available()}
+        else:
+            machine = {"gpu": torch.cuda.get_device_name(device), "pytorch": torch.__version__,
+                       "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
         data = load_data(torch, args, device)
-        out = {"command": "pytorch_peer",
-               "machine": {"gpu": torch.cuda.get_device_name(device), "pytorch": torch.__version__,
-                           "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()},
-               "config": {"data": args.data, "nets": args.nets, "batches": args.batch, "configs": args.configs,
-                          "warmup_steps": args.warmup, "timed_steps": args.steps, "seed": args.seed,
-                          "optimizer": "SGD momentum 0.9, weight decay 5e-4, lr 0.01",
-                          "augment": "random crop (pad 4) + horizontal flip + normalisation, on the device",
-                          "timing": "cuda events around each step, median"}}
+        out = {"command": "pytorch_peer", "machine": machine,
+               "config": {"device": args.device, "mode": args.mode, "data": args.data, "nets": args.nets,
+                          "batches": args.batch, "configs": args.configs, "warmup_steps": args.warmup,
+                          "timed_steps": args.steps, "seed": args.seed,
+                          "timing": ("cuda events" if args.device == "cuda" else "wall clock")
+                          + " around each step, median"}}
+        if args.mode == "train":
+            out["config"]["optimizer"] = "SGD momentum 0.9, weight decay 5e-4, lr 0.01"
+            out["config"]["augment"] = "random crop (pad 4) + horizontal flip + normalisation, on the device"
+        else:
+            out["config"]["input"] = "the first records of the training split, normalised once"
         if args.time_to_accuracy:
             out["time_to_accuracy"] = time_to_accuracy(torch, make, data, args)
         else:

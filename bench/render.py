@@ -8,6 +8,10 @@ matplotlib the markdown is still written and says that the plots were skipped.
     python3 bench/render.py bench/results/2025-01-01-h100.json [--out docs/benchmarks.md]
             [--plots-dir docs/benchmarks] [--no-plots]
 
+A CPU results file (bench/results/<date>-cpu.json, from `bench/run_all.sh --cpu`) renders
+as the CPU section at the end of the same markdown, between the markers below, and leaves
+the rest of the file as it was; a GPU render keeps the CPU section there.
+
 Headline: the geometric mean of ours/cuDNN time over resnet18's distinct convolution shapes
 and their three passes; our best training images/s against PyTorch's best configuration
 (per net, any batch size); our model FLOP utilisation against the measured fp32 peak.
@@ -350,9 +354,78 @@ def make_plots(results, plots_dir, md_dir):
     return images
 
 
+CPU_BEGIN = "<!-- cpu section: bench/run_all.sh --cpu -->"
+CPU_END = "<!-- end of the cpu section -->"
+
+
+def split_cpu(text):
+    """(the text without its CPU section, the CPU section with its markers or '')."""
+    begin, end = text.find(CPU_BEGIN), text.find(CPU_END)
+    if begin < 0 or end < begin:
+        return text, ""
+    end += len(CPU_END)
+    return (text[:begin].rstrip("\n") + "\n" + text[end:].lstrip("\n")).rstrip("\n") + "\n", text[begin:end]
+
+
+def read_or_empty(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def write_atomically(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def cpu_section(results):
+    m = results.get("machine", {})
+    lines = [CPU_BEGIN, "## CPU: ActiveIP vs PyTorch", ""]
+    if results.get("fixture"):
+        lines += ["> **Test fixture: these numbers were not measured.**", ""]
+    lines += ["Measured by `bench/run_all.sh --cpu` on %s (%s cores), PyTorch %s, commit %s, %s; source: `%s`. "
+              "Both engines ran side by side in the same session on the same cores and data: training is the whole "
+              "step (batch gathered, cropped, flipped and normalised, forward, loss, backward, SGD), inference "
+              "eval-mode forward passes of one loaded batch; images/s from the median step. PyTorch's best is the "
+              "faster of NCHW and channels_last (oneDNN) at each setting." % (
+                  m.get("cpu", "?"), m.get("cores", "?"), m.get("pytorch", "?"), results.get("commit") or "?",
+                  results.get("date", "?"), results.get("source", "?")), "",
+              "| mode | threads | net | batch | ActiveIP images/s | PyTorch best images/s | PyTorch config | ours / PyTorch |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results.get("summary", []):
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r.get("mode"), r.get("threads"), r.get("net"), r.get("batch"), fmt(r.get("activeip"), "%.1f"),
+            fmt(r.get("pytorch"), "%.1f"), r.get("pytorch_config") or "–", fmt(r.get("ratio"))))
+    failed = [r for r in results.get("runs", []) if not r.get("images_per_s")]
+    if failed:
+        lines += ["", "Runs without a figure:", ""]
+        lines += ["- %s %s %s t%s %s: %s" % (r.get("engine"), r.get("mode"), r.get("net"), r.get("threads"),
+                                               r.get("config"), r.get("reason") or "failed") for r in failed]
+    lines += ["", CPU_END]
+    return "\n".join(lines)
+
+
+def render_cpu(results, out_path):
+    if not isinstance(results.get("summary"), list):
+        raise RenderError("CPU results without a summary")
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    rest, _ = split_cpu(read_or_empty(out_path))
+    if not rest.strip():
+        rest = "# Benchmarks\n"
+    write_atomically(out_path, rest.rstrip("\n") + "\n\n" + cpu_section(results) + "\n")
+
+
 def render(results, out_path, plots_dir, plots):
+    if isinstance(results, dict) and results.get("format") == "activeip-bench-cpu-results-v1":
+        render_cpu(results, out_path)
+        return
     if not isinstance(results, dict) or results.get("format") != "activeip-bench-results-v1":
-        raise RenderError("not an activeip benchmark results file (format activeip-bench-results-v1)")
+        raise RenderError("not an activeip benchmark results file (format activeip-bench-results-v1 or "
+                          "activeip-bench-cpu-results-v1)")
     md_dir = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(md_dir, exist_ok=True)
     parts = ["# Benchmarks", ""]
@@ -379,10 +452,10 @@ def render(results, out_path, plots_dir, plots):
     else:
         parts.append("Plots skipped (--no-plots).")
     parts.append("")
-    tmp = out_path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(parts))
-    os.replace(tmp, out_path)
+    _, cpu = split_cpu(read_or_empty(out_path))  # a CPU section stays
+    if cpu:
+        parts += [cpu, ""]
+    write_atomically(out_path, "\n".join(parts))
 
 
 def main(argv=None):

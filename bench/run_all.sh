@@ -7,6 +7,15 @@
 # docs/benchmarks/) rendered from it by bench/render.py.
 #
 #   bench/run_all.sh [--tta] [--only conv,gemm,train,pytorch,tta] [--parts DIR] [--no-render]
+#   bench/run_all.sh --cpu [--parts DIR] [--no-render]
+#
+# --cpu runs the CPU comparison instead, on any machine: `activeip bench train` and `bench infer`
+# on the CPU and bench/pytorch_peer.py --device cpu (NCHW and channels_last) side by side, for
+# CPU_NETS (resnet20:128 resnet18:64 vgg16:64, net:training batch) at each of CPU_THREADS
+# (1 2) threads, inference at batch CPU_INFER_BATCH (256), CPU_WARMUP (2) untimed and
+# CPU_STEPS (10) timed steps or passes; then bench/results/<date>-cpu.json and the CPU section of
+# docs/benchmarks.md. PyTorch comes from PyPI into the virtual environment VENV
+# (.venv-bench; made and filled on first use) — never part of the build or the tests.
 #
 # Each part's JSON goes to the parts folder (default ${TMPDIR:-/tmp}/activeip-bench-<date>-<gpu>)
 # and the merge takes every part found there, so a run may be split over several calls
@@ -20,6 +29,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 TTA=0
+CPU=0
 ONLY=""
 PARTS=""
 RENDER=1
@@ -29,7 +39,8 @@ while [ $# -gt 0 ]; do
     --only) ONLY=${2:?--only needs a list}; shift ;;
     --parts) PARTS=${2:?--parts needs a folder}; shift ;;
     --no-render) RENDER=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --cpu) CPU=1 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "error: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -40,32 +51,8 @@ if [ -z "$ONLY" ]; then
 fi
 want() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
-command -v nvidia-smi >/dev/null || { echo "error: no nvidia-smi: run this on the GPU machine" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "error: python3 is needed" >&2; exit 1; }
-GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n 1)
-GPU_TAG=$(printf '%s' "$GPU_NAME" | tr 'A-Z' 'a-z' | sed 's/nvidia//; s/[^a-z0-9]\{1,\}/-/g; s/^-//; s/-$//')
-DATE=$(date +%Y-%m-%d)
-STEM="$DATE-$GPU_TAG"
-PARTS=${PARTS:-${TMPDIR:-/tmp}/activeip-bench-$STEM}
-RESULTS_DIR=${RESULTS_DIR:-bench/results}
-DOC=${DOC:-docs/benchmarks.md}
-mkdir -p "$PARTS" "$RESULTS_DIR"
-BUILD_DIR=${BUILD_DIR:-build}
-BIN="$BUILD_DIR/cli/activeip"
-if [ ! -x "$BIN" ]; then
-  echo "== building $BIN" >&2
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >&2
-  cmake --build "$BUILD_DIR" --target activeip -j "$(nproc)" >&2
-fi
-if [ -z "${DATA:-}" ]; then
-  DATA=synthetic
-  [ -f data/cifar-10-batches-bin/data_batch_1.bin ] && DATA=cifar10
-fi
-echo "== $GPU_NAME (driver $DRIVER), data $DATA, parts in $PARTS" >&2
-
-FAILED=""
 # part NAME COMMAND…: runs COMMAND with stdout into $PARTS/NAME.json (stderr to NAME.log).
+FAILED=""
 part() {
   name=$1; shift
   echo "== $name: $*" >&2
@@ -79,6 +66,75 @@ part() {
     FAILED="$FAILED $name"
   fi
 }
+
+build_bin() {
+  BUILD_DIR=${BUILD_DIR:-build}
+  BIN="$BUILD_DIR/cli/activeip"
+  if [ ! -x "$BIN" ]; then
+    echo "== building $BIN" >&2
+    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >&2
+    cmake --build "$BUILD_DIR" --target activeip -j "$(nproc)" >&2
+  fi
+}
+
+if [ $CPU -eq 1 ]; then
+  DATE=$(date +%Y-%m-%d)
+  STEM="$DATE-cpu"
+  PARTS=${PARTS:-${TMPDIR:-/tmp}/activeip-bench-$STEM}
+  RESULTS_DIR=${RESULTS_DIR:-bench/results}
+  DOC=${DOC:-docs/benchmarks.md}
+  VENV=${VENV:-.venv-bench}
+  mkdir -p "$PARTS" "$RESULTS_DIR"
+  build_bin
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+    echo "== installing PyTorch from PyPI into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q torch
+  fi
+  NETS=${CPU_NETS:-resnet20:128 resnet18:64 vgg16:64}
+  W=${CPU_WARMUP:-2} S=${CPU_STEPS:-10} IB=${CPU_INFER_BATCH:-256}
+  echo "== CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, parts in $PARTS" >&2
+  for t in ${CPU_THREADS:-1 2}; do
+    for nb in $NETS; do
+      net=${nb%%:*} b=${nb#*:}
+      part "train-$net-t$t" "$BIN" bench train --device cpu --threads "$t" --nets "$net" --batch "$b" \
+        --conv-impl custom --warmup "$W" --steps "$S" --json
+      part "peer-train-$net-t$t" "$VENV/bin/python" bench/pytorch_peer.py --device cpu --threads "$t" --nets "$net" \
+        --batch "$b" --warmup "$W" --steps "$S"
+      part "infer-$net-t$t" "$BIN" bench infer --device cpu --threads "$t" --nets "$net" --batch "$IB" \
+        --conv-impl custom --warmup "$W" --reps "$S" --json
+      part "peer-infer-$net-t$t" "$VENV/bin/python" bench/pytorch_peer.py --device cpu --threads "$t" --mode infer \
+        --nets "$net" --batch "$IB" --warmup "$W" --steps "$S"
+    done
+  done
+  RESULT="$RESULTS_DIR/$STEM.json"
+  python3 bench/merge_cpu.py "$PARTS" "$RESULT" "$DATE"
+  if [ $RENDER -eq 1 ]; then python3 bench/render.py "$RESULT" --out "$DOC"; fi
+  if [ -n "$FAILED" ]; then
+    echo "!! failed parts:$FAILED" >&2
+    exit 1
+  fi
+  echo "== done: $RESULT, $DOC" >&2
+  exit 0
+fi
+
+command -v nvidia-smi >/dev/null || { echo "error: no nvidia-smi: run this on the GPU machine" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "error: python3 is needed" >&2; exit 1; }
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n 1)
+GPU_TAG=$(printf '%s' "$GPU_NAME" | tr 'A-Z' 'a-z' | sed 's/nvidia//; s/[^a-z0-9]\{1,\}/-/g; s/^-//; s/-$//')
+DATE=$(date +%Y-%m-%d)
+STEM="$DATE-$GPU_TAG"
+PARTS=${PARTS:-${TMPDIR:-/tmp}/activeip-bench-$STEM}
+RESULTS_DIR=${RESULTS_DIR:-bench/results}
+DOC=${DOC:-docs/benchmarks.md}
+mkdir -p "$PARTS" "$RESULTS_DIR"
+build_bin
+if [ -z "${DATA:-}" ]; then
+  DATA=synthetic
+  [ -f data/cifar-10-batches-bin/data_batch_1.bin ] && DATA=cifar10
+fi
+echo "== $GPU_NAME (driver $DRIVER), data $DATA, parts in $PARTS" >&2
 
 # shellcheck disable=SC2086  # the *_ARGS are word lists on purpose
 want conv && part conv "$BIN" bench conv --device "${DEVICE:-cuda}" --json ${CONV_ARGS:-}

@@ -78,9 +78,10 @@ std::string gemm_table(const json& r) {
 
 std::string train_table(const json& r) {
   std::ostringstream o;
-  o << "bench train on " << machine_line(r["machine"]) << ", " << r["config"]["data"].get<std::string>()
-    << ", fp32, median of " << r["config"]["timed_steps"].get<int>() << " steps after "
-    << r["config"]["warmup_steps"].get<int>() << "\n";
+  const bool infer = r["command"] == "infer";
+  o << "bench " << r["command"].get<std::string>() << " on " << machine_line(r["machine"]) << ", "
+    << r["config"]["data"].get<std::string>() << ", fp32, median of " << r["config"]["timed_steps"].get<int>()
+    << (infer ? " forward passes after " : " steps after ") << r["config"]["warmup_steps"].get<int>() << "\n";
   o << strfmt("%-9s %6s %-7s %10s %10s %9s %8s %7s %12s\n", "net", "batch", "impl", "images/s", "step ms", "GFLOP/img",
               "TFLOP/s", "MFU", "peak MiB");
   for (const json& x : r["runs"]) {
@@ -106,7 +107,7 @@ std::string format_table(const json& result) {
   const std::string command = result.value("command", "");
   if (command == "conv") return conv_table(result);
   if (command == "gemm") return gemm_table(result);
-  if (command == "train") return train_table(result);
+  if (command == "train" || command == "infer") return train_table(result);
   ENSURE(false, "not a benchmark result: command '%s'", command.c_str());
   return {};
 }

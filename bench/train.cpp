@@ -1,15 +1,20 @@
-// `bench train`: training throughput and device memory per net × batch × implementation.
-// Each run gets a fresh Context (so the caching allocator's peak is that run's alone), builds
-// the net, and times Trainer::time_steps — the real step: batch gathered and augmented on
-// the device from the resident dataset, forward, loss, backward, SGD — reporting the median
-// of the timed steps after the warm-up ones. Model FLOPs per image count every convolution
-// and linear layer three times (forward, backward-data, backward-weight); MFU divides the
-// achieved rate by the measured fp32 peak.
+// `bench train` and `bench infer`: training (or inference) throughput and device memory per
+// net × batch × implementation. Each run gets a fresh Context (so the caching allocator's
+// peak is that run's alone), builds the net, and times Trainer::time_steps — the real step:
+// batch gathered and augmented on the device from the resident dataset, forward, loss,
+// backward, SGD — or, for inference, eval-mode forward passes of one batch loaded once (as
+// `eval` runs them, without the loading), reporting the median of the timed repetitions
+// after the warm-up ones. Model FLOPs per image count every convolution and linear layer
+// three times in training (forward, backward-data, backward-weight), once in inference;
+// MFU divides the achieved rate by the measured fp32 peak.
+#include <chrono>
 #include <cmath>
+#include <numeric>
 
 #include "base/error.h"
 #include "bench/bench.h"
 #include "bench/detail.h"
+#include "engine/train/batch.h"
 #include "engine/train/trainer.h"
 
 #ifdef ACTIVEIP_CUDA
@@ -24,13 +29,35 @@ namespace {
 
 using nlohmann::json;
 
+// Seconds of each of `reps` eval-mode forward passes of one batch: the first `batch` records
+// of the training split, normalised, loaded once (inference times the network, not the loader).
+std::vector<double> time_forward(Context& ctx, Network& net, const DataSplits& data, int batch, int reps) {
+  const Tensor images = data.train.images.to(ctx.device(), ctx);
+  BatchLoader loader(ctx, data.train, images, data.norm);
+  const int b = static_cast<int>(std::min<int64_t>(batch, data.train.size()));
+  std::vector<int32_t> order(static_cast<size_t>(b));
+  std::iota(order.begin(), order.end(), 0);
+  BatchRows rows;
+  plain_rows(order.data(), b, data.train, rows);
+  const Tensor x = loader.load(rows, nullptr);
+  net.set_training(false);
+  std::vector<double> seconds;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    net.forward(ctx, x);
+    ctx.synchronize();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return seconds;
+}
+
 json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::string& net_name, int batch,
              const std::string& conv_impl, double peak_tflops) {
   const std::string gemm_impl = conv_impl == "cudnn" ? "cublas" : "custom";
   NetSpec spec{data.train.H, data.train.W, data.train.C, data.train.num_classes};
-  const double fwd_flops = forward_flops_per_image(net_name, spec);
+  const double flops = (config.inference ? 1 : 3) * forward_flops_per_image(net_name, spec);
   json r = {{"net", net_name},        {"batch", batch},      {"conv_impl", conv_impl},
-            {"gemm_impl", gemm_impl}, {"precision", "fp32"}, {"model_gflops_per_image", 3 * fwd_flops / 1e9}};
+            {"gemm_impl", gemm_impl}, {"precision", "fp32"}, {"model_gflops_per_image", flops / 1e9}};
   if (conv_impl == "cudnn") {
     const std::string missing = detail::cudnn_missing(config.device);
     if (!missing.empty()) {
@@ -50,14 +77,14 @@ json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::
     tc.lr = 0.01;  // small and constant: the step costs the same at any rate
     tc.schedule = "constant";
     tc.seed = config.seed;
-    Trainer trainer(*net, ctx, data, tc);
-    const std::vector<double> seconds = trainer.time_steps(config.warmup + config.reps);
+    const std::vector<double> seconds = config.inference ? time_forward(ctx, *net, data, batch, config.warmup + config.reps)
+                                                         : Trainer(*net, ctx, data, tc).time_steps(config.warmup + config.reps);
     std::vector<double> ms;
     for (size_t i = static_cast<size_t>(config.warmup); i < seconds.size(); ++i) ms.push_back(seconds[i] * 1e3);
     const TimeStats t = summarise_ms(ms);
     const int images = static_cast<int>(std::min<int64_t>(batch, data.train.size()));
     const double ips = images / (t.median_ms * 1e-3);
-    const double achieved = 3 * fwd_flops * ips / 1e12;
+    const double achieved = flops * ips / 1e12;
     r["images_per_batch"] = images;
     r["step_ms"] = {{"median", t.median_ms}, {"min", t.min_ms}, {"max", t.max_ms}, {"steps", t.reps}};
     r["images_per_s"] = ips;
@@ -91,6 +118,7 @@ json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::
 }  // namespace
 
 json run_train(const TrainBenchConfig& config) {
+  const char* command = config.inference ? "infer" : "train";
   ENSURE(config.reps >= 1, "--steps must be at least 1, got %d", config.reps);
   ENSURE(config.warmup >= 0, "--warmup must be non-negative, got %d", config.warmup);
   for (int b : config.batches) ENSURE(b >= 2, "--batch must be at least 2 (batch norm needs two samples), got %d", b);
@@ -100,7 +128,7 @@ json run_train(const TrainBenchConfig& config) {
   const DataSplits data = load_data(DataSpec{config.data, config.data_dir, config.limit_train, 0});  // no test split
 
   json out;
-  out["command"] = "train";
+  out["command"] = command;
   out["machine"] = machine_info(config.device, config.threads);
   out["config"] = {{"device", config.device.str()},
                    {"data", config.data},
@@ -112,9 +140,13 @@ json run_train(const TrainBenchConfig& config) {
                    {"timed_steps", config.reps},
                    {"seed", config.seed},
                    {"precisions", {"fp32"}},
-                   {"augment", "random crop (pad 4) + horizontal flip + normalisation, on the device"},
-                   {"optimizer", "SGD momentum 0.9, weight decay 5e-4, constant lr 0.01"},
                    {"timing", "wall clock per step, device synchronised at the end of each step"}};
+  if (config.inference) {
+    out["config"]["input"] = "the first records of the training split, normalised, loaded once";
+  } else {
+    out["config"]["augment"] = "random crop (pad 4) + horizontal flip + normalisation, on the device";
+    out["config"]["optimizer"] = "SGD momentum 0.9, weight decay 5e-4, constant lr 0.01";
+  }
   const json peak = config.peak_tflops > 0
                         ? json{{"tflops", config.peak_tflops}, {"source", "--peak-tflops"}, {"precision", "fp32"}}
                         : measure_peak(config.device, config.threads);

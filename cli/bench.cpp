@@ -1,4 +1,4 @@
-// `activeip bench conv|gemm|train`: option parsing around the benchmarks in bench/ (which
+// `activeip bench conv|gemm|train|infer`: option parsing around the benchmarks in bench/ (which
 // hold the logic). --json prints the one result object on stdout; otherwise a table. A
 // failed validation still prints the result, then ends with exit status 1.
 #include <cstdio>
@@ -111,13 +111,21 @@ void add_bench(CLI::App& app, Handler& handler) {
       };
     });
   }
-  {
+  for (const bool inference : {false, true}) {
     auto config = std::make_shared<bench::TrainBenchConfig>();
     auto common = std::make_shared<BenchCommon>();
-    CLI::App* cmd = bench->add_subcommand(
-        "train", "Training images/s, device memory and MFU per net, batch and implementation (fp32)");
-    common->add_to(cmd, *config, "--steps");
-    add_list(cmd, "--nets", config->nets, "Nets to train")->check(CLI::IsMember(net_names()));
+    config->inference = inference;
+    if (inference) config->batches = {256};
+    CLI::App* cmd =
+        inference
+            ? bench->add_subcommand("infer",
+                                    "Inference images/s (eval-mode forward passes of one loaded batch) per net, batch "
+                                    "and implementation (fp32)")
+            : bench->add_subcommand(
+                  "train", "Training images/s, device memory and MFU per net, batch and implementation (fp32)");
+    common->add_to(cmd, *config, inference ? "--reps" : "--steps");
+    add_list(cmd, "--nets", config->nets, inference ? "Nets to run" : "Nets to train")
+        ->check(CLI::IsMember(net_names()));
     add_list(cmd, "--batch", config->batches, "Batch sizes")->check(number_in(2, 1 << 20));
     add_list(cmd, "--conv-impl", config->conv_impls, "custom, cudnn or both (cudnn also runs the GEMMs on cuBLAS)")
         ->check(CLI::IsMember({"custom", "cudnn"}));
