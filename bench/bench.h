@@ -98,6 +98,7 @@ struct TrainBenchConfig : CommonConfig {
   uint64_t seed = 1;
   double peak_tflops = 0;  // fp32 peak for MFU; 0: measure (best cuBLAS SGEMM, or gemm_cpu)
   bool inference = false;  // eval-mode forward passes of one batch instead of training steps
+  bool profile = false;    // time per layer kind and pass over the timed steps ("profile" in each run)
   TrainBenchConfig() {
     warmup = 10;
     reps = 50;

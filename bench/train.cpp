@@ -7,6 +7,7 @@
 // after the warm-up ones. Model FLOPs per image count every convolution and linear layer
 // three times in training (forward, backward-data, backward-weight), once in inference;
 // MFU divides the achieved rate by the measured fp32 peak.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -14,6 +15,7 @@
 #include "base/error.h"
 #include "bench/bench.h"
 #include "bench/detail.h"
+#include "engine/core/profile.h"
 #include "engine/train/batch.h"
 #include "engine/train/trainer.h"
 
@@ -29,9 +31,11 @@ namespace {
 
 using nlohmann::json;
 
-// Seconds of each of `reps` eval-mode forward passes of one batch: the first `batch` records
-// of the training split, normalised, loaded once (inference times the network, not the loader).
-std::vector<double> time_forward(Context& ctx, Network& net, const DataSplits& data, int batch, int reps) {
+// Seconds of each of `reps` eval-mode forward passes of one batch, after `warmup` untimed
+// ones: the first `batch` records of the training split, normalised, loaded once (inference
+// times the network, not the loader). The timed passes record into `profile` when given.
+std::vector<double> time_forward(Context& ctx, Network& net, const DataSplits& data, int batch, int warmup, int reps,
+                                 Profile* profile) {
   const Tensor images = data.train.images.to(ctx.device(), ctx);
   BatchLoader loader(ctx, data.train, images, data.norm);
   const int b = static_cast<int>(std::min<int64_t>(batch, data.train.size()));
@@ -41,6 +45,9 @@ std::vector<double> time_forward(Context& ctx, Network& net, const DataSplits& d
   plain_rows(order.data(), b, data.train, rows);
   const Tensor x = loader.load(rows, nullptr);
   net.set_training(false);
+  for (int i = 0; i < warmup; ++i) net.forward(ctx, x);
+  ctx.synchronize();
+  ctx.set_profile(profile);
   std::vector<double> seconds;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -48,7 +55,24 @@ std::vector<double> time_forward(Context& ctx, Network& net, const DataSplits& d
     ctx.synchronize();
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
+  ctx.set_profile(nullptr);
   return seconds;
+}
+
+// The profile as rows sorted by time: ms per step, share of the timed steps' whole time, and
+// calls per step; what no scope covered (batch loading, loss, optimizer) is "other".
+json profile_rows(const Profile& profile, double step_seconds, int steps) {
+  std::vector<Profile::Entry> entries = profile.entries();
+  entries.push_back({"other (not in a layer)", "step", std::max(0.0, step_seconds - profile.total_seconds()), steps});
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+  json rows = json::array();
+  for (const Profile::Entry& e : entries)
+    rows.push_back({{"what", e.what},
+                    {"phase", e.phase},
+                    {"ms_per_step", e.seconds * 1e3 / steps},
+                    {"share", step_seconds > 0 ? e.seconds / step_seconds : 0.0},
+                    {"calls_per_step", static_cast<double>(e.calls) / steps}});
+  return rows;
 }
 
 json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::string& net_name, int batch,
@@ -77,10 +101,22 @@ json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::
     tc.lr = 0.01;  // small and constant: the step costs the same at any rate
     tc.schedule = "constant";
     tc.seed = config.seed;
-    const std::vector<double> seconds = config.inference ? time_forward(ctx, *net, data, batch, config.warmup + config.reps)
-                                                         : Trainer(*net, ctx, data, tc).time_steps(config.warmup + config.reps);
+    Profile profile;
+    Profile* const into = config.profile ? &profile : nullptr;
+    std::vector<double> seconds;
+    if (config.inference) {
+      seconds = time_forward(ctx, *net, data, batch, config.warmup, config.reps, into);
+    } else {
+      Trainer trainer(*net, ctx, data, tc);
+      trainer.time_steps(config.warmup);
+      ctx.set_profile(into);
+      seconds = trainer.time_steps(config.reps);
+      ctx.set_profile(nullptr);
+    }
     std::vector<double> ms;
-    for (size_t i = static_cast<size_t>(config.warmup); i < seconds.size(); ++i) ms.push_back(seconds[i] * 1e3);
+    for (double sec : seconds) ms.push_back(sec * 1e3);
+    if (config.profile)
+      r["profile"] = profile_rows(profile, std::accumulate(seconds.begin(), seconds.end(), 0.0), config.reps);
     const TimeStats t = summarise_ms(ms);
     const int images = static_cast<int>(std::min<int64_t>(batch, data.train.size()));
     const double ips = images / (t.median_ms * 1e-3);
@@ -140,7 +176,8 @@ json run_train(const TrainBenchConfig& config) {
                    {"timed_steps", config.reps},
                    {"seed", config.seed},
                    {"precisions", {"fp32"}},
-                   {"timing", "wall clock per step, device synchronised at the end of each step"}};
+                   {"timing", "wall clock per step, device synchronised at the end of each step"},
+                   {"profile", config.profile}};
   if (config.inference) {
     out["config"]["input"] = "the first records of the training split, normalised, loaded once";
   } else {

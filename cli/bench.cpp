@@ -139,6 +139,9 @@ void add_bench(CLI::App& app, Handler& handler) {
     cmd->add_option("--seed", config->seed, "Seed of the weights and batches")->capture_default_str();
     cmd->add_option("--peak-tflops", config->peak_tflops, "fp32 peak for MFU (default: measure the best cuBLAS SGEMM)")
         ->check(positive_number());
+    cmd->add_flag("--profile", config->profile,
+                  "Also time each layer kind and pass over the timed steps (on CUDA each layer then waits for the "
+                  "device, so the step is slower)");
     cmd->callback([&handler, config, common] {
       handler = [config, common] {
         common->apply(*config);

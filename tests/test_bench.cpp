@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -337,4 +338,32 @@ TEST_CASE("bench cli: infer on the CPU times forward passes and counts forward F
                                   .out;
   CHECK(table.find("bench infer on") != std::string::npos);
   CHECK(table.find("forward passes") != std::string::npos);
+}
+
+TEST_CASE("bench cli: --profile splits the timed steps by layer kind and pass, the rest as other") {
+  const TempDir dir;
+  const json j = run_json(dir, {"bench", "train", "--device", "cpu", "--threads", "1", "--nets", "resnet20", "--batch",
+                                "4", "--conv-impl", "custom", "--limit-train", "16", "--warmup", "1", "--steps",
+                                "2", "--peak-tflops", "1", "--profile", "--json"});
+  CHECK(j["config"]["profile"] == true);
+  const json& run = j["runs"][0];
+  REQUIRE(run["profile"].is_array());
+  double share = 0, ms = 0;
+  std::map<std::string, double> calls;
+  for (const json& p : run["profile"]) {
+    share += p["share"].get<double>();
+    ms += p["ms_per_step"].get<double>();
+    calls[p["what"].get<std::string>() + " " + p["phase"].get<std::string>()] = p["calls_per_step"].get<double>();
+  }
+  CHECK(share == doctest::Approx(1.0));  // every timed second is somewhere, "other" included
+  CHECK(ms == doctest::Approx(run["step_ms"]["median"].get<double>()).epsilon(0.5));
+  // resnet20: 19 convolutions and 19 batch norms, 9 residual blocks, one classifier, per step.
+  CHECK(calls["Conv2d forward"] == 19);
+  CHECK(calls["Conv2d backward"] == 19);
+  CHECK(calls["BatchNorm2d forward"] == 19);
+  CHECK(calls["Residual add+ReLU forward"] == 9);
+  CHECK(calls["Residual add+ReLU backward"] == 18);  // the ReLU's gradient, then the sum's
+  CHECK(calls["Linear backward"] == 1);
+  CHECK(calls.count("other (not in a layer) step") == 1);
+  CHECK(calls.count("Sequential forward") == 0);  // containers are timed through their children
 }

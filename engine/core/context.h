@@ -35,6 +35,8 @@ class Allocator {
   virtual void deallocate(void* p, size_t bytes) = 0;
 };
 
+class Profile;
+
 class Context {
  public:
   // threads ≤ 0: OpenMP's default. A CUDA device fails here, with a clear message,
@@ -55,6 +57,11 @@ class Context {
   // too, where they cost nothing) and copies from the device into host memory.
   int64_t host_syncs() const { return host_syncs_; }
   void note_host_sync() { ++host_syncs_; }
+
+  // Where ProfileScopes on this context record their time (engine/core/profile.h); null,
+  // the default: nothing is timed. Borrowed.
+  void set_profile(Profile* profile) { profile_ = profile; }
+  Profile* profile() const { return profile_; }
 
   // Scratch for one op at a time (batch norm's cross-block partial sums), F32 on this
   // context's device, grown to the largest request and then reused, so the step loop
@@ -82,6 +89,7 @@ class Context {
   ConvImpl conv_impl_ = ConvImpl::Custom;
   GemmImpl gemm_impl_ = GemmImpl::Custom;
   int64_t host_syncs_ = 0;
+  Profile* profile_ = nullptr;
   std::unique_ptr<Allocator> allocator_;
   Tensor workspace_;  // from allocator_, released before it
 #ifdef ACTIVEIP_CUDA

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "engine/core/profile.h"
 #include "engine/nn/ops.h"
 
 namespace activeip {
@@ -28,6 +29,20 @@ Shape plan_out_dx(int id, const Shape& in, const Shape& out, PassPlan& plan) {
   plan.rows(id, kY, Phase::Forward, out);
   plan.rows(id, kDx, Phase::Backward, in);
   return out;
+}
+
+// A child's forward or backward, timed under its type when the context profiles; a container
+// is not timed itself, its children are.
+Tensor forward_of(Layer& layer, Context& ctx, Pass& pass, const Tensor& x) {
+  if (!ctx.profile() || !layer.children().empty()) return layer.forward(ctx, pass, x);
+  ProfileScope scope(ctx, layer.type(), "forward");
+  return layer.forward(ctx, pass, x);
+}
+
+Tensor backward_of(Layer& layer, Context& ctx, Pass& pass, const Tensor& dy) {
+  if (!ctx.profile() || !layer.children().empty()) return layer.backward(ctx, pass, dy);
+  ProfileScope scope(ctx, layer.type(), "backward");
+  return layer.backward(ctx, pass, dy);
 }
 
 }  // namespace
@@ -411,13 +426,13 @@ Shape Sequential::plan(const Shape& in, PassPlan& plan) const {
 
 Tensor Sequential::forward(Context& ctx, Pass& pass, const Tensor& x) {
   Tensor h = x;
-  for (auto& [name, layer] : layers_) h = layer->forward(ctx, pass, h);
+  for (auto& [name, layer] : layers_) h = forward_of(*layer, ctx, pass, h);
   return h;
 }
 
 Tensor Sequential::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   Tensor g = dy;
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = it->second->backward(ctx, pass, g);
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = backward_of(*it->second, ctx, pass, g);
   return g;
 }
 
@@ -449,9 +464,10 @@ Shape Residual::plan(const Shape& in, PassPlan& plan) const {
 
 Tensor Residual::forward(Context& ctx, Pass& pass, const Tensor& x) {
   const Tensor a = main_->forward(ctx, pass, x);
-  const Tensor b = shortcut_ ? shortcut_->forward(ctx, pass, x) : x;
+  const Tensor b = shortcut_ ? forward_of(*shortcut_, ctx, pass, x) : x;
   ENSURE(a.shape() == b.shape(), "residual branches disagree: main %s, shortcut %s", shape_str(a.shape()).c_str(),
          shape_str(b.shape()).c_str());
+  ProfileScope scope(ctx, "Residual add+ReLU", "forward");
   Tensor& y = pass.buffer(id(), kY, a.dim(0));
   ops::add(ctx, a, b, y);
   ops::relu_fwd(ctx, y, y);  // in place: relu(a + b), kept for relu_bwd
@@ -461,9 +477,13 @@ Tensor Residual::forward(Context& ctx, Pass& pass, const Tensor& x) {
 Tensor Residual::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   const int64_t n = dy.dim(0);
   Tensor& dsum = pass.buffer(id(), kDsum, n);
-  ops::relu_bwd(ctx, pass.buffer(id(), kY, n), dy, dsum);
+  {
+    ProfileScope scope(ctx, "Residual add+ReLU", "backward");
+    ops::relu_bwd(ctx, pass.buffer(id(), kY, n), dy, dsum);
+  }
   const Tensor dmain = main_->backward(ctx, pass, dsum);
-  const Tensor dshort = shortcut_ ? shortcut_->backward(ctx, pass, dsum) : dsum;
+  const Tensor dshort = shortcut_ ? backward_of(*shortcut_, ctx, pass, dsum) : dsum;
+  ProfileScope scope(ctx, "Residual add+ReLU", "backward");
   Tensor& dx = pass.buffer(id(), kDx, n);
   ops::add(ctx, dmain, dshort, dx);
   return dx;
