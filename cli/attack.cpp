@@ -83,6 +83,9 @@ struct AttackOptions {
         ->capture_default_str()
         ->check(number_in(0, 0.999999));
     cmd->add_option("--wd", train.wd, "Weight decay")->capture_default_str()->check(non_negative_number());
+    cmd->add_option("--log-every", train.log_every, "Fine-tuning steps between reads of the running loss")
+        ->capture_default_str()
+        ->check(number_in(1, 1 << 30));
     cmd->add_option("--schedule", train.schedule, "Learning-rate schedule")
         ->capture_default_str()
         ->check(CLI::IsMember(schedule_names()));

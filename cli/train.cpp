@@ -339,6 +339,11 @@ void add_schedule_options(CLI::App* cmd, TrainOptions& o) {
                   "Samples whose loss gives --sam's ascent: batch, or extra (the protected samples only)")
       ->capture_default_str()
       ->check(CLI::IsMember({"batch", "extra"}));
+  cmd->add_option("--log-every", o.config.log_every,
+                  "Steps between reads of the running loss (progress line, divergence check); the device "
+                  "is not waited for in between")
+      ->capture_default_str()
+      ->check(number_in(1, 1 << 30));
   cmd->add_flag("--no-augment", o.no_augment, "Train without random crop and flip");
   cmd->add_option("--seed", o.config.seed, "Seed of initialisation, shuffling and augmentation")->capture_default_str();
   o.device.add_to(cmd);

@@ -50,6 +50,26 @@ void softmax_xent_bwd_cuda(const XentShape& s, float smoothing, const float* pro
                            float* dlogits, cudaStream_t stream);
 #endif
 
+// Loss and top-1 accumulation, so that training's running loss and accuracy stay on the
+// device between reads: into acc (2 doubles),
+//   acc[0] += Σ_n loss[n]                        (double += float in row order, from 0 per call),
+//   acc[1] += #{n : argmax probs[n, ·] = y_n}    (y_n = labels[n], or argmax targets[n, ·]),
+// with exactly one of labels (N i32) and targets (N×C) given. argmax is the first maximum
+// (`v[c] > v[best]` from c = 0, so ties go to the lower class and a NaN never wins over an
+// earlier entry). A NaN loss makes acc[0] NaN, which is how divergence is seen. Counts are
+// exact in a double up to 2^53 rows.
+void loss_accumulate_cpu(const XentShape& s, const float* loss, const float* probs, const int32_t* labels,
+                         const float* targets, double* acc);
+#ifdef ACTIVEIP_CUDA
+// One block: rows spread over its threads for the argmax, the loss summed by one thread in
+// row order, so the result is the CPU's bit for bit and the same on every run.
+void loss_accumulate_cuda(const XentShape& s, const float* loss, const float* probs, const int32_t* labels,
+                          const float* targets, double* acc, cudaStream_t stream);
+#endif
+// Specification in double, the same formulas.
+void loss_accumulate_ref(const XentShape& s, const double* loss, const double* probs, const int32_t* labels,
+                         const double* targets, double* acc);
+
 // Specification in double.
 void softmax_xent_fwd_ref(const XentShape& s, double smoothing, const double* logits, const int32_t* labels,
                           double* loss);

@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "kernels/linear.h"
 #include "kernels/loss.h"
 #include "kernels/pool.h"
+#include "kernels/sam.h"
 #include "kernels/shortcut.h"
 #include "tests/op_harness.h"
 
@@ -425,6 +428,139 @@ inline void add_elementwise_cases(std::vector<OpCase>& cases) {
     }
 }
 
+// Doubles held as 8 bytes each in a U8 tensor (an accumulator, per-segment norms), on ctx's
+// device, and back.
+inline Tensor doubles_on(Context& ctx, const std::vector<double>& v) {
+  std::vector<uint8_t> bytes(v.size() * sizeof(double));
+  std::memcpy(bytes.data(), v.data(), bytes.size());
+  return on(ctx, bytes);
+}
+inline std::vector<double> doubles_of(Context& ctx, const Tensor& t) {
+  const Tensor h = t.to(Device::cpu(), ctx);
+  ctx.synchronize();
+  std::vector<double> v(static_cast<size_t>(h.numel()) / sizeof(double));
+  std::memcpy(v.data(), h.raw(), v.size() * sizeof(double));
+  return v;
+}
+
+// A double as two floats, its rounding and what the rounding left, so that an exact check of
+// both compares about 48 bits of it; a NaN as the flag 1 (a NaN output never passes `exact`).
+inline std::vector<float> split_double(double v) {
+  if (std::isnan(v)) return {1.0f, 0.0f};
+  const float hi = static_cast<float>(v);
+  return {hi, static_cast<float>(v - hi)};
+}
+
+// The loss/accuracy accumulator on N = 1 … 257 rows and C = 1 … 100 columns, against labels
+// and against target rows, from a random start and run twice (it adds). The loss sum is the
+// reference's bit for bit on every backend (one thread adds in row order, as the
+// specification does), so it and the hits are checked exactly. "ties": probabilities and
+// targets on three levels, so most rows hold equal maxima and the first must win; "NaN": one
+// row diverged (its loss and probabilities NaN), which must make the sum NaN.
+inline void add_loss_accumulate_cases(std::vector<OpCase>& cases) {
+  struct AccCase {
+    XentShape s;
+    bool ties, nan;
+  };
+  const AccCase shapes[] = {{{1, 1}, false, false},    {{1, 10}, false, false},  {{7, 10}, true, false},
+                            {{257, 100}, false, false}, {{33, 37}, false, true}, {{300, 3}, true, false},
+                            {{5, 1}, false, true}};
+  uint64_t seed = 9000;
+  for (const AccCase& ac : shapes)
+    for (const bool soft : {false, true}) {
+      const XentShape s = ac.s;
+      seed += 10;
+      const size_t nc = size_t(s.N) * s.C;
+      std::vector<float> loss = random_floats(size_t(s.N), seed, 0.1f, 5.0f);
+      std::vector<float> probs = random_floats(nc, seed + 1), targets = random_floats(nc, seed + 2);
+      if (ac.ties)
+        for (size_t i = 0; i < nc; ++i) {
+          probs[i] = std::round(2.0f * probs[i]) / 2.0f;  // 0, 0.5 or 1 (from [0.1, 1))
+          targets[i] = std::round(2.0f * targets[i]) / 2.0f;
+        }
+      if (ac.nan) {
+        const int row = s.N / 2;
+        loss[size_t(row)] = std::numeric_limits<float>::quiet_NaN();
+        for (int c = 0; c < s.C; ++c) probs[size_t(row) * s.C + c] = std::numeric_limits<float>::quiet_NaN();
+      }
+      std::vector<int32_t> labels(size_t(s.N));
+      for (int n = 0; n < s.N; ++n) labels[size_t(n)] = (5 * n + 2) % s.C;
+      const std::vector<double> acc0 = {1.0 / 3.0 + static_cast<double>(seed), 17.0};
+      const std::string name = strfmt("loss_accumulate N%d C%d %s%s%s", s.N, s.C, soft ? "targets" : "labels",
+                                      ac.ties ? ", ties" : "", ac.nan ? ", NaN row" : "");
+      cases.push_back({name,
+                       {{"loss sum", true}, {"loss sum residue", true}, {"hits", true}},
+                       [=] {
+                         std::vector<double> acc = acc0;
+                         const auto l = to_double(loss), p = to_double(probs), q = to_double(targets);
+                         for (int pass = 0; pass < 2; ++pass)
+                           loss_accumulate_ref(s, l.data(), p.data(), soft ? nullptr : labels.data(),
+                                               soft ? q.data() : nullptr, acc.data());
+                         const std::vector<float> sum = split_double(acc[0]);
+                         return RefOutputs{{sum[0]}, {sum[1]}, {acc[1]}};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tl = on(ctx, loss), tp = on(ctx, probs), tq = on(ctx, targets);
+                         const Tensor ty = on(ctx, labels);
+                         Tensor acc = doubles_on(ctx, acc0);
+                         for (int pass = 0; pass < 2; ++pass)
+                           ops::loss_accumulate(ctx, s, tl, tp, soft ? nullptr : &ty, soft ? &tq : nullptr, acc);
+                         const std::vector<double> a = doubles_of(ctx, acc);
+                         const std::vector<float> sum = split_double(a[0]);
+                         return Outputs{{sum[0]}, {sum[1]}, {static_cast<float>(a[1])}};
+                       }});
+    }
+}
+
+// SAM's ascent over segment tables like a network's: one element; a bias-sized and a
+// 300001-element segment (many grid strides), a gap between segments (e stays 0 there), an
+// empty segment, one whose gradient is 0 and one whose weights are 0 (no move); with and
+// without a pruning mask.
+inline void add_sam_cases(std::vector<OpCase>& cases) {
+  struct SamCase {
+    const char* name;
+    int64_t n;
+    std::vector<int32_t> segments;
+    int zero_g = -1, zero_w = -1;  // a segment whose g or w is all zero
+  };
+  const std::vector<SamCase> tables = {
+      {"one element", 1, {0, 1}},
+      {"bias and conv", 300001 + 64, {0, 64, 64, 300001 + 64}},
+      {"gap, empty, zero g, zero w", 5000, {3, 700, 700, 700, 710, 2000, 2000, 2500, 2600, 4999}, 2, 3},
+      {"many small", 7 * 33, {0, 33, 33, 66, 66, 99, 99, 132, 132, 165, 165, 198, 198, 231}},
+  };
+  uint64_t seed = 9500;
+  for (const SamCase& tc : tables)
+    for (const bool masked : {false, true}) {
+      seed += 10;
+      const SamShape s{tc.n, static_cast<int>(tc.segments.size() / 2)};
+      const size_t n = static_cast<size_t>(tc.n);
+      std::vector<float> w = random_floats(n, seed, -1.0f, 1.0f), g = random_floats(n, seed + 1, -0.1f, 0.1f);
+      for (const auto& [l, v] : {std::pair{tc.zero_g, &g}, std::pair{tc.zero_w, &w}})
+        if (l >= 0) std::fill(v->begin() + tc.segments[2 * l], v->begin() + tc.segments[2 * l + 1], 0.0f);
+      std::vector<float> mask = random_floats(n, seed + 2);
+      for (float& m : mask) m = m < 0.4f ? 0.0f : 1.0f;
+      const std::vector<int32_t> segments = tc.segments;
+      const double rho = 0.05;
+      cases.push_back({strfmt("sam_ascent %s, n %lld%s", tc.name, static_cast<long long>(tc.n), masked ? ", mask" : ""),
+                       {"e", "norms"},
+                       [=] {
+                         std::vector<double> e(n), norms(2 * size_t(s.segments));
+                         const auto md = to_double(mask);
+                         sam_ascent_ref(s, rho, to_double(w).data(), to_double(g).data(), segments.data(),
+                                        masked ? md.data() : nullptr, norms.data(), e.data());
+                         return RefOutputs{e, norms};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tw = on(ctx, w), tg = on(ctx, g), tm = on(ctx, mask), tseg = on(ctx, segments);
+                         Tensor norms = doubles_on(ctx, std::vector<double>(2 * size_t(s.segments), NAN));
+                         Tensor e = nan_on(ctx, n);
+                         ops::sam_ascent(ctx, s, rho, {tw, tg, tseg, masked ? &tm : nullptr, norms, e});
+                         return Outputs{host_of(ctx, e), to_float(doubles_of(ctx, norms))};
+                       }});
+    }
+}
+
 // The whole table, built once.
 inline const std::vector<OpCase>& op_table() {
   static const std::vector<OpCase> table = [] {
@@ -437,6 +573,8 @@ inline const std::vector<OpCase>& op_table() {
     add_loss_cases(cases);
     add_dropout_cases(cases);
     add_elementwise_cases(cases);
+    add_loss_accumulate_cases(cases);
+    add_sam_cases(cases);
     return cases;
   }();
   return table;

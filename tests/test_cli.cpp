@@ -338,6 +338,13 @@ TEST_CASE("cli: --sam and --sam-ascent are checked") {
   CHECK(test::read_text(dir / "log.jsonl").find(R"("sam":{"ascent":"batch","rho":0.05})") != std::string::npos);
 }
 
+TEST_CASE("cli: --log-every is checked and recorded") {
+  TempDir dir;
+  rejected(dir, small_train({"--log-every", "0"}), 2, {"--log-every", "0"});
+  ok(dir, small_train({"--log-every", "3", "--log", "log.jsonl"}));
+  CHECK(test::read_text(dir / "log.jsonl").find(R"("log_every":3)") != std::string::npos);
+}
+
 TEST_CASE("cli: --device gpu7 is a usage error") {
   TempDir dir;
   rejected(dir, small_train({"--device", "gpu7"}), 2, {"gpu7"});

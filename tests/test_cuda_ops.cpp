@@ -66,6 +66,12 @@ TEST_CASE("ops on CUDA match the CPU: softmax cross-entropy") {
 TEST_CASE("ops on CUDA match the CPU: the distillation loss and the softmax at a temperature") {
   run_family("soft_xent", false);
 }
+TEST_CASE("ops on CUDA match the float64 reference: loss and top-1 accumulation, bit for bit") {
+  run_family("loss_accumulate", false);
+}
+TEST_CASE("ops on CUDA match the float64 reference: SAM's ascent") {
+  run_family("sam_ascent", false);
+}
 TEST_CASE("ops on CUDA match the CPU: relu, aligned and not") {
   run_family("relu", false);
 }

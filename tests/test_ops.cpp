@@ -38,6 +38,13 @@ TEST_CASE("ops on the CPU match the float64 reference: global average pooling") 
   run_family("global_avgpool");
 }
 
+TEST_CASE("ops on the CPU match the float64 reference: loss and top-1 accumulation") {
+  run_family("loss_accumulate");
+}
+TEST_CASE("ops on the CPU match the float64 reference: SAM's ascent") {
+  run_family("sam_ascent");
+}
+
 TEST_CASE("op table cases referenced by the CPU op run on the CPU and repeat themselves") {
   Context ctx;
   for (const test::OpCase& c : test::op_table())

@@ -4,6 +4,7 @@
 // The wrong device is a zero-element tensor tagged cuda:0, which needs no device memory.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <string>
@@ -170,6 +171,21 @@ std::vector<OpCase> op_cases() {
       {"softmax_temperature_fwd",
        {{"logits", F, {nc}}, {"probs", F, {nc}}},
        [](Context& c, Tensors& t) { ops::softmax_temperature_fwd(c, kXent, 2.0f, t["logits"], t["probs"]); }},
+      {"loss_accumulate",
+       {{"loss", F, {kXent.N}}, {"probs", F, {nc}}, {"labels", I, {kXent.N}}, {"acc", U, {16}}},
+       [](Context& c, Tensors& t) {
+         ops::loss_accumulate(c, kXent, t["loss"], t["probs"], &t["labels"], nullptr, t["acc"]);
+       }},
+      {"loss_accumulate",
+       {{"loss", F, {kXent.N}}, {"probs", F, {nc}}, {"targets", F, {nc}}, {"acc", U, {16}}},
+       [](Context& c, Tensors& t) {
+         ops::loss_accumulate(c, kXent, t["loss"], t["probs"], nullptr, &t["targets"], t["acc"]);
+       }},
+      {"sam_ascent",
+       {{"w", F, {9}}, {"g", F, {9}}, {"segments", I, {4}}, {"mask", F, {9}}, {"norms", U, {32}}, {"e", F, {9}}},
+       [](Context& c, Tensors& t) {
+         ops::sam_ascent(c, {9, 2}, 0.05, {t["w"], t["g"], t["segments"], &t["mask"], t["norms"], t["e"]});
+       }},
       {"sgd_step",
        {{"w", F, {9}, false}, {"g", F, {9}}, {"v", F, {9}}, {"mask", F, {9}}, {"trainable", F, {9}}},
        [](Context& c, Tensors& t) { ops::sgd_step(c, {}, t["w"], t["g"], t["v"], &t["mask"], &t["trainable"]); }},
@@ -270,6 +286,33 @@ TEST_CASE("augment checks its indices on the host and takes a dataset of any who
   index.data<int32_t>()[1] = 5;
   const std::string e = error_of([&] { ops::augment(ctx, kAug, {images, index, nullptr, nullptr, mean, std, out}); });
   CHECK_MESSAGE(e.find("augment: sample 1 asks for image 5 of 5") != std::string::npos, e);
+}
+
+TEST_CASE("loss_accumulate takes labels or targets, and sam_ascent checks its segments on the host") {
+  Context ctx;
+  Tensor loss = Tensor::host({3}), probs = Tensor::host({3, 4}), targets = Tensor::host({3, 4});
+  Tensor labels = Tensor::host({3}, DType::I32), acc = Tensor::host({16}, DType::U8);
+  const std::string both =
+      error_of([&] { ops::loss_accumulate(ctx, kXent, loss, probs, &labels, &targets, acc); });
+  CHECK_MESSAGE(both.find("loss_accumulate: give exactly one of labels and targets") != std::string::npos, both);
+  const std::string none = error_of([&] { ops::loss_accumulate(ctx, kXent, loss, probs, nullptr, nullptr, acc); });
+  CHECK_MESSAGE(none.find("loss_accumulate: give exactly one of labels and targets") != std::string::npos, none);
+
+  Tensor w = Tensor::host({9}), g = Tensor::host({9}), e = Tensor::host({9});
+  Tensor segments = Tensor::host({4}, DType::I32), norms = Tensor::host({32}, DType::U8);
+  std::fill_n(w.data<float>(), 9, 1.0f);
+  std::fill_n(g.data<float>(), 9, 1.0f);
+  auto ascent = [&](std::vector<int32_t> pairs) {
+    std::copy(pairs.begin(), pairs.end(), segments.data<int32_t>());
+    return error_of([&] { ops::sam_ascent(ctx, {9, 2}, 0.05, {w, g, segments, nullptr, norms, e}); });
+  };
+  CHECK(ascent({0, 4, 4, 9}) == "(no error)");
+  const std::string past = ascent({0, 4, 4, 10});
+  CHECK_MESSAGE(past.find("sam_ascent: segment 1 is [4, 10)") != std::string::npos, past);
+  const std::string overlap = ascent({0, 5, 4, 9});
+  CHECK_MESSAGE(overlap.find("sam_ascent: segment 1 is [4, 9), after 5") != std::string::npos, overlap);
+  const std::string reversed = ascent({3, 2, 4, 9});
+  CHECK_MESSAGE(reversed.find("sam_ascent: segment 0 is [3, 2)") != std::string::npos, reversed);
 }
 
 }  // namespace

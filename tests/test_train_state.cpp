@@ -1,6 +1,7 @@
 // The training step's economy and the training state as one value: after warm-up a CPU step
 // (plain, protected, SAM) allocates no tensor storage and makes the host wait only where
-// time_steps itself synchronises; a snapshot restored repeats the same steps bit for bit.
+// time_steps itself synchronises, the running loss costing one wait per read (every
+// log_every steps); a snapshot restored repeats the same steps bit for bit.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -30,7 +31,7 @@ struct Variant {
 
 }  // namespace
 
-TEST_CASE("training step: after warm-up a CPU step allocates nothing and waits only to be timed") {
+TEST_CASE("training step: after warm-up a CPU step allocates nothing and waits only to be timed and read") {
   const DataSplits data = load_data({"synthetic", "", 256, 32});
   for (const Variant v : {Variant{"plain", 0, "batch", false}, Variant{"protected", 0, "batch", true},
                           Variant{"sam", 0.05, "batch", false}, Variant{"sam extra, protected", 0.05, "extra", true}}) {
@@ -38,19 +39,23 @@ TEST_CASE("training step: after warm-up a CPU step allocates nothing and waits o
     Context ctx(Device::cpu(), 1);
     auto net = make_net("convnet", {32, 32, 3, 10});
     net->build(ctx, 4);
-    TrainConfig config = test::small_config(1);
+    TrainConfig config = test::small_config(1);  // 256 records: 8 steps of 32 an epoch
     config.sam_rho = v.sam_rho;
     config.sam_ascent = v.ascent;
+    config.log_every = 4;  // reads after steps 4 and 8 (time_steps starts at step 1 each call)
     ProtectConfig pc;
     pc.seed = config.seed;
     const Scheme& scheme = default_scheme();
     ProtectComposer composer(scheme, key(), {"alice", "bob"}, scheme.spec(32, 32, 3), 10, data.norm, pc);
     Trainer t(*net, ctx, data, config, v.protect ? &composer : nullptr);
-    t.time_steps(2);  // warm-up: every buffer planned for the batch
+    t.time_steps(4);  // warm-up: every buffer planned for the batch, the loss read once
     const int64_t allocations = tensor_allocations(), syncs = ctx.host_syncs();
-    t.time_steps(3);
+    t.time_steps(3);  // steps 1-3: no read
     CHECK(tensor_allocations() - allocations == 0);
     CHECK(ctx.host_syncs() - syncs == 3);  // time_steps' own wait at the end of each step
+    t.time_steps(4);  // steps 1-4: one read after step 4
+    CHECK(tensor_allocations() - allocations == 0);
+    CHECK(ctx.host_syncs() - syncs == 3 + 4 + 1);
   }
 }
 

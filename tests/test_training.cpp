@@ -13,6 +13,7 @@
 #include "engine/core/random.h"
 #include "engine/nn/layers.h"
 #include "engine/nn/loss.h"
+#include "engine/nn/ops.h"
 #include "engine/train/trainer.h"
 #include "nets/nets.h"
 #include "tests/test_util.h"
@@ -23,6 +24,16 @@ using namespace activeip;
 using test::small_config;
 
 namespace {
+
+// SAM's ascent on the CPU from host w and g over net's parameter tensors (ops::sam_ascent).
+Tensor sam_ascent_of(const Network& net, const Tensor& w, const Tensor& g, double rho, const Tensor* mask = nullptr) {
+  Context ctx;
+  const Tensor segments = parameter_segments(net);
+  const SamShape s{net.num_parameters(), static_cast<int>(segments.numel() / 2)};
+  Tensor norms = Tensor::host({2 * int64_t{s.segments} * 8}, DType::U8), e = Tensor::host({s.n});
+  ops::sam_ascent(ctx, s, rho, {w, g, segments, mask, norms, e});
+  return e;
+}
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.bytes() == b.bytes() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
@@ -84,7 +95,11 @@ TEST_CASE("network gradients match finite differences end to end") {
   Tensor labels = Tensor::host({N}, DType::I32);
   for (int i = 0; i < N; ++i) labels.data<int32_t>()[i] = i % 3;
   SoftmaxCrossEntropy loss(0.1f);
-  auto f = [&] { return loss.forward(ctx, net.forward(ctx, x), labels).loss; };
+  auto f = [&] {
+    loss.reset(ctx);
+    loss.forward(ctx, net.forward(ctx, x), labels);
+    return loss.read(ctx).loss;
+  };
 
   net.zero_grad(ctx);
   f();
@@ -130,6 +145,66 @@ TEST_CASE("training: a convnet learns synthetic, deterministically") {
   CHECK(same_bytes(p1, p2));
 }
 
+TEST_CASE("training: the running loss is read every log_every steps, and how often changes nothing") {
+  const DataSplits data = load_data({"synthetic", "", 256, 64});  // 8 steps of 32 an epoch
+  struct Run {
+    EpochRecord record;
+    std::vector<float> params;
+    std::vector<StepInfo> reads;
+  };
+  auto run = [&](int log_every) {
+    Context ctx;
+    auto net = make_net("convnet", {32, 32, 3, 10});
+    net->build(ctx, 4);
+    TrainConfig config = small_config(1);
+    config.log_every = log_every;
+    Trainer t(*net, ctx, data, config);
+    Run r;
+    r.record = t.train_epoch([&](const StepInfo& s) { r.reads.push_back(s); });
+    r.params = test::host_floats(net->params(), ctx);
+    return r;
+  };
+  const Run every = run(1), third = run(3), once = run(50);
+  auto steps = [](const Run& r) {
+    std::vector<int64_t> v;
+    for (const StepInfo& s : r.reads) v.push_back(s.step);
+    return v;
+  };
+  CHECK(steps(every) == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(steps(third) == std::vector<int64_t>{3, 6, 8});  // and the epoch's last step
+  CHECK(steps(once) == std::vector<int64_t>{8});
+  for (const Run* r : {&third, &once}) {
+    CHECK(r->params == every.params);
+    CHECK(r->record.train_loss == every.record.train_loss);
+    CHECK(r->record.train_accuracy == every.record.train_accuracy);
+    CHECK(r->record.images == every.record.images);
+  }
+  CHECK(every.record.images == 256);
+  // A read reports the epoch so far: the last one is the epoch's record, and reads at the
+  // same step agree whatever the interval.
+  CHECK(once.reads.back().loss == once.record.train_loss);
+  CHECK(once.reads.back().accuracy == once.record.train_accuracy);
+  CHECK(third.reads[0].loss == every.reads[2].loss);
+  CHECK(third.reads[1].accuracy == every.reads[5].accuracy);
+
+  TrainConfig bad = small_config(1);
+  bad.log_every = 0;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("--log-every"), Error);
+}
+
+TEST_CASE("training: divergence is found at a read of the loss, naming the steps since the last") {
+  const DataSplits data = load_data({"synthetic", "", 256, 64});
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 4);
+  TrainConfig config = small_config(1);
+  config.lr = 1e30;  // the first update sends the weights to infinity
+  config.log_every = 4;
+  Trainer t(*net, ctx, data, config);
+  CHECK_THROWS_WITH_AS(t.train_epoch({}), doctest::Contains("nan at epoch 1 steps 1-4 (try a lower --lr)"),
+                       Error);
+}
+
 TEST_CASE("training: --resume continues bit for bit") {
   DataSpec spec{"synthetic", "", 256, 64};
   const DataSplits data = load_data(spec);
@@ -152,7 +227,9 @@ TEST_CASE("training: --resume continues bit for bit") {
   }
   auto resumed = make_net("convnet", {32, 32, 3, 10});
   resumed->build(ctx, 99);  // a different init: everything must come from the files
-  Trainer c(*resumed, ctx, data, small_config(3));
+  TrainConfig reads_more = small_config(3);
+  reads_more.log_every = 3;  // how often the loss is read changes no result, so it may differ
+  Trainer c(*resumed, ctx, data, reads_more);
   c.resume(path);
   CHECK(c.completed_epochs() == 1);
   while (!c.done()) c.train_epoch({});
@@ -191,8 +268,7 @@ TEST_CASE("SAM: the ascent moves each parameter tensor by rho times its norm alo
   std::fill_n(g.data<float>() + zeroed->offset, shape_numel(zeroed->slot.shape), 0.0f);
 
   const double rho = 0.05;
-  Tensor e = Tensor::host({net->num_parameters()});
-  sam_perturbation(*net, w, g, rho, e);
+  const Tensor e = sam_ascent_of(*net, w, g, rho);
   int moved = 0;
   for (const NamedSlot& s : net->slots()) {
     if (s.slot.kind != SlotKind::Parameter) continue;
@@ -211,8 +287,16 @@ TEST_CASE("SAM: the ascent moves each parameter tensor by rho times its norm alo
     CHECK(eg / std::sqrt(ee * gg) == doctest::Approx(1.0).epsilon(1e-5));  // along g, not against it
   }
   CHECK(moved >= 4);
+  // The pruning mask multiplies the move: pruned weights stay at zero at w + e.
+  Tensor mask = Tensor::host({net->num_parameters()});
+  for (int64_t i = 0; i < mask.numel(); ++i) mask.data<float>()[i] = i % 3 == 0 ? 0.0f : 1.0f;
+  const Tensor masked = sam_ascent_of(*net, w, g, rho, &mask);
+  for (int64_t i = 0; i < mask.numel(); ++i) {
+    INFO(i);
+    CHECK(masked.data<float>()[i] == (i % 3 == 0 ? 0.0f : e.data<float>()[i]));
+  }
   Tensor short_g = Tensor::host({3});
-  CHECK_THROWS_AS(sam_perturbation(*net, w, short_g, rho, e), Error);
+  CHECK_THROWS_WITH_AS(sam_ascent_of(*net, w, short_g, rho), doctest::Contains("sam_ascent: argument 'g'"), Error);
 }
 
 namespace {
@@ -277,8 +361,7 @@ TEST_CASE("SAM: a step applies the gradient taken at the perturbed weights, to t
     w0t.data<float>()[i] = w0[i];
     g0.data<float>()[i] = w0[i] - w_plain[i];
   }
-  Tensor e = Tensor::host({net->num_parameters()});
-  sam_perturbation(*net, w0t, g0, sam.sam_rho, e);
+  const Tensor e = sam_ascent_of(*net, w0t, g0, sam.sam_rho);
   std::vector<float> w_moved(w0.size());
   for (size_t i = 0; i < w0.size(); ++i) w_moved[i] = w0[i] + e.data<float>()[i];
   const std::vector<float> w_after_moved = one_step(data, plain, nullptr, w_moved);  // w_moved - g(w_moved)

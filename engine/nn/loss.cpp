@@ -1,5 +1,6 @@
-// The loss wrapper: the kernels compute per-row loss and softmax on the device; the batch
-// mean and the top-1 count are reduced on the host from small copies (N and N×C floats).
+// The loss wrapper: the kernels compute per-row loss and softmax on the device, and
+// loss_accumulate adds the batch's loss sum and top-1 hits into a 2-double accumulator there;
+// only read() brings those 16 bytes to the host.
 #include "engine/nn/loss.h"
 
 #include <cmath>
@@ -11,14 +12,6 @@ namespace activeip {
 
 namespace {
 
-// Index of the largest of C floats (the first on ties).
-int argmax(const float* v, int C) {
-  int best = 0;
-  for (int c = 1; c < C; ++c)
-    if (v[c] > v[best]) best = c;
-  return best;
-}
-
 void check_rows(Context& ctx, const Tensor& t, const Shape& shape, const char* what) {
   ENSURE(t.dtype() == DType::F32 && t.shape() == shape, "soft-target loss: %s is %s, expected F32 %s", what,
          shape_str(t.shape()).c_str(), shape_str(shape).c_str());
@@ -26,21 +19,49 @@ void check_rows(Context& ctx, const Tensor& t, const Shape& shape, const char* w
          t.device().str().c_str(), ctx.device().str().c_str());
 }
 
-// A host view of t: t itself on the CPU, else a copy into `staging`, which is reused, so
-// that reading the loss allocates nothing after the first batch.
-const Tensor& on_host(Context& ctx, const Tensor& t, Tensor& staging) {
-  if (!t.device().is_cuda()) return t;
-  ensure_host_tensor(staging, t.shape(), t.dtype()).copy_from(t, ctx);
-  return staging;
-}
+constexpr int64_t kAccBytes = 2 * sizeof(double);
 
 }  // namespace
+
+void LossTally::add(Context& ctx, const Tensor& loss, const Tensor& probs, const Tensor* labels,
+                    const Tensor* targets) {
+  if (!acc_.defined() || acc_.numel() == 0 || acc_.device() != ctx.device()) {
+    acc_ = Tensor::empty({kAccBytes}, DType::U8, ctx);
+    acc_.zero(ctx);
+    rows_ = 0;
+  }
+  const XentShape s{static_cast<int>(probs.dim(0)), static_cast<int>(probs.dim(1))};
+  ops::loss_accumulate(ctx, s, loss, probs, labels, targets, acc_);
+  rows_ += s.N;
+}
+
+LossResult LossTally::read(Context& ctx) {
+  LossResult r;
+  r.rows = rows_;
+  if (!acc_.defined() || acc_.numel() == 0) return r;  // nothing tallied yet
+  const double* acc = nullptr;
+  if (acc_.device().is_cuda()) {
+    ensure_host_tensor(host_, {kAccBytes}, DType::U8).copy_from(acc_, ctx);  // waits
+    acc = reinterpret_cast<const double*>(host_.data<uint8_t>());
+  } else {
+    ctx.synchronize();
+    acc = reinterpret_cast<const double*>(acc_.data<uint8_t>());
+  }
+  r.loss = rows_ ? acc[0] / static_cast<double>(rows_) : 0;
+  r.correct = static_cast<int64_t>(acc[1]);
+  return r;
+}
+
+void LossTally::reset(Context& ctx) {
+  if (acc_.defined() && acc_.numel() > 0) acc_.zero(ctx);
+  rows_ = 0;
+}
 
 SoftmaxCrossEntropy::SoftmaxCrossEntropy(float smoothing) : smoothing_(smoothing) {
   ENSURE(smoothing >= 0.0f && smoothing < 1.0f, "label smoothing %g is outside [0, 1)", static_cast<double>(smoothing));
 }
 
-LossResult SoftmaxCrossEntropy::forward(Context& ctx, const Tensor& logits, const Tensor& labels) {
+void SoftmaxCrossEntropy::forward(Context& ctx, const Tensor& logits, const Tensor& labels, bool tally) {
   ENSURE(logits.rank() == 2 && labels.numel() == logits.dim(0), "loss: logits %s and labels %s disagree",
          shape_str(logits.shape()).c_str(), shape_str(labels.shape()).c_str());
   const XentShape s{static_cast<int>(logits.dim(0)), static_cast<int>(logits.dim(1))};
@@ -48,20 +69,7 @@ LossResult SoftmaxCrossEntropy::forward(Context& ctx, const Tensor& logits, cons
   ensure_tensor(probs_, logits.shape(), DType::F32, ctx);
   ensure_tensor(loss_, {s.N}, DType::F32, ctx);
   ops::softmax_xent_fwd(ctx, s, smoothing_, logits, labels, probs_, loss_);
-
-  const Tensor& loss = on_host(ctx, loss_, host_loss_);
-  const Tensor& probs = on_host(ctx, probs_, host_probs_);
-  const Tensor& lab = on_host(ctx, labels, host_labels_);
-  LossResult r;
-  const float* l = loss.data<float>();
-  const float* p = probs.data<float>();
-  const int32_t* y = lab.data<int32_t>();
-  for (int n = 0; n < s.N; ++n) {
-    r.loss += l[n];
-    r.correct += argmax(p + int64_t{n} * s.C, s.C) == y[n];
-  }
-  r.loss /= s.N;
-  return r;
+  if (tally) tally_.add(ctx, loss_, probs_, &labels, nullptr);
 }
 
 Tensor SoftmaxCrossEntropy::backward(Context& ctx) {
@@ -76,7 +84,7 @@ SoftTargetCrossEntropy::SoftTargetCrossEntropy(float temperature) : temperature_
          static_cast<double>(temperature));
 }
 
-LossResult SoftTargetCrossEntropy::forward(Context& ctx, const Tensor& logits, const Tensor& targets) {
+void SoftTargetCrossEntropy::forward(Context& ctx, const Tensor& logits, const Tensor& targets, bool tally) {
   ENSURE(logits.rank() == 2, "soft-target loss: logits %s are not N×C", shape_str(logits.shape()).c_str());
   check_rows(ctx, logits, logits.shape(), "logits");
   check_rows(ctx, targets, logits.shape(), "targets");
@@ -85,18 +93,7 @@ LossResult SoftTargetCrossEntropy::forward(Context& ctx, const Tensor& logits, c
   ensure_tensor(probs_, logits.shape(), DType::F32, ctx);
   ensure_tensor(loss_, {s.N}, DType::F32, ctx);
   ops::soft_xent_fwd(ctx, s, temperature_, logits, targets, probs_, loss_);
-
-  const Tensor& loss = on_host(ctx, loss_, host_loss_);
-  const Tensor& probs = on_host(ctx, probs_, host_probs_);
-  const Tensor& q = on_host(ctx, targets, host_targets_);  // each copy waits for the device
-  LossResult r;
-  for (int n = 0; n < s.N; ++n) {
-    r.loss += loss.data<float>()[n];
-    const size_t row = static_cast<size_t>(n) * s.C;
-    r.correct += argmax(probs.data<float>() + row, s.C) == argmax(q.data<float>() + row, s.C);
-  }
-  r.loss /= s.N;
-  return r;
+  if (tally) tally_.add(ctx, loss_, probs_, nullptr, &targets);
 }
 
 Tensor SoftTargetCrossEntropy::backward(Context& ctx) {

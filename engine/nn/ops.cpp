@@ -6,6 +6,8 @@
 #include "engine/nn/ops.h"
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 #include <initializer_list>
 #include <type_traits>
 
@@ -579,6 +581,31 @@ void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature
       });
 }
 
+void loss_accumulate(Context& ctx, const XentShape& s, const Tensor& loss, const Tensor& probs, const Tensor* labels,
+                     const Tensor* targets, Tensor& acc) {
+  const char* op = "loss_accumulate";
+  ENSURE(s.N >= 0 && s.C >= 1, "%s: bad shape N=%d C=%d", op, s.N, s.C);
+  ENSURE((labels != nullptr) != (targets != nullptr), "%s: give exactly one of labels and targets", op);
+  const int64_t nc = int64_t{s.N} * s.C;
+  check(ctx, op,
+        {f32("loss", loss, s.N),
+         f32("probs", probs, nc),
+         {"labels", labels, DType::I32, s.N},
+         f32("targets", targets, nc),
+         {"acc", &acc, DType::U8, 2 * int64_t{sizeof(double)}}});
+  const int32_t* y = labels ? labels->data<int32_t>() : nullptr;
+  const float* q = targets ? targets->data<float>() : nullptr;
+  auto* a = reinterpret_cast<double*>(acc.data<uint8_t>());
+  run(ctx, op,
+      {
+          .cpu = [&] { loss_accumulate_cpu(s, loss.data<float>(), probs.data<float>(), y, q, a); },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) { loss_accumulate_cuda(s, loss.data<float>(), probs.data<float>(), y, q, a, st); },
+#endif
+      });
+}
+
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
               const Tensor* trainable) {
   const char* op = "sgd_step";
@@ -593,6 +620,47 @@ void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tens
           .cpu = [&] { sgd_step_cpu(static_cast<size_t>(n), p, a); },
 #ifdef ACTIVEIP_CUDA
           .cuda = [&](cudaStream_t st) { sgd_step_cuda(static_cast<size_t>(n), p, a, st); },
+#endif
+      });
+}
+
+void sam_ascent(Context& ctx, const SamShape& s, double rho, const SamTensors& t) {
+  const char* op = "sam_ascent";
+  ENSURE(s.n >= 0 && s.n <= INT32_MAX && s.segments >= 0, "%s: bad shape n=%lld segments=%d", op,
+         static_cast<long long>(s.n), s.segments);
+  ENSURE(std::isfinite(rho) && rho >= 0, "%s: rho %g is not a non-negative number", op, rho);
+  check(ctx, op,
+        {f32("w", t.w, s.n), f32("g", t.g, s.n), i32("segments", t.segments, 2 * int64_t{s.segments}),
+         f32("mask", t.mask, s.n), {"norms", &t.norms, DType::U8, 2 * int64_t{s.segments} * 8}, f32("e", t.e, s.n)});
+  const SamArgs a{t.w.data<float>(),
+                  t.g.data<float>(),
+                  t.segments.data<int32_t>(),
+                  t.mask ? t.mask->data<float>() : nullptr,
+                  reinterpret_cast<double*>(t.norms.data<uint8_t>()),
+                  t.e.data<float>()};
+  run(ctx, op,
+      {
+          .cpu =
+              [&] {
+                // The segments are checked here on the host; on CUDA by whoever made them (SamStep
+                // builds them once from the network's slots, with parameter_segments).
+                int64_t last = 0;
+                for (int l = 0; l < s.segments; ++l) {
+                  const int64_t begin = a.segments[2 * l], end = a.segments[2 * l + 1];
+                  ENSURE(begin >= last && begin <= end && end <= s.n,
+                         "%s: segment %d is [%lld, %lld), after %lld in a buffer of %lld", op, l,
+                         static_cast<long long>(begin), static_cast<long long>(end), static_cast<long long>(last),
+                         static_cast<long long>(s.n));
+                  last = end;
+                }
+                sam_ascent_cpu(s, rho, a);
+              },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                Tensor work = scratch(ctx, sam_ascent_workspace_floats(s));
+                sam_ascent_cuda(s, rho, a, work.data<float>(), st);
+              },
 #endif
       });
 }

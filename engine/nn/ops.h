@@ -17,6 +17,7 @@
 #include "kernels/loss.h"
 #include "kernels/pool.h"
 #include "kernels/prune.h"
+#include "kernels/sam.h"
 #include "kernels/sgd.h"
 #include "kernels/shortcut.h"
 #include "kernels/stamp.h"
@@ -86,9 +87,29 @@ void soft_xent_bwd(Context& ctx, const XentShape& s, float temperature, const Te
                    float scale, Tensor& dlogits);
 void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, Tensor& probs);
 
+// Adds a batch's loss sum and top-1 hits into acc (kernels/loss.h's loss_accumulate): loss N
+// and probs N×C f32, exactly one of labels (N i32) and targets (N×C f32), acc 2 doubles held
+// as 16 bytes in a U8 tensor (Tensor has no 64-bit dtype). Waits for nothing.
+void loss_accumulate(Context& ctx, const XentShape& s, const Tensor& loss, const Tensor& probs, const Tensor* labels,
+                     const Tensor* targets, Tensor& acc);
+
 // mask and trainable (may be null) as in kernels/sgd.h: 1 keep / 0 pruned, 1 trained / 0 frozen.
 void sgd_step(Context& ctx, const SgdParams& p, Tensor& w, const Tensor& g, Tensor& v, const Tensor* mask,
               const Tensor* trainable = nullptr);
+
+// SAM's ascent over the flat parameters (kernels/sam.h), all on ctx's device: w, g, mask (may
+// be null) and e s.n f32; segments 2·s.segments i32 (begin, end) pairs in increasing,
+// non-overlapping order within [0, s.n); norms receives (Σw², Σg²) per segment, 2·s.segments
+// doubles held as 8 bytes each in a U8 tensor.
+struct SamTensors {
+  const Tensor& w;
+  const Tensor& g;
+  const Tensor& segments;
+  const Tensor* mask;
+  Tensor& norms;
+  Tensor& e;
+};
+void sam_ascent(Context& ctx, const SamShape& s, double rho, const SamTensors& t);
 
 // Magnitude pruning and fine-pruning's statistics (kernels/prune.h). Keys are uint64, held
 // as 8 bytes each in a U8 tensor (Tensor has no 64-bit dtype), as are the C double sums of

@@ -12,6 +12,7 @@
 #include "engine/nn/loss.h"
 #include "engine/nn/network.h"
 #include "engine/train/batch.h"
+#include "kernels/sam.h"
 
 namespace activeip {
 
@@ -41,9 +42,14 @@ class StepLoss {
   // Before the forward passes of a step: the batch's labels (i32 on the device), and the soft
   // targets of x when a provider is set.
   void prepare(Context& ctx, const Tensor& x, const Tensor& labels);
-  LossResult forward(Context& ctx, const Tensor& logits);
+  // tally: add the batch's loss and hits to the totals read() returns (SAM's second pass does not).
+  void forward(Context& ctx, const Tensor& logits, bool tally = true);
   // The loss's input gradient for the last forward.
   Tensor backward(Context& ctx);
+  // The totals of the active loss (labels or soft targets) since its last reset
+  // (SoftmaxCrossEntropy::read: one wait), and their reset (no wait).
+  LossResult read(Context& ctx);
+  void reset(Context& ctx);
 
  private:
   SoftmaxCrossEntropy labels_loss_;
@@ -56,9 +62,10 @@ class StepStrategy {
  public:
   virtual ~StepStrategy() = default;
   // Leaves in net.grads() (zeroed first) the gradient of the step on batch x (its rows
-  // described by `rows`) and returns the loss of the forward pass at the current weights.
-  // Weights, running statistics and counters end as that forward pass left them.
-  virtual LossResult gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) = 0;
+  // described by `rows`) and tallies into `loss` the loss of the forward pass at the current
+  // weights (only that one). Weights, running statistics and counters end as that forward
+  // pass left them. Waits for nothing.
+  virtual void gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) = 0;
   // The pruning mask (1 keep / 0 pruned, flat over the parameters; null: none) that the
   // weights obey, so that a strategy that moves them leaves pruned weights at zero.
   virtual void set_mask(Context&, const Tensor*) {}
@@ -67,7 +74,7 @@ class StepStrategy {
 // One forward and one backward pass.
 class PlainStep final : public StepStrategy {
  public:
-  LossResult gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
+  void gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
 };
 
 // Sharpness-aware steps (Foret et al. 2021), as TrainConfig::sam_rho and sam_ascent describe:
@@ -76,7 +83,7 @@ class PlainStep final : public StepStrategy {
 class SamStep final : public StepStrategy {
  public:
   SamStep(Context& ctx, const Network& net, double rho, bool extra_only);
-  LossResult gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
+  void gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
   void set_mask(Context& ctx, const Tensor* mask) override;
 
  private:
@@ -86,19 +93,20 @@ class SamStep final : public StepStrategy {
   double rho_;
   bool extra_only_;
   // Scratch, allocated once: the weights, running statistics and counters a step returns to,
-  // the clean rows' gradient at w ("extra"), the loss gradient of some rows, the move e (on
-  // the device and the host), host copies of the weights and gradient, and of the mask.
+  // the clean rows' gradient at w ("extra"), the loss gradient of some rows, the move e, the
+  // parameter tensors' segments of the flat buffer (uploaded once) and their norms.
   NetworkState at_w_;
-  Tensor grads_, dlogits_, e_;
-  Tensor w_host_, g_host_, e_host_, mask_host_;
+  Tensor grads_, dlogits_, e_, segments_, norms_;
+  SamShape shape_;
+  const Tensor* mask_ = nullptr;  // the optimizer's, on the device; null: none
 };
 
 // The strategy a configuration asks for: SamStep when sam_rho > 0, else PlainStep.
 std::unique_ptr<StepStrategy> make_step_strategy(const TrainConfig& config, Context& ctx, const Network& net);
 
-// SAM's ascent as TrainConfig::sam_rho describes it: from the host weights w and gradient g
-// (flat over net's parameters), writes into the host tensor e (as many floats)
-// e_l = rho·‖w_l‖·g_l/‖g_l‖ for each parameter tensor l, and 0 where ‖w_l‖ or ‖g_l‖ is 0.
-void sam_perturbation(const Network& net, const Tensor& w, const Tensor& g, double rho, Tensor& e);
+// The segments of net's flat parameter buffer that SAM's ascent (ops::sam_ascent) treats as
+// one tensor each: a host i32 tensor of (begin, end) pairs, one per SlotKind::Parameter slot,
+// in buffer order.
+Tensor parameter_segments(const Network& net);
 
 }  // namespace activeip

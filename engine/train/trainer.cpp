@@ -17,6 +17,12 @@ namespace {
 
 constexpr const char* kStateFormat = "activeip-train-state-v1";
 
+// Options in the recorded config that change no result: --resume does not compare them, and a
+// checkpoint written before one existed resumes.
+bool changes_no_result(const std::string& key) {
+  return key == "log_every";
+}
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
@@ -50,7 +56,8 @@ std::string TrainConfig::to_json() const {
                       {"gamma", gamma},
                       {"label_smoothing", label_smoothing},
                       {"seed", seed},
-                      {"augment", augment}};
+                      {"augment", augment},
+                      {"log_every", log_every}};
   if (!mixer.empty()) j["mixer"] = nlohmann::json::parse(mixer);
   if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}};  // absent: older runs resume as before
   return j.dump();
@@ -74,6 +81,7 @@ void TrainConfig::validate() const {
   ENSURE(sam_ascent == "batch" || sam_ascent == "extra", "--sam-ascent '%s' is unknown (known: batch, extra)",
          sam_ascent.c_str());
   ENSURE(eval_batch >= 1, "evaluation batch must be at least 1, got %d", eval_batch);
+  ENSURE(log_every >= 1, "--log-every must be at least 1, got %d", log_every);
 }
 
 std::string EpochRecord::to_json() const {
@@ -104,23 +112,20 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
   BatchLoader loader(ctx, data, images, norm);
   BatchRows rows;
   SoftmaxCrossEntropy loss;
-  EvalResult r;
   const int64_t n = data.size();
   std::vector<int32_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-  double loss_sum = 0;
-  int64_t correct = 0;
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int b = static_cast<int>(std::min<int64_t>(batch, n - begin));
     plain_rows(order.data() + begin, b, data, rows);
     const Tensor& x = loader.load(rows, nullptr);
-    const LossResult lr = loss.forward(ctx, net.forward(ctx, x), loader.labels());
-    loss_sum += lr.loss * b;
-    correct += lr.correct;
+    loss.forward(ctx, net.forward(ctx, x), loader.labels());
   }
+  const LossResult total = loss.read(ctx);  // the only wait
+  EvalResult r;
   r.n = n;
-  r.loss = n ? loss_sum / static_cast<double>(n) : 0;
-  r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0;
+  r.loss = total.loss;
+  r.accuracy = n ? static_cast<double>(total.correct) / static_cast<double>(n) : 0;
   return r;
 }
 
@@ -194,42 +199,39 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
 
   EpochRecord rec;
   rec.epoch = epoch_ + 1;
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
   const int rows = composer_->rows(b);
   Rng extra_draw(mix_seed(config_.seed, static_cast<uint64_t>(epoch_), 3));
+  loss_.reset(ctx_);
+  LossResult r;  // the epoch's running loss, as of the last read
   for (int64_t step = 0; step < steps_per_epoch_; ++step) {
     const int64_t global = epoch_ * steps_per_epoch_ + step;
-    const LossResult r = train_step(global, order.data() + step * b, b, config_.augment ? &aug : nullptr, extra_draw);
+    train_step(global, order.data() + step * b, b, config_.augment ? &aug : nullptr, extra_draw);
     const double lr = learning_rate(schedule_, global);
     rec.lr = lr;
-
-    loss_sum += r.loss * rows;
-    correct += r.correct;
-    seen += rows;
+    if (!reads_after(step)) continue;
+    r = read_loss(epoch_, step);
     if (on_step) {
       const double elapsed = seconds_since(t0);
       StepInfo info{rec.epoch,
                     config_.epochs,
                     step + 1,
                     steps_per_epoch_,
-                    loss_sum / static_cast<double>(seen),
-                    static_cast<double>(correct) / static_cast<double>(seen),
+                    r.loss,
+                    static_cast<double>(r.correct) / static_cast<double>(r.rows),
                     lr,
                     0,
                     0};
-      info.images_per_s = static_cast<double>(seen) / std::max(elapsed, 1e-9);
+      info.images_per_s = static_cast<double>(r.rows) / std::max(elapsed, 1e-9);
       const int64_t left =
           (static_cast<int64_t>(config_.epochs) - rec.epoch) * steps_per_epoch_ + (steps_per_epoch_ - step - 1);
       info.eta_s = static_cast<double>(left * rows) / std::max(info.images_per_s, 1e-9);
       on_step(info);
     }
   }
-  ctx_.synchronize();
-  rec.images = seen;
-  rec.train_loss = loss_sum / static_cast<double>(seen);
-  rec.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
-  rec.images_per_s = static_cast<double>(seen) / std::max(seconds_since(t0), 1e-9);
+  rec.images = r.rows;
+  rec.train_loss = r.loss;
+  rec.train_accuracy = static_cast<double>(r.correct) / static_cast<double>(r.rows);
+  rec.images_per_s = static_cast<double>(r.rows) / std::max(seconds_since(t0), 1e-9);
   const EvalResult test = evaluate(net_, ctx_, data_.test, data_.norm, config_.eval_batch);
   rec.test_loss = test.loss;
   rec.test_accuracy = test.accuracy;
@@ -238,15 +240,29 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   return rec;
 }
 
-LossResult Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug, Rng& extra_draw) {
+void Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug, Rng& extra_draw) {
   composer_->compose(static_cast<uint64_t>(global), records, b, data_.train, extra_draw, rows_);
   const Tensor& x = loader_.load(rows_, aug, composer_);
   loss_.prepare(ctx_, x, loader_.labels());
   net_.begin_step(static_cast<uint64_t>(global));
-  const LossResult r = step_->gradient(ctx_, net_, loss_, x, rows_);
-  ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %lld step %lld (try a lower --lr)", r.loss,
-         static_cast<long long>(global / steps_per_epoch_ + 1), static_cast<long long>(global % steps_per_epoch_ + 1));
+  step_->gradient(ctx_, net_, loss_, x, rows_);
   sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
+}
+
+bool Trainer::reads_after(int64_t step) const {
+  return (step + 1) % config_.log_every == 0 || step + 1 == steps_per_epoch_;
+}
+
+LossResult Trainer::read_loss(int64_t epoch, int64_t step) {
+  const LossResult r = loss_.read(ctx_);
+  // The totals run from the epoch's start, so a loss that is not finite now first became so
+  // after the previous read: in steps first … step + 1 (1-based).
+  const int64_t first = step / config_.log_every * config_.log_every + 1;
+  ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %lld %s (try a lower --lr)", r.loss,
+         static_cast<long long>(epoch + 1),
+         first == step + 1 ? strfmt("step %lld", static_cast<long long>(step + 1)).c_str()
+                           : strfmt("steps %lld-%lld", static_cast<long long>(first), static_cast<long long>(step + 1))
+                                 .c_str());
   return r;
 }
 
@@ -286,11 +302,13 @@ std::vector<double> Trainer::time_steps(int64_t steps) {
       aug = std::make_unique<Rng>(mix_seed(config_.seed, static_cast<uint64_t>(e), 2));
       extra_draw = std::make_unique<Rng>(mix_seed(config_.seed, static_cast<uint64_t>(e), 3));
     }
+    if (step == 0) loss_.reset(ctx_);
     const auto t0 = Clock::now();
     train_step(e * steps_per_epoch_ + step, order.data() + step * b, b, config_.augment ? aug.get() : nullptr,
                *extra_draw);
     ctx_.synchronize();
     seconds.push_back(seconds_since(t0));
+    if (reads_after(step)) read_loss(e, step);
   }
   return seconds;
 }
@@ -341,11 +359,12 @@ void Trainer::resume(const std::string& model_path) {
   const auto now = nlohmann::json::parse(config_.to_json());
   ENSURE(saved.is_object(), "%s: malformed training config", state_path.c_str());
   for (const auto& [key, value] : now.items())
-    ENSURE(saved.contains(key) && saved[key] == value, "--resume: option %s was %s in the checkpoint, now %s",
-           key.c_str(), saved.contains(key) ? saved[key].dump().c_str() : "unset", value.dump().c_str());
+    ENSURE(changes_no_result(key) || (saved.contains(key) && saved[key] == value),
+           "--resume: option %s was %s in the checkpoint, now %s", key.c_str(),
+           saved.contains(key) ? saved[key].dump().c_str() : "unset", value.dump().c_str());
   for (const auto& [key, value] : saved.items())
-    ENSURE(now.contains(key), "--resume: option %s was %s in the checkpoint, now unset", key.c_str(),
-           value.dump().c_str());
+    ENSURE(changes_no_result(key) || now.contains(key), "--resume: option %s was %s in the checkpoint, now unset",
+           key.c_str(), value.dump().c_str());
   const SafetensorsView& m = state.get("momentum");
   ENSURE(m.dtype == "F32" && m.shape == Shape({net_.num_parameters()}), "%s: momentum has %s %s, expected F32 [%lld]",
          state_path.c_str(), m.dtype.c_str(), shape_str(m.shape).c_str(),

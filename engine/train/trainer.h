@@ -51,6 +51,11 @@ struct TrainConfig {
   // embeds is made to hold around w.
   double sam_rho = 0;
   std::string sam_ascent = "batch";
+  // The running loss and accuracy stay on the device and are read (one wait) every log_every
+  // steps and at the end of each epoch: that is when the trainer checks for divergence and
+  // calls on_step. Changes no result, so --resume does not compare it (and checkpoints from
+  // before it existed resume).
+  int log_every = 50;
 
   SgdParams sgd() const;
   std::string to_json() const;
@@ -58,6 +63,8 @@ struct TrainConfig {
   void validate() const;
 };
 
+// Progress at a read of the running loss (every TrainConfig::log_every steps and at the end
+// of an epoch): loss and accuracy are the epoch's so far, up to and including `step`.
 struct StepInfo {
   int epoch = 0, epochs = 0;    // epoch is 1-based here
   int64_t step = 0, steps = 0;  // within the epoch, 1-based
@@ -111,13 +118,16 @@ class Trainer {
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   bool done() const { return epoch_ >= config_.epochs; }
 
-  // Trains one epoch and evaluates; on_step (may be empty) sees every step.
+  // Trains one epoch and evaluates; on_step (may be empty) sees every read of the running
+  // loss (every config().log_every steps and the epoch's last step). Throws when a read
+  // finds the loss not finite, naming the steps since the previous read.
   EpochRecord train_epoch(const std::function<void(const StepInfo&)>& on_step);
 
   // Runs `steps` training steps exactly as train_epoch would from here (the same batches,
   // augmentation and SGD updates, into later epochs' orders when `steps` exceeds an epoch)
   // without evaluating, and returns each step's wall time in seconds, the device synchronised
-  // at the end of every step. For benchmarks: the weights and momentum change but the epoch
+  // at the end of every step; the running loss is read (and checked) at the steps where
+  // train_epoch would read it, after the step's time is taken. For benchmarks: the weights and momentum change but the epoch
   // count does not, so a run that is saved or resumed must not call it.
   std::vector<double> time_steps(int64_t steps);
 
@@ -147,9 +157,14 @@ class Trainer {
 
  private:
   // One step at global step `global` on the epoch order's records[0, b): compose, gather,
-  // augment (aug may be null), the strategy's gradient, SGD at the schedule's rate. Throws
-  // when the loss is not finite.
-  LossResult train_step(int64_t global, const int32_t* records, int b, Rng* aug, Rng& extra_draw);
+  // augment (aug may be null), the strategy's gradient (its loss tallied on the device), SGD
+  // at the schedule's rate. Waits for nothing.
+  void train_step(int64_t global, const int32_t* records, int b, Rng* aug, Rng& extra_draw);
+  // Whether the running loss is read after step `step` (0-based, within the epoch).
+  bool reads_after(int64_t step) const;
+  // Reads the epoch's running loss after step `step` (0-based) of epoch `epoch` (0-based);
+  // throws when it is not finite, naming the steps since the previous read.
+  LossResult read_loss(int64_t epoch, int64_t step);
 
   Network& net_;
   Context& ctx_;

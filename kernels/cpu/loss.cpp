@@ -171,4 +171,42 @@ void soft_xent_bwd_ref(const XentShape& s, double temperature, const double* log
   }
 }
 
+namespace {
+
+// The first maximum of C values, as loss_accumulate specifies.
+template <class T>
+int first_argmax(const T* v, int C) {
+  int best = 0;
+  for (int c = 1; c < C; ++c)
+    if (v[c] > v[best]) best = c;
+  return best;
+}
+
+template <class T>
+void accumulate(const XentShape& s, const T* loss, const T* probs, const int32_t* labels, const T* targets,
+                double* acc) {
+  double sum = 0;
+  int64_t hits = 0;
+  for (int n = 0; n < s.N; ++n) {
+    const size_t row = static_cast<size_t>(n) * s.C;
+    sum += loss[n];
+    const int want = labels ? labels[n] : first_argmax(targets + row, s.C);
+    hits += first_argmax(probs + row, s.C) == want;
+  }
+  acc[0] += sum;
+  acc[1] += static_cast<double>(hits);
+}
+
+}  // namespace
+
+void loss_accumulate_cpu(const XentShape& s, const float* loss, const float* probs, const int32_t* labels,
+                         const float* targets, double* acc) {
+  accumulate(s, loss, probs, labels, targets, acc);
+}
+
+void loss_accumulate_ref(const XentShape& s, const double* loss, const double* probs, const int32_t* labels,
+                         const double* targets, double* acc) {
+  accumulate(s, loss, probs, labels, targets, acc);
+}
+
 }  // namespace activeip

@@ -161,4 +161,45 @@ void softmax_temperature_fwd_cuda(const XentShape& s, float temperature, const f
   CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+__device__ int first_argmax(const float* v, int C) {
+  int best = 0;
+  for (int c = 1; c < C; ++c)
+    if (v[c] > v[best]) best = c;
+  return best;
+}
+
+}  // namespace
+
+// One block of kBlock threads: each thread counts the hits of rows tid, tid + kBlock, …
+// (integers: any order gives the same count), then thread 0 adds the losses in row order, as
+// the CPU does, and the per-thread counts.
+static __global__ void loss_accumulate_kernel(XentShape s, const float* loss, const float* probs,
+                                              const int32_t* labels, const float* targets, double* acc) {
+  __shared__ int hits[launch::kBlock];
+  int h = 0;
+  for (int n = static_cast<int>(threadIdx.x); n < s.N; n += static_cast<int>(blockDim.x)) {
+    const size_t row = static_cast<size_t>(n) * s.C;
+    const int want = labels ? labels[n] : first_argmax(targets + row, s.C);
+    h += first_argmax(probs + row, s.C) == want;
+  }
+  hits[threadIdx.x] = h;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  double sum = 0;
+  for (int n = 0; n < s.N; ++n) sum += static_cast<double>(loss[n]);
+  long long total = 0;
+  for (unsigned t = 0; t < blockDim.x; ++t) total += hits[t];
+  acc[0] += sum;
+  acc[1] += static_cast<double>(total);
+}
+
+void loss_accumulate_cuda(const XentShape& s, const float* loss, const float* probs, const int32_t* labels,
+                          const float* targets, double* acc, cudaStream_t stream) {
+  if (s.N == 0) return;
+  loss_accumulate_kernel<<<1, launch::kBlock, 0, stream>>>(s, loss, probs, labels, targets, acc);
+  CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace activeip
