@@ -96,9 +96,9 @@ std::string train_table(const json& r) {
     if (x.contains("reason") && x["reason"].is_string()) o << "  (" << x["reason"].get<std::string>() << ")";
     o << "\n";
     if (!x.contains("profile")) continue;
-    o << strfmt("  %-28s %-9s %10s %7s %8s\n", "profile: layer kind", "pass", "ms/step", "share", "calls");
+    o << strfmt("  %-30s %-9s %10s %7s %8s\n", "profile: layer or stage", "pass", "ms/step", "share", "calls");
     for (const json& p : x["profile"])
-      o << strfmt("  %-28s %-9s %10.2f %6.1f%% %8.0f\n", p["what"].get<std::string>().c_str(),
+      o << strfmt("  %-30s %-9s %10.2f %6.1f%% %8.0f\n", p["what"].get<std::string>().c_str(),
                   p["phase"].get<std::string>().c_str(), p["ms_per_step"].get<double>(),
                   100 * p["share"].get<double>(), p["calls_per_step"].get<double>());
   }

@@ -60,10 +60,10 @@ std::vector<double> time_forward(Context& ctx, Network& net, const DataSplits& d
 }
 
 // The profile as rows sorted by time: ms per step, share of the timed steps' whole time, and
-// calls per step; what no scope covered (batch loading, loss, optimizer) is "other".
+// calls per step; what no scope covered is "other".
 json profile_rows(const Profile& profile, double step_seconds, int steps) {
   std::vector<Profile::Entry> entries = profile.entries();
-  entries.push_back({"other (not in a layer)", "step", std::max(0.0, step_seconds - profile.total_seconds()), steps});
+  entries.push_back({"other", "step", std::max(0.0, step_seconds - profile.total_seconds()), steps});
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
   json rows = json::array();
   for (const Profile::Entry& e : entries)

@@ -364,6 +364,9 @@ TEST_CASE("bench cli: --profile splits the timed steps by layer kind and pass, t
   CHECK(calls["Residual add+ReLU forward"] == 9);
   CHECK(calls["Residual add+ReLU backward"] == 18);  // the ReLU's gradient, then the sum's
   CHECK(calls["Linear backward"] == 1);
-  CHECK(calls.count("other (not in a layer) step") == 1);
+  CHECK(calls["batch: compose, load, augment step"] == 1);
+  CHECK(calls["loss forward"] == 1);
+  CHECK(calls["optimizer step"] == 1);
+  CHECK(calls.count("other step") == 1);
   CHECK(calls.count("Sequential forward") == 0);  // containers are timed through their children
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "engine/core/profile.h"
 #include "engine/nn/ops.h"
 #include "engine/train/trainer.h"
 
@@ -17,11 +18,13 @@ void StepLoss::set_targets(TargetProvider* provider) {
 }
 
 void StepLoss::prepare(Context& ctx, const Tensor& x, const Tensor& labels) {
+  ProfileScope scope(ctx, "loss targets", "step");
   labels_ = labels;
   if (provider_) provider_->targets(ctx, x, soft_targets_);
 }
 
 void StepLoss::forward(Context& ctx, const Tensor& logits, bool tally) {
+  ProfileScope scope(ctx, "loss", "forward");
   if (provider_)
     soft_loss_.forward(ctx, logits, soft_targets_, tally);
   else
@@ -38,11 +41,15 @@ void StepLoss::reset(Context& ctx) {
 }
 
 Tensor StepLoss::backward(Context& ctx) {
+  ProfileScope scope(ctx, "loss", "backward");
   return provider_ ? soft_loss_.backward(ctx) : labels_loss_.backward(ctx);
 }
 
 void PlainStep::gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows&) {
-  net.zero_grad(ctx);
+  {
+    ProfileScope scope(ctx, "zero grad", "step");
+    net.zero_grad(ctx);
+  }
   loss.forward(ctx, net.forward(ctx, x));
   net.backward(ctx, loss.backward(ctx));
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/file_io.h"
+#include "engine/core/profile.h"
 #include "engine/core/random.h"
 #include "engine/nn/ops.h"
 
@@ -241,11 +242,16 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
 }
 
 void Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug, Rng& extra_draw) {
-  composer_->compose(static_cast<uint64_t>(global), records, b, data_.train, extra_draw, rows_);
-  const Tensor& x = loader_.load(rows_, aug, composer_);
-  loss_.prepare(ctx_, x, loader_.labels());
+  const Tensor* x = nullptr;
+  {
+    ProfileScope scope(ctx_, "batch: compose, load, augment", "step");
+    composer_->compose(static_cast<uint64_t>(global), records, b, data_.train, extra_draw, rows_);
+    x = &loader_.load(rows_, aug, composer_);
+  }
+  loss_.prepare(ctx_, *x, loader_.labels());
   net_.begin_step(static_cast<uint64_t>(global));
-  step_->gradient(ctx_, net_, loss_, x, rows_);
+  step_->gradient(ctx_, net_, loss_, *x, rows_);
+  ProfileScope scope(ctx_, "optimizer", "step");
   sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
 }
 
