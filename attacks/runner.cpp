@@ -160,9 +160,8 @@ Assessment assess_attacked(AttackTarget& t, Context& ctx, Network& net, const Pr
   Assessment a;
   a.reference = "original";
   a.reference_accuracy = t.original_accuracy;
-  a.clean_accuracy = preprocess
-                         ? preprocessed_accuracy(net, ctx, t.data.test, t.data.norm, probe.batch, preprocess)
-                         : evaluate(net, ctx, t.data.test, t.data.norm, probe.batch).accuracy;
+  a.clean_accuracy = preprocess ? preprocessed_accuracy(net, ctx, t.data.test, t.data.norm, probe.batch, preprocess)
+                                : evaluate(net, ctx, t.data.test, t.data.norm, probe.batch).accuracy;
   // The copy is probed under the original's scheme: an attack does not change what was trained in.
   if (t.key || keep_prober) {
     prober.emplace(net, ctx, t.data.test, t.data.norm, probe, model_scheme(t.original));

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 
 #include "base/error.h"
 
@@ -53,8 +54,7 @@ int uniform_int(Rng& rng, int lo, int hi) {
 void flip(uint8_t* im, int H, int W, int C) {
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W / 2; ++x)
-      for (int c = 0; c < C; ++c)
-        std::swap(im[(y * W + x) * C + c], im[(y * W + (W - 1 - x)) * C + c]);
+      for (int c = 0; c < C; ++c) std::swap(im[(y * W + x) * C + c], im[(y * W + (W - 1 - x)) * C + c]);
 }
 
 void shift(uint8_t* im, int H, int W, int C, int N, Rng& rng) {
@@ -137,7 +137,8 @@ void blur(uint8_t* im, int H, int W, int C, double sigma) {
     for (int x = 0; x < W; ++x)
       for (int c = 0; c < C; ++c) {
         double a = 0;
-        for (int d = -r; d <= r; ++d) a += w[static_cast<size_t>(d + r)] * im[(y * W + clampi(x + d, 0, W - 1)) * C + c];
+        for (int d = -r; d <= r; ++d)
+          a += w[static_cast<size_t>(d + r)] * im[(y * W + clampi(x + d, 0, W - 1)) * C + c];
         rows[static_cast<size_t>((y * W + x) * C + c)] = a;
       }
   for (int y = 0; y < H; ++y)
@@ -174,7 +175,8 @@ void shrinkpad(uint8_t* im, int H, int W, int C, int S, Rng& rng) {
       source(x, W, w, x0, x1, fx);
       for (int c = 0; c < C; ++c) {
         const auto at = [&](int yy, int xx) { return static_cast<double>(in[(yy * W + xx) * C + c]); };
-        const double v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
+        const double v =
+            (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
         im[((y + top) * W + (x + left)) * C + c] = to_u8(v);
       }
     }
@@ -245,19 +247,26 @@ void check_transform_fits(const Transform& t, int H, int W, int C) {
 
 void apply_transform(const Transform& t, uint8_t* image, int H, int W, int C, Rng& rng) {
   switch (t.kind) {
-    case TransformKind::Flip: return flip(image, H, W, C);
-    case TransformKind::Shift: return shift(image, H, W, C, t.n(), rng);
-    case TransformKind::Median: return median(image, H, W, C, t.n());
-    case TransformKind::Jpeg: return jpeg(image, H, W, C, t.n());
-    case TransformKind::Noise: return noise(image, H, W, C, t.value, rng);
-    case TransformKind::Bits: return bits(image, H, W, C, t.n());
-    case TransformKind::Blur: return blur(image, H, W, C, t.value);
-    case TransformKind::ShrinkPad: return shrinkpad(image, H, W, C, t.n(), rng);
+    case TransformKind::Flip:
+      return flip(image, H, W, C);
+    case TransformKind::Shift:
+      return shift(image, H, W, C, t.n(), rng);
+    case TransformKind::Median:
+      return median(image, H, W, C, t.n());
+    case TransformKind::Jpeg:
+      return jpeg(image, H, W, C, t.n());
+    case TransformKind::Noise:
+      return noise(image, H, W, C, t.value, rng);
+    case TransformKind::Bits:
+      return bits(image, H, W, C, t.n());
+    case TransformKind::Blur:
+      return blur(image, H, W, C, t.value);
+    case TransformKind::ShrinkPad:
+      return shrinkpad(image, H, W, C, t.n(), rng);
   }
 }
 
-InputPipeline::InputPipeline(std::vector<Transform> transforms, Normalization norm, uint64_t seed, int H, int W,
-                             int C)
+InputPipeline::InputPipeline(std::vector<Transform> transforms, Normalization norm, uint64_t seed, int H, int W, int C)
     : transforms_(std::move(transforms)), norm_(std::move(norm)), seed_(seed), H_(H), W_(W), C_(C) {
   ENSURE(!transforms_.empty(), "no transform given: the attack needs at least one");
   ENSURE(static_cast<int>(norm_.mean.size()) == C && static_cast<int>(norm_.std.size()) == C,
@@ -274,13 +283,22 @@ std::vector<std::string> InputPipeline::specs() const {
 void InputPipeline::apply_u8(uint8_t* images, int64_t count, int64_t first) const {
   const size_t image = static_cast<size_t>(H_) * W_ * C_;
   // Images are independent and each draws from its own streams: any split over threads gives
-  // the same result.
+  // the same result. An error (a codec failure) must not leave the parallel region: the first
+  // is kept and thrown after it.
+  std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 16)
-  for (int64_t i = 0; i < count; ++i)
-    for (size_t k = 0; k < transforms_.size(); ++k) {
-      Rng rng(mix_seed(seed_, static_cast<uint64_t>(first + i), k));
-      apply_transform(transforms_[k], images + static_cast<size_t>(i) * image, H_, W_, C_, rng);
+  for (int64_t i = 0; i < count; ++i) {
+    try {
+      for (size_t k = 0; k < transforms_.size(); ++k) {
+        Rng rng(mix_seed(seed_, static_cast<uint64_t>(first + i), k));
+        apply_transform(transforms_[k], images + static_cast<size_t>(i) * image, H_, W_, C_, rng);
+      }
+    } catch (...) {
+#pragma omp critical(activeip_transform_error)
+      if (!error) error = std::current_exception();
     }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void InputPipeline::apply(Context& ctx, Tensor& x) {

@@ -205,8 +205,7 @@ int report(Target& t, const AttackOptions& o, const nlohmann::json& attack, Netw
                 {"users", nlohmann::json::parse(attacker_users->to_json())}};
   }
   if (o.json) {
-    nlohmann::json j = {{"model", o.model},
-                        {"out", o.out.empty() ? nlohmann::json() : nlohmann::json(o.out)},
+    nlohmann::json j = {{"model", o.model},          {"out", o.out.empty() ? nlohmann::json() : nlohmann::json(o.out)},
                         {"dataset", o.data.name},    {"net", meta.net},
                         {"attack", attack},          {"probes", o.probe.probes},
                         {"tau", o.probe.tau},        {"device", t.ctx.device().str()},

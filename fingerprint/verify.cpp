@@ -65,11 +65,10 @@ std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) 
   Stamper stamper(spec_, norm_);
   stamper.set_patterns(ctx_, patterns);
   const Tensor logits =
-      predict(net_, ctx_, test_, norm_, rows, config_.batch,
-              [&](Context& ctx, Tensor& x, int64_t first) {
-                stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
-                if (preprocess_) preprocess_(ctx, x, first);
-              });
+      predict(net_, ctx_, test_, norm_, rows, config_.batch, [&](Context& ctx, Tensor& x, int64_t first) {
+        stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
+        if (preprocess_) preprocess_(ctx, x, first);
+      });
   const int C = num_classes();
   const float* z = logits.data<float>();
   for (size_t r = 0; r < rows.size(); ++r) {

@@ -153,8 +153,8 @@ TEST_CASE("cli attack: transform reports the protection behind the attacker's pr
   CHECK(same["measured"] == true);
   CHECK(same["clean_accuracy"] == same["original_accuracy"]);
   CHECK(same["accuracy_drop"] == 0.0);
-  const json v = json::parse(ok(dir, {"verify", "--model", "m.safetensors", "--key", "owner.key", "--data",
-                                      "synthetic", "--limit-test", "64", "--probes", "20", "--threads", "2", "--json"})
+  const json v = json::parse(ok(dir, {"verify", "--model", "m.safetensors", "--key", "owner.key", "--data", "synthetic",
+                                      "--limit-test", "64", "--probes", "20", "--threads", "2", "--json"})
                                  .out);
   CHECK(same["owner"]["detection_rate"] == v["detection_rate"]);
   CHECK(same["owner"]["verified"] == v["verified"]);
@@ -175,8 +175,8 @@ TEST_CASE("cli attack: transform reports the protection behind the attacker's pr
   CHECK(dir.listing() == before);  // no model, no mask
 
   // The text report says what was put in front and that nothing was written.
-  const CliRun text = ok(dir, {"transform", "--model", "m.safetensors", "--transform", "median:3", "--data", "synthetic",
-                               "--limit-test", "64", "--threads", "2"});
+  const CliRun text = ok(dir, {"transform", "--model", "m.safetensors", "--transform", "median:3", "--data",
+                               "synthetic", "--limit-test", "64", "--threads", "2"});
   CHECK(text.out.find("behind median:3") != std::string::npos);
   CHECK(text.out.find("no model written") != std::string::npos);
   CHECK(ok(dir, {"transform", "--help"}).out.find("no model is written") != std::string::npos);

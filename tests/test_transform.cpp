@@ -78,8 +78,7 @@ Image pasted(const Image& small, const Size& s, int h, int w, int top, int left)
   Image out(s.n(), 0);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      for (int c = 0; c < s.C; ++c)
-        out[((y + top) * s.W + x + left) * s.C + c] = small[(y * w + x) * s.C + c];
+      for (int c = 0; c < s.C; ++c) out[((y + top) * s.W + x + left) * s.C + c] = small[(y * w + x) * s.C + c];
   return out;
 }
 
@@ -256,8 +255,8 @@ TEST_CASE("transform: shrinkpad resizes bilinearly to (H−S)×(W−S) and pads 
       }
       CHECK(seen.size() == static_cast<size_t>((S + 1) * (S + 1)));
     }
-  CHECK_THROWS_WITH_AS(check_transform_fits(parse_transform("shrinkpad:5"), 7, 5, 3),
-                       doctest::Contains("shrinkpad:5"), Error);
+  CHECK_THROWS_WITH_AS(check_transform_fits(parse_transform("shrinkpad:5"), 7, 5, 3), doctest::Contains("shrinkpad:5"),
+                       Error);
   CHECK_THROWS_WITH_AS(check_transform_fits(parse_transform("jpeg:50"), 8, 8, 2), doctest::Contains("1 or 3 channels"),
                        Error);
 }
@@ -282,8 +281,8 @@ TEST_CASE("transform: the pipeline undoes the normalisation exactly, applies the
 
   // jpeg then flip is not flip then jpeg (the 8×8 blocks do not line up on a 5-wide image):
   // the chain's order is the order given, image i drawing as image i of the run.
-  InputPipeline chain({parse_transform("jpeg:40"), parse_transform("flip"), parse_transform("shift:1")}, norm, 9,
-                      s.H, s.W, s.C);
+  InputPipeline chain({parse_transform("jpeg:40"), parse_transform("flip"), parse_transform("shift:1")}, norm, 9, s.H,
+                      s.W, s.C);
   chain.apply(ctx, x);
   for (int i = 0; i < N; ++i) {
     Image want(pixels.begin() + i * s.n(), pixels.begin() + (i + 1) * s.n());
@@ -347,9 +346,10 @@ TEST_CASE("transform: the parser reads every kind and refuses nonsense naming th
     CHECK(t.value == g.value);
     CHECK(t.spec == g.spec);
   }
-  for (const char* bad : {"shift:-1", "shift:0", "shift:1.5", "shift", "median:2", "median:1", "median:3x", "jpeg:0",
-                          "jpeg:101", "jpeg:", "noise:0", "noise:nan", "noise:-3", "bits:0", "bits:9", "blur:0",
-                          "blur:inf", "shrinkpad:0", "flip:1", "foo", "", "Flip"}) {
+  for (const char* bad :
+       {"shift:-1", "shift:0",     "shift:1.5", "shift",     "median:2", "median:1", "median:3x", "jpeg:0",
+        "jpeg:101", "jpeg:",       "noise:0",   "noise:nan", "noise:-3", "bits:0",   "bits:9",    "blur:0",
+        "blur:inf", "shrinkpad:0", "flip:1",    "foo",       "",         "Flip"}) {
     INFO(bad);
     const std::string e = test::error_of([&] { parse_transform(bad); });
     CHECK(e.find(std::string("'") + bad + "'") != std::string::npos);
