@@ -133,14 +133,40 @@ void write_attacked(const std::string& out, Network& net, Context& ctx, const Te
   save_model(out, net, ctx, meta);
 }
 
+namespace {
+
+// Top-1 accuracy on the whole split with `preprocess` in front of the network (the first
+// maximum wins, as evaluate() counts).
+double preprocessed_accuracy(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch,
+                             const BatchAlter& preprocess) {
+  std::vector<int32_t> all(static_cast<size_t>(data.size()));
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int32_t>(i);
+  const Tensor logits = predict(net, ctx, data, norm, all, batch, preprocess);
+  const int C = net.info().num_classes;
+  const int32_t* labels = data.labels.data<int32_t>();
+  int64_t correct = 0;
+  for (size_t r = 0; r < all.size(); ++r) {
+    const float* row = logits.data<float>() + r * static_cast<size_t>(C);
+    correct += std::max_element(row, row + C) - row == labels[r];
+  }
+  return all.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(all.size());
+}
+
+}  // namespace
+
 Assessment assess_attacked(AttackTarget& t, Context& ctx, Network& net, const ProbeConfig& probe,
-                           const AssessConfig& assess, std::optional<Prober>& prober, bool keep_prober) {
+                           const AssessConfig& assess, std::optional<Prober>& prober, bool keep_prober,
+                           const BatchAlter& preprocess) {
   Assessment a;
   a.reference = "original";
   a.reference_accuracy = t.original_accuracy;
-  a.clean_accuracy = evaluate(net, ctx, t.data.test, t.data.norm, probe.batch).accuracy;
+  a.clean_accuracy = preprocess ? preprocessed_accuracy(net, ctx, t.data.test, t.data.norm, probe.batch, preprocess)
+                                : evaluate(net, ctx, t.data.test, t.data.norm, probe.batch).accuracy;
   // The copy is probed under the original's scheme: an attack does not change what was trained in.
-  if (t.key || keep_prober) prober.emplace(net, ctx, t.data.test, t.data.norm, probe, model_scheme(t.original));
+  if (t.key || keep_prober) {
+    prober.emplace(net, ctx, t.data.test, t.data.norm, probe, model_scheme(t.original));
+    prober->set_preprocess(preprocess);
+  }
   if (t.key) assess_protection(a, *prober, *t.key, t.registry ? &*t.registry : nullptr, t.original, assess);
   return a;
 }

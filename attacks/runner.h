@@ -1,8 +1,9 @@
-// Running an attack on a protected model, as `activeip prune|finetune|distill` do: open the
-// target (the model, its data, the owner's key and registry), change it (prune it, fine-tune
-// or distil it on the attacker's seeded share of the training split), write the attacked copy
-// with its mask and the attack in its metadata, and measure what survives against the
-// original. Progress goes to a log callback, one line each; nothing here prints.
+// Running an attack on a protected model, as `activeip prune|finetune|distill|transform` do:
+// open the target (the model, its data, the owner's key and registry), change it (prune it,
+// fine-tune or distil it on the attacker's seeded share of the training split), write the
+// attacked copy with its mask and the attack in its metadata, and measure what survives against
+// the original — or leave the weights alone and measure them behind the attacker's input
+// preprocessing. Progress goes to a log callback, one line each; nothing here prints.
 #pragma once
 
 #include <functional>
@@ -85,8 +86,12 @@ void write_attacked(const std::string& out, Network& net, Context& ctx, const Te
 // The attacked copy measured against the original: clean accuracy, and with the target's key
 // the owner's verification, its users and forged fingerprints. `prober` is left holding the
 // probe set when the key is there or `keep_prober` asks for it (an overwriting attacker's own
-// measurement reuses it).
+// measurement reuses it). `preprocess`, when set, is the attacker's input preprocessing
+// (attacks/transform.h): every input the network sees — the clean test split, the owner's,
+// users' and forged probes after their stamp — goes through it; the original's accuracy, the
+// reference, is measured without it.
 Assessment assess_attacked(AttackTarget& t, Context& ctx, Network& net, const ProbeConfig& probe,
-                           const AssessConfig& assess, std::optional<Prober>& prober, bool keep_prober = false);
+                           const AssessConfig& assess, std::optional<Prober>& prober, bool keep_prober = false,
+                           const BatchAlter& preprocess = {});
 
 }  // namespace activeip

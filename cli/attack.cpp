@@ -5,7 +5,8 @@
 // training under the attacker's own key and registry); distill (a fresh student trained on
 // the teacher's soft labels alone). Each writes the attacked model (and its pruning mask
 // beside it, when it has one) and reports what survives: clean accuracy against the original,
-// owner verification, user authentication, forged fingerprints.
+// owner verification, user authentication, forged fingerprints. transform puts the attacker's
+// input preprocessing in front of the unchanged model and reports the same; it writes nothing.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "attacks/finetune.h"
 #include "attacks/prune.h"
 #include "attacks/runner.h"
+#include "attacks/transform.h"
 #include "cli/commands.h"
 #include "cli/protection.h"
 #include "engine/io/safetensors.h"
@@ -51,10 +53,12 @@ struct AttackOptions {
   double fraction = 0.1;
   bool json = false;
 
-  // model_option: --model, or distill's --teacher.
-  void add_to(CLI::App* cmd, const char* model_option = "--model", const char* model_help = "Model to attack") {
+  // model_option: --model, or distill's --teacher. writes: the attack writes a model (--out)
+  // and trains (the training options); transform does neither.
+  void add_to(CLI::App* cmd, const char* model_option = "--model", const char* model_help = "Model to attack",
+              bool writes = true) {
     cmd->add_option(model_option, model, strfmt("%s (.safetensors)", model_help))->required();
-    cmd->add_option("--out", out, "Attacked model to write (.safetensors)")->required();
+    if (writes) cmd->add_option("--out", out, "Attacked model to write (.safetensors)")->required();
     data.add_to(cmd, true);
     cmd->add_option("--key", key, "Owner key file: report owner verification");
     cmd->add_option("--registry", registry, "User registry: report user authentication and forged fingerprints");
@@ -70,6 +74,9 @@ struct AttackOptions {
         ->capture_default_str()
         ->check(number_in(1, 1e7));
     cmd->add_option("--forge-seed", assess.forge_seed, "Seed of the forged keys (default: fresh random keys)");
+    device.add_to(cmd);
+    cmd->add_flag("--json", json, "Print one JSON object");
+    if (!writes) return;
     cmd->add_option("--fraction", fraction, "The attacker's share of the training split (a seeded subset)")
         ->capture_default_str()
         ->check(fraction_check());
@@ -94,8 +101,6 @@ struct AttackOptions {
         ->check(non_negative_number());
     cmd->add_option("--seed", train.seed, "Seed of the attacker's subset, shuffling and re-initialisation")
         ->capture_default_str();
-    device.add_to(cmd);
-    cmd->add_flag("--json", json, "Print one JSON object");
   }
 };
 
@@ -171,17 +176,15 @@ int report_unmeasured(const Target& t, const AttackOptions& o, const nlohmann::j
   return 0;
 }
 
-// Writes the attacked network `net` (mask first, so a model file always has its mask beside
-// it) with `meta` and the attack recorded in its config, then measures and prints the report:
-// the original owner's protection with --key/--registry, and for an overwriting attack the
-// attacker's own (the model is recorded in the attacker's registry first).
-int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, const Tensor& mask, Network& net,
-           ModelMeta meta, Overwrite* overwrite = nullptr) {
-  write_attacked(o.out, net, t.ctx, mask, meta, attack);
-  if (!t.target.measured) return report_unmeasured(t, o, attack, meta);
-
+// Measures the attacked network `net` and prints the report: the original owner's protection
+// with --key/--registry, and for an overwriting attack the attacker's own (the model, already
+// written, is recorded in the attacker's registry first). `preprocess`: the attacker's input
+// preprocessing in front of `net` (transform, which writes no model: o.out is empty).
+int report(Target& t, const AttackOptions& o, const nlohmann::json& attack, Network& net, const ModelMeta& meta,
+           Overwrite* overwrite = nullptr, const BatchAlter& preprocess = {}) {
   std::optional<Prober> prober;
-  const Assessment a = assess_attacked(t.target, t.ctx, net, o.probe, o.assess, prober, overwrite != nullptr);
+  const Assessment a =
+      assess_attacked(t.target, t.ctx, net, o.probe, o.assess, prober, overwrite != nullptr, preprocess);
   nlohmann::json attacker;
   std::optional<OwnerVerification> attacker_owner;
   std::optional<UsersSummary> attacker_users;
@@ -205,7 +208,7 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
                 {"users", nlohmann::json::parse(attacker_users->to_json())}};
   }
   if (o.json) {
-    nlohmann::json j = {{"model", o.model},          {"out", o.out},
+    nlohmann::json j = {{"model", o.model},          {"out", o.out.empty() ? nlohmann::json() : nlohmann::json(o.out)},
                         {"dataset", o.data.name},    {"net", meta.net},
                         {"attack", attack},          {"probes", o.probe.probes},
                         {"tau", o.probe.tau},        {"device", t.ctx.device().str()},
@@ -216,7 +219,15 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%-34s %s -> %s\n", "attacked model", o.model.c_str(), o.out.c_str());
+  if (o.out.empty()) {
+    std::string chain;
+    for (const auto& spec : attack.value("transforms", nlohmann::json::array()))
+      chain += (chain.empty() ? "" : ", ") + spec.get<std::string>();
+    std::printf("%-34s %s behind %s (weights unchanged, no model written)\n", "attacked model", o.model.c_str(),
+                chain.c_str());
+  } else {
+    std::printf("%-34s %s -> %s\n", "attacked model", o.model.c_str(), o.out.c_str());
+  }
   a.print(stdout);
   if (!t.target.key) std::printf("(no --key: owner verification, users and forged fingerprints not measured)\n");
   if (overwrite) {
@@ -230,6 +241,15 @@ int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, cons
                 attacker_users->min_detection);
   }
   return 0;
+}
+
+// Writes the attacked network `net` (mask first, so a model file always has its mask beside
+// it) with `meta` and the attack recorded in its config, then reports (see report()).
+int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, const Tensor& mask, Network& net,
+           ModelMeta meta, Overwrite* overwrite = nullptr) {
+  write_attacked(o.out, net, t.ctx, mask, meta, attack);
+  if (!t.target.measured) return report_unmeasured(t, o, attack, meta);
+  return report(t, o, attack, net, meta, overwrite);
 }
 
 struct PruneOptions {
@@ -358,6 +378,25 @@ int run_distill(DistillOptions& o) {
   return finish(t, o.a, attack, Tensor(), *student, meta);
 }
 
+struct TransformOptions {
+  AttackOptions a;
+  std::vector<std::string> specs;
+  uint64_t seed = 0;
+};
+
+int run_transform(TransformOptions& o) {
+  // The specs first: a bad one is refused before any file is read.
+  std::vector<Transform> transforms;
+  for (const std::string& spec : o.specs) transforms.push_back(parse_transform(spec));
+  Target t(o.a, false);
+  const Dataset& test = t.target.data.test;
+  InputPipeline pipeline(transforms, t.target.data.norm, o.seed, test.H, test.W, test.C);
+  const nlohmann::json attack = {{"kind", "transform"}, {"transforms", pipeline.specs()}, {"seed", o.seed}};
+  log_line(strfmt("the attacker's preprocessing in front of %s: %s (seed %llu)", o.a.model.c_str(),
+                  attack["transforms"].dump().c_str(), static_cast<unsigned long long>(o.seed)));
+  return report(t, o.a, attack, *t.target.m.net, t.target.m.meta, nullptr, pipeline.alter());
+}
+
 }  // namespace
 
 void add_attack(CLI::App& app, Handler& handler) {
@@ -438,6 +477,22 @@ void add_attack(CLI::App& app, Handler& handler) {
       ->capture_default_str()
       ->check(positive_number());
   distill->callback([d, &handler] { handler = [d] { return run_distill(*d); }; });
+
+  auto x = std::make_shared<TransformOptions>();
+  CLI::App* transform = app.add_subcommand(
+      "transform",
+      "Put the attacker's input preprocessing in front of a model and report what survives (the weights are not "
+      "changed: no model is written)");
+  x->a.add_to(transform, "--model", "Model to attack", false);
+  transform
+      ->add_option("--transform", x->specs,
+                   strfmt("Input transform, repeatable, applied in order to every input the model sees (the "
+                          "clean test split and every probe, after its stamp): %s",
+                          transform_specs()))
+      ->required();
+  transform->add_option("--seed", x->seed, "Seed of the random transforms (shift, noise, shrinkpad)")
+      ->capture_default_str();
+  transform->callback([x, &handler] { handler = [x] { return run_transform(*x); }; });
 }
 
 }  // namespace activeip::cli

@@ -65,8 +65,10 @@ std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) 
   Stamper stamper(spec_, norm_);
   stamper.set_patterns(ctx_, patterns);
   const Tensor logits =
-      predict(net_, ctx_, test_, norm_, rows, config_.batch,
-              [&](Context& ctx, Tensor& x, int64_t first) { stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0)); });
+      predict(net_, ctx_, test_, norm_, rows, config_.batch, [&](Context& ctx, Tensor& x, int64_t first) {
+        stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
+        if (preprocess_) preprocess_(ctx, x, first);
+      });
   const int C = num_classes();
   const float* z = logits.data<float>();
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -88,7 +90,7 @@ std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) 
 
 Detection Prober::clean(int target) {
   const std::vector<int32_t> rows = probes(target);
-  const Tensor logits = predict(net_, ctx_, test_, norm_, rows, config_.batch);
+  const Tensor logits = predict(net_, ctx_, test_, norm_, rows, config_.batch, preprocess_);
   const int C = num_classes();
   Detection d;
   d.target = target;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/train/trainer.h"
@@ -49,6 +50,10 @@ class Prober {
   std::vector<Detection> detect(const std::vector<Fingerprint>& patterns);
   // The rate at which the un-stamped probes for `target` are predicted as `target`.
   Detection clean(int target);
+  // The attacker's input preprocessing (attacks/transform.h), empty for none: every batch
+  // the prober runs, clean or stamped, goes through it before the forward pass — after the
+  // stamp, as an attacker preprocesses what arrives. It must outlive the prober's use.
+  void set_preprocess(BatchAlter preprocess) { preprocess_ = std::move(preprocess); }
 
  private:
   Network& net_;
@@ -59,6 +64,7 @@ class Prober {
   const Scheme& scheme_;
   PatternSpec spec_;
   std::vector<int32_t> order_;  // the seeded permutation of the test split
+  BatchAlter preprocess_;
 };
 
 // P(X ≥ k) for X ~ Binomial(n, p), as log10 (exact sum in log space, so that values far

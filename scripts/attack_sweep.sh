@@ -4,11 +4,13 @@
 # The unattacked model's report (the baseline), pruning (each method x sparsity; magnitude and
 # filter pruning with and without fine-tuning, fineprune fine-tuned on each attacker fraction),
 # fine-tuning (each mode x learning rate x fraction; the largest rate with a warm-up and cosine
-# decay, the schedule published results find erases most backdoor watermarks) and distillation
-# into fresh students. Each attack's `--json` report goes to OUT_DIR/json/ID.json (written
-# atomically, with a "sweep" field: the parameters and seconds), its log to OUT_DIR/logs/ID.log,
-# and OUT_DIR/attacks.csv gets one row per attack of this invocation. A failed attack gets a
-# row with its error; the sweep goes on and exits 1 at the end.
+# decay, the schedule published results find erases most backdoor watermarks), distillation
+# into fresh students, and the attacker's input preprocessing in front of the unchanged model
+# (`activeip transform`, one attack per entry of TRANSFORMS). Each attack's `--json` report
+# goes to OUT_DIR/json/ID.json (written atomically, with a "sweep" field: the parameters and
+# seconds), its log to OUT_DIR/logs/ID.log, and OUT_DIR/attacks.csv gets one row per attack of
+# this invocation. A failed attack gets a row with its error; the sweep goes on and exits 1 at
+# the end.
 # Plots and a summary: scripts/plot_attacks.py OUT_DIR/attacks.csv OUT_DIR.
 # Environment: DEVICE (cpu), THREADS, DATA_DIR, BUILD_DIR (build), EPOCHS (attack fine-tuning
 # epochs, 2), FRACTIONS ("0.1 0.33"), SPARSITIES ("0.0 0.1 ... 0.9"), PRUNE_METHODS ("global
@@ -17,8 +19,10 @@
 # none), PRUNE_FRACTIONS (the attacker fractions of that fine-tuning, FRACTIONS), MODES
 # ("ftll ftal rtll rtal"; empty skips fine-tuning), LRS ("0.001 0.01 0.08"), WARMUP (warm-up
 # epochs of the largest rate, 1; half of EPOCHS when EPOCHS <= WARMUP), DISTILL (student nets,
-# "resnet20"; empty skips), DISTILL_EPOCHS (EPOCHS), DISTILL_LR (0.1), TEMPERATURE (4), PROBES,
-# COUNT, LIMIT_TRAIN, LIMIT_TEST, KEEP_MODELS (0: the attacked models are deleted once
+# "resnet20"; empty skips), DISTILL_EPOCHS (EPOCHS), DISTILL_LR (0.1), TEMPERATURE (4),
+# TRANSFORMS (input transforms, one attack each: "flip shift:1 shift:2 shift:4 median:3 jpeg:50
+# noise:8 bits:4 blur:1 shrinkpad:4"; an entry "a+b" chains a then b; empty skips),
+# TRANSFORM_SEED (the transforms' --seed, 0), PROBES, COUNT, LIMIT_TRAIN, LIMIT_TEST, KEEP_MODELS (0: the attacked models are deleted once
 # reported), SKIP_EXISTING (1: an attack whose JSON exists is not rerun, so a killed sweep
 # resumes; the ID names the attack's parameters, not PROBES, COUNT or the limits: use a fresh
 # OUT_DIR when changing those).
@@ -55,6 +59,8 @@ LRS=${LRS:-0.001 0.01 0.08}
 WARMUP=${WARMUP:-1}
 DISTILL=${DISTILL-resnet20}
 DISTILL_EPOCHS=${DISTILL_EPOCHS:-$EPOCHS} DISTILL_LR=${DISTILL_LR:-0.1} TEMPERATURE=${TEMPERATURE:-4}
+TRANSFORMS=${TRANSFORMS-flip shift:1 shift:2 shift:4 median:3 jpeg:50 noise:8 bits:4 blur:1 shrinkpad:4}
+TRANSFORM_SEED=${TRANSFORM_SEED:-0}
 KEEP_MODELS=${KEEP_MODELS:-0} SKIP_EXISTING=${SKIP_EXISTING:-1}
 
 # Options every attack takes: the data, the device and the probing budget.
@@ -187,6 +193,21 @@ if [ -n "$DISTILL" ]; then
     done
   else
     echo "note: this build has no \`activeip distill\`: distillation skipped"
+  fi
+fi
+
+# The attacker's preprocessing in front of the model as it is: nothing is trained or written.
+if [ -n "$TRANSFORMS" ]; then
+  if "$ACTIVEIP" transform --help >/dev/null 2>&1; then
+    for spec in $TRANSFORMS; do
+      id="transform-$(echo "$spec" | tr ':' '-')-seed$TRANSFORM_SEED"
+      args=$(echo "$spec" | tr '+' '\n' | awk 'NF { printf " --transform %s", $0 }')
+      # shellcheck disable=SC2086
+      run_attack "$id" transform "$spec" "" "" "" 0 "" -- \
+        transform --model "$MODEL" $args --seed "$TRANSFORM_SEED" $COMMON
+    done
+  else
+    echo "note: this build has no \`activeip transform\`: input transforms skipped"
   fi
 fi
 

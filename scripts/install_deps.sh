@@ -4,7 +4,7 @@
 # /usr/local/cuda exists the build uses it, otherwise it builds the CPU backend only.
 set -eu
 
-PACKAGES="cmake g++ make pkg-config doctest-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libsqlite3-dev libssl-dev"
+PACKAGES="cmake g++ make pkg-config doctest-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libsqlite3-dev libssl-dev libturbojpeg0-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -4,7 +4,8 @@ OUT_DIR/attacks.md: per attack the clean accuracy the attacker paid and whether 
 survived (owner verified and at least 90% of the users authenticated), the attacks that removed
 it stated plainly with their cost, and the issue's targets checked; plus PNG plots when
 matplotlib is installed (per pruning method: clean accuracy and owner/user detection against
-sparsity; per fine-tuning mode: the same against learning rate, one line per attacker fraction).
+sparsity; per fine-tuning mode: the same against learning rate, one line per attacker fraction;
+the input transforms side by side, one bar group each).
 Without matplotlib the markdown is still written and says the plots were skipped.
 
     python3 scripts/plot_attacks.py OUT_DIR/attacks.csv [MORE.csv ...] OUT_DIR [--no-plots]
@@ -107,6 +108,8 @@ def describe(r):
         return "no attack (the protected model as it is)"
     if r["family"] == "distill":
         return f"distill into {r['student']}, {share}, {epochs} epoch{'s' if epochs != '1' else ''}, lr {r['lr']}"
+    if r["family"] == "transform":
+        return f"transform {r['method'].replace('+', ' then ')} (input preprocessing, weights unchanged)"
     return r["id"]
 
 
@@ -178,7 +181,8 @@ def markdown(rows, csv_path, images, plot_note):
     out += ["## Against the targets", ""]
     for family, limit, label in (("prune", PRUNE_TARGET_DROP, "Pruning"),
                                  ("finetune", FINETUNE_TARGET_DROP, "Fine-tuning"),
-                                 ("distill", FINETUNE_TARGET_DROP, "Distillation")):
+                                 ("distill", FINETUNE_TARGET_DROP, "Distillation"),
+                                 ("transform", FINETUNE_TARGET_DROP, "Input transforms")):
         fam = [r for r in attacks if r["family"] == family]
         if not fam:
             continue
@@ -304,6 +308,34 @@ def plots(rows, out_dir):
         if groups:
             draw(groups, "sparsity", f"Pruning ({method}): accuracy and detection against sparsity",
                  f"prune_{method}.png")
+    transforms = [r for r in ok if r["family"] == "transform"]
+    if transforms:
+        # Categorical: one group of bars per transform, in the sweep's order.
+        fig, (acc, det) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(transforms) + 4), 4))
+        xs = list(range(len(transforms)))
+        names = [r["method"] for r in transforms]
+        acc.bar(xs, [100 * (num(r["clean_accuracy"]) or 0) for r in transforms], color="C0")
+        orig = next((num(r["original_accuracy"]) for r in transforms if num(r["original_accuracy"]) is not None), None)
+        if orig is not None:
+            acc.axhline(100 * orig, color="grey", linestyle=":", label="protected model")
+            acc.legend(fontsize=7)
+        acc.set_ylabel("clean accuracy (%)")
+        det.bar([x - 0.2 for x in xs], [num(r["owner_detection"]) or 0 for r in transforms], 0.4, label="owner")
+        det.bar([x + 0.2 for x in xs], [num(r["users_min_detection"]) or 0 for r in transforms], 0.4,
+                label="weakest user")
+        det.set_ylabel("detection rate")
+        det.set_ylim(0, 1.02)
+        det.legend(fontsize=7)
+        for ax in (acc, det):
+            ax.set_xticks(xs)
+            ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+            ax.grid(alpha=0.3, axis="y")
+        title = "Input transforms: accuracy and detection behind the attacker's preprocessing"
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "transforms.png"), dpi=110)
+        plt.close(fig)
+        images.append(("transforms.png", title))
     for mode in sorted({r["method"] for r in ok if r["family"] == "finetune"}):
         groups = series([r for r in ok if r["family"] == "finetune" and r["method"] == mode], "lr",
                         finetune_label)
@@ -333,7 +365,7 @@ def main():
         try:
             images = plots(rows, args.out_dir)
             if not images:
-                note = "No plots: the sweep has no successful pruning or fine-tuning attack."
+                note = "No plots: the sweep has no successful pruning, fine-tuning or transform attack."
         except ImportError:
             note = ("Plots skipped: matplotlib is not installed (`pip install matplotlib`, then rerun "
                     "`scripts/plot_attacks.py`).")

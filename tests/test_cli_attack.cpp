@@ -139,3 +139,50 @@ TEST_CASE("cli attack: bad options exit 2 naming the option") {
   rejected(dir, {"prune", "--model", "m.safetensors", "--data", "synthetic", "--out", "m.safetensors"}, 2, {"--out"});
   rejected(dir, with({"prune", "--registry", "users.db"}, m), 2, {"--registry needs --key"});
 }
+
+TEST_CASE("cli attack: transform reports the protection behind the attacker's preprocessing and writes nothing") {
+  TempDir dir;
+  protected_model(dir);
+  const std::vector<std::string> base =
+      with({"transform", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--json"}, kData);
+  const auto before = dir.listing();
+  // bits:8 is the identity on uint8 images: the model's own figures, as verify measures them.
+  const json same = report_of(ok(dir, with(base, {"--transform", "bits:8"})));
+  CHECK(same["attack"] == json{{"kind", "transform"}, {"transforms", {"bits:8"}}, {"seed", 0}});
+  CHECK(same["out"].is_null());
+  CHECK(same["measured"] == true);
+  CHECK(same["clean_accuracy"] == same["original_accuracy"]);
+  CHECK(same["accuracy_drop"] == 0.0);
+  const json v = json::parse(ok(dir, {"verify", "--model", "m.safetensors", "--key", "owner.key", "--data", "synthetic",
+                                      "--limit-test", "64", "--probes", "20", "--threads", "2", "--json"})
+                                 .out);
+  CHECK(same["owner"]["detection_rate"] == v["detection_rate"]);
+  CHECK(same["owner"]["verified"] == v["verified"]);
+  CHECK(same["users"]["authenticated"] == 2);
+
+  // A chain, in order, with its seed; the same seed gives the same report.
+  const std::vector<std::string> chain = with(base, {"--transform", "flip", "--transform", "shift:2", "--seed", "3"});
+  const json a = report_of(ok(dir, chain));
+  CHECK(a["attack"]["transforms"] == json{"flip", "shift:2"});
+  CHECK(a["attack"]["seed"] == 3);
+  const json b = report_of(ok(dir, chain));
+  for (const char* k : {"clean_accuracy", "owner", "users", "forged"}) CHECK(a[k] == b[k]);
+  // Shifted by up to 200 pixels, nearly every input (clean or stamped) is black: whatever the
+  // model answers, the trigger is no longer what decides it, so the owner cannot be verified.
+  const json dark = report_of(ok(dir, with(base, {"--transform", "shift:200"})));
+  CHECK(dark["owner"]["verified"] == false);
+  CHECK(same["owner"]["verified"] == true);
+  CHECK(dir.listing() == before);  // no model, no mask
+
+  // The text report says what was put in front and that nothing was written.
+  const CliRun text = ok(dir, {"transform", "--model", "m.safetensors", "--transform", "median:3", "--data",
+                               "synthetic", "--limit-test", "64", "--threads", "2"});
+  CHECK(text.out.find("behind median:3") != std::string::npos);
+  CHECK(text.out.find("no model written") != std::string::npos);
+  CHECK(ok(dir, {"transform", "--help"}).out.find("no model is written") != std::string::npos);
+
+  // Nonsense specs: exit 1 naming the spec and what is allowed, nothing written.
+  for (const std::string bad : {"shift:-1", "median:2", "jpeg:0", "jpeg:101", "foo"})
+    rejected(dir, with(base, {"--transform", bad}), 1, {"'" + bad + "'", "flip, shift:N"});
+  rejected(dir, with(base, {"--transform", "shrinkpad:40"}), 1, {"shrinkpad:40", "below 32"});
+}
