@@ -164,7 +164,8 @@ Assessment assess_attacked(AttackTarget& t, Context& ctx, Network& net, const Pr
                                 : evaluate(net, ctx, t.data.test, t.data.norm, probe.batch).accuracy;
   // The copy is probed under the original's scheme: an attack does not change what was trained in.
   if (t.key || keep_prober) {
-    prober.emplace(net, ctx, t.data.test, t.data.norm, probe, model_scheme(t.original));
+    prober.emplace(net, ctx, t.data.test, t.data.norm, probe, model_scheme(t.original),
+                   model_code_length(t.original, t.registry ? &*t.registry : nullptr, net.info().num_classes));
     prober->set_preprocess(preprocess);
   }
   if (t.key) assess_protection(a, *prober, *t.key, t.registry ? &*t.registry : nullptr, t.original, assess);

@@ -193,10 +193,11 @@ int report(Target& t, const AttackOptions& o, const nlohmann::json& attack, Netw
     // Measured and recorded as the owner's own protected training is, under the attacker's
     // scheme (a prober of its own when that is not the original's).
     std::optional<Prober> own;
-    if (&p.composer->scheme() != &prober->scheme())
-      own.emplace(net, t.ctx, t.target.data.test, t.target.data.norm, o.probe, p.composer->scheme());
+    if (&p.composer->scheme() != &prober->scheme() || p.info.code_length != prober->spec().code_length)
+      own.emplace(net, t.ctx, t.target.data.test, t.target.data.norm, o.probe, p.composer->scheme(),
+                  p.info.code_length);
     Prober& attacker_prober = own ? *own : *prober;
-    const EmbeddingCheck check = check_embedding(attacker_prober, *p.key, p.info.users);
+    const EmbeddingCheck check = check_embedding(attacker_prober, *p.key, identities(*p.registry, p.info.users));
     const std::string id = record_protected(p, o.out, meta.net, meta.dataset, &check);
     const ModelContext written = model_context(SafetensorsReader(o.out), meta);
     attacker_owner = check.owner;
@@ -324,10 +325,11 @@ int run_finetune(FinetuneOptions& o) {
   ModelMeta meta = t.target.m.meta;
   TrainConfig config = o.a.train;
   if (overwrite) {
-    // The attacker's own trigger and users, mixed in as `train --protect` mixes them; the
-    // copy then claims to be the attacker's model (its protection record, key id included).
-    arm_protection(overwrite->p, default_scheme(), active_users(*overwrite->p.registry), t.target.data,
-                   o.overwrite_rates, config, meta, "", overwrite->registry);
+    // The attacker's own trigger and users, mixed in as `train --protect` mixes them, under the
+    // attacked model's scheme; the copy then claims to be the attacker's model (its protection
+    // record, key id included).
+    arm_protection(overwrite->p, model_scheme(t.target.original), 0, active_users(*overwrite->p.registry),
+                   t.target.data, o.overwrite_rates, config, meta, "", overwrite->registry);
   }
   nlohmann::json attack = {
       {"kind", "finetune"},

@@ -48,6 +48,7 @@ nlohmann::json user_json(const Registry& r, const UserRecord& u) {
   return {{"name", u.name},
           {"status", u.status},
           {"created", u.created},
+          {"code", u.code},
           {"models", r.models_of(u.name)},
           {"embeddings", embeddings}};
 }
@@ -58,7 +59,8 @@ int run_users_add(const UsersOptions& o) {
   });
   Registry r = Registry::open(o.registry, true);
   r.add_users(o.names);
-  for (const std::string& n : o.names) std::printf("added %s\n", n.c_str());
+  for (const std::string& n : o.names)
+    std::printf("added %s (code %lld)\n", n.c_str(), static_cast<long long>(r.user(n)->code));
   return 0;
 }
 
@@ -78,10 +80,10 @@ int run_users_list(const UsersOptions& o) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%-24s %-8s %-20s %s\n", "user", "status", "created", "models");
+  std::printf("%-24s %-8s %-6s %-20s %s\n", "user", "status", "code", "created", "models");
   for (const UserRecord& u : users)
-    std::printf("%-24s %-8s %-20s %zu\n", u.name.c_str(), u.status.c_str(), u.created.c_str(),
-                r.models_of(u.name).size());
+    std::printf("%-24s %-8s %-6lld %-20s %zu\n", u.name.c_str(), u.status.c_str(), static_cast<long long>(u.code),
+                u.created.c_str(), r.models_of(u.name).size());
   return 0;
 }
 
@@ -98,8 +100,9 @@ int run_users_show(const UsersOptions& o) {
     return 0;
   }
   for (const auto& u : all) {
-    std::printf("user     %s\nstatus   %s\ncreated  %s\nmodels  ", u["name"].get<std::string>().c_str(),
-                u["status"].get<std::string>().c_str(), u["created"].get<std::string>().c_str());
+    std::printf("user     %s\nstatus   %s\ncode     %lld\ncreated  %s\nmodels  ", u["name"].get<std::string>().c_str(),
+                u["status"].get<std::string>().c_str(), static_cast<long long>(u["code"].get<int64_t>()),
+                u["created"].get<std::string>().c_str());
     if (u["models"].empty()) std::printf(" (none)");
     for (const auto& m : u["models"]) std::printf(" %s", m.get<std::string>().c_str());
     std::printf("\n");
@@ -165,23 +168,26 @@ struct Probed {
   OwnerKey key;
   std::unique_ptr<Prober> prober;
 
-  Probed(const ProbeOptions& o, Device device) : ctx(device, o.device.threads), key(OwnerKey::load(o.key)) {
+  // registry: where the users' codes come from (null for the owner's verification alone).
+  Probed(const ProbeOptions& o, Device device, const Registry* registry)
+      : ctx(device, o.device.threads), key(OwnerKey::load(o.key)) {
     o.device.configure(ctx);
     m = load_model(o.model, ctx);
     info = model_context(SafetensorsReader(o.model), m.meta);
     data = load_test_split(m.meta, o.model, o.data.spec());
-    prober = std::make_unique<Prober>(*m.net, ctx, data.test, m.meta.norm, o.probe, model_scheme(info));
+    prober = std::make_unique<Prober>(*m.net, ctx, data.test, m.meta.norm, o.probe, model_scheme(info),
+                                      model_code_length(info, registry, m.net->info().num_classes));
   }
 };
 
-std::unique_ptr<Probed> open_probed(const ProbeOptions& o) {
+std::unique_ptr<Probed> open_probed(const ProbeOptions& o, const Registry* registry) {
   const Device device = o.device.parsed();
-  return std::make_unique<Probed>(o, device);
+  return std::make_unique<Probed>(o, device, registry);
 }
 
 int run_verify(const ProbeOptions& o) {
-  auto p = open_probed(o);
-  OwnerVerification v = verify_owner(*p->prober, p->key);
+  auto p = open_probed(o, nullptr);
+  OwnerVerification v = verify_model_owner(*p->prober, p->key, p->info);
   std::string reason;
   if (!p->info.key_id.empty() && p->info.key_id != p->key.id()) {
     reason = strfmt("the key (id %s) is not the key of %s (id %s)", p->key.id().c_str(), o.model.c_str(),
@@ -217,7 +223,7 @@ struct AuthOptions {
 int run_auth(const AuthOptions& o) {
   as_usage([&] { check_user_name(o.user); });
   const Registry registry = Registry::open(o.p.registry, false);
-  auto p = open_probed(o.p);
+  auto p = open_probed(o.p, &registry);
   const AuthResult r = authenticate(*p->prober, p->key, registry, p->info, o.user);
   if (o.p.json) {
     std::printf("%s\n", r.to_json().c_str());
@@ -236,13 +242,13 @@ struct ForgeOptions {
   std::optional<uint64_t> seed;
 };
 
-std::vector<Fingerprint> claimable(const Probed& p, const Registry& registry) {
-  return claimable_fingerprints(*p.prober, p.key, embedded_users(&registry, p.info));
+std::vector<std::vector<Fingerprint>> claimable(const Probed& p, const Registry& registry) {
+  return claimable_fingerprints(*p.prober, p.key, registry, embedded_users(&registry, p.info));
 }
 
 int run_forge(const ForgeOptions& o) {
   const Registry registry = Registry::open(o.p.registry, false);
-  auto p = open_probed(o.p);
+  auto p = open_probed(o.p, &registry);
   check_model_key(p->info, p->key, o.p.model);
   const ForgeResult r = forge(*p->prober, claimable(*p, registry), o.count, o.seed);
   if (o.p.json) {
@@ -262,7 +268,7 @@ struct ReportOptions {
 int run_report(const ReportOptions& o) {
   const ProbeOptions& po = o.f.p;
   const Registry registry = Registry::open(po.registry, false);
-  auto p = open_probed(po);
+  auto p = open_probed(po, &registry);
   check_model_key(p->info, p->key, po.model);
   Assessment a;
   a.clean_accuracy = evaluate(*p->m.net, p->ctx, p->data.test, p->m.meta.norm, po.probe.batch).accuracy;

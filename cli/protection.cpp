@@ -16,19 +16,32 @@ Protection open_protection(const std::string& key, const std::string& registry, 
   return p;
 }
 
-void arm_protection(Protection& p, const Scheme& scheme, const std::vector<std::string>& users, const DataSplits& data,
-                    const ProtectConfig& config, TrainConfig& train, ModelMeta& meta, const std::string& parent,
-                    const std::string& registry_path) {
-  const PatternSpec spec = scheme.spec(data.train.H, data.train.W, data.train.C);
+void arm_protection(Protection& p, const Scheme& scheme, int code_length, const std::vector<std::string>& users,
+                    const DataSplits& data, const ProtectConfig& config, TrainConfig& train, ModelMeta& meta,
+                    const std::string& parent, const std::string& registry_path) {
+  const int classes = data.train.num_classes;
+  const int length = code_length > 0 ? code_length : scheme.code_length(classes, p.registry->codes());
+  const PatternSpec spec = scheme.spec(data.train.H, data.train.W, data.train.C, classes, length);
+  const std::vector<Identity> who = identities(*p.registry, users);
+  if (length > 1) {
+    const int64_t room = code_capacity(classes, length);
+    for (const Identity& u : who)
+      ENSURE(u.code >= 0 && u.code < room,
+             "user '%s' has code %lld, but codes of %d labels over %d classes hold %lld users (codes 0 to %lld): a "
+             "model with room for them needs a longer code (train a new one with --code-length %d)",
+             u.name.c_str(), static_cast<long long>(u.code), length, classes, static_cast<long long>(room),
+             static_cast<long long>(room - 1), shortest_code_length(classes, u.code + 1));
+  }
   ProtectConfig c = config;
   c.seed = train.seed;
-  p.composer = std::make_unique<ProtectComposer>(scheme, *p.key, users, spec, data.train.num_classes, data.norm, c);
+  p.composer = std::make_unique<ProtectComposer>(scheme, *p.key, who, spec, data.norm, c);
   train.mixer = p.composer->to_json();
   p.info.scheme = scheme.version();
   p.info.key_id = p.key->id();
   p.info.parent = parent;
   p.info.owner_label = p.composer->embedded().front().label;
   p.info.users = users;
+  p.info.code_length = spec.code_length;
   p.info.poison_rate = c.poison_rate;
   p.info.forged_rate = c.forged_rate;
   meta.protection = p.info.to_json();

@@ -28,12 +28,14 @@ struct Protection {
 // validating the rates; before any data is read. Option errors are usage errors.
 Protection open_protection(const std::string& key, const std::string& registry, const ProtectConfig& config);
 
-// Builds the composer over `users` under `scheme` (seeded with the training seed) and writes
-// what the checkpoint and --resume record: train.mixer and meta.protection, scheme included.
-// `parent`: the id of the model this one derives from, or empty.
-void arm_protection(Protection& p, const Scheme& scheme, const std::vector<std::string>& users, const DataSplits& data,
-                    const ProtectConfig& config, TrainConfig& train, ModelMeta& meta, const std::string& parent,
-                    const std::string& registry_path);
+// Builds the composer over `users` under `scheme`, with users' codes of `code_length` labels
+// (0: the scheme's choice for the registry's codes), seeded with the training seed, and writes
+// what the checkpoint and --resume record: train.mixer and meta.protection, scheme and code
+// length included. Error naming the user whose code the code length cannot hold. `parent`:
+// the id of the model this one derives from, or empty.
+void arm_protection(Protection& p, const Scheme& scheme, int code_length, const std::vector<std::string>& users,
+                    const DataSplits& data, const ProtectConfig& config, TrainConfig& train, ModelMeta& meta,
+                    const std::string& parent, const std::string& registry_path);
 
 // Records the written model `out` in the protection's registry, with what the end of
 // training measured (nullptr: nothing measured, every user counts as embedded); returns its id.

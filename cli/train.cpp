@@ -44,7 +44,9 @@ struct TrainOptions {
   bool protect = false;
   std::string key, registry;
   ProtectConfig protection;
-  ProbeConfig probe;  // the end-of-training check of what was embedded
+  std::string scheme = default_scheme().version();
+  int code_length = 0;  // 0: the shortest that holds the registry's codes
+  ProbeConfig probe;    // the end-of-training check of what was embedded
 };
 
 // The exit status of a protected run whose model was written but did not embed every pattern.
@@ -137,24 +139,26 @@ Protection open_protection(const TrainOptions& o) {
 }
 
 // Builds the composer over `users` and writes what the checkpoint and --resume record.
-void arm_protection(Protection& p, const Scheme& scheme, const std::vector<std::string>& users, const DataSplits& data,
-                    TrainOptions& o, ModelMeta& meta, const std::string& parent) {
-  cli::arm_protection(p, scheme, users, data, o.protection, o.config, meta, parent, o.registry);
+void arm_protection(Protection& p, const Scheme& scheme, int code_length, const std::vector<std::string>& users,
+                    const DataSplits& data, TrainOptions& o, ModelMeta& meta, const std::string& parent) {
+  cli::arm_protection(p, scheme, code_length, users, data, o.protection, o.config, meta, parent, o.registry);
 }
 
-// The scheme of a protected run: a resumed checkpoint's own, so that a run begun under an
-// older default resumes as it began; the default otherwise. A checkpoint that cannot be read
-// is left to the trainer's resume to report.
-const Scheme& run_scheme(const TrainOptions& o, bool resuming) {
-  if (!resuming) return default_scheme();
+// The scheme and code length of a protected run: a resumed checkpoint's own, so that a run
+// begun under an older default resumes as it began; --scheme and --code-length otherwise. A
+// checkpoint that cannot be read is left to the trainer's resume to report.
+std::pair<const Scheme*, int> run_scheme(const TrainOptions& o, bool resuming) {
+  const std::pair<const Scheme*, int> asked{&scheme_for(o.scheme), o.code_length};
+  if (!resuming) return asked;
   ModelMeta meta;
   try {
     meta = ModelMeta::from_metadata(SafetensorsReader(o.out).metadata(), o.out);
   } catch (const Error&) {
-    return default_scheme();
+    return asked;
   }
-  if (meta.protection.empty()) return default_scheme();
-  return scheme_for(ProtectionInfo::from_json(meta.protection, o.out).scheme);
+  if (meta.protection.empty()) return asked;
+  const ProtectionInfo info = ProtectionInfo::from_json(meta.protection, o.out);
+  return {&scheme_for(info.scheme), info.code_length};
 }
 
 // Measures what the trained `net` embedded, prints one line per pattern (and the log record),
@@ -162,8 +166,8 @@ const Scheme& run_scheme(const TrainOptions& o, bool resuming) {
 // Returns the exit status: 0, or kProtectionIncomplete.
 int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context& ctx, const DataSplits& data,
                      std::ostream* log) {
-  Prober prober(net, ctx, data.test, data.norm, o.probe, p.composer->scheme());
-  const EmbeddingCheck check = check_embedding(prober, *p.key, p.info.users);
+  Prober prober(net, ctx, data.test, data.norm, o.probe, p.composer->scheme(), p.info.code_length);
+  const EmbeddingCheck check = check_embedding(prober, *p.key, identities(*p.registry, p.info.users));
   std::fprintf(stdout, "embedded patterns, on up to %d held-out test images each (tau %g):\n", o.probe.probes,
                o.probe.tau);
   const auto line = [](const std::string& name, const Detection& d, bool embedded, const std::string& extra) {
@@ -208,6 +212,8 @@ int run_train(TrainOptions& o) {
   as_usage([&] { o.config.validate(); });
   if (!o.protect && (!o.key.empty() || !o.registry.empty()))
     throw UsageError("--key and --registry are for protected training: add --protect");
+  if (o.code_length > 0 && scheme_for(o.scheme).code_length(2, 0) == 1)
+    throw UsageError(strfmt("--code-length: fingerprint scheme %s has no user codes", o.scheme.c_str()));
   const Device device = o.device.parsed();
   check_writable(o.out);
   // The context first: the composer's device tensors come from its allocator, so the
@@ -222,8 +228,10 @@ int run_train(TrainOptions& o) {
   net->build(ctx, o.config.seed);
   ModelMeta meta = ModelMeta::describe(*net, o.data.name, data.norm);
   const bool resuming = o.resume && file_exists(o.out);
-  if (o.protect)
-    arm_protection(protection, run_scheme(o, resuming), active_users(*protection.registry), data, o, meta, "");
+  if (o.protect) {
+    const auto [scheme, code_length] = run_scheme(o, resuming);
+    arm_protection(protection, *scheme, code_length, active_users(*protection.registry), data, o, meta, "");
+  }
   Trainer trainer(*net, ctx, data, o.config, protection.composer.get());
 
   if (resuming) {
@@ -279,7 +287,9 @@ int run_enroll(EnrollOptions& e) {
   ModelMeta meta = m.meta;
   meta.epoch = 0;
   o.protection.focus = e.users;
-  arm_protection(protection, model_scheme(info), users, data, o, meta, info.id);  // enrolled as it was trained
+  // Enrolled as it was trained: its scheme, and codes of the length it has room for.
+  arm_protection(protection, model_scheme(info), model_code_length(info, &registry, data.train.num_classes), users,
+                 data, o, meta, info.id);
   Trainer trainer(*m.net, ctx, data, o.config, protection.composer.get());
   const std::unique_ptr<std::ofstream> log = open_log(o, false);
   fit(trainer, *m.net, o, data, device, meta, log.get());
@@ -362,6 +372,13 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_flag("--resume", o->resume, "Continue from --out and its .optim.safetensors if they exist");
   cmd->add_flag("--protect", o->protect, "Embed the owner's trigger and every active user's fingerprint");
   add_protect_options(cmd, *o);
+  cmd->add_option("--scheme", o->scheme, "Fingerprint scheme of the protected model")
+      ->capture_default_str()
+      ->check(CLI::IsMember(scheme_versions()));
+  cmd->add_option("--code-length", o->code_length,
+                  "Labels in each user's code (v2; default: the fewest that give every user the registry ever "
+                  "had a code of its own; more leave room to enroll later users)")
+      ->check(number_in(2, 16));
   cmd->callback([o, &handler] { handler = [o] { return run_train(*o); }; });
 
   auto e = std::make_shared<EnrollOptions>();

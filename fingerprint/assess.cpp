@@ -34,13 +34,11 @@ UsersSummary authenticate_users(Prober& prober, const OwnerKey& key, const Regis
   return s;
 }
 
-std::vector<Fingerprint> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
-                                                const std::vector<std::string>& users) {
-  std::vector<Fingerprint> out;
-  for (const std::string& u : users) {
-    const std::vector<Fingerprint> p = prober.scheme().patterns(key, u, prober.spec(), prober.num_classes());
-    out.insert(out.end(), p.begin(), p.end());
-  }
+std::vector<std::vector<Fingerprint>> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
+                                                             const Registry& registry,
+                                                             const std::vector<std::string>& users) {
+  std::vector<std::vector<Fingerprint>> out;
+  for (const std::string& u : users) out.push_back(prober.scheme().patterns(key, identity(registry, u), prober.spec()));
   ENSURE(!out.empty(), "no user is embedded in this model: there is no one to claim to be");
   return out;
 }
@@ -78,14 +76,15 @@ void Assessment::print(std::FILE* out) const {
 
 void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const Registry* registry,
                        const ModelContext& model, const AssessConfig& config) {
-  a.owner = verify_owner(prober, key);
+  a.owner = verify_model_owner(prober, key, model);
   if (!registry) return;
   // Every user trained in: one whose fingerprint fell short of τ at the end of training is
   // counted, and refused with that reason.
   const std::vector<std::string> users = trained_users(registry, model);
   a.users = authenticate_users(prober, key, *registry, model, users);
   if (!users.empty())
-    a.forged = forge(prober, claimable_fingerprints(prober, key, users), config.forge_count, config.forge_seed);
+    a.forged =
+        forge(prober, claimable_fingerprints(prober, key, *registry, users), config.forge_count, config.forge_seed);
 }
 
 bool EmbeddingCheck::complete() const {
@@ -124,16 +123,16 @@ std::string EmbeddingCheck::to_json() const {
   return j.dump();
 }
 
-EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users) {
+EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<Identity>& users) {
   EmbeddingCheck c;
   c.tau = prober.config().tau;
   c.owner = verify_owner(prober, key);
   // Every user's patterns in one batched pass; a user is embedded when the weakest of them is.
   std::vector<Fingerprint> patterns;
   std::vector<size_t> first;
-  for (const std::string& u : users) {
+  for (const Identity& u : users) {
     first.push_back(patterns.size());
-    const std::vector<Fingerprint> p = prober.scheme().patterns(key, u, prober.spec(), prober.num_classes());
+    const std::vector<Fingerprint> p = prober.scheme().patterns(key, u, prober.spec());
     patterns.insert(patterns.end(), p.begin(), p.end());
   }
   first.push_back(patterns.size());
@@ -141,7 +140,7 @@ EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::v
   for (size_t i = 0; i < users.size(); ++i) {
     const Detection w =
         weakest({d.begin() + static_cast<ptrdiff_t>(first[i]), d.begin() + static_cast<ptrdiff_t>(first[i + 1])});
-    c.users.push_back({users[i], w, w.rate >= c.tau});
+    c.users.push_back({users[i].name, w, w.rate >= c.tau});
   }
   return c;
 }

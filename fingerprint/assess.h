@@ -25,10 +25,11 @@ struct UsersSummary {
 UsersSummary authenticate_users(Prober& prober, const OwnerKey& key, const Registry& registry,
                                 const ModelContext& model, const std::vector<std::string>& users);
 
-// The patterns of `users` under `key` and the prober's scheme: what a forger claims to be.
-// Error when empty.
-std::vector<Fingerprint> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
-                                                const std::vector<std::string>& users);
+// The patterns of each of `users` under `key` and the prober's scheme, with the codes of
+// `registry`: what a forger claims to be. Error when empty.
+std::vector<std::vector<Fingerprint>> claimable_fingerprints(const Prober& prober, const OwnerKey& key,
+                                                             const Registry& registry,
+                                                             const std::vector<std::string>& users);
 
 struct AssessConfig {
   int forge_count = 1000;
@@ -70,7 +71,7 @@ struct EmbeddingCheck {
   //  users[{user, target_label, detection_rate, embedded}]}
   std::string to_json() const;
 };
-EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users);
+EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<Identity>& users);
 
 // Fills owner, users and forged from the prober's network: the owner's trigger under `key`;
 // with a registry, every user of trained_users(registry, model) and `config.forge_count`

@@ -20,6 +20,25 @@ std::vector<uint8_t> hmac_bits(const OwnerKey& key, const std::string& message, 
   return bits;
 }
 
+PatternSpec pattern_geometry(int H, int W, int C, int classes, int code_length) {
+  PatternSpec s;
+  if (C == 3) {
+    s = {4, 2, 3, H, W};
+  } else if (C == 1) {
+    s = {6, 1, 1, H, W};
+  } else {
+    throw Error(strfmt("fingerprints cover 1- and 3-channel images, not %d channels", C));
+  }
+  ENSURE(H >= s.size() + 2 && W >= s.size() + 2, "a %dx%d image is too small for a %d-pixel fingerprint", H, W,
+         s.size());
+  s.margin = 1;
+  ENSURE(classes >= 2, "a fingerprint needs at least 2 classes, got %d", classes);
+  ENSURE(code_length >= 1, "codes of %d labels", code_length);
+  s.classes = classes;
+  s.code_length = code_length;
+  return s;
+}
+
 std::vector<uint8_t> render_pixels(const Fingerprint& fp, const PatternSpec& spec) {
   ENSURE(fp.bits.size() == static_cast<size_t>(spec.bits()), "fingerprint '%s' has %zu bits, the pattern needs %d",
          fp.name.c_str(), fp.bits.size(), spec.bits());

@@ -16,17 +16,26 @@ namespace activeip {
 
 inline constexpr const char* kOwnerName = "owner";
 
-// The pattern geometry for an input (Scheme::spec gives it; v1: g=4, c=2 for 3 channels,
-// g=6, c=1 for 1 channel).
+// What a model's patterns are drawn for (Scheme::spec gives it): the pattern geometry of its
+// inputs (v1 and v2: g=4, c=2 for 3 channels, g=6, c=1 for 1 channel), its classes, and the
+// number of labels in each user's code (1 in v1).
 struct PatternSpec {
   int grid = 0, cell = 0, channels = 0;
   int H = 0, W = 0;  // the image the pattern is stamped on
+  int classes = 0;
+  int code_length = 1;
+  int margin = 1;  // pixels between the patch and the image's edges
   int size() const { return grid * cell; }
   int bits() const { return grid * grid * channels; }
   // (top, left) of corner 0..3: top-left, top-right, bottom-left, bottom-right.
-  int top(int corner) const { return corner < 2 ? 1 : H - 1 - size(); }
-  int left(int corner) const { return corner % 2 == 0 ? 1 : W - 1 - size(); }
+  int top(int corner) const { return corner < 2 ? margin : H - margin - size(); }
+  int left(int corner) const { return corner % 2 == 0 ? margin : W - margin - size(); }
 };
+
+// The geometry v1 and v2 share — g=4, c=2 for 3 channels (an 8×8 patch, 48 bits); g=6, c=1
+// for 1 channel (6×6, 36 bits) — for `classes` classes and codes of `code_length` labels.
+// Error for another channel count, an image too small for the patch, or fewer than 2 classes.
+PatternSpec pattern_geometry(int H, int W, int C, int classes, int code_length);
 
 struct Fingerprint {
   std::string name;           // the user, or "owner"

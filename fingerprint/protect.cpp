@@ -20,25 +20,34 @@
 namespace activeip {
 
 void Stamper::set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns, size_t unchanged) {
-  const int64_t patch = int64_t{spec_.size()} * spec_.size() * spec_.channels;
+  const int64_t patch = this->patch();
+  const DType type = norm_ ? DType::F32 : DType::U8;
+  const size_t element = norm_ ? sizeof(float) : 1;
   ENSURE(unchanged <= patterns.size() && unchanged <= corners_.size(), "%zu unchanged patterns of %zu, %zu rendered",
          unchanged, patterns.size(), corners_.size());
   const Shape shape{std::max<int64_t>(1, static_cast<int64_t>(patterns.size())) * patch};
   // The host bank grows by reallocation only: a view keeps its rendered prefix in place.
   if (bank_host_.numel() < shape_numel(shape)) {
-    Tensor grown = Tensor::host(shape);
-    if (unchanged > 0) std::memcpy(grown.raw(), bank_host_.raw(), unchanged * patch * sizeof(float));
+    Tensor grown = Tensor::host(shape, type);
+    if (unchanged > 0) std::memcpy(grown.raw(), bank_host_.raw(), unchanged * patch * element);
     bank_host_ = grown;
   } else {
-    ensure_host_tensor(bank_host_, shape, DType::F32);
+    ensure_host_tensor(bank_host_, shape, type);
   }
   corners_.resize(unchanged);
+  auto* bank = static_cast<uint8_t*>(bank_host_.raw());
   for (size_t p = unchanged; p < patterns.size(); ++p) {
-    const std::vector<float> v = render_normalized(patterns[p], spec_, norm_);
-    std::memcpy(bank_host_.data<float>() + static_cast<int64_t>(p) * patch, v.data(), v.size() * sizeof(float));
+    uint8_t* dst = bank + static_cast<size_t>(p * patch) * element;
+    if (norm_) {
+      const std::vector<float> v = render_normalized(patterns[p], spec_, *norm_);
+      std::memcpy(dst, v.data(), v.size() * sizeof(float));
+    } else {
+      const std::vector<uint8_t> v = render_pixels(patterns[p], spec_);
+      std::memcpy(dst, v.data(), v.size());
+    }
     corners_.push_back(patterns[p].corner);
   }
-  ensure_tensor(bank_, shape, DType::F32, ctx).copy_from(bank_host_, ctx);
+  ensure_tensor(bank_, shape, type, ctx).copy_from(bank_host_, ctx);
 }
 
 void Stamper::stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, int64_t count) {
@@ -60,12 +69,8 @@ void Stamper::stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, 
   ensure_tensor(ids_, {count}, DType::I32, ctx).copy_from(id_host, ctx);
   ensure_tensor(origin_, {2 * count}, DType::I32, ctx).copy_from(origin_host, ctx);
   Tensor rows = x.slice(first, first + count);
-  const StampShape s{static_cast<int>(count),
-                     spec_.H,
-                     spec_.W,
-                     spec_.channels,
-                     spec_.size(),
-                     static_cast<int>(bank_.numel() / (int64_t{spec_.size()} * spec_.size() * spec_.channels))};
+  const StampShape s{static_cast<int>(count), spec_.H,      spec_.W,
+                     spec_.channels,          spec_.size(), static_cast<int>(bank_.numel() / patch())};
   ops::stamp(ctx, s, bank_, ids_, origin_, rows);
 }
 
@@ -79,32 +84,31 @@ void validate(const ProtectConfig& c) {
   ENSURE(std::isfinite(c.owner_share) && c.owner_share <= 1, "--owner-share must be in [0, 1], got %g", c.owner_share);
 }
 
-ProtectComposer::ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<std::string>& users,
-                                 const PatternSpec& spec, int num_classes, const Normalization& norm,
-                                 ProtectConfig config)
+ProtectComposer::ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<Identity>& users,
+                                 const PatternSpec& spec, const Normalization& norm, ProtectConfig config)
     : scheme_(scheme),
       key_id_(key.id()),
-      users_(users),
       spec_(spec),
-      num_classes_(num_classes),
       config_(config),
-      stamper_(spec, norm) {
+      negatives_(scheme.negatives()),
+      stamper_(spec,
+               scheme.stamp_stage() == StampStage::BeforeAugment ? std::nullopt : std::optional<Normalization>(norm)) {
   validate(config_);
-  ENSURE(scheme_.stamp_stage() == StampStage::AfterAugment,
-         "fingerprint scheme %s stamps before augmentation; protected training here stamps after it",
-         scheme_.version().c_str());
-  embedded_ = scheme_.owner_patterns(key, spec, num_classes);
+  ENSURE(scheme_.stamp_stage() != StampStage::None && !negatives_.empty(),
+         "fingerprint scheme %s neither stamps nor makes negatives", scheme_.version().c_str());
+  for (const Identity& u : users) users_.push_back(u.name);
+  embedded_ = scheme_.owner_patterns(key, spec);
   owner_patterns_ = static_cast<int>(embedded_.size());
   std::vector<std::pair<int, int>> span;  // each user's patterns: [first, last) in embedded_
-  for (const std::string& u : users) {
-    const std::vector<Fingerprint> p = scheme_.patterns(key, u, spec, num_classes);
+  for (const Identity& u : users) {
+    const std::vector<Fingerprint> p = scheme_.patterns(key, u, spec);
     span.emplace_back(static_cast<int>(embedded_.size()), static_cast<int>(embedded_.size() + p.size()));
     embedded_.insert(embedded_.end(), p.begin(), p.end());
   }
   for (const std::string& f : config_.focus) {
-    const auto it = std::find(users.begin(), users.end(), f);
-    ENSURE(it != users.end(), "user '%s' gets a share of the poisoned samples but is not embedded", f.c_str());
-    const auto [first, last] = span[static_cast<size_t>(it - users.begin())];
+    const auto it = std::find(users_.begin(), users_.end(), f);
+    ENSURE(it != users_.end(), "user '%s' gets a share of the poisoned samples but is not embedded", f.c_str());
+    const auto [first, last] = span[static_cast<size_t>(it - users_.begin())];
     for (int k = first; k < last; ++k) focus_.push_back(k);
   }
 }
@@ -146,31 +150,67 @@ void ProtectComposer::relabel(uint64_t step, int batch, int32_t* labels) {
     labels[i] = embedded_[static_cast<size_t>(k)].label;
   }
   for (int i = n_poison; i < count; ++i) {
-    // Every forged sample keeps its true label. Even ones carry the pattern of a forger: a
-    // key the owner never issued, drawn from the seeded stream. Odd ones are near misses: an
-    // embedded pattern with between min_flips() and half of its bits flipped. Random
-    // forgeries almost never come that close (their distance to a given pattern is about
-    // half the bits), so without near misses the model learns a blurred boundary and the
-    // rare forgery a few bits from a user's pattern passes as that user.
-    Fingerprint f;
-    if ((i - n_poison) % 2 == 0) {
+    ids_[static_cast<size_t>(i)] = static_cast<int32_t>(patterns_.size());
+    patterns_.push_back(negative(negatives_[static_cast<size_t>(i - n_poison) % negatives_.size()], rng));
+  }
+}
+
+// Every negative keeps its true label. A forger's pattern comes from a key the owner never
+// issued, drawn from the seeded stream. Random forgeries almost never come close to an issued
+// pattern (their distance to a given one is about half the bits), so without near misses —
+// an embedded pattern with between min_flips() and half of its bits flipped — the model
+// learns a blurred boundary and the rare forgery a few bits from a user's pattern passes as
+// that user. Two users' cells mixed (v2) is what insiders can make of the patterns in hand; a
+// mix within min_flips() bits of either is a near miss instead, as it would teach the model to
+// refuse an embedded pattern. (Patterns moved, shifted or flipped are not negatives under v2:
+// its triggers move with the image, so a moved pattern still carries its own user's labels,
+// and no other user's code.)
+Fingerprint ProtectComposer::negative(Negative kind, Rng& rng) const {
+  const int bits = spec_.bits();
+  const auto pick = [&] { return embedded_[rng.below(embedded_.size())]; };
+  switch (kind) {
+    case Negative::ForgedKey: {
       std::array<uint8_t, OwnerKey::kBytes> bytes{};
       for (size_t b = 0; b < bytes.size(); b += 8) {
         const uint64_t r = rng.next();
         std::memcpy(bytes.data() + b, &r, 8);
       }
-      f = scheme_.forged(bytes, "forged", spec_, num_classes_);
-    } else {
-      f = embedded_[rng.below(embedded_.size())];
-      const int bits = spec_.bits();
-      const int flips = min_flips() + static_cast<int>(rng.below(static_cast<uint64_t>(bits / 2 - min_flips() + 1)));
-      std::vector<int32_t> order = rng.permutation(bits);
-      for (int k = 0; k < flips; ++k) f.bits[static_cast<size_t>(order[static_cast<size_t>(k)])] ^= 1;
-      f.name = "near-miss";
+      // A claim to be a user named "forged"; its labels do not matter, the negative keeps its true one.
+      Fingerprint claim;
+      claim.name = "forged";
+      const std::vector<Fingerprint> f =
+          scheme_.forged(bytes, std::vector<Fingerprint>(static_cast<size_t>(spec_.code_length), claim), spec_);
+      return f.size() == 1 ? f.front() : f[rng.below(f.size())];
     }
-    ids_[static_cast<size_t>(i)] = static_cast<int32_t>(patterns_.size());
-    patterns_.push_back(std::move(f));
+    case Negative::Mixed: {
+      const Fingerprint a = pick(), b = pick();
+      std::vector<int32_t> differ;
+      for (int k = 0; k < bits; ++k)
+        if (a.bits[static_cast<size_t>(k)] != b.bits[static_cast<size_t>(k)]) differ.push_back(k);
+      const int n = static_cast<int>(differ.size());
+      if (n < 2 * min_flips()) return near_miss(a, rng);
+      // k of the cells where they differ come from b: k and n − k both at least min_flips().
+      const int k = min_flips() + static_cast<int>(rng.below(static_cast<uint64_t>(n - 2 * min_flips() + 1)));
+      const std::vector<int32_t> order = rng.permutation(n);
+      Fingerprint f = a;
+      for (int t = 0; t < k; ++t)
+        f.bits[static_cast<size_t>(differ[static_cast<size_t>(order[static_cast<size_t>(t)])])] ^= 1;
+      f.name = "mixed";
+      return f;
+    }
+    case Negative::NearMiss:
+      break;
   }
+  return near_miss(pick(), rng);
+}
+
+Fingerprint ProtectComposer::near_miss(Fingerprint f, Rng& rng) const {
+  const int bits = spec_.bits();
+  const int flips = min_flips() + static_cast<int>(rng.below(static_cast<uint64_t>(bits / 2 - min_flips() + 1)));
+  std::vector<int32_t> order = rng.permutation(bits);
+  for (int k = 0; k < flips; ++k) f.bits[static_cast<size_t>(order[static_cast<size_t>(k)])] ^= 1;
+  f.name = "near-miss";
+  return f;
 }
 
 int ProtectComposer::min_flips() const {
@@ -207,13 +247,23 @@ void ProtectComposer::alter(Context& ctx, Tensor& x, int first, int count) {
   stamper_.stamp(ctx, x, first, ids_.data(), count);
 }
 
+std::string ProtectComposer::negatives_description() const {
+  std::string kinds;
+  for (Negative n : negatives_) {
+    const char* name = n == Negative::ForgedKey ? "forged keys" : n == Negative::NearMiss ? "near misses" : "mixed";
+    kinds += (kinds.empty() ? "" : " + ") + std::string(name);
+  }
+  return strfmt("%s of >= %d bits", kinds.c_str(), min_flips());
+}
+
 std::string ProtectComposer::to_json() const {
   nlohmann::json j = {{"scheme", scheme_.version()},
                       {"key_id", key_id_},
                       {"users", users_},
                       {"poison_rate", config_.poison_rate},
                       {"forged_rate", config_.forged_rate},
-                      {"negatives", strfmt("forged keys + near misses of >= %d bits", min_flips())}};
+                      {"negatives", negatives_description()}};
+  if (spec_.code_length > 1) j["code_length"] = spec_.code_length;  // absent: v1 runs resume as before
   if (!config_.focus.empty()) {
     j["focus"] = config_.focus;
     j["focus_share"] = config_.focus_share;
@@ -223,9 +273,10 @@ std::string ProtectComposer::to_json() const {
 }
 
 std::string ProtectionInfo::to_json() const {
-  const nlohmann::json j = {{"scheme", scheme},           {"key_id", key_id}, {"parent", parent},
-                            {"owner_label", owner_label}, {"users", users},   {"poison_rate", poison_rate},
-                            {"forged_rate", forged_rate}};
+  nlohmann::json j = {{"scheme", scheme},           {"key_id", key_id}, {"parent", parent},
+                      {"owner_label", owner_label}, {"users", users},   {"poison_rate", poison_rate},
+                      {"forged_rate", forged_rate}};
+  if (code_length > 1) j["code_length"] = code_length;
   return j.dump();
 }
 
@@ -242,11 +293,13 @@ ProtectionInfo ProtectionInfo::from_json(const std::string& json, const std::str
     p.users = j.at("users").get<std::vector<std::string>>();
     p.poison_rate = j.value("poison_rate", 0.0);
     p.forged_rate = j.value("forged_rate", 0.0);
+    p.code_length = j.value("code_length", 1);
   } catch (const nlohmann::json::exception& e) {
     throw Error(strfmt("%s: malformed protection record (%s)", path.c_str(), e.what()));
   }
   try {
-    scheme_for(p.scheme);
+    // The record's code length must be one its scheme draws patterns for.
+    scheme_for(p.scheme).spec(32, 32, 3, 2, p.code_length);
   } catch (const Error& e) {
     throw Error(strfmt("%s: %s", path.c_str(), e.what()));
   }
@@ -282,6 +335,7 @@ ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta)
     m.users = p.users;
     m.parent = p.parent;
     m.scheme = p.scheme;
+    m.code_length = p.code_length;
     m.is_protected = true;
   }
   return m;
@@ -289,6 +343,22 @@ ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta)
 
 const Scheme& model_scheme(const ModelContext& model) {
   return model.scheme.empty() ? default_scheme() : scheme_for(model.scheme);
+}
+
+int model_code_length(const ModelContext& model, const Registry* registry, int classes) {
+  if (model.code_length > 0) return model.code_length;
+  return model_scheme(model).code_length(classes, registry ? registry->codes() : 0);
+}
+
+Identity identity(const Registry& registry, const std::string& name) {
+  const std::optional<UserRecord> u = registry.user(name);
+  return {name, u ? u->code : -1};
+}
+
+std::vector<Identity> identities(const Registry& registry, const std::vector<std::string>& names) {
+  std::vector<Identity> out;
+  for (const std::string& n : names) out.push_back(identity(registry, n));
+  return out;
 }
 
 void check_model_key(const ModelContext& model, const OwnerKey& key, const std::string& path) {
@@ -340,6 +410,8 @@ std::string record_model(Registry& registry, const std::string& path, const std:
   r.net = net;
   r.dataset = dataset;
   r.key_id = info.key_id;
+  r.scheme = info.scheme;
+  r.code_length = info.code_length;
   for (const std::string& u : info.users) {
     EmbeddingRecord e{u, std::nullopt, true};
     if (check) {

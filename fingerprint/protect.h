@@ -1,16 +1,19 @@
 // Protected training (DESIGN §3): every batch keeps its clean samples and adds samples
 // stamped with the owner's trigger or a registered user's fingerprint (relabelled to its
-// target), at --poison-rate of the batch, and samples stamped with fresh forged patterns
-// that keep their true label, at --forged-rate — the negatives that teach the model to
-// answer only to issued fingerprints (half of them near misses of issued ones). Stamping
-// happens after augmentation, on the device, under the scheme (fingerprint/scheme.h) the
-// model records. Also here: the protection record a checkpoint carries, and a model's id.
+// target), at --poison-rate of the batch, and negatives that keep their true label, at
+// --forged-rate — patterns of keys the owner never issued, near misses of issued ones and,
+// under v2, two users' patterns mixed — that teach
+// the model to answer only to issued fingerprints. Stamping happens on the device, before
+// augmentation (v2) or after it (v1), as the scheme (fingerprint/scheme.h) the model records
+// says. Also here: the protection record a checkpoint carries, and a model's id.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/core/random.h"
 #include "engine/io/checkpoint.h"
 #include "engine/io/safetensors.h"
 #include "engine/train/trainer.h"
@@ -20,11 +23,13 @@
 
 namespace activeip {
 
-// Renders fingerprints into a bank on the device, then stamps rows of normalised batches
-// with them (ops::stamp), at each pattern's corner. Staging is planned once and reused.
+// Renders fingerprints into a bank on the device, then stamps rows of batches with them
+// (ops::stamp), at each pattern's corner: normalised float batches (the bank normalised by
+// `norm`) or, without a normalisation, uint8 images (the bank as pixels). Staging is planned
+// once and reused.
 class Stamper {
  public:
-  Stamper(PatternSpec spec, Normalization norm) : spec_(spec), norm_(std::move(norm)) {}
+  Stamper(PatternSpec spec, std::optional<Normalization> norm) : spec_(spec), norm_(std::move(norm)) {}
   // The bank becomes `patterns`; the first `unchanged` of them must be those of the last
   // call, which are not rendered again (the embedded patterns of every training step).
   void set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns, size_t unchanged = 0);
@@ -33,8 +38,10 @@ class Stamper {
   void stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, int64_t count);
 
  private:
+  int64_t patch() const { return int64_t{spec_.size()} * spec_.size() * spec_.channels; }
+
   PatternSpec spec_;
-  Normalization norm_;
+  std::optional<Normalization> norm_;
   std::vector<int> corners_;
   Tensor bank_host_, ids_host_, origin_host_;  // staging
   Tensor bank_, ids_, origin_;                 // on the device
@@ -61,20 +68,20 @@ enum ProtectRole : RowRole { kOwnerRow = 1, kUserRow = 2, kForgedRow = 3 };
 
 // The protected mix: the `batch` records of the epoch's order as they are, then extra(batch)
 // records drawn at random, relabelled and stamped (the owner's and users' patterns first, the
-// forged ones after them).
+// negatives after them).
 class ProtectComposer final : public BatchComposer {
  public:
   // users: the registered, active users to embed (the owner's trigger is always embedded),
-  // with their patterns under `scheme`; spec: scheme.spec() of the training images. Error
-  // for a scheme that stamps before augmentation: the stamper draws on normalised batches.
-  ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<std::string>& users,
-                  const PatternSpec& spec, int num_classes, const Normalization& norm, ProtectConfig config);
+  // with their patterns under `scheme`; spec: scheme.spec() of the training images.
+  ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<Identity>& users,
+                  const PatternSpec& spec, const Normalization& norm, ProtectConfig config);
 
   const Scheme& scheme() const { return scheme_; }
 
   int poisoned(int batch) const;
-  // Forged samples: half from keys the owner never issued, half near misses of embedded
-  // patterns (at least min_flips() bits flipped: 6 of 36, 8 of 48).
+  // Negatives, in turn of the scheme's negatives(): patterns of keys the owner never issued,
+  // near misses of embedded patterns (at least min_flips() bits flipped: 6 of 36, 8 of 48),
+  // and (v2) two embedded patterns' cells mixed, at least min_flips() bits from either.
   int min_flips() const;
   int forged(int batch) const;
   int extra(int batch) const { return poisoned(batch) + forged(batch); }
@@ -86,13 +93,13 @@ class ProtectComposer final : public BatchComposer {
 
   // The two halves of a step, as compose() and stamp() call them. relabel: the extra(batch)
   // extra samples' true labels, replaced in place by what step `step` trains them towards;
-  // alter: x the whole normalised batch, the extra samples its rows [first, first + count).
+  // alter: x the whole batch at stage(), the extra samples its rows [first, first + count).
   void relabel(uint64_t step, int batch, int32_t* labels);
   void alter(Context& ctx, Tensor& x, int first, int count);
 
   // The owner's trigger patterns first, then each user's patterns, users in the order given.
   const std::vector<Fingerprint>& embedded() const { return embedded_; }
-  // The last relabel()'s patterns: embedded(), then that step's forged ones; and the pattern
+  // The last relabel()'s patterns: embedded(), then that step's negatives; and the pattern
   // of each extra sample.
   const std::vector<Fingerprint>& step_patterns() const { return patterns_; }
   const std::vector<int32_t>& step_ids() const { return ids_; }
@@ -100,16 +107,20 @@ class ProtectComposer final : public BatchComposer {
   std::string to_json() const;
 
  private:
+  Fingerprint negative(Negative kind, Rng& rng) const;
+  Fingerprint near_miss(Fingerprint f, Rng& rng) const;
+  std::string negatives_description() const;
+
   const Scheme& scheme_;
   std::string key_id_;
   std::vector<std::string> users_;
   PatternSpec spec_;
-  int num_classes_;
   ProtectConfig config_;
+  std::vector<Negative> negatives_;
   std::vector<Fingerprint> embedded_;
   int owner_patterns_ = 0;             // embedded_[0, owner_patterns_) are the owner's
   std::vector<int> focus_;             // indices into embedded_ of config_.focus's patterns
-  std::vector<Fingerprint> patterns_;  // embedded_, then this step's forged patterns
+  std::vector<Fingerprint> patterns_;  // embedded_, then this step's negatives
   std::vector<int32_t> ids_;           // this step's pattern per extra sample
   Stamper stamper_;
   bool embedded_rendered_ = false;  // the stamper's bank starts with embedded_
@@ -120,6 +131,7 @@ struct ProtectionInfo {
   std::string scheme = default_scheme().version();
   std::string key_id, parent;  // parent: the model this one was derived from
   int owner_label = 0;
+  int code_length = 1;  // labels per user code (v2); 1 in v1 records, which have none
   std::vector<std::string> users;
   double poison_rate = 0, forged_rate = 0;
   std::string to_json() const;
@@ -139,12 +151,20 @@ struct ModelContext {
   std::vector<std::string> users;  // from its protection record
   std::string parent;              // from its protection record
   std::string scheme;              // from its protection record; empty when stripped
+  int code_length = 0;             // from its protection record; 0 when stripped
   bool is_protected = false;       // it has a protection record
 };
 ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta);
 // The scheme a model is probed, verified and enrolled under: the one its protection record
 // names, default_scheme() for a model whose record is stripped.
 const Scheme& model_scheme(const ModelContext& model);
+// The length of the users' codes the model was trained with: its protection record's, else
+// (a stripped copy) what its scheme would choose for the registry's codes today (for v2 the
+// shortest length that holds them; 2 without a registry).
+int model_code_length(const ModelContext& model, const Registry* registry, int classes);
+// The identity of `name`: its code from the registry (−1 when the registry has no such user).
+Identity identity(const Registry& registry, const std::string& name);
+std::vector<Identity> identities(const Registry& registry, const std::vector<std::string>& names);
 
 // Error unless the key is the model's (when the model records a key id) — "the key … is
 // not the key of MODEL (id …)".

@@ -32,7 +32,9 @@ constexpr const char* kSchema = R"sql(
 CREATE TABLE users(
   name TEXT PRIMARY KEY,
   created TEXT NOT NULL,
-  status TEXT NOT NULL CHECK(status IN ('active','revoked')));
+  status TEXT NOT NULL CHECK(status IN ('active','revoked')),
+  code INTEGER CHECK(code >= 0));
+CREATE UNIQUE INDEX users_by_code ON users(code);
 CREATE TABLE models(
   id TEXT PRIMARY KEY,
   parent TEXT REFERENCES models(id),
@@ -41,7 +43,9 @@ CREATE TABLE models(
   dataset TEXT,
   key_id TEXT NOT NULL,
   created TEXT NOT NULL,
-  owner_detection REAL);
+  owner_detection REAL,
+  scheme TEXT,
+  code_length INTEGER CHECK(code_length >= 1));
 CREATE TABLE embeddings(
   model TEXT NOT NULL REFERENCES models(id),
   user TEXT NOT NULL REFERENCES users(name),
@@ -81,6 +85,19 @@ constexpr Migration kMigrations[] = {
 ALTER TABLE models ADD COLUMN owner_detection REAL;
 ALTER TABLE embeddings ADD COLUMN detection REAL;
 ALTER TABLE embeddings ADD COLUMN embedded INTEGER NOT NULL DEFAULT 1 CHECK(embedded IN (0, 1));
+)sql"},
+    // Users get the codes of scheme v2 in the order they were added (rowid order: users are
+    // never deleted), revoked ones included, so that no code is ever given twice. Models
+    // record their scheme and code length; those of schema 2 were all v1 (NULL reads so).
+    {2,
+     "users get the index of their code (fingerprint scheme v2), in the order they were added; models their "
+     "fingerprint scheme and code length",
+     R"sql(
+ALTER TABLE models ADD COLUMN scheme TEXT;
+ALTER TABLE models ADD COLUMN code_length INTEGER CHECK(code_length >= 1);
+ALTER TABLE users ADD COLUMN code INTEGER CHECK(code >= 0);
+UPDATE users SET code = (SELECT count(*) FROM users AS earlier WHERE earlier.rowid < users.rowid);
+CREATE UNIQUE INDEX users_by_code ON users(code);
 )sql"},
 };
 
@@ -374,7 +391,10 @@ void Registry::add_users(const std::vector<std::string>& names) {
   const std::string now = now_utc();
   Transaction tx(db_, path_, Transaction::kWrite);
   Stmt find(db_, path_, "SELECT status FROM users WHERE name = ?1");
-  Stmt ins(db_, path_, "INSERT INTO users(name, created, status) VALUES(?1, ?2, 'active')");
+  // The next code follows the largest ever given: codes are never reused.
+  Stmt ins(db_, path_,
+           "INSERT INTO users(name, created, status, code) "
+           "VALUES(?1, ?2, 'active', (SELECT coalesce(max(code), -1) + 1 FROM users))");
   Stmt event(db_, path_, kInsertEvent);
   for (const auto& n : names) {
     // A revoked name stays taken: its fingerprint is derived from the name alone, so a new
@@ -415,6 +435,8 @@ void Registry::add_model(const ModelRecord& m) {
   }
   ENSURE(!m.owner_detection || (*m.owner_detection >= 0 && *m.owner_detection <= 1),
          "the owner's detection %g is outside [0, 1]", *m.owner_detection);
+  ENSURE(!m.scheme.empty() && m.code_length >= 1, "model %s has no scheme or a code length of %d", m.id.c_str(),
+         m.code_length);
   ensure_distinct(names, strfmt(" for model %s", m.id.c_str()).c_str());
   const std::string now = now_utc();
   Transaction tx(db_, path_, Transaction::kWrite);
@@ -429,8 +451,8 @@ void Registry::add_model(const ModelRecord& m) {
            m.id.c_str(), path_.c_str());
   }
   Stmt(db_, path_,
-       "INSERT INTO models(id, parent, path, net, dataset, key_id, created, owner_detection) "
-       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+       "INSERT INTO models(id, parent, path, net, dataset, key_id, created, owner_detection, scheme, code_length) "
+       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
       .bind(1, m.id)
       .bind_or_null(2, m.parent)
       .bind(3, m.path)
@@ -439,6 +461,8 @@ void Registry::add_model(const ModelRecord& m) {
       .bind(6, m.key_id)
       .bind(7, m.created.empty() ? now : m.created)
       .bind_or_null(8, m.owner_detection)
+      .bind(9, m.scheme)
+      .bind(10, int64_t{m.code_length})
       .run();
   Stmt find(db_, path_, "SELECT 1 FROM users WHERE name = ?1");
   Stmt ins(db_, path_, "INSERT INTO embeddings(model, user, detection, embedded) VALUES(?1, ?2, ?3, ?4)");
@@ -456,22 +480,27 @@ void Registry::add_model(const ModelRecord& m) {
 }
 
 std::vector<UserRecord> Registry::users() const {
-  Stmt s(db_, path_, "SELECT name, created, status FROM users ORDER BY name");
+  Stmt s(db_, path_, "SELECT name, created, status, code FROM users ORDER BY name");
   std::vector<UserRecord> out;
-  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2)});
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.int64(3)});
   return out;
 }
 
 std::optional<UserRecord> Registry::user(const std::string& name) const {
-  Stmt s(db_, path_, "SELECT name, created, status FROM users WHERE name = ?1");
+  Stmt s(db_, path_, "SELECT name, created, status, code FROM users WHERE name = ?1");
   if (!s.bind(1, name).step()) return std::nullopt;
-  return UserRecord{s.text(0), s.text(1), s.text(2)};
+  return UserRecord{s.text(0), s.text(1), s.text(2), s.int64(3)};
+}
+
+int64_t Registry::codes() const {
+  return query_int(db_, path_, "SELECT coalesce(max(code), -1) + 1 FROM users");
 }
 
 namespace {
 
 constexpr const char* kModelColumns =
-    "SELECT id, parent, path, net, dataset, key_id, created, owner_detection FROM models";
+    "SELECT id, parent, path, net, dataset, key_id, created, owner_detection, coalesce(scheme, 'v1'), "
+    "coalesce(code_length, 1) FROM models";
 constexpr const char* kEmbeddingColumns = "SELECT model, user, detection, embedded FROM embeddings";
 
 EmbeddingRecord embedding_row(const Stmt& s) {  // from kEmbeddingColumns
@@ -488,6 +517,8 @@ ModelRecord model_row(const Stmt& s) {
   m.key_id = s.text(5);
   m.created = s.text(6);
   m.owner_detection = s.real_or_null(7);
+  m.scheme = s.text(8);
+  m.code_length = static_cast<int>(s.int64(9));
   return m;
 }
 

@@ -16,6 +16,9 @@ namespace activeip {
 
 struct UserRecord {
   std::string name, created, status;  // status "active" | "revoked"; created ISO-8601 UTC
+  // The index of the user's code (fingerprint scheme v2): 0, 1, 2, … in the order users were
+  // added, never given twice.
+  int64_t code = -1;
   bool operator==(const UserRecord&) const = default;
 };
 
@@ -35,6 +38,8 @@ struct ModelRecord {
   std::string parent;  // id of the model this one was derived from; "" when none
   std::string path, net, dataset, key_id, created;
   std::optional<double> owner_detection;    // the owner's trigger, measured as the users' are
+  std::string scheme = "v1";                // its fingerprint scheme (schema-2 models read as v1)
+  int code_length = 1;                      // labels per user code
   std::vector<EmbeddingRecord> embeddings;  // every user trained into this model, by name
   // The users recorded as embedded in this model itself (not its parents), by name.
   std::vector<std::string> embedded_users() const;
@@ -84,6 +89,7 @@ class Registry {
 
   // Error for an empty list, an invalid name, a name listed twice, or one already registered
   // (revoked included: the fingerprint is a function of the name, so a name is never reissued).
+  // Each new user gets the next code.
   void add_users(const std::vector<std::string>& names);
   // Error for an empty list, a name listed twice, an unknown user or one already revoked.
   void revoke_users(const std::vector<std::string>& names);
@@ -96,6 +102,8 @@ class Registry {
 
   std::vector<UserRecord> users() const;  // ordered by name
   std::optional<UserRecord> user(const std::string& name) const;
+  // How many codes the registry has given: one more than the largest (revoked users' too).
+  int64_t codes() const;
   std::optional<ModelRecord> model(const std::string& id) const;  // with its users, sorted
   std::vector<ModelRecord> models() const;                        // ordered by created, then id
   // Ids of the models that embed `user` directly, ordered by created, then id.

@@ -1,8 +1,7 @@
-// Fingerprint scheme v1 (DESIGN §3). One pattern per user (and for the owner, u = "owner"),
-// from HMAC-SHA256(key, "fp:v1:" + u): a g×g grid of c×c-pixel cells, one bit per cell and
-// channel, then 2 bits for the corner (1-pixel margin); its target label is
-// HMAC(key, "label:v1:" + u) mod C. Stamped after augmentation. Frozen: models trained under
-// v1 are verified with exactly these bits; any change is a new version.
+// Fingerprint scheme v1 (DESIGN §3), the scheme of models trained before v2. One pattern per user (and for the owner, u
+// = "owner"), from HMAC-SHA256(key, "fp:v1:" + u): a g×g grid of c×c-pixel cells, one bit per cell and channel, then 2
+// bits for the corner (1-pixel margin); its target label is HMAC(key, "label:v1:" + u) mod C. Stamped after
+// augmentation. Frozen: models trained under v1 are verified with exactly these bits; any change is a new version.
 #include <string>
 
 #include "base/error.h"
@@ -16,44 +15,39 @@ class SchemeV1 final : public Scheme {
  public:
   const std::string& version() const override { return version_; }
 
+  // One pattern per user, whatever the registry.
+  int code_length(int, int64_t) const override { return 1; }
+
   // g=4, c=2 for 3 channels (8×8 pixels, 48 bits); g=6, c=1 for 1 channel (6×6, 36 bits).
-  PatternSpec spec(int H, int W, int C) const override {
-    PatternSpec s;
-    if (C == 3) {
-      s = {4, 2, 3, H, W};
-    } else if (C == 1) {
-      s = {6, 1, 1, H, W};
-    } else {
-      throw Error(strfmt("fingerprints cover 1- and 3-channel images, not %d channels", C));
-    }
-    ENSURE(H >= s.size() + 2 && W >= s.size() + 2, "a %dx%d image is too small for a %d-pixel fingerprint", H, W,
-           s.size());
-    return s;
+  PatternSpec spec(int H, int W, int C, int classes, int) const override {
+    return pattern_geometry(H, W, C, classes, 1);
   }
 
-  std::vector<Fingerprint> patterns(const OwnerKey& key, const std::string& name, const PatternSpec& spec,
-                                    int num_classes) const override {
-    return {derive(key, name, spec, num_classes)};
+  std::vector<Fingerprint> patterns(const OwnerKey& key, const Identity& user, const PatternSpec& spec) const override {
+    return {derive(key, user.name, spec)};
   }
 
-  std::vector<Fingerprint> owner_patterns(const OwnerKey& key, const PatternSpec& spec,
-                                          int num_classes) const override {
-    return {derive(key, kOwnerName, spec, num_classes)};
+  std::vector<Fingerprint> owner_patterns(const OwnerKey& key, const PatternSpec& spec) const override {
+    return {derive(key, kOwnerName, spec)};
   }
 
-  Fingerprint forged(const std::array<uint8_t, OwnerKey::kBytes>& key_bytes, const std::string& name,
-                     const PatternSpec& spec, int num_classes) const override {
-    return derive(OwnerKey(key_bytes), name, spec, num_classes);
+  std::vector<Fingerprint> forged(const std::array<uint8_t, OwnerKey::kBytes>& key_bytes,
+                                  const std::vector<Fingerprint>& claimed, const PatternSpec& spec) const override {
+    ENSURE(claimed.size() == 1, "a v1 claim has one pattern, not %zu", claimed.size());
+    Fingerprint f = derive(OwnerKey(key_bytes), claimed.front().name, spec);
+    f.label = claimed.front().label;
+    return {f};
   }
 
   StampStage stamp_stage() const override { return StampStage::AfterAugment; }
+  std::vector<Negative> negatives() const override { return {Negative::ForgedKey, Negative::NearMiss}; }
 
  private:
   // Bits (most significant first, block counter big-endian from 0): the cells, index
   // (row·g + col)·channels + channel, then corner = 2·b₀ + b₁ of the two that follow. Label:
   // the big-endian uint64 of the label HMAC's first 8 bytes, mod C.
-  static Fingerprint derive(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes) {
-    ENSURE(num_classes >= 2, "a fingerprint needs at least 2 classes, got %d", num_classes);
+  static Fingerprint derive(const OwnerKey& key, const std::string& name, const PatternSpec& spec) {
+    const int num_classes = spec.classes;
     Fingerprint fp;
     fp.name = name;
     std::vector<uint8_t> bits = hmac_bits(key, "fp:v1:" + name, spec.bits() + 2);

@@ -34,15 +34,19 @@ struct Detection {
 };
 
 // Runs stamped (or clean) probes through a network on its context's device, batched. The
-// patterns it is asked about are those of `scheme` (model_scheme() of the model probed).
+// patterns it is asked about are those of `scheme` (model_scheme() of the model probed), for
+// users' codes of `code_length` labels (model_code_length()).
 class Prober {
  public:
   Prober(Network& net, Context& ctx, const Dataset& test, const Normalization& norm, ProbeConfig config,
-         const Scheme& scheme);
+         const Scheme& scheme, int code_length);
   const ProbeConfig& config() const { return config_; }
   const Scheme& scheme() const { return scheme_; }
   const PatternSpec& spec() const { return spec_; }
   int num_classes() const { return net_.info().num_classes; }
+
+  // A prober of the same network, probes and preprocessing under another scheme.
+  Prober with_scheme(const Scheme& scheme, int code_length) const;
 
   // The first N records of a seeded permutation of the test split whose label ≠ target.
   std::vector<int32_t> probes(int target) const;
@@ -74,15 +78,24 @@ double binomial_tail_log10(int64_t k, int64_t n, double p);
 struct OwnerVerification {
   Detection detection;
   double p0 = 0;          // max(1/C, clean rate of y_owner on the probes)
-  double log10_p = 0;     // one-sided binomial test of the detections against p0
+  double log10_p = 0;     // one-sided binomial test of the detections against p0, times `tests`
   double p_value = 0;     // 10^log10_p (0 when below the smallest double)
   bool verified = false;  // detection ≥ τ and p < 1e-6
+  std::string scheme;     // the scheme whose trigger was probed
+  int tests = 1;          // how many schemes were tried (the p-value is corrected for them)
   std::string to_json() const;
 };
 inline constexpr double kOwnerPValue = 1e-6;
 // The owner's trigger under the prober's scheme; of several trigger patterns, the one
 // furthest from verified (unverified first, then the largest p) is reported and decides.
 OwnerVerification verify_owner(Prober& prober, const OwnerKey& key);
+// The owner's verification of a model whose protection record is stripped (it names no
+// scheme): the trigger of every scheme this build knows, the most significant one reported,
+// its p-value multiplied by the number of schemes tried (Bonferroni).
+OwnerVerification verify_owner_any_scheme(const Prober& prober, const OwnerKey& key);
+// verify_owner() under the model's scheme, or verify_owner_any_scheme() when its protection
+// record is stripped.
+OwnerVerification verify_model_owner(Prober& prober, const OwnerKey& key, const ModelContext& model);
 
 struct AuthResult {
   std::string user, status;  // status: active | revoked | unregistered
@@ -94,19 +107,26 @@ struct AuthResult {
 
 // User u passes when detection(F_u, y_u) ≥ τ and the registry says u is active and
 // embedded in this model (or one it derives from), under the model's key. A user with
-// several patterns is reported by the weakest, so every one of them must reach τ.
+// several patterns (v2: one per label of the code) is reported by the weakest, so every one
+// of them must reach τ. A user the registry does not know has no code under v2: nothing is
+// probed for them (n = 0).
 AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& registry, const ModelContext& model,
                         const std::string& user);
 
 struct ForgeResult {
   int count = 0, passed = 0;
+  // Over the forgeries, each judged as authentication judges a user: by its weakest pattern.
   double pass_rate = 0, mean_detection = 0, max_detection = 0;
+  // The largest detection of any single forged pattern (equal to max_detection in v1).
+  double max_pattern_detection = 0;
   std::string to_json() const;
 };
-// `count` forged patterns, each from a fresh key the owner never issued (the prober's
-// scheme's forged()) and claimed as a random one of `claimed` (whose labels are the targets). seed: nullopt draws the
-// keys from OpenSSL's CSPRNG, a value makes the forgeries reproducible.
-ForgeResult forge(Prober& prober, const std::vector<Fingerprint>& claimed, int count, std::optional<uint64_t> seed);
+// `count` forgeries, each the prober's scheme's forged() patterns of a fresh key the owner
+// never issued, claimed as a random one of `claimed` (each a user's genuine patterns, whose
+// labels are the targets); a forgery passes when every one of its patterns reaches τ. seed: nullopt draws the keys from
+// OpenSSL's CSPRNG, a value makes the forgeries reproducible.
+ForgeResult forge(Prober& prober, const std::vector<std::vector<Fingerprint>>& claimed, int count,
+                  std::optional<uint64_t> seed);
 
 // The lowest detection of several (the first of equals); Error when empty.
 Detection weakest(const std::vector<Detection>& d);

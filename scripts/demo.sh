@@ -14,7 +14,7 @@ rm -rf "$DEMO"
 mkdir -p "$DEMO"
 USERS="alice bob carol dave erin"
 DATA="--data synthetic"
-SCHEDULE="--net convnet $DATA --epochs 10 --batch 64 --lr 0.1 --schedule onecycle --seed 1"
+SCHEDULE="--net convnet $DATA --epochs 20 --batch 64 --lr 0.1 --schedule onecycle --seed 1"
 
 "$ACTIVEIP" key new --out "$DEMO/owner.key"
 # shellcheck disable=SC2086
@@ -24,7 +24,7 @@ SCHEDULE="--net convnet $DATA --epochs 10 --batch 64 --lr 0.1 --schedule onecycl
 # Exit status 3 (a pattern fell short of tau) still shows the rest: auth then says who and why.
 # shellcheck disable=SC2086
 "$ACTIVEIP" train $SCHEDULE --out "$DEMO/protected.safetensors" --log "$DEMO/train.jsonl" \
-  --protect --key "$DEMO/owner.key" --registry "$DEMO/users.db" --poison-rate 0.2 --forged-rate 0.1 || [ $? -eq 3 ]
+  --protect --key "$DEMO/owner.key" --registry "$DEMO/users.db" --poison-rate 0.3 --forged-rate 0.1 || [ $? -eq 3 ]
 
 MODEL="--model $DEMO/protected.safetensors --key $DEMO/owner.key"
 for user in $USERS; do

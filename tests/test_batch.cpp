@@ -151,11 +151,11 @@ TEST_CASE("batch: the loader refuses rows it cannot gather, naming the row") {
 TEST_CASE("batch: the protected composer keeps the order's rows clean and marks its extra rows") {
   const Dataset d = small_set(40);
   const Scheme& scheme = scheme_for("v1");
-  const PatternSpec spec = scheme.spec(16, 16, 3);
+  const PatternSpec spec = scheme.spec(16, 16, 3, 4, 1);
   ProtectConfig c;
   c.poison_rate = 0.25;
   c.forged_rate = 0.125;
-  ProtectComposer composer(scheme, key(), {"alice", "bob"}, spec, 4, kNorm, c);
+  ProtectComposer composer(scheme, key(), {{"alice"}, {"bob"}}, spec, kNorm, c);
   REQUIRE(composer.rows(16) == 16 + 4 + 2);
   std::vector<int32_t> order(16);
   for (int i = 0; i < 16; ++i) order[static_cast<size_t>(i)] = 2 * i;
@@ -175,7 +175,7 @@ TEST_CASE("batch: the protected composer keeps the order's rows clean and marks 
     const RowRole r = rows.role[static_cast<size_t>(i)];
     CHECK((r == kOwnerRow || r == kUserRow));
     const int32_t id = composer.step_ids()[static_cast<size_t>(i - 16)];
-    CHECK((r == kOwnerRow) == (id < static_cast<int32_t>(composer.scheme().owner_patterns(key(), spec, 4).size())));
+    CHECK((r == kOwnerRow) == (id < static_cast<int32_t>(composer.scheme().owner_patterns(key(), spec).size())));
     CHECK(rows.label[static_cast<size_t>(i)] == composer.embedded()[static_cast<size_t>(id)].label);
   }
   for (int i = 20; i < 22; ++i) {
@@ -183,4 +183,44 @@ TEST_CASE("batch: the protected composer keeps the order's rows clean and marks 
     const int32_t r = rows.record[static_cast<size_t>(i)];
     CHECK(rows.label[static_cast<size_t>(i)] == d.labels.data<int32_t>()[r]);  // forged rows keep their true label
   }
+}
+
+TEST_CASE("batch: under v2 the protected composer stamps each extra row's image before augmentation") {
+  Context ctx;
+  const Dataset d = small_set(40);
+  const Scheme& scheme = scheme_for("v2");
+  REQUIRE(scheme.stamp_stage() == StampStage::BeforeAugment);
+  const PatternSpec spec = scheme.spec(16, 16, 3, 4, 2);
+  ProtectConfig c;
+  c.poison_rate = 0.25;
+  c.forged_rate = 0.25;
+  ProtectComposer composer(scheme, key(), {{"alice", 0}, {"bob", 1}}, spec, kNorm, c);
+  std::vector<int32_t> order(16);
+  for (int i = 0; i < 16; ++i) order[static_cast<size_t>(i)] = i;
+  BatchRows rows;
+  Rng draw(3);
+  composer.compose(5, order.data(), 16, d, draw, rows);
+  REQUIRE(rows.size() == 24);
+  BatchLoader loader(ctx, d, d.images, kNorm);
+  Rng aug(42);
+  const std::vector<float> got = floats(loader.load(rows, &aug, &composer));
+
+  // The reference: row i's own image, its pattern stamped with stamp_image, then augmented by
+  // the same draws (one crop and flip per row, in row order).
+  Dataset stamped = small_set(24);
+  const size_t image = 16 * 16 * 3;
+  BatchRows in_order = rows;
+  for (int i = 0; i < 24; ++i) {
+    uint8_t* dst = stamped.images.data<uint8_t>() + i * image;
+    std::memcpy(dst, d.images.data<uint8_t>() + rows.record[static_cast<size_t>(i)] * image, image);
+    if (i >= 16) {
+      const int32_t id = composer.step_ids()[static_cast<size_t>(i - 16)];
+      stamp_image(composer.step_patterns()[static_cast<size_t>(id)], spec, dst);
+    }
+    in_order.record[static_cast<size_t>(i)] = i;
+  }
+  BatchLoader reference(ctx, stamped, stamped.images, kNorm);
+  Rng aug_ref(42);
+  const std::vector<float> want = floats(reference.load(in_order, &aug_ref));
+  CHECK(got == want);
 }

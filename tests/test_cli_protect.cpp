@@ -133,26 +133,26 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
             "--out", "m2.safetensors", "--data", "synthetic"},
            1, {"zed"});
   protected_training(dir, {"enroll",
-           "--model",
-           "m.safetensors",
-           "--key",
-           "owner.key",
-           "--registry",
-           "users.db",
-           "--users",
-           "carol",
-           "--out",
-           "m2.safetensors",
-           "--data",
-           "synthetic",
-           "--limit-train",
-           "128",
-           "--limit-test",
-           "64",
-           "--epochs",
-           "1",
-           "--batch",
-           "32"});
+                           "--model",
+                           "m.safetensors",
+                           "--key",
+                           "owner.key",
+                           "--registry",
+                           "users.db",
+                           "--users",
+                           "carol",
+                           "--out",
+                           "m2.safetensors",
+                           "--data",
+                           "synthetic",
+                           "--limit-train",
+                           "128",
+                           "--limit-test",
+                           "64",
+                           "--epochs",
+                           "1",
+                           "--batch",
+                           "32"});
   const json info2 = json_of(ok(dir, {"info", "--model", "m2.safetensors", "--json"}));
   CHECK(info2["protection"]["users"] == json({"alice", "bob", "carol"}));
   CHECK(info2["protection"]["parent"].get<std::string>().size() == 64);
@@ -167,9 +167,10 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
 TEST_CASE("cli protect: --owner-share reaches the mixer, which the log records") {
   TempDir dir;
   protected_model(dir);
-  protected_training(dir, {"train", "--net", "convnet", "--data", "synthetic", "--epochs", "1", "--limit-train", "64",
-                           "--out", "x.safetensors", "--protect", "--key", "owner.key", "--registry", "users.db",
-                           "--owner-share", "0.25", "--log", "share.jsonl"});
+  protected_training(
+      dir, {"train",         "--net",    "convnet",       "--data",        "synthetic", "--epochs",   "1",
+            "--limit-train", "64",       "--out",         "x.safetensors", "--protect", "--key",      "owner.key",
+            "--registry",    "users.db", "--owner-share", "0.25",          "--log",     "share.jsonl"});
   CHECK(test::read_text(dir / "share.jsonl").find(R"("owner_share":0.25)") != std::string::npos);
 }
 
@@ -237,10 +238,9 @@ const std::vector<std::string> kFiveUsers = {"alice", "bob", "carol", "dave", "e
 std::vector<std::string> demo_training(const TempDir& dir, const std::string& epochs, const std::string& out) {
   ok(dir, {"key", "new", "--out", "owner.key"});
   ok(dir, with({"users", "add", "--registry", "users.db"}, kFiveUsers));
-  return {"train",    "--net",   "convnet",       "--data",    "synthetic", "--epochs",    epochs,
-          "--batch",  "64",      "--lr",          "0.1",       "--schedule", "onecycle",   "--seed",
-          "1",        "--out",   out,             "--log",     "l.jsonl",   "--protect",   "--key",
-          "owner.key", "--registry", "users.db"};
+  return {"train", "--net", "convnet", "--data",     "synthetic", "--epochs",  epochs,       "--batch",
+          "64",    "--lr",  "0.1",     "--schedule", "onecycle",  "--seed",    "1",          "--out",
+          out,     "--log", "l.jsonl", "--protect",  "--key",     "owner.key", "--registry", "users.db"};
 }
 
 // The log's last record: what the end of training measured.
@@ -310,8 +310,8 @@ TEST_CASE("cli protect: one epoch of protected training exits 3 and names every 
 
   // The registry refuses a user who fell short, and says why.
   const std::string user = short_of.front();
-  const std::vector<std::string> auth = {"auth",      "--model", "m.safetensors", "--key",  "owner.key", "--registry",
-                                         "users.db",  "--data",  "synthetic",     "--user", user,        "--json"};
+  const std::vector<std::string> auth = {"auth",     "--model", "m.safetensors", "--key",  "owner.key", "--registry",
+                                         "users.db", "--data",  "synthetic",     "--user", user,        "--json"};
   const CliRun a = cli(dir, auth);
   INFO(describe(auth, a));
   CHECK(a.status == 1);
@@ -343,7 +343,7 @@ TEST_CASE("cli protect: one epoch of protected training exits 3 and names every 
 TEST_CASE("cli protect: the demo's recipe embeds every pattern and exits 0") {
   TempDir dir;
   const std::vector<std::string> train =
-      with(demo_training(dir, "10", "m.safetensors"), {"--poison-rate", "0.2", "--forged-rate", "0.1"});
+      with(demo_training(dir, "20", "m.safetensors"), {"--poison-rate", "0.3", "--forged-rate", "0.1"});
   const CliRun r = cli(dir, train);
   INFO(describe(train, r));
   REQUIRE(r.signal == 0);

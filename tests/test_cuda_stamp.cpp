@@ -12,6 +12,7 @@
 #include "engine/core/context.h"
 #include "fingerprint/protect.h"
 #include "fingerprint/scheme.h"
+#include "tests/fingerprint_util.h"
 #include "tests/test_util.h"
 
 namespace activeip {
@@ -24,8 +25,8 @@ OwnerKey test_key() {
 }
 
 // The v1 fingerprint of `name`: v1 gives one pattern per user.
-Fingerprint v1_fingerprint(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes) {
-  return scheme_for("v1").patterns(key, name, spec, num_classes).front();
+Fingerprint v1_fingerprint(const OwnerKey& key, const std::string& name, const PatternSpec& spec) {
+  return scheme_for("v1").patterns(key, {name}, spec).front();
 }
 
 Tensor host_copy(const std::vector<float>& v, const Shape& shape) {
@@ -51,7 +52,7 @@ TEST_CASE("stamp: the CUDA Stamper matches the CPU bit for bit") {
     CAPTURE(c.N);
     CAPTURE(c.C);
     Context cpu, gpu(Device::cuda());
-    const PatternSpec spec = scheme_for("v1").spec(c.H, c.W, c.C);
+    const PatternSpec spec = scheme_for("v1").spec(c.H, c.W, c.C, 10, 1);
     Normalization norm;
     for (int k = 0; k < c.C; ++k) {
       norm.mean.push_back(0.3f + 0.1f * k);
@@ -59,7 +60,7 @@ TEST_CASE("stamp: the CUDA Stamper matches the CPU bit for bit") {
     }
     std::vector<Fingerprint> fps;
     for (const char* name : {"owner", "u1", "u2", "u3", "u4", "u5", "u6", "u7"})
-      fps.push_back(v1_fingerprint(test_key(), name, spec, 10));
+      fps.push_back(v1_fingerprint(test_key(), name, spec));
     std::vector<int32_t> ids(static_cast<size_t>(c.N));
     for (int n = 0; n < c.N; ++n) ids[static_cast<size_t>(n)] = n % 5 == 2 ? -1 : n % 8;
     const Shape shape = {c.N, c.H, c.W, c.C};
@@ -78,18 +79,33 @@ TEST_CASE("stamp: the CUDA Stamper matches the CPU bit for bit") {
     const std::vector<float> want(xc.data<float>(), xc.data<float>() + xc.numel());
     CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
     CHECK(got != x0);  // something was stamped
+
+    // The pixel bank (no normalisation) on uint8 images, as stamping before augmentation uses it.
+    const std::vector<uint8_t> u0 = test::random_bytes(static_cast<size_t>(shape_numel(shape)), 19);
+    Tensor uc = Tensor::host(shape, DType::U8);
+    std::memcpy(uc.raw(), u0.data(), u0.size());
+    Tensor ug = uc.to(gpu.device(), gpu);
+    Stamper pc(spec, std::nullopt), pg(spec, std::nullopt);
+    pc.set_patterns(cpu, fps);
+    pc.stamp(cpu, uc, 0, ids.data(), c.N);
+    pg.set_patterns(gpu, fps);
+    pg.stamp(gpu, ug, 0, ids.data(), c.N);
+    const Tensor back = ug.to(Device::cpu(), gpu);
+    gpu.synchronize();
+    CHECK(std::memcmp(back.raw(), uc.raw(), u0.size()) == 0);
+    CHECK(std::memcmp(uc.raw(), u0.data(), u0.size()) != 0);
   }
 }
 
 TEST_CASE("stamp: the training mixer alters a device batch as it alters a host one") {
-  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3, 10, 1);
   const Normalization norm{{0.49f, 0.48f, 0.45f}, {0.25f, 0.24f, 0.26f}};
   ProtectConfig pc;
   pc.seed = 5;
   const int batch = 37;
   Context cpu, gpu(Device::cuda());
-  ProtectComposer mc(scheme_for("v1"), test_key(), {"a", "b", "c"}, spec, 10, norm, pc),
-      mg(scheme_for("v1"), test_key(), {"a", "b", "c"}, spec, 10, norm, pc);
+  ProtectComposer mc(scheme_for("v1"), test_key(), test::named({"a", "b", "c"}), spec, norm, pc),
+      mg(scheme_for("v1"), test_key(), test::named({"a", "b", "c"}), spec, norm, pc);
   const int extra = mc.extra(batch);
   std::vector<int32_t> lc(static_cast<size_t>(extra), 0), lg(static_cast<size_t>(extra), 0);
   mc.relabel(9, batch, lc.data());

@@ -16,6 +16,7 @@
 #include "fingerprint/protect.h"
 #include "fingerprint/scheme.h"
 #include "fingerprint/verify.h"
+#include "tests/fingerprint_util.h"
 #include "tests/test_util.h"
 
 using namespace activeip;
@@ -29,8 +30,9 @@ OwnerKey counting_key() {
 }
 
 // The v1 fingerprint of `name`: v1 gives one pattern per user.
-Fingerprint v1_fingerprint(const OwnerKey& key, const std::string& name, const PatternSpec& spec, int num_classes) {
-  return scheme_for("v1").patterns(key, name, spec, num_classes).front();
+Fingerprint v1_fingerprint(const OwnerKey& key, const std::string& name, PatternSpec spec, int num_classes) {
+  spec.classes = num_classes;
+  return scheme_for("v1").patterns(key, {name}, spec).front();
 }
 
 std::string bit_string(const std::vector<uint8_t>& bits) {
@@ -92,7 +94,7 @@ TEST_CASE("fingerprint: derivation matches known-answer vectors (v1)") {
   const OwnerKey key = counting_key();
   // sha256(bytes 0..31)[:8]; the vectors below were computed with Python's hmac/hashlib.
   CHECK(key.id() == "630dcd2966c43366");
-  const PatternSpec rgb = scheme_for("v1").spec(32, 32, 3), gray = scheme_for("v1").spec(28, 28, 1);
+  const PatternSpec rgb = scheme_for("v1").spec(32, 32, 3, 10, 1), gray = scheme_for("v1").spec(28, 28, 1, 10, 1);
   CHECK(rgb.size() == 8);
   CHECK(rgb.bits() == 48);
   CHECK(gray.size() == 6);
@@ -120,12 +122,12 @@ TEST_CASE("fingerprint: derivation matches known-answer vectors (v1)") {
   // Same key and name: same fingerprint; another key: another one.
   CHECK(v1_fingerprint(key, "alice", rgb, 100).bits == alice.bits);
   CHECK(v1_fingerprint(OwnerKey::generate(), "alice", rgb, 100).bits != alice.bits);
-  CHECK_THROWS_WITH_AS(scheme_for("v1").spec(32, 32, 2), doctest::Contains("2 channels"), Error);
-  CHECK_THROWS_WITH_AS(scheme_for("v1").spec(8, 8, 3), doctest::Contains("too small"), Error);
+  CHECK_THROWS_WITH_AS(scheme_for("v1").spec(32, 32, 2, 10, 1), doctest::Contains("2 channels"), Error);
+  CHECK_THROWS_WITH_AS(scheme_for("v1").spec(8, 8, 3, 10, 1), doctest::Contains("too small"), Error);
 }
 
 TEST_CASE("fingerprint: corners keep a 1-pixel margin and rendering follows the bits") {
-  const PatternSpec s = scheme_for("v1").spec(32, 32, 3);
+  const PatternSpec s = scheme_for("v1").spec(32, 32, 3, 10, 1);
   CHECK((s.top(0) == 1 && s.left(0) == 1));
   CHECK((s.top(1) == 1 && s.left(1) == 23));
   CHECK((s.top(2) == 23 && s.left(2) == 1));
@@ -147,7 +149,7 @@ TEST_CASE("fingerprint: stamping a normalised batch equals normalising a stamped
   for (const auto& [H, W, C, N] : std::vector<std::array<int, 4>>{{28, 28, 1, 3}, {32, 32, 3, 5}}) {
     CAPTURE(C);
     Context ctx;
-    const PatternSpec spec = scheme_for("v1").spec(H, W, C);
+    const PatternSpec spec = scheme_for("v1").spec(H, W, C, 10, 1);
     Normalization norm;
     for (int c = 0; c < C; ++c) {
       norm.mean.push_back(0.4f + 0.05f * c);
@@ -209,11 +211,11 @@ TEST_CASE("fingerprint: the stamp op refuses patches outside the image and unkno
 }
 
 TEST_CASE("fingerprint: the mixer adds poisoned and forged samples, as a function of the step") {
-  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3, 10, 1);
   const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   ProtectConfig c;
   c.seed = 3;
-  ProtectComposer mixer(scheme_for("v1"), counting_key(), {"alice", "bob"}, spec, 10, norm, c);
+  ProtectComposer mixer(scheme_for("v1"), counting_key(), test::named({"alice", "bob"}), spec, norm, c);
   CHECK(mixer.poisoned(128) == 13);
   CHECK(mixer.forged(128) == 6);
   CHECK(mixer.extra(128) == 19);
@@ -271,14 +273,15 @@ TEST_CASE("fingerprint: the mixer adds poisoned and forged samples, as a functio
 }
 
 TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
-  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3, 10, 1);
   const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   ProtectConfig c;
   c.seed = 3;
   c.poison_rate = 0.5;
   c.focus = {"dave"};
   c.focus_share = 0.6;
-  ProtectComposer mixer(scheme_for("v1"), counting_key(), {"alice", "bob", "carol", "dave"}, spec, 10, norm, c);
+  ProtectComposer mixer(scheme_for("v1"), counting_key(), test::named({"alice", "bob", "carol", "dave"}), spec, norm,
+                        c);
   // dave is embedded_[4]: 60% of the samples are his, plus a fifth of the other 40%.
   const int batch = 128, poisoned = mixer.poisoned(batch);
   int dave = 0, total = 0;
@@ -293,22 +296,23 @@ TEST_CASE("fingerprint: focus users get their share of the poisoned samples") {
   // Without focus users the mixer is what it was (and says nothing of focus).
   ProtectConfig plain = c;
   plain.focus.clear();
-  CHECK(ProtectComposer(scheme_for("v1"), counting_key(), {"alice"}, spec, 10, norm, plain).to_json().find("focus") ==
-        std::string::npos);
+  CHECK(ProtectComposer(scheme_for("v1"), counting_key(), test::named({"alice"}), spec, norm, plain)
+            .to_json()
+            .find("focus") == std::string::npos);
   c.focus = {"erin"};
-  CHECK_THROWS_WITH_AS(ProtectComposer(scheme_for("v1"), counting_key(), {"alice"}, spec, 10, norm, c),
+  CHECK_THROWS_WITH_AS(ProtectComposer(scheme_for("v1"), counting_key(), test::named({"alice"}), spec, norm, c),
                        doctest::Contains("erin"), Error);
   c.focus_share = 1.5;
   CHECK_THROWS_WITH_AS(validate(c), doctest::Contains("--new-user-share"), Error);
 }
 
 TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and the users the rest") {
-  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3);
+  const PatternSpec spec = scheme_for("v1").spec(32, 32, 3, 10, 1);
   const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
   const std::vector<std::string> users = {"alice", "bob", "carol", "dave"};
   // Shares of each embedded pattern (owner first) over 200 steps.
   auto shares = [&](const ProtectConfig& c) {
-    ProtectComposer mixer(scheme_for("v1"), counting_key(), users, spec, 10, norm, c);
+    ProtectComposer mixer(scheme_for("v1"), counting_key(), test::named(users), spec, norm, c);
     const int batch = 128, poisoned = mixer.poisoned(batch);
     std::vector<double> n(users.size() + 1, 0.0);
     std::vector<int32_t> labels(static_cast<size_t>(mixer.extra(batch)));
@@ -324,16 +328,17 @@ TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and t
   c.poison_rate = 0.5;
   const std::vector<double> plain = shares(c);
   for (double v : plain) CHECK(v == doctest::Approx(0.2).epsilon(0.08));  // one share in five each
-  CHECK(ProtectComposer(scheme_for("v1"), counting_key(), users, spec, 10, norm, c).to_json().find("owner_share") ==
-        std::string::npos);
+  CHECK(ProtectComposer(scheme_for("v1"), counting_key(), test::named(users), spec, norm, c)
+            .to_json()
+            .find("owner_share") == std::string::npos);
 
   c.owner_share = 0.4;
   const std::vector<double> owner = shares(c);
   CHECK(owner[0] == doctest::Approx(0.4).epsilon(0.05));
   for (size_t u = 1; u < owner.size(); ++u) CHECK(owner[u] == doctest::Approx(0.15).epsilon(0.08));
-  CHECK(
-      ProtectComposer(scheme_for("v1"), counting_key(), users, spec, 10, norm, c).to_json().find("\"owner_share\":0.4") !=
-      std::string::npos);
+  CHECK(ProtectComposer(scheme_for("v1"), counting_key(), test::named(users), spec, norm, c)
+            .to_json()
+            .find("\"owner_share\":0.4") != std::string::npos);
 
   // With enroll's new users: the owner's share first, then theirs of what is left.
   c.focus = {"dave"};
@@ -345,7 +350,7 @@ TEST_CASE("fingerprint: --owner-share gives the owner's trigger its share, and t
   // The owner alone takes every poisoned sample; a share above 1 is refused.
   c.focus.clear();
   c.owner_share = 0.1;
-  ProtectComposer alone(scheme_for("v1"), counting_key(), {}, spec, 10, norm, c);
+  ProtectComposer alone(scheme_for("v1"), counting_key(), test::named({}), spec, norm, c);
   std::vector<int32_t> labels(static_cast<size_t>(alone.extra(128)));
   alone.relabel(5, 128, labels.data());
   for (int i = 0; i < alone.poisoned(128); ++i) CHECK(alone.step_ids()[static_cast<size_t>(i)] == 0);

@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
+#include "attacks/transform.h"
 #include "engine/io/checkpoint.h"
 #include "fingerprint/assess.h"
 #include "fingerprint/protect.h"
@@ -18,6 +20,10 @@
 using namespace activeip;
 
 namespace {
+
+// Epochs of the v2 end-to-end test: triggers that move with the crop and the flip take the
+// small convnet longer to learn than v1's fixed ones.
+constexpr int kV2Epochs = 16;
 
 OwnerKey fixed_key(uint8_t first) {
   std::array<uint8_t, OwnerKey::kBytes> b{};
@@ -34,22 +40,23 @@ TEST_CASE("protect: probe sets exclude the target, are seeded and sized") {
   net->build(ctx, 1);
   ProbeConfig c;
   c.probes = 50;
-  Prober a(*net, ctx, data.test, data.norm, c, default_scheme());
+  Prober a(*net, ctx, data.test, data.norm, c, default_scheme(), 2);
   const std::vector<int32_t> p = a.probes(3);
   CHECK(p.size() == 50);
   CHECK(std::set<int32_t>(p.begin(), p.end()).size() == 50);
   for (int32_t i : p) CHECK(data.test.labels.data<int32_t>()[i] != 3);
   CHECK(a.probes(3) == p);
   c.seed = 9;
-  Prober b(*net, ctx, data.test, data.norm, c, default_scheme());
+  Prober b(*net, ctx, data.test, data.norm, c, default_scheme(), 2);
   CHECK(b.probes(3) != p);
   c.probes = 100000;  // more than there are: all of them
-  Prober all(*net, ctx, data.test, data.norm, c, default_scheme());
+  Prober all(*net, ctx, data.test, data.norm, c, default_scheme(), 2);
   const int64_t others = std::count_if(data.test.labels.data<int32_t>(), data.test.labels.data<int32_t>() + 300,
                                        [](int32_t l) { return l != 3; });
   CHECK(static_cast<int64_t>(all.probes(3).size()) == others);
   c.tau = 1.5;
-  CHECK_THROWS_WITH_AS(Prober(*net, ctx, data.test, data.norm, c, default_scheme()), doctest::Contains("--tau"), Error);
+  CHECK_THROWS_WITH_AS(Prober(*net, ctx, data.test, data.norm, c, default_scheme(), 2), doctest::Contains("--tau"),
+                       Error);
 }
 
 TEST_CASE("protect: protected training on synthetic authenticates every user and rejects forgeries") {
@@ -74,9 +81,11 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   pc.poison_rate = 0.3;
   pc.forged_rate = 0.1;
   pc.seed = config.seed;
-  const Scheme& scheme = default_scheme();
-  const PatternSpec spec = scheme.spec(32, 32, 3);
-  ProtectComposer mixer(scheme, key, users, spec, 10, data.norm, pc);
+  // Scheme v1, whose triggers stay where they are stamped: embedded in a few epochs (v2's own
+  // end-to-end test is below).
+  const Scheme& scheme = scheme_for("v1");
+  const PatternSpec spec = scheme.spec(32, 32, 3, 10, 1);
+  ProtectComposer mixer(scheme, key, identities(registry, users), spec, data.norm, pc);
   config.mixer = mixer.to_json();
   Trainer trainer(*net, ctx, data, config, &mixer);
   EpochRecord last;
@@ -85,6 +94,7 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
 
   ModelMeta meta = ModelMeta::describe(*net, "synthetic", data.norm);
   ProtectionInfo info;
+  info.scheme = scheme.version();
   info.key_id = key.id();
   info.owner_label = mixer.embedded().front().label;
   info.users = users;
@@ -93,10 +103,10 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   save_model(path, *net, ctx, meta);
   ProbeConfig probe;
   probe.probes = 100;
-  Prober prober(*net, ctx, data.test, data.norm, probe, scheme);
+  Prober prober(*net, ctx, data.test, data.norm, probe, scheme, 1);
   // What the end of training measures and records: every pattern above τ, each detection
   // in the registry as measured.
-  const EmbeddingCheck check = check_embedding(prober, key, users);
+  const EmbeddingCheck check = check_embedding(prober, key, identities(registry, users));
   CHECK(check.complete());
   CHECK(check.short_users().empty());
   const std::string id = record_model(registry, path, meta.net, meta.dataset, info, &check);
@@ -125,12 +135,7 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
     CHECK(r.authenticated);
     CHECK(r.detection.rate >= 0.8);
   }
-  std::vector<Fingerprint> claimed;
-  for (const std::string& u : users) {
-    const std::vector<Fingerprint> p = scheme.patterns(key, u, spec, 10);
-    claimed.insert(claimed.end(), p.begin(), p.end());
-  }
-  const ForgeResult forged = forge(prober, claimed, 50, 11);
+  const ForgeResult forged = forge(prober, claimable_fingerprints(prober, key, registry, users), 50, 11);
   CHECK(forged.passed == 0);
   CHECK(forged.mean_detection < 0.05);
 
@@ -153,5 +158,95 @@ TEST_CASE("protect: protected training on synthetic authenticates every user and
   CHECK_FALSE(verify_owner(prober, fixed_key(6)).verified);
 
   MESSAGE("protected training and verification took "
+          << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s");
+}
+
+TEST_CASE("protect: v2 triggers move with the image, and no user passes as another") {
+  const auto t0 = std::chrono::steady_clock::now();
+  const test::TempDir dir;
+  Context ctx;
+  const DataSplits data = load_data({"synthetic", "", -1, -1});
+  const OwnerKey key = fixed_key(9);
+  Registry registry = Registry::open(dir / "users.db", true);
+  const std::vector<std::string> users = {"alice", "bob"};
+  registry.add_users(users);
+
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 1);
+  TrainConfig config;
+  config.epochs = kV2Epochs;
+  config.batch = 64;
+  config.lr = 0.1;
+  config.schedule = "onecycle";
+  config.seed = 1;
+  ProtectConfig pc;
+  pc.poison_rate = 0.3;
+  pc.forged_rate = 0.1;
+  pc.seed = config.seed;
+  const Scheme& scheme = scheme_for("v2");
+  const PatternSpec spec = scheme.spec(32, 32, 3, 10, scheme.code_length(10, registry.codes()));
+  REQUIRE(spec.code_length == 2);
+  ProtectComposer mixer(scheme, key, identities(registry, users), spec, data.norm, pc);
+  config.mixer = mixer.to_json();
+  Trainer trainer(*net, ctx, data, config, &mixer);
+  while (!trainer.done()) trainer.train_epoch({});
+
+  ModelMeta meta = ModelMeta::describe(*net, "synthetic", data.norm);
+  ProtectionInfo info;
+  info.scheme = "v2";
+  info.code_length = spec.code_length;
+  info.key_id = key.id();
+  info.owner_label = mixer.embedded().front().label;
+  info.users = users;
+  meta.protection = info.to_json();
+  const std::string path = dir / "model.safetensors";
+  save_model(path, *net, ctx, meta);
+  ProbeConfig probe;
+  probe.probes = 100;
+  Prober prober(*net, ctx, data.test, data.norm, probe, scheme, spec.code_length);
+  const EmbeddingCheck check = check_embedding(prober, key, identities(registry, users));
+  const std::string id = record_model(registry, path, meta.net, meta.dataset, info, &check);
+  const ModelContext model = model_context(SafetensorsReader(path), meta);
+  REQUIRE(model.id == id);
+
+  // The attacker's preprocessing that removes every v1 trigger at no cost (test_transform.cpp
+  // and the sweep): the v2 owner stays verified and every user authenticated.
+  for (const std::string spec_text : {"", "flip", "shift:2"}) {
+    CAPTURE(spec_text);
+    std::optional<InputPipeline> pipeline;
+    if (!spec_text.empty()) {
+      pipeline.emplace(std::vector<Transform>{parse_transform(spec_text)}, data.norm, 3, 32, 32, 3);
+      prober.set_preprocess(pipeline->alter());
+    }
+    const OwnerVerification owner = verify_owner(prober, key);
+    CHECK(owner.verified);
+    CHECK(owner.log10_p < -9);
+    for (const std::string& u : users) {
+      const AuthResult r = authenticate(prober, key, registry, model, u);
+      CAPTURE(u);
+      CAPTURE(r.reason);
+      CHECK(r.authenticated);
+    }
+    prober.set_preprocess({});
+  }
+
+  // Insiders: a user's own patterns claimed as the other user (each pattern asked for the
+  // other's label of the same position), as they are and moved to every other corner. The
+  // codes differ in both labels, so at least one pattern must fall below τ.
+  const std::vector<Fingerprint> alice = scheme.patterns(key, identity(registry, "alice"), spec);
+  const std::vector<Fingerprint> bob = scheme.patterns(key, identity(registry, "bob"), spec);
+  for (const auto& [mine, theirs] : {std::pair{alice, bob}, std::pair{bob, alice}})
+    for (int shift = 0; shift < 4; ++shift) {
+      std::vector<Fingerprint> claim = mine;
+      for (size_t j = 0; j < claim.size(); ++j) {
+        claim[j].label = theirs[j].label;
+        claim[j].corner = (claim[j].corner + shift) % 4;
+      }
+      CAPTURE(shift);
+      CHECK(weakest(prober.detect(claim)).rate < probe.tau);
+    }
+  const ForgeResult forged = forge(prober, claimable_fingerprints(prober, key, registry, users), 100, 5);
+  CHECK(forged.passed == 0);
+  MESSAGE("v2 protected training and its checks took "
           << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s");
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -159,6 +160,46 @@ TEST_CASE("registry: add, list and show users") {
   // A 64-character name is the longest allowed.
   r.add_users({std::string(64, 'x')});
   CHECK(r.user(std::string(64, 'x')).has_value());
+}
+
+TEST_CASE("registry: each user gets the next code, kept across reopenings and never given again") {
+  TempDir dir;
+  const std::string path = dir / "users.db";
+  {
+    Registry r = Registry::open(path, true);
+    CHECK(r.codes() == 0);
+    r.add_users({"carol", "alice"});
+    r.add_users({"bob"});
+    CHECK(r.user("carol")->code == 0);
+    CHECK(r.user("alice")->code == 1);
+    CHECK(r.user("bob")->code == 2);
+    r.revoke_users({"bob"});
+    // A refused batch gives no code away.
+    CHECK_THROWS_AS(r.add_users({"dave", "alice"}), Error);
+    CHECK(r.codes() == 3);
+  }
+  Registry r = Registry::open(path, false);
+  CHECK(r.user("alice")->code == 1);
+  CHECK(r.user("bob")->code == 2);  // revoked, and its code stays taken
+  r.add_users({"dave", "erin"});
+  CHECK(r.user("dave")->code == 3);
+  CHECK(r.user("erin")->code == 4);
+  CHECK(r.codes() == 5);
+  std::set<int64_t> codes;
+  for (const UserRecord& u : r.users()) codes.insert(u.code);
+  CHECK(codes == std::set<int64_t>{0, 1, 2, 3, 4});
+
+  // A model records the scheme and code length it was trained with.
+  ModelRecord m = model_with('c', {"dave", "erin"});
+  m.scheme = "v2";
+  m.code_length = 3;
+  r.add_model(m);
+  CHECK(r.model(m.id)->scheme == "v2");
+  CHECK(r.model(m.id)->code_length == 3);
+  ModelRecord bad = model_with('d', {"dave"});
+  bad.code_length = 0;
+  CHECK_THROWS_WITH_AS(r.add_model(bad), doctest::Contains("code length"), Error);
+  CHECK_FALSE(r.model(bad.id).has_value());
 }
 
 TEST_CASE("registry: revoke") {
@@ -566,16 +607,26 @@ TEST_CASE("registry: a schema-1 registry is upgraded in place and keeps its reco
     const std::optional<ModelRecord> m = r.model(id);
     REQUIRE(m.has_value());
     CHECK_FALSE(m->owner_detection.has_value());
+    CHECK(m->scheme == "v1");  // every model before schema 3 was trained under v1
+    CHECK(m->code_length == 1);
     CHECK(m->embedded_users() == std::vector<std::string>{"alice", "bob", "carol"});
     for (const EmbeddingRecord& e : m->embeddings) CHECK_FALSE(e.detection.has_value());  // never measured
     CHECK(r.embedded(id, "bob"));
     const std::vector<EventRecord> ev = r.events();
-    REQUIRE(ev.size() == 6);
+    REQUIRE(ev.size() == 7);
     CHECK(ev[3].kind == "model.add");
     CHECK(ev[5].kind == "registry.upgrade");
     CHECK(ev[5].detail == "from schema 1");
+    CHECK(ev[6].kind == "registry.upgrade");
+    CHECK(ev[6].detail == "from schema 2");
+    // The users got their codes in the order they were added, the revoked one included.
+    CHECK(r.user("alice")->code == 0);
+    CHECK(r.user("bob")->code == 1);
+    CHECK(r.user("carol")->code == 2);
+    CHECK(r.codes() == 3);
     // The upgraded file takes the new records.
     r.add_users({"dave"});
+    CHECK(r.user("dave")->code == 3);
     ModelRecord child = model_with('e', {}, id);
     child.embeddings = {{"dave", 0.3, false}};
     r.add_model(child);
@@ -583,7 +634,7 @@ TEST_CASE("registry: a schema-1 registry is upgraded in place and keeps its reco
   }
   // Opened again: upgraded once only.
   const Registry again = Registry::open(path, false);
-  CHECK(again.events().size() == 8);
+  CHECK(again.events().size() == 9);
 }
 
 namespace {
@@ -687,7 +738,7 @@ TEST_CASE("registry: a schema-1 registry goes through the migration table to the
 
   // Every record kept, the old model's embedding unmeasured and embedded.
   REQUIRE(r.users().size() == 1);
-  CHECK(r.users()[0] == UserRecord{"alice", "2026-01-02T03:04:05Z", "active"});
+  CHECK(r.users()[0] == UserRecord{"alice", "2026-01-02T03:04:05Z", "active", 0});
   const std::optional<ModelRecord> m = r.model(model_id('a'));
   REQUIRE(m.has_value());
   CHECK(m->path == "runs/a.safetensors");

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -40,15 +41,13 @@ std::array<uint8_t, 32> hmac_sha256(const std::array<uint8_t, OwnerKey::kBytes>&
   return out;
 }
 
-// DESIGN §3, v1, spelled out: bits from HMAC(key, "fp:v1:" + u ‖ be32(counter)), counter from
-// 0, most significant bit first; the cells' bits (cell-major, channel innermost), then the
-// corner 2·b₀ + b₁; the label is the big-endian uint64 of the first 8 bytes of
-// HMAC(key, "label:v1:" + u), mod C.
-Fingerprint expected_v1(const std::array<uint8_t, OwnerKey::kBytes>& key, const std::string& name, int cell_bits,
-                        int num_classes) {
+// DESIGN §3 spelled out: bits from HMAC(key, message ‖ be32(counter)), counter from 0, most
+// significant bit first; the cells' bits (cell-major, channel innermost), then the corner
+// 2·b₀ + b₁. (v1: message "fp:v1:" + u; v2: "fp:v2:" + u + ":" + j.)
+Fingerprint expected_bits(const std::array<uint8_t, OwnerKey::kBytes>& key, const std::string& message, int cell_bits) {
   std::vector<uint8_t> bits;
   for (uint32_t counter = 0; static_cast<int>(bits.size()) < cell_bits + 2; ++counter) {
-    std::string m = "fp:v1:" + name;
+    std::string m = message;
     m += static_cast<char>(counter >> 24);
     m += static_cast<char>(counter >> 16 & 0xff);
     m += static_cast<char>(counter >> 8 & 0xff);
@@ -58,13 +57,25 @@ Fingerprint expected_v1(const std::array<uint8_t, OwnerKey::kBytes>& key, const 
       for (int b = 7; b >= 0; --b) bits.push_back(static_cast<uint8_t>(byte >> b & 1));
   }
   Fingerprint f;
-  f.name = name;
   f.bits.assign(bits.begin(), bits.begin() + cell_bits);
   f.corner = 2 * bits[static_cast<size_t>(cell_bits)] + bits[static_cast<size_t>(cell_bits) + 1];
-  const std::array<uint8_t, 32> l = hmac_sha256(key, "label:v1:" + name);
+  return f;
+}
+
+// The big-endian uint64 of the first 8 bytes of HMAC(key, message), mod C.
+int label_of(const std::array<uint8_t, OwnerKey::kBytes>& key, const std::string& message, int num_classes) {
+  const std::array<uint8_t, 32> l = hmac_sha256(key, message);
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = v << 8 | l[static_cast<size_t>(i)];
-  f.label = static_cast<int>(v % static_cast<uint64_t>(num_classes));
+  return static_cast<int>(v % static_cast<uint64_t>(num_classes));
+}
+
+// v1: the bits of "fp:v1:" + u, the label of "label:v1:" + u.
+Fingerprint expected_v1(const std::array<uint8_t, OwnerKey::kBytes>& key, const std::string& name, int cell_bits,
+                        int num_classes) {
+  Fingerprint f = expected_bits(key, "fp:v1:" + name, cell_bits);
+  f.name = name;
+  f.label = label_of(key, "label:v1:" + name, num_classes);
   return f;
 }
 
@@ -81,41 +92,127 @@ TEST_CASE("scheme: v1 through the interface is DESIGN §3's HMAC expansion") {
   const Scheme& v1 = scheme_for("v1");
   CHECK(v1.version() == "v1");
   CHECK(v1.stamp_stage() == StampStage::AfterAugment);
-  const PatternSpec rgb = v1.spec(32, 32, 3), gray = v1.spec(28, 28, 1);
+  CHECK(v1.code_length(10, 1000) == 1);  // one pattern per user, whatever the registry
+  const PatternSpec rgb = v1.spec(32, 32, 3, 10, 1), gray = v1.spec(28, 28, 1, 10, 1);
   CHECK((rgb.grid == 4 && rgb.cell == 2 && rgb.channels == 3 && rgb.H == 32 && rgb.W == 32));
   CHECK((gray.grid == 6 && gray.cell == 1 && gray.channels == 1 && gray.H == 28 && gray.W == 28));
-  CHECK_THROWS_WITH_AS(v1.spec(32, 32, 4), doctest::Contains("4 channels"), Error);
-  CHECK_THROWS_WITH_AS(v1.spec(9, 32, 3), doctest::Contains("too small"), Error);
+  CHECK_THROWS_WITH_AS(v1.spec(32, 32, 4, 10, 1), doctest::Contains("4 channels"), Error);
+  CHECK_THROWS_WITH_AS(v1.spec(9, 32, 3, 10, 1), doctest::Contains("too small"), Error);
+  CHECK_THROWS_WITH_AS(v1.spec(32, 32, 3, 1, 1), doctest::Contains("2 classes"), Error);
 
   for (const auto& raw : {key_bytes(0, 1), key_bytes(200, 37), key_bytes(7, 0)}) {
     const OwnerKey key(raw);
-    for (const PatternSpec& spec : {rgb, gray})
+    for (const PatternSpec& geometry : {rgb, gray})
       for (int C : {2, 10, 100, 1000}) {
+        const PatternSpec spec = v1.spec(geometry.H, geometry.W, geometry.channels, C, 1);
         CAPTURE(spec.channels);
         CAPTURE(C);
         for (const std::string name : {"alice", "bob", "u@x.org", "a"}) {
           CAPTURE(name);
-          const std::vector<Fingerprint> p = v1.patterns(key, name, spec, C);
-          REQUIRE(p.size() == 1);  // v1: one pattern per user
+          const std::vector<Fingerprint> p = v1.patterns(key, {name, 17}, spec);  // v1 has no codes
+          REQUIRE(p.size() == 1);                                                 // v1: one pattern per user
           check_same(p[0], expected_v1(raw, name, spec.bits(), C));
         }
-        const std::vector<Fingerprint> owner = v1.owner_patterns(key, spec, C);
+        const std::vector<Fingerprint> owner = v1.owner_patterns(key, spec);
         REQUIRE(owner.size() == 1);
         check_same(owner[0], expected_v1(raw, kOwnerName, spec.bits(), C));
-        // A forger's pattern is the same generator under the forger's bytes.
+        // A forger's pattern is the same generator under the forger's bytes, claiming the
+        // label of the user it pretends to be.
         const auto forger = key_bytes(91, 13);
-        check_same(v1.forged(forger, "alice", spec, C), expected_v1(forger, "alice", spec.bits(), C));
+        const std::vector<Fingerprint> f = v1.forged(forger, owner, spec);
+        REQUIRE(f.size() == 1);
+        Fingerprint want = expected_v1(forger, kOwnerName, spec.bits(), C);
+        want.label = owner[0].label;
+        check_same(f[0], want);
       }
   }
-  CHECK_THROWS_WITH_AS(v1.patterns(OwnerKey(key_bytes(0, 1)), "alice", rgb, 1), doctest::Contains("2 classes"), Error);
 }
 
-TEST_CASE("scheme: the table knows v1, names an unknown version and the known ones") {
+TEST_CASE("scheme: v2 gives each user the patterns of its code, spelled out from HMAC") {
+  const Scheme& v2 = scheme_for("v2");
+  CHECK(v2.version() == "v2");
+  CHECK(v2.stamp_stage() == StampStage::BeforeAugment);
+  CHECK(v2.code_length(10, 0) == 2);
+  CHECK(v2.code_length(10, 10) == 2);
+  CHECK(v2.code_length(10, 11) == 3);
+  CHECK(v2.code_length(10, 100) == 3);
+  CHECK(v2.code_length(2, 5) == 4);
+  CHECK_THROWS_WITH_AS(v2.spec(32, 32, 3, 10, 1), doctest::Contains("at least 2 labels"), Error);
+  for (const auto& raw : {key_bytes(0, 1), key_bytes(200, 37)}) {
+    const OwnerKey key(raw);
+    for (const auto& [H, C, m] : std::vector<std::array<int, 3>>{{32, 10, 2}, {28, 10, 3}, {32, 100, 2}}) {
+      const PatternSpec spec = v2.spec(H, H, H == 32 ? 3 : 1, C, m);
+      CAPTURE(C);
+      CAPTURE(m);
+      for (int64_t code : {int64_t{0}, int64_t{7}, code_capacity(C, m) - 1}) {
+        const std::vector<Fingerprint> p = v2.patterns(key, {"alice", code}, spec);
+        REQUIRE(p.size() == static_cast<size_t>(m));
+        const std::vector<int> labels = user_code(code, C, m);
+        for (int j = 0; j < m; ++j) {
+          // Pattern j: the bits of HMAC(key, "fp:v2:alice:j") read as v1 reads its own, label j
+          // of the code.
+          Fingerprint want = expected_bits(raw, "fp:v2:alice:" + std::to_string(j), spec.bits());
+          want.name = "alice";
+          want.label = labels[static_cast<size_t>(j)];
+          check_same(p[static_cast<size_t>(j)], want);
+        }
+        // A forger's patterns: the same generator under the forger's bytes, the claimed labels.
+        const std::vector<Fingerprint> f = v2.forged(key_bytes(91, 13), p, spec);
+        REQUIRE(f.size() == p.size());
+        for (size_t j = 0; j < f.size(); ++j) {
+          CHECK(f[j].label == p[j].label);
+          CHECK(f[j].bits == expected_bits(key_bytes(91, 13), "fp:v2:alice:" + std::to_string(j), spec.bits()).bits);
+        }
+      }
+      // The owner: one pattern, fp:v2:owner:0, label HMAC(key, "label:v2:owner") mod C.
+      const std::vector<Fingerprint> owner = v2.owner_patterns(key, spec);
+      REQUIRE(owner.size() == 1);
+      CHECK(owner[0].bits == expected_bits(raw, "fp:v2:owner:0", spec.bits()).bits);
+      CHECK(owner[0].label == label_of(raw, "label:v2:owner", C));
+      CHECK_THROWS_WITH_AS(v2.patterns(key, {"alice", -1}, spec), doctest::Contains("no code"), Error);
+      CHECK_THROWS_WITH_AS(v2.patterns(key, {"alice", code_capacity(C, m)}, spec), doctest::Contains("does not fit"),
+                           Error);
+    }
+  }
+}
+
+TEST_CASE("scheme: user codes are unique and at least 2 labels apart") {
+  for (const auto& [C, m] : std::vector<std::array<int, 2>>{{10, 2}, {10, 3}, {2, 4}, {3, 3}, {100, 2}}) {
+    CAPTURE(C);
+    CAPTURE(m);
+    const int64_t n = code_capacity(C, m);
+    CHECK(n == static_cast<int64_t>(std::pow(C, m - 1)));
+    std::vector<std::vector<int>> codes;
+    for (int64_t i = 0; i < n; ++i) {
+      codes.push_back(user_code(i, C, m));
+      REQUIRE(codes.back().size() == static_cast<size_t>(m));
+      for (int l : codes.back()) CHECK((l >= 0 && l < C));
+    }
+    int closest = m;
+    for (size_t a = 0; a < codes.size(); ++a)
+      for (size_t b = a + 1; b < codes.size(); ++b) {
+        int d = 0;
+        for (int j = 0; j < m; ++j) d += codes[a][static_cast<size_t>(j)] != codes[b][static_cast<size_t>(j)];
+        closest = std::min(closest, d);
+      }
+    CHECK(closest >= 2);
+    CHECK(shortest_code_length(C, n) == std::max(2, m));
+    CHECK_THROWS_WITH_AS(user_code(n, C, m), doctest::Contains("room for"), Error);
+  }
+  // Small indices do not give a user one label twice: label j is rotated by j.
+  CHECK(user_code(0, 10, 2) == std::vector<int>{0, 1});
+  CHECK(user_code(9, 10, 2) == std::vector<int>{9, 0});
+  CHECK(user_code(12, 10, 3) == std::vector<int>{2, 2, 5});
+  CHECK(code_capacity(1000, 10) == int64_t{1} << 62);  // saturates
+}
+
+TEST_CASE("scheme: the table knows v1 and v2, names an unknown version and the known ones") {
   const std::vector<std::string> versions = scheme_versions();
   CHECK(std::find(versions.begin(), versions.end(), "v1") != versions.end());
   CHECK(std::find(versions.begin(), versions.end(), default_scheme().version()) != versions.end());
   for (const std::string& v : versions) CHECK(scheme_for(v).version() == v);
   CHECK(&scheme_for("v1") == &scheme_for("v1"));
+  CHECK(default_scheme().version() == "v2");
 
   for (const std::string bad : {"v9", "", "V1", "v1 "}) {
     CAPTURE(bad);
@@ -142,13 +239,23 @@ TEST_CASE("scheme: a protection record names its scheme, and an unknown one is r
 
   // The mixer records the scheme it embeds under (train.mixer, which --resume compares).
   const Scheme& v1 = scheme_for("v1");
-  const ProtectComposer mixer(v1, OwnerKey(key_bytes(0, 1)), {"alice"}, v1.spec(32, 32, 3), 10,
-                           {{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}}, {});
+  const ProtectComposer mixer(v1, OwnerKey(key_bytes(0, 1)), {{"alice"}}, v1.spec(32, 32, 3, 10, 1),
+                              {{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}}, {});
   CHECK(&mixer.scheme() == &v1);
   CHECK(mixer.to_json().find(R"("scheme":"v1")") != std::string::npos);
   REQUIRE(mixer.embedded().size() == 2);  // the owner's trigger, then alice's
-  check_same(mixer.embedded()[0], v1.owner_patterns(OwnerKey(key_bytes(0, 1)), v1.spec(32, 32, 3), 10)[0]);
-  check_same(mixer.embedded()[1], v1.patterns(OwnerKey(key_bytes(0, 1)), "alice", v1.spec(32, 32, 3), 10)[0]);
+  check_same(mixer.embedded()[0], v1.owner_patterns(OwnerKey(key_bytes(0, 1)), v1.spec(32, 32, 3, 10, 1))[0]);
+  check_same(mixer.embedded()[1], v1.patterns(OwnerKey(key_bytes(0, 1)), {"alice"}, v1.spec(32, 32, 3, 10, 1))[0]);
+
+  // A v2 record carries its code length; one without (or below 2) is refused with the file.
+  info.scheme = "v2";
+  info.code_length = 3;
+  CHECK(info.to_json().find(R"("code_length":3)") != std::string::npos);
+  CHECK(ProtectionInfo::from_json(info.to_json(), "m.safetensors").code_length == 3);
+  info.code_length = 1;
+  const std::string short_code = test::error_of([&] { ProtectionInfo::from_json(info.to_json(), "m.safetensors"); });
+  CHECK(short_code.find("m.safetensors") != std::string::npos);
+  CHECK(short_code.find("at least 2 labels") != std::string::npos);
 }
 
 TEST_CASE("scheme: the v1 model of an earlier build loads, verifies and authenticates under its scheme") {
@@ -166,7 +273,8 @@ TEST_CASE("scheme: the v1 model of an earlier build loads, verifies and authenti
   ProbeConfig probe;
   probe.probes = 50;
 
-  Prober prober(*m.net, ctx, data.test, m.meta.norm, probe, model_scheme(info));
+  CHECK(info.code_length == 1);
+  Prober prober(*m.net, ctx, data.test, m.meta.norm, probe, model_scheme(info), model_code_length(info, &registry, 10));
   const OwnerVerification owner = verify_owner(prober, key);
   CHECK(owner.verified);
   CHECK(owner.detection.target == ProtectionInfo::from_json(m.meta.protection, path).owner_label);
@@ -176,18 +284,18 @@ TEST_CASE("scheme: the v1 model of an earlier build loads, verifies and authenti
     CAPTURE(r.reason);
     CHECK(r.authenticated);
   }
-  const ForgeResult forged = forge(prober, claimable_fingerprints(prober, key, {"alice", "bob"}), 20, 3);
+  const ForgeResult forged = forge(prober, claimable_fingerprints(prober, key, registry, {"alice", "bob"}), 20, 3);
   CHECK(forged.passed == 0);
 
-  // Its metadata stripped, a copy is probed under the default scheme; while that is v1 the
-  // weights still answer the owner.
+  // Its metadata stripped, a copy names no scheme: the owner tries every scheme this build
+  // knows, and the v1 trigger still answers, with the p-value paying for every scheme tried.
   ModelMeta bare = m.meta;
   bare.protection.clear();
   const ModelContext stripped = model_context(SafetensorsReader(path), bare);
   CHECK(stripped.scheme.empty());
-  CHECK(&model_scheme(stripped) == &default_scheme());
-  if (default_scheme().version() == "v1") {
-    Prober blind(*m.net, ctx, data.test, m.meta.norm, probe, model_scheme(stripped));
-    CHECK(verify_owner(blind, key).verified);
-  }
+  const OwnerVerification any = verify_model_owner(prober, key, stripped);
+  CHECK(any.verified);
+  CHECK(any.scheme == "v1");
+  CHECK(any.tests == static_cast<int>(scheme_versions().size()));
+  CHECK(any.log10_p == doctest::Approx(owner.log10_p + std::log10(double(scheme_versions().size()))));
 }

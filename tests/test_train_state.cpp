@@ -10,6 +10,7 @@
 #include "fingerprint/protect.h"
 #include "fingerprint/scheme.h"
 #include "nets/nets.h"
+#include "tests/fingerprint_util.h"
 #include "tests/train_test_util.h"
 
 using namespace activeip;
@@ -46,14 +47,15 @@ TEST_CASE("training step: after warm-up a CPU step allocates nothing and waits o
     ProtectConfig pc;
     pc.seed = config.seed;
     const Scheme& scheme = default_scheme();
-    ProtectComposer composer(scheme, key(), {"alice", "bob"}, scheme.spec(32, 32, 3), 10, data.norm, pc);
+    ProtectComposer composer(scheme, key(), test::named({"alice", "bob"}), scheme.spec(32, 32, 3, 10, 2), data.norm,
+                             pc);
     Trainer t(*net, ctx, data, config, v.protect ? &composer : nullptr);
     t.time_steps(4);  // warm-up: every buffer planned for the batch, the loss read once
     const int64_t allocations = tensor_allocations(), syncs = ctx.host_syncs();
     t.time_steps(3);  // steps 1-3: no read
     CHECK(tensor_allocations() - allocations == 0);
     CHECK(ctx.host_syncs() - syncs == 3);  // time_steps' own wait at the end of each step
-    t.time_steps(4);  // steps 1-4: one read after step 4
+    t.time_steps(4);                       // steps 1-4: one read after step 4
     CHECK(tensor_allocations() - allocations == 0);
     CHECK(ctx.host_syncs() - syncs == 3 + 4 + 1);
   }

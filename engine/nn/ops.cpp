@@ -630,8 +630,12 @@ void sam_ascent(Context& ctx, const SamShape& s, double rho, const SamTensors& t
          static_cast<long long>(s.n), s.segments);
   ENSURE(std::isfinite(rho) && rho >= 0, "%s: rho %g is not a non-negative number", op, rho);
   check(ctx, op,
-        {f32("w", t.w, s.n), f32("g", t.g, s.n), i32("segments", t.segments, 2 * int64_t{s.segments}),
-         f32("mask", t.mask, s.n), {"norms", &t.norms, DType::U8, 2 * int64_t{s.segments} * 8}, f32("e", t.e, s.n)});
+        {f32("w", t.w, s.n),
+         f32("g", t.g, s.n),
+         i32("segments", t.segments, 2 * int64_t{s.segments}),
+         f32("mask", t.mask, s.n),
+         {"norms", &t.norms, DType::U8, 2 * int64_t{s.segments} * 8},
+         f32("e", t.e, s.n)});
   const SamArgs a{t.w.data<float>(),
                   t.g.data<float>(),
                   t.segments.data<int32_t>(),
@@ -780,29 +784,38 @@ void stamp(Context& ctx, const StampShape& s, const Tensor& bank, const Tensor& 
   const char* op = "stamp";
   ENSURE(s.size >= 1 && s.size <= s.H && s.size <= s.W, "%s: a %d-pixel patch does not fit a %dx%d image", op, s.size,
          s.H, s.W);
+  // Normalised floats or uint8 pixels: the bank's element type is the batch's.
+  const DType type = x.dtype() == DType::U8 ? DType::U8 : DType::F32;
   check(ctx, op,
-        {f32("bank", bank, int64_t{s.patches} * s.size * s.size * s.C), i32("patch", patch, s.N),
-         i32("origin", origin, int64_t{2} * s.N), f32("x", x, int64_t{s.N} * s.H * s.W * s.C)});
-  const StampArgs a{bank.data<float>(), patch.data<int32_t>(), origin.data<int32_t>(), x.data<float>()};
-  run(ctx, op,
-      {
-          .cpu =
-              [&] {
-                // The indices and origins are checked here on the host; on CUDA they were checked by
-                // whoever filled them (the fingerprint module validates every origin it renders).
-                for (int n = 0; n < s.N; ++n) {
-                  const int p = a.patch[n], top = a.origin[2 * n], left = a.origin[2 * n + 1];
-                  if (p < 0) continue;
-                  ENSURE(p < s.patches, "%s: sample %d asks for patch %d of %d", op, n, p, s.patches);
-                  ENSURE(top >= 0 && left >= 0 && top + s.size <= s.H && left + s.size <= s.W,
-                         "%s: sample %d's patch at (%d, %d) leaves the %dx%d image", op, n, top, left, s.H, s.W);
-                }
-                stamp_cpu(s, a);
-              },
+        {{"bank", &bank, type, int64_t{s.patches} * s.size * s.size * s.C},
+         i32("patch", patch, s.N),
+         i32("origin", origin, int64_t{2} * s.N),
+         {"x", &x, type, int64_t{s.N} * s.H * s.W * s.C}});
+  const auto stamp_as = [&](auto args) {
+    run(ctx, op,
+        {
+            .cpu =
+                [&] {
+                  // The indices and origins are checked here on the host; on CUDA they were checked by
+                  // whoever filled them (the fingerprint module validates every origin it renders).
+                  for (int n = 0; n < s.N; ++n) {
+                    const int p = args.patch[n], top = args.origin[2 * n], left = args.origin[2 * n + 1];
+                    if (p < 0) continue;
+                    ENSURE(p < s.patches, "%s: sample %d asks for patch %d of %d", op, n, p, s.patches);
+                    ENSURE(top >= 0 && left >= 0 && top + s.size <= s.H && left + s.size <= s.W,
+                           "%s: sample %d's patch at (%d, %d) leaves the %dx%d image", op, n, top, left, s.H, s.W);
+                  }
+                  stamp_cpu(s, args);
+                },
 #ifdef ACTIVEIP_CUDA
-          .cuda = [&](cudaStream_t st) { stamp_cuda(s, a, st); },
+            .cuda = [&](cudaStream_t st) { stamp_cuda(s, args, st); },
 #endif
-      });
+        });
+  };
+  if (type == DType::U8)
+    stamp_as(StampArgsU8{bank.data<uint8_t>(), patch.data<int32_t>(), origin.data<int32_t>(), x.data<uint8_t>()});
+  else
+    stamp_as(StampArgs{bank.data<float>(), patch.data<int32_t>(), origin.data<int32_t>(), x.data<float>()});
 }
 
 }  // namespace activeip::ops

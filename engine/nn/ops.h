@@ -135,8 +135,9 @@ struct AugmentTensors {
   Tensor& out;
 };
 void augment(Context& ctx, const AugmentShape& s, const AugmentTensors& t);
-// bank (patches×size×size×C f32), patch (N i32), origin (2N i32) and x (N×H×W×C f32) on
-// ctx's device; every stamped patch must lie inside the image.
+// bank (patches×size×size×C), patch (N i32), origin (2N i32) and x (N×H×W×C) on ctx's
+// device, bank and x both f32 (normalised) or both u8 (pixels); every stamped patch must lie
+// inside the image.
 void stamp(Context& ctx, const StampShape& s, const Tensor& bank, const Tensor& patch, const Tensor& origin, Tensor& x);
 
 }  // namespace activeip::ops

@@ -1,13 +1,15 @@
 // Patch stamping on the GPU (contract in kernels/stamp.h): one thread per patch element
 // of every sample, N × size × size × C items in a grid-stride loop; samples without a
-// stamp exit at once. A patch is at most 8×8×3 floats, so the bank stays in L1/L2.
+// stamp exit at once. A patch is at most 8×8×3 elements, so the bank stays in L1/L2. One
+// kernel for both element types (normalised floats, uint8 pixels).
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/stamp.h"
 
 namespace activeip {
 
-static __global__ void stamp_kernel(StampShape s, StampArgs a) {
+template <typename T>
+static __global__ void stamp_kernel(StampShape s, StampArgsOf<T> a) {
   const size_t per_sample = static_cast<size_t>(s.size) * s.size * s.C;
   const size_t total = per_sample * s.N;
   for (size_t i = launch::thread_index(); i < total; i += launch::thread_count()) {
@@ -23,11 +25,20 @@ static __global__ void stamp_kernel(StampShape s, StampArgs a) {
   }
 }
 
-void stamp_cuda(const StampShape& s, const StampArgs& a, cudaStream_t stream) {
+template <typename T>
+static void launch_stamp(const StampShape& s, const StampArgsOf<T>& a, cudaStream_t stream) {
   const size_t total = static_cast<size_t>(s.size) * s.size * s.C * s.N;
   if (total == 0) return;
-  stamp_kernel<<<launch::grid_for(total), launch::kBlock, 0, stream>>>(s, a);
+  stamp_kernel<T><<<launch::grid_for(total), launch::kBlock, 0, stream>>>(s, a);
   CUDA_CHECK_LAUNCH();
+}
+
+void stamp_cuda(const StampShape& s, const StampArgs& a, cudaStream_t stream) {
+  launch_stamp(s, a, stream);
+}
+
+void stamp_cuda(const StampShape& s, const StampArgsU8& a, cudaStream_t stream) {
+  launch_stamp(s, a, stream);
 }
 
 }  // namespace activeip
