@@ -74,6 +74,9 @@ struct AttackOptions {
         ->capture_default_str()
         ->check(number_in(1, 1e7));
     cmd->add_option("--forge-seed", assess.forge_seed, "Seed of the forged keys (default: fresh random keys)");
+    cmd->add_flag("--insiders", assess.insiders,
+                  "Also present every user's patterns as every other user: as issued, flipped, at the other corners "
+                  "and shifted by 1-4 pixels");
     device.add_to(cmd);
     cmd->add_flag("--json", json, "Print one JSON object");
     if (!writes) return;

@@ -263,6 +263,7 @@ int run_forge(const ForgeOptions& o) {
 struct ReportOptions {
   ForgeOptions f;
   std::string baseline;
+  bool insiders = false;
 };
 
 int run_report(const ReportOptions& o) {
@@ -276,7 +277,11 @@ int run_report(const ReportOptions& o) {
     LoadedModel base = load_model(o.baseline, p->ctx);
     a.reference_accuracy = evaluate(*base.net, p->ctx, p->data.test, base.meta.norm, po.probe.batch).accuracy;
   }
-  assess_protection(a, *p->prober, p->key, &registry, p->info, {o.f.count, o.f.seed});
+  AssessConfig assess;
+  assess.forge_count = o.f.count;
+  assess.forge_seed = o.f.seed;
+  assess.insiders = o.insiders;
+  assess_protection(a, *p->prober, p->key, &registry, p->info, assess);
   if (po.json) {
     const nlohmann::json baseline = o.baseline.empty() ? nlohmann::json() : nlohmann::json(o.baseline);
     nlohmann::json j = {{"model", po.model},
@@ -357,6 +362,9 @@ void add_fingerprint(CLI::App& app, Handler& handler) {
   report->add_option("--baseline", r->baseline,
                      "The same net trained without protection (without it: no accuracy drop is reported)");
   add_forge_options(report, r->f);
+  report->add_flag("--insiders", r->insiders,
+                   "Also present every user's patterns as every other user: as issued, flipped, at the other corners "
+                   "and shifted by 1-4 pixels");
   report->callback([r, &handler] { handler = [r] { return run_report(*r); }; });
 }
 

@@ -51,6 +51,7 @@ std::string Assessment::to_json() const {
   if (owner) j["owner"] = nlohmann::json::parse(owner->to_json());
   if (users) j["users"] = nlohmann::json::parse(users->to_json());
   if (forged) j["forged"] = nlohmann::json::parse(forged->to_json());
+  if (insiders) j["insiders"] = nlohmann::json::parse(insiders->to_json());
   return j.dump();
 }
 
@@ -72,6 +73,10 @@ void Assessment::print(std::FILE* out) const {
   if (forged)
     std::fprintf(out, "%-34s %d of %d (detection mean %.4f, max %.4f)\n", "forged fingerprints passed", forged->passed,
                  forged->count, forged->mean_detection, forged->max_detection);
+  if (insiders)
+    std::fprintf(out, "%-34s %d of %d (%d users, %d forms; strongest %.3f: %s)\n", "insider claims passed",
+                 insiders->passed, insiders->claims, insiders->users, insiders->variants, insiders->max_detection,
+                 insiders->strongest.c_str());
 }
 
 void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const Registry* registry,
@@ -82,9 +87,10 @@ void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const
   // counted, and refused with that reason.
   const std::vector<std::string> users = trained_users(registry, model);
   a.users = authenticate_users(prober, key, *registry, model, users);
-  if (!users.empty())
-    a.forged =
-        forge(prober, claimable_fingerprints(prober, key, *registry, users), config.forge_count, config.forge_seed);
+  if (users.empty()) return;
+  const std::vector<std::vector<Fingerprint>> claimable = claimable_fingerprints(prober, key, *registry, users);
+  a.forged = forge(prober, claimable, config.forge_count, config.forge_seed);
+  if (config.insiders && users.size() >= 2) a.insiders = insiders(prober, claimable, config.insider_shift);
 }
 
 bool EmbeddingCheck::complete() const {

@@ -34,6 +34,8 @@ std::vector<std::vector<Fingerprint>> claimable_fingerprints(const Prober& probe
 struct AssessConfig {
   int forge_count = 1000;
   std::optional<uint64_t> forge_seed;  // nullopt: fresh random forged keys
+  bool insiders = false;               // also every user's patterns claimed as every other user
+  int insider_shift = 4;               // the largest shift of an insider's patterns, in pixels
 };
 
 struct Assessment {
@@ -43,6 +45,7 @@ struct Assessment {
   std::optional<OwnerVerification> owner;    // with a key
   std::optional<UsersSummary> users;         // with a key and a registry
   std::optional<ForgeResult> forged;         // with a key, a registry and embedded users
+  std::optional<InsiderResult> insiders;     // with AssessConfig::insiders and 2 users or more
 
   // {clean_accuracy, <reference>_accuracy, accuracy_drop, owner{…}, users{…}, forged{…}}:
   // the parts measured; accuracy_drop = reference − clean (both null without a reference).
@@ -75,7 +78,8 @@ EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::v
 
 // Fills owner, users and forged from the prober's network: the owner's trigger under `key`;
 // with a registry, every user of trained_users(registry, model) and `config.forge_count`
-// forged fingerprints claimed as them (none when no user is embedded).
+// forged fingerprints claimed as them (none when no user is embedded), and with
+// `config.insiders` their patterns claimed as one another (insiders()).
 void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const Registry* registry,
                        const ModelContext& model, const AssessConfig& config);
 

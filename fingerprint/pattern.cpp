@@ -39,6 +39,21 @@ PatternSpec pattern_geometry(int H, int W, int C, int classes, int code_length) 
   return s;
 }
 
+Fingerprint mirrored(const Fingerprint& fp, const PatternSpec& spec) {
+  ENSURE(fp.bits.size() == static_cast<size_t>(spec.bits()), "fingerprint '%s' has %zu bits, the pattern needs %d",
+         fp.name.c_str(), fp.bits.size(), spec.bits());
+  Fingerprint m = fp;
+  const int g = spec.grid, C = spec.channels;
+  for (int r = 0; r < g; ++r)
+    for (int col = 0; col < g; ++col)
+      for (int c = 0; c < C; ++c)
+        m.bits[static_cast<size_t>((r * g + col) * C + c)] =
+            fp.bits[static_cast<size_t>((r * g + g - 1 - col) * C + c)];
+  m.corner = fp.corner ^ 1;
+  m.dx = -fp.dx;
+  return m;
+}
+
 std::vector<uint8_t> render_pixels(const Fingerprint& fp, const PatternSpec& spec) {
   ENSURE(fp.bits.size() == static_cast<size_t>(spec.bits()), "fingerprint '%s' has %zu bits, the pattern needs %d",
          fp.name.c_str(), fp.bits.size(), spec.bits());
@@ -71,7 +86,7 @@ std::vector<float> render_normalized(const Fingerprint& fp, const PatternSpec& s
 void stamp_image(const Fingerprint& fp, const PatternSpec& spec, uint8_t* image) {
   const std::vector<uint8_t> px = render_pixels(fp, spec);
   const int size = spec.size(), C = spec.channels;
-  const int top = spec.top(fp.corner), left = spec.left(fp.corner);
+  const int top = spec.top(fp.corner) + fp.dy, left = spec.left(fp.corner) + fp.dx;
   for (int i = 0; i < size; ++i)
     std::memcpy(image + ((static_cast<size_t>(top) + i) * spec.W + left) * C,
                 px.data() + static_cast<size_t>(i) * size * C, static_cast<size_t>(size) * C);

@@ -42,7 +42,12 @@ struct Fingerprint {
   std::vector<uint8_t> bits;  // spec.bits() values 0/1, cell-major: ((row·g + col)·C + channel)
   int corner = 0;             // 0..3
   int label = 0;              // target class
+  int dy = 0, dx = 0;         // pixels from the corner's place (0: where the scheme puts it)
 };
+
+// The fingerprint read right to left: the pattern a horizontal flip of a stamped image shows,
+// at the mirrored corner (0 ↔ 1, 2 ↔ 3) and offset.
+Fingerprint mirrored(const Fingerprint& fp, const PatternSpec& spec);
 
 // The bit stream of a message: HMAC(key, message || be32(0)) ‖ HMAC(key, message || be32(1)) ‖ …,
 // each block read most significant bit first.

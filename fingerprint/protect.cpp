@@ -23,8 +23,8 @@ void Stamper::set_patterns(Context& ctx, const std::vector<Fingerprint>& pattern
   const int64_t patch = this->patch();
   const DType type = norm_ ? DType::F32 : DType::U8;
   const size_t element = norm_ ? sizeof(float) : 1;
-  ENSURE(unchanged <= patterns.size() && unchanged <= corners_.size(), "%zu unchanged patterns of %zu, %zu rendered",
-         unchanged, patterns.size(), corners_.size());
+  ENSURE(unchanged <= patterns.size() && unchanged <= origins_.size(), "%zu unchanged patterns of %zu, %zu rendered",
+         unchanged, patterns.size(), origins_.size());
   const Shape shape{std::max<int64_t>(1, static_cast<int64_t>(patterns.size())) * patch};
   // The host bank grows by reallocation only: a view keeps its rendered prefix in place.
   if (bank_host_.numel() < shape_numel(shape)) {
@@ -34,7 +34,7 @@ void Stamper::set_patterns(Context& ctx, const std::vector<Fingerprint>& pattern
   } else {
     ensure_host_tensor(bank_host_, shape, type);
   }
-  corners_.resize(unchanged);
+  origins_.resize(unchanged);
   auto* bank = static_cast<uint8_t*>(bank_host_.raw());
   for (size_t p = unchanged; p < patterns.size(); ++p) {
     uint8_t* dst = bank + static_cast<size_t>(p * patch) * element;
@@ -45,7 +45,12 @@ void Stamper::set_patterns(Context& ctx, const std::vector<Fingerprint>& pattern
       const std::vector<uint8_t> v = render_pixels(patterns[p], spec_);
       std::memcpy(dst, v.data(), v.size());
     }
-    corners_.push_back(patterns[p].corner);
+    const Fingerprint& f = patterns[p];
+    const int top = spec_.top(f.corner) + f.dy, left = spec_.left(f.corner) + f.dx;
+    ENSURE(top >= 0 && left >= 0 && top + spec_.size() <= spec_.H && left + spec_.size() <= spec_.W,
+           "pattern '%s' at corner %d moved by (%d, %d) leaves the %dx%d image", f.name.c_str(), f.corner, f.dy, f.dx,
+           spec_.H, spec_.W);
+    origins_.push_back({top, left});
   }
   ensure_tensor(bank_, shape, type, ctx).copy_from(bank_host_, ctx);
 }
@@ -61,10 +66,10 @@ void Stamper::stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, 
   Tensor& origin_host = ensure_host_tensor(origin_host_, {2 * count}, DType::I32);
   for (int64_t i = 0; i < count; ++i) {
     const int32_t p = ids[i];
-    ENSURE(p < static_cast<int32_t>(corners_.size()), "pattern %d of %zu", p, corners_.size());
+    ENSURE(p < static_cast<int32_t>(origins_.size()), "pattern %d of %zu", p, origins_.size());
     id_host.data<int32_t>()[i] = p;
-    origin_host.data<int32_t>()[2 * i] = p < 0 ? 0 : spec_.top(corners_[static_cast<size_t>(p)]);
-    origin_host.data<int32_t>()[2 * i + 1] = p < 0 ? 0 : spec_.left(corners_[static_cast<size_t>(p)]);
+    origin_host.data<int32_t>()[2 * i] = p < 0 ? 0 : origins_[static_cast<size_t>(p)][0];
+    origin_host.data<int32_t>()[2 * i + 1] = p < 0 ? 0 : origins_[static_cast<size_t>(p)][1];
   }
   ensure_tensor(ids_, {count}, DType::I32, ctx).copy_from(id_host, ctx);
   ensure_tensor(origin_, {2 * count}, DType::I32, ctx).copy_from(origin_host, ctx);

@@ -8,6 +8,7 @@
 // says. Also here: the protection record a checkpoint carries, and a model's id.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,7 +34,7 @@ class Stamper {
   // The bank becomes `patterns`; the first `unchanged` of them must be those of the last
   // call, which are not rendered again (the embedded patterns of every training step).
   void set_patterns(Context& ctx, const std::vector<Fingerprint>& patterns, size_t unchanged = 0);
-  size_t size() const { return corners_.size(); }
+  size_t size() const { return origins_.size(); }
   // Row first + i of x gets pattern ids[i] (−1: left clean), for i < count.
   void stamp(Context& ctx, Tensor& x, int64_t first, const int32_t* ids, int64_t count);
 
@@ -42,7 +43,7 @@ class Stamper {
 
   PatternSpec spec_;
   std::optional<Normalization> norm_;
-  std::vector<int> corners_;
+  std::vector<std::array<int, 2>> origins_;    // (top, left) of each pattern
   Tensor bank_host_, ids_host_, origin_host_;  // staging
   Tensor bank_, ids_, origin_;                 // on the device
 };

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "engine/core/random.h"
 #include "fingerprint/protect.h"
@@ -90,6 +92,35 @@ std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) 
   for (Detection& d : out) {
     d.rate = static_cast<double>(d.hits) / static_cast<double>(d.n);
     d.mean_confidence /= static_cast<double>(d.n);
+  }
+  return out;
+}
+
+std::vector<int32_t> Prober::any_probes() const {
+  const size_t n = std::min(order_.size(), static_cast<size_t>(config_.probes));
+  return {order_.begin(), order_.begin() + static_cast<ptrdiff_t>(n)};
+}
+
+std::vector<std::vector<int32_t>> Prober::answers(const std::vector<Fingerprint>& patterns) {
+  const std::vector<int32_t> probe = any_probes();
+  std::vector<int32_t> rows, ids;
+  for (size_t p = 0; p < patterns.size(); ++p) {
+    rows.insert(rows.end(), probe.begin(), probe.end());
+    ids.insert(ids.end(), probe.size(), static_cast<int32_t>(p));
+  }
+  std::vector<std::vector<int32_t>> out(patterns.size());
+  if (patterns.empty()) return out;
+  Stamper stamper(spec_, norm_);
+  stamper.set_patterns(ctx_, patterns);
+  const Tensor logits =
+      predict(net_, ctx_, test_, norm_, rows, config_.batch, [&](Context& ctx, Tensor& x, int64_t first) {
+        stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
+        if (preprocess_) preprocess_(ctx, x, first);
+      });
+  const int C = num_classes();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const float* row = logits.data<float>() + r * static_cast<size_t>(C);
+    out[static_cast<size_t>(ids[r])].push_back(static_cast<int32_t>(std::max_element(row, row + C) - row));
   }
   return out;
 }
@@ -223,6 +254,73 @@ AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& reg
                       r.detection.rate, prober.config().tau);
   }
   r.authenticated = r.reason.empty();
+  return r;
+}
+
+std::string InsiderResult::to_json() const {
+  const nlohmann::json j = {{"users", users},        {"variants", variants}, {"max_shift", max_shift},
+                            {"claims", claims},      {"passed", passed},     {"max_detection", max_detection},
+                            {"strongest", strongest}};
+  return j.dump();
+}
+
+InsiderResult insiders(Prober& prober, const std::vector<std::vector<Fingerprint>>& users, int max_shift) {
+  ENSURE(users.size() >= 2, "insiders need at least 2 users, got %zu", users.size());
+  ENSURE(max_shift >= 0, "a largest shift of %d pixels", max_shift);
+  // A shift past the margin would leave the image: v1's patterns sit 1 pixel from the edges.
+  max_shift = std::min(max_shift, prober.spec().margin);
+  // The forms a user can present its own patterns in, each a change of every pattern.
+  std::vector<std::pair<std::string, std::function<Fingerprint(const Fingerprint&)>>> forms = {
+      {"as issued", [](const Fingerprint& f) { return f; }},
+      {"flipped", [&](const Fingerprint& f) { return mirrored(f, prober.spec()); }}};
+  for (int k = 1; k <= 3; ++k)
+    forms.emplace_back(strfmt("corner +%d", k), [k](Fingerprint f) {
+      f.corner = (f.corner + k) % 4;
+      return f;
+    });
+  for (int s = 1; s <= max_shift; ++s)
+    for (const auto& [name, dy, dx] : std::vector<std::tuple<const char*, int, int>>{
+             {"down", s, 0}, {"up", -s, 0}, {"right", 0, s}, {"left", 0, -s}}) {
+      forms.emplace_back(strfmt("shifted %s %d", name, s), [dy = dy, dx = dx](Fingerprint f) {
+        f.dy += dy;
+        f.dx += dx;
+        return f;
+      });
+    }
+  const std::vector<int32_t> probe = prober.any_probes();
+  const int32_t* labels = prober.test_labels();
+  InsiderResult r;
+  r.users = static_cast<int>(users.size());
+  r.variants = static_cast<int>(forms.size());
+  r.max_shift = max_shift;
+  for (size_t u = 0; u < users.size(); ++u)
+    for (const auto& [form, change] : forms) {
+      std::vector<Fingerprint> shown;
+      for (const Fingerprint& f : users[u]) shown.push_back(change(f));
+      const std::vector<std::vector<int32_t>> answer = prober.answers(shown);
+      for (size_t v = 0; v < users.size(); ++v) {
+        if (v == u) continue;
+        ENSURE(users[v].size() == shown.size(), "users with %zu and %zu patterns", users[v].size(), shown.size());
+        double weakest_rate = 1;
+        for (size_t j = 0; j < shown.size(); ++j) {
+          const int target = users[v][j].label;
+          int64_t n = 0, hits = 0;
+          for (size_t i = 0; i < probe.size(); ++i) {
+            if (labels[probe[i]] == target) continue;
+            ++n;
+            hits += answer[j][i] == target;
+          }
+          weakest_rate = std::min(weakest_rate, n ? static_cast<double>(hits) / static_cast<double>(n) : 0.0);
+        }
+        ++r.claims;
+        r.passed += weakest_rate >= prober.config().tau;
+        if (r.strongest.empty() || weakest_rate > r.max_detection) {
+          r.max_detection = weakest_rate;
+          r.strongest =
+              strfmt("%s as %s (%s)", users[u].front().name.c_str(), users[v].front().name.c_str(), form.c_str());
+        }
+      }
+    }
   return r;
 }
 

@@ -43,6 +43,7 @@ class Prober {
   const ProbeConfig& config() const { return config_; }
   const Scheme& scheme() const { return scheme_; }
   const PatternSpec& spec() const { return spec_; }
+  const int32_t* test_labels() const { return test_.labels.data<int32_t>(); }
   int num_classes() const { return net_.info().num_classes; }
 
   // A prober of the same network, probes and preprocessing under another scheme.
@@ -54,6 +55,10 @@ class Prober {
   std::vector<Detection> detect(const std::vector<Fingerprint>& patterns);
   // The rate at which the un-stamped probes for `target` are predicted as `target`.
   Detection clean(int target);
+  // The first N records of the seeded permutation, whatever their label, and the class the
+  // model answers for each of them stamped with each pattern: answers[p][i] for probe i.
+  std::vector<int32_t> any_probes() const;
+  std::vector<std::vector<int32_t>> answers(const std::vector<Fingerprint>& patterns);
   // The attacker's input preprocessing (attacks/transform.h), empty for none: every batch
   // the prober runs, clean or stamped, goes through it before the forward pass — after the
   // stamp, as an attacker preprocesses what arrives. It must outlive the prober's use.
@@ -127,6 +132,23 @@ struct ForgeResult {
 // OpenSSL's CSPRNG, a value makes the forgeries reproducible.
 ForgeResult forge(Prober& prober, const std::vector<std::vector<Fingerprint>>& claimed, int count,
                   std::optional<uint64_t> seed);
+
+struct InsiderResult {
+  int users = 0, variants = 0;  // presenters, and the forms each presents its patterns in
+  int max_shift = 0;            // the largest shift tried (at most the scheme's margin)
+  int claims = 0, passed = 0;   // (presenter, form, claimed user) triples, and those that passed
+  double max_detection = 0;     // the strongest claim, judged by its weakest pattern
+  std::string strongest;        // "U as V (form)"
+  std::string to_json() const;  // {users, variants, max_shift, claims, passed, max_detection, strongest}
+};
+// What insiders can do with their own patterns (DESIGN §3): each user's patterns presented as
+// every other user — as they are, moved to each other corner, flipped (read right to left at
+// the mirrored corner) and shifted by 1 to `max_shift` pixels up, down, left and right (no
+// further than the scheme's margin, so the patterns stay in the image). A claim
+// passes when every pattern reaches τ on the claimed user's label of the same position, with
+// detection measured on the probes (any_probes()) whose label is not that target. users: each
+// user's patterns (claimable_fingerprints()); at least 2.
+InsiderResult insiders(Prober& prober, const std::vector<std::vector<Fingerprint>>& users, int max_shift);
 
 // The lowest detection of several (the first of equals); Error when empty.
 Detection weakest(const std::vector<Detection>& d);

@@ -74,9 +74,9 @@ MODEL="--model $P/protected.safetensors --key $P/owner.key --data synthetic --de
 # shellcheck disable=SC2086
 if "$CLI" key new --out "$P/owner.key" >"$P/log" 2>&1 &&
    "$CLI" users add --registry "$P/users.db" $USERS >>"$P/log" 2>&1 &&
-   "$CLI" train --net convnet --data synthetic --epochs 10 --batch 64 --lr 0.1 --schedule onecycle --seed 1 \
+   "$CLI" train --net convnet --data synthetic --epochs 20 --batch 64 --lr 0.1 --schedule onecycle --seed 1 \
      --device cuda --out "$P/protected.safetensors" --protect --key "$P/owner.key" --registry "$P/users.db" \
-     --poison-rate 0.2 --forged-rate 0.1 >>"$P/log" 2>&1; then
+     --poison-rate 0.3 --forged-rate 0.1 >>"$P/log" 2>&1; then
   ok=0
   for user in $USERS; do
     "$CLI" auth $MODEL --registry "$P/users.db" --user "$user" --json >>"$P/auth.jsonl" 2>>"$P/log" || ok=1

@@ -125,6 +125,17 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
   CHECK(report["users"]["count"] == 2);
   CHECK(report["users"]["authenticated"] == 2);
   CHECK(report["owner"].contains("verified"));
+  CHECK(report["owner"]["scheme"] == "v1");
+  CHECK_FALSE(report.contains("insiders"));  // only when asked for
+  // --insiders: alice's patterns presented as bob and bob's as alice, in every form; the v1
+  // fixture's patterns sit 1 pixel from the edges, so shifts stop at 1.
+  const json insiders = json_of(
+      ok(dir, with(with(with({"report", "--count", "5", "--insiders", "--json"}, model), reg), kProbe)))["insiders"];
+  CHECK(insiders["users"] == 2);
+  CHECK(insiders["max_shift"] == 1);
+  CHECK(insiders["variants"] == 2 + 3 + 4);
+  CHECK(insiders["claims"] == 2 * 9);
+  CHECK(insiders["passed"] == 0);
 
   // enroll: carol joins through a short fine-tune; the new model records its parent.
   ok(dir, {"users", "add", "--registry", "users.db", "carol"});

@@ -245,6 +245,20 @@ TEST_CASE("protect: v2 triggers move with the image, and no user passes as anoth
       CAPTURE(shift);
       CHECK(weakest(prober.detect(claim)).rate < probe.tau);
     }
+  // The same through insiders(), with every form an insider can present: flipped, at the other
+  // corners, shifted by 1-4 pixels each way.
+  const InsiderResult in = insiders(prober, claimable_fingerprints(prober, key, registry, users), 4);
+  CHECK(in.users == 2);
+  CHECK(in.variants == 2 + 3 + 16);
+  CHECK(in.claims == 2 * in.variants);
+  CHECK(in.passed == 0);
+  CHECK(in.max_detection < probe.tau);
+  // A control the check can fail: a "user" whose code is alice's passes as her, as issued and
+  // flipped at least.
+  std::vector<Fingerprint> twin = alice;
+  for (Fingerprint& f : twin) f.name = "twin";
+  CHECK(insiders(prober, {alice, twin}, 4).passed >= 4);
+
   const ForgeResult forged = forge(prober, claimable_fingerprints(prober, key, registry, users), 100, 5);
   CHECK(forged.passed == 0);
   MESSAGE("v2 protected training and its checks took "
