@@ -42,6 +42,7 @@ struct Fingerprint {
   std::vector<uint8_t> bits;  // spec.bits() values 0/1, cell-major: ((row·g + col)·C + channel)
   int corner = 0;             // 0..3
   int label = 0;              // target class
+  bool operator==(const Fingerprint&) const = default;
 };
 
 // The bit stream of a message: HMAC(key, message || be32(0)) ‖ HMAC(key, message || be32(1)) ‖ …,
