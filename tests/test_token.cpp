@@ -283,6 +283,27 @@ TEST_CASE("token: a token authenticates its user through the model, and nobody e
   CHECK(e.find("foreign.token") != std::string::npos);
   CHECK(e.find("another key") != std::string::npos);
 
+  // A model derived from this one (recorded with it as parent, as enroll records its output)
+  // that the token predates: the parent's patterns stand for it, as the registry's embedding
+  // follows parents.
+  ModelRecord child;
+  child.id = std::string(64, 'c');
+  child.parent = p.info.id;
+  child.path = "child.safetensors";
+  child.net = "convnet";
+  child.dataset = "synthetic";
+  child.key_id = key.id();
+  child.scheme = "v2";
+  child.code_length = 2;
+  child.embeddings = {{"alice", 1.0, true}};
+  registry.add_model(child);
+  ModelContext derived = p.info;
+  derived.id = child.id;
+  const AuthResult via_parent =
+      authenticate_token(*p.prober, tokens.at("alice"), "a.token", registry, derived, "alice");
+  CAPTURE(via_parent.reason);
+  CHECK(via_parent.authenticated);
+
   // Unregistered, then revoked.
   const AuthResult nobody = authenticate_token(*p.prober, tokens.at("alice"), "a.token", registry, p.info, "zed");
   CHECK_FALSE(nobody.authenticated);
