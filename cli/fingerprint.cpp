@@ -1,8 +1,9 @@
-// The owner's commands: key new; users add|list|show|revoke|log on the registry; verify
-// (ownership), auth (one user), forge (forged fingerprints), report (all of it, and the
-// accuracy drop against a baseline when one is given). With --json each evaluating command
-// prints exactly one JSON object. auth and verify exit 1 when the user is refused or the
-// owner not verified, so scripts can test them.
+// The owner's commands: key new; users add|list|show|revoke|log|token on the registry; verify
+// (ownership), auth (one user: the owner's audit with the key, or a user presenting a token),
+// forge (forged fingerprints), report (all of it, and the accuracy drop against a baseline
+// when one is given). With --json each evaluating command prints exactly one JSON object.
+// auth and verify exit 1 when the user is refused or the owner not verified, so scripts can
+// test them.
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "engine/train/trainer.h"
 #include "fingerprint/assess.h"
+#include "fingerprint/token.h"
 #include "fingerprint/verify.h"
 #include "nets/model_io.h"
 
@@ -115,6 +117,25 @@ int run_users_show(const UsersOptions& o) {
   return 0;
 }
 
+struct TokenOptions {
+  std::string registry, key, user, out;
+};
+
+int run_users_token(const TokenOptions& o) {
+  as_usage([&] { check_user_name(o.user); });
+  const OwnerKey key = OwnerKey::load(o.key);
+  const Registry r = Registry::open(o.registry, false);
+  const UserToken token = issue_token(r, key, o.user);
+  token.save(o.out);
+  std::printf("wrote %s for %s (code %lld, key id %s, mode 0600): patterns for %zu model%s; it holds no key\n",
+              o.out.c_str(), token.user.c_str(), static_cast<long long>(token.code), token.key_id.c_str(),
+              token.models.size(), token.models.size() == 1 ? "" : "s");
+  for (const TokenModel& m : token.models)
+    std::printf("  %s  %s on %s, scheme %s, %d pattern%s\n", m.id.c_str(), m.net.c_str(), m.dataset.c_str(),
+                m.scheme.c_str(), m.code_length, m.code_length == 1 ? "" : "s");
+  return 0;
+}
+
 int run_users_log(const UsersOptions& o) {
   const Registry r = Registry::open(o.registry, false);
   const std::vector<EventRecord> events = r.events();
@@ -140,9 +161,13 @@ struct ProbeOptions {
   ProbeConfig probe;
   bool json = false;
 
-  void add_to(CLI::App* cmd, bool with_registry) {
+  // key_required = false: --key is optional (auth, which takes --token instead).
+  void add_to(CLI::App* cmd, bool with_registry, bool key_required = true) {
     cmd->add_option("--model", model, "Checkpoint (.safetensors)")->required();
-    cmd->add_option("--key", key, "Owner key file (mode 0600)")->required();
+    if (key_required)
+      cmd->add_option("--key", key, "Owner key file (mode 0600)")->required();
+    else
+      cmd->add_option("--key", key, "Owner key file (mode 0600): the owner's audit (a user presents --token instead)");
     if (with_registry) cmd->add_option("--registry", registry, "User registry (SQLite)")->required();
     data.add_to(cmd, false);
     cmd->add_option("--limit-test", data.limit_test, "Use only the first N test records")->check(positive_number());
@@ -165,12 +190,12 @@ struct Probed {
   LoadedModel m;
   ModelContext info;
   DataSplits data;
-  OwnerKey key;
+  std::optional<OwnerKey> key;  // absent when no --key was given (auth --token)
   std::unique_ptr<Prober> prober;
 
   // registry: where the users' codes come from (null for the owner's verification alone).
-  Probed(const ProbeOptions& o, Device device, const Registry* registry)
-      : ctx(device, o.device.threads), key(OwnerKey::load(o.key)) {
+  Probed(const ProbeOptions& o, Device device, const Registry* registry) : ctx(device, o.device.threads) {
+    if (!o.key.empty()) key = OwnerKey::load(o.key);
     o.device.configure(ctx);
     m = load_model(o.model, ctx);
     info = model_context(SafetensorsReader(o.model), m.meta);
@@ -187,10 +212,10 @@ std::unique_ptr<Probed> open_probed(const ProbeOptions& o, const Registry* regis
 
 int run_verify(const ProbeOptions& o) {
   auto p = open_probed(o, nullptr);
-  OwnerVerification v = verify_model_owner(*p->prober, p->key, p->info);
+  OwnerVerification v = verify_model_owner(*p->prober, *p->key, p->info);
   std::string reason;
-  if (!p->info.key_id.empty() && p->info.key_id != p->key.id()) {
-    reason = strfmt("the key (id %s) is not the key of %s (id %s)", p->key.id().c_str(), o.model.c_str(),
+  if (!p->info.key_id.empty() && p->info.key_id != p->key->id()) {
+    reason = strfmt("the key (id %s) is not the key of %s (id %s)", p->key->id().c_str(), o.model.c_str(),
                     p->info.key_id.c_str());
     v.verified = false;
   } else if (!v.verified) {
@@ -217,16 +242,30 @@ int run_verify(const ProbeOptions& o) {
 
 struct AuthOptions {
   ProbeOptions p;
-  std::string user;
+  std::string user, token;
 };
 
+// With --key: the owner's audit of a user. With --token: the token's presenter claims to be
+// --user, and the model and the registry alone decide.
 int run_auth(const AuthOptions& o) {
   as_usage([&] { check_user_name(o.user); });
+  if (o.p.key.empty() && o.token.empty())
+    throw UsageError("auth needs --key (the owner's audit of a user) or --token (a user presenting a token)");
+  if (!o.p.key.empty() && !o.token.empty())
+    throw UsageError("--key and --token exclude each other: the owner audits with the key, a user presents a token");
+  std::optional<UserToken> token;
+  if (!o.token.empty()) token = UserToken::load(o.token);
   const Registry registry = Registry::open(o.p.registry, false);
   auto p = open_probed(o.p, &registry);
-  const AuthResult r = authenticate(*p->prober, p->key, registry, p->info, o.user);
+  const AuthResult r = token ? authenticate_token(*p->prober, *token, o.token, registry, p->info, o.user)
+                             : authenticate(*p->prober, *p->key, registry, p->info, o.user);
   if (o.p.json) {
-    std::printf("%s\n", r.to_json().c_str());
+    nlohmann::json j = nlohmann::json::parse(r.to_json());
+    if (token) {
+      j["token"] = o.token;
+      j["presented_by"] = token->user;
+    }
+    std::printf("%s\n", j.dump().c_str());
   } else if (r.authenticated) {
     std::printf("%s: AUTHENTICATED (detection %.3f -> label %d, %s)\n", r.user.c_str(), r.detection.rate,
                 r.detection.target, r.status.c_str());
@@ -243,13 +282,13 @@ struct ForgeOptions {
 };
 
 std::vector<std::vector<Fingerprint>> claimable(const Probed& p, const Registry& registry) {
-  return claimable_fingerprints(*p.prober, p.key, registry, embedded_users(&registry, p.info));
+  return claimable_fingerprints(*p.prober, *p.key, registry, embedded_users(&registry, p.info));
 }
 
 int run_forge(const ForgeOptions& o) {
   const Registry registry = Registry::open(o.p.registry, false);
   auto p = open_probed(o.p, &registry);
-  check_model_key(p->info, p->key, o.p.model);
+  check_model_key(p->info, *p->key, o.p.model);
   const ForgeResult r = forge(*p->prober, claimable(*p, registry), o.count, o.seed);
   if (o.p.json) {
     std::printf("%s\n", r.to_json().c_str());
@@ -270,7 +309,7 @@ int run_report(const ReportOptions& o) {
   const ProbeOptions& po = o.f.p;
   const Registry registry = Registry::open(po.registry, false);
   auto p = open_probed(po, &registry);
-  check_model_key(p->info, p->key, po.model);
+  check_model_key(p->info, *p->key, po.model);
   Assessment a;
   a.clean_accuracy = evaluate(*p->m.net, p->ctx, p->data.test, p->m.meta.norm, po.probe.batch).accuracy;
   if (!o.baseline.empty()) {  // without one, everything but the drop
@@ -281,7 +320,7 @@ int run_report(const ReportOptions& o) {
   assess.forge_count = o.f.count;
   assess.forge_seed = o.f.seed;
   assess.insiders = o.insiders;
-  assess_protection(a, *p->prober, p->key, &registry, p->info, assess);
+  assess_protection(a, *p->prober, *p->key, &registry, p->info, assess);
   if (po.json) {
     const nlohmann::json baseline = o.baseline.empty() ? nlohmann::json() : nlohmann::json(o.baseline);
     nlohmann::json j = {{"model", po.model},
@@ -338,6 +377,14 @@ void add_fingerprint(CLI::App& app, Handler& handler) {
     if (name == "list" || name == "show" || name == "log") cmd->add_flag("--json", o->json, "Print JSON");
     cmd->callback([o, run = v.run, &handler] { handler = [o, run] { return run(*o); }; });
   }
+  auto t = std::make_shared<TokenOptions>();
+  CLI::App* token = users->add_subcommand(
+      "token", "Write a user's token: their patterns for every model they are embedded in (never the key)");
+  token->add_option("--registry", t->registry, "User registry (SQLite)")->required();
+  token->add_option("--key", t->key, "Owner key file (mode 0600)")->required();
+  token->add_option("--user", t->user, "User name")->required();
+  token->add_option("--out", t->out, "Token file to create (mode 0600, never overwritten)")->required();
+  token->callback([t, &handler] { handler = [t] { return run_users_token(*t); }; });
 
   auto v = std::make_shared<ProbeOptions>();
   CLI::App* verify = app.add_subcommand("verify", "Owner verification: does the model answer the owner's trigger?");
@@ -345,9 +392,11 @@ void add_fingerprint(CLI::App& app, Handler& handler) {
   verify->callback([v, &handler] { handler = [v] { return run_verify(*v); }; });
 
   auto a = std::make_shared<AuthOptions>();
-  CLI::App* auth = app.add_subcommand("auth", "Authenticate a user through the model");
-  a->p.add_to(auth, true);
+  CLI::App* auth = app.add_subcommand(
+      "auth", "Authenticate a user through the model: the owner's audit (--key) or a user's token (--token)");
+  a->p.add_to(auth, true, false);
   auth->add_option("--user", a->user, "User name")->required();
+  auth->add_option("--token", a->token, "The token the user presents (users token): no owner key needed");
   auth->callback([a, &handler] { handler = [a] { return run_auth(*a); }; });
 
   auto f = std::make_shared<ForgeOptions>();

@@ -43,6 +43,7 @@ struct Fingerprint {
   int corner = 0;             // 0..3
   int label = 0;              // target class
   int dy = 0, dx = 0;         // pixels from the corner's place (0: where the scheme puts it)
+  bool operator==(const Fingerprint&) const = default;
 };
 
 // The fingerprint read right to left: the pattern a horizontal flip of a stamped image shows,

@@ -12,6 +12,7 @@
 
 #include "engine/core/random.h"
 #include "fingerprint/protect.h"
+#include "fingerprint/token.h"
 
 namespace activeip {
 
@@ -321,6 +322,105 @@ InsiderResult insiders(Prober& prober, const std::vector<std::vector<Fingerprint
         }
       }
     }
+  return r;
+}
+
+namespace {
+
+// The token's part for the recorded model `m`: its own, else that of the nearest model it
+// derives from whose patterns are drawn as m's are (same scheme, same code length).
+const TokenModel* token_part(const UserToken& token, const Registry& registry, const ModelRecord& m) {
+  if (const TokenModel* own = token.model(m.id)) return own;
+  std::set<std::string> seen = {m.id};
+  std::optional<ModelRecord> at = m.parent.empty() ? std::nullopt : registry.model(m.parent);
+  while (at && seen.insert(at->id).second) {
+    const TokenModel* part = token.model(at->id);
+    if (part && part->scheme == m.scheme && part->code_length == m.code_length) return part;
+    at = at->parent.empty() ? std::nullopt : registry.model(at->parent);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+AuthResult authenticate_token(Prober& prober, const UserToken& token, const std::string& token_path,
+                              const Registry& registry, const ModelContext& model, const std::string& user) {
+  AuthResult r;
+  r.user = user;
+  check_user_name(user);
+  const std::optional<UserRecord> record = registry.user(user);
+  r.status = record ? record->status : "unregistered";
+  const std::optional<ModelRecord> m = registry.model(model.id);
+  const std::string model_key = m ? m->key_id : model.key_id;
+  ENSURE(model_key.empty() || token.key_id == model_key,
+         "token %s was issued under another key (id %s) than this model's (id %s): it is not a token of this model's "
+         "owner",
+         token_path.c_str(), token.key_id.c_str(), model_key.c_str());
+  const TokenModel* part = m ? token_part(token, registry, *m) : nullptr;
+  const PatternSpec& spec = prober.spec();
+
+  // What `user`'s patterns must be answered with: the registry's code of `user`, under the
+  // model's scheme and code length as the registry records them.
+  std::vector<int> labels;
+  std::string label_problem;
+  if (record && m) {
+    try {
+      labels = registry_code_labels(m->scheme, record->code, prober.num_classes(), m->code_length);
+      if (labels.empty())
+        label_problem = strfmt(
+            "this model was trained under fingerprint scheme %s, whose labels follow from the owner key: a token "
+            "cannot be checked without it (the owner can: auth --key)",
+            m->scheme.c_str());
+    } catch (const Error& e) {
+      label_problem = e.what();
+    }
+  }
+  std::string geometry_problem;
+  if (part &&
+      (part->H != spec.H || part->W != spec.W || part->C != spec.channels || part->classes != prober.num_classes()))
+    geometry_problem =
+        strfmt("token %s is for %d×%d×%d images and %d classes, this model takes %d×%d×%d and %d", token_path.c_str(),
+               part->H, part->W, part->C, part->classes, spec.H, spec.W, spec.channels, prober.num_classes());
+  else if (part && m && (part->scheme != m->scheme || part->code_length != m->code_length))
+    geometry_problem = strfmt(
+        "token %s has patterns of scheme %s, code length %d for this model, the registry records "
+        "scheme %s, code length %d",
+        token_path.c_str(), part->scheme.c_str(), part->code_length, m->scheme.c_str(), m->code_length);
+
+  if (part && !labels.empty() && geometry_problem.empty()) {
+    // The token's patterns, where it says, each asked for the claimed user's label.
+    std::vector<Fingerprint> claim = part->patterns;
+    for (size_t j = 0; j < claim.size(); ++j) claim[j].label = labels[j];
+    Prober under = prober.with_scheme(scheme_for(m->scheme), m->code_length);
+    r.detection = weakest(under.detect(claim));
+  }
+
+  if (!record) {
+    r.reason = strfmt("user '%s' is not registered in %s", user.c_str(), registry.path().c_str());
+  } else if (record->status != "active") {
+    r.reason = strfmt("user '%s' is %s", user.c_str(), record->status.c_str());
+  } else if (!m) {
+    r.reason = strfmt("this model (id %.16s…) is not recorded in %s", model.id.c_str(), registry.path().c_str());
+  } else if (!label_problem.empty()) {
+    r.reason = label_problem;
+  } else if (!part) {
+    r.reason = strfmt("token %s holds no patterns for this model (id %.16s…); it holds them for %zu other model%s",
+                      token_path.c_str(), model.id.c_str(), token.models.size(), token.models.size() == 1 ? "" : "s");
+  } else if (!geometry_problem.empty()) {
+    r.reason = geometry_problem;
+  } else if (const std::optional<EmbeddingRecord> e = registry.embedding(model.id, user); !e) {
+    r.reason = strfmt("user '%s' is not embedded in this model", user.c_str());
+  } else if (!e->embedded) {
+    r.reason = strfmt("user '%s' is not embedded in this model (detection %.3f at the end of training)", user.c_str(),
+                      e->detection.value_or(0.0));
+  } else if (token.user != user) {
+    r.reason = strfmt("token %s was issued to '%s', not to '%s'", token_path.c_str(), token.user.c_str(), user.c_str());
+  } else if (r.detection.rate < prober.config().tau) {
+    r.reason =
+        strfmt("the model answers the patterns of token %s with detection %.3f on the code of '%s', below τ = %g",
+               token_path.c_str(), r.detection.rate, user.c_str(), prober.config().tau);
+  }
+  r.authenticated = r.reason.empty();
   return r;
 }
 

@@ -118,6 +118,20 @@ struct AuthResult {
 AuthResult authenticate(Prober& prober, const OwnerKey& key, const Registry& registry, const ModelContext& model,
                         const std::string& user);
 
+struct UserToken;  // fingerprint/token.h
+
+// Authentication without the owner key (`auth --token`): whoever presents `token` (read from
+// `token_path`, which errors and reasons name) as `user` passes when the token holds patterns
+// for this model (by its id, else for the nearest model it derives from in the registry, of
+// the same scheme and code length), each of them, stamped where the token says, reaches τ on
+// label j of the user's code (from the registry's code index of `user`, the model's classes
+// and code length), and the registry says `user` is active and embedded in this model, and
+// the token was issued to `user`. Reported by the weakest pattern, as authenticate() does.
+// A model not recorded in the registry, or of a scheme whose labels follow from the key (v1),
+// is refused. Error naming the token when it was issued under another key than the model's.
+AuthResult authenticate_token(Prober& prober, const UserToken& token, const std::string& token_path,
+                              const Registry& registry, const ModelContext& model, const std::string& user);
+
 struct ForgeResult {
   int count = 0, passed = 0;
   // Over the forgeries, each judged as authentication judges a user: by its weakest pattern.

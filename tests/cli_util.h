@@ -122,9 +122,11 @@ inline CliRun protected_training(const TempDir& dir, const std::vector<std::stri
 // measured and recorded as embedded (owner and both users at detection 1.000, so on any
 // probe subset). Plumbing tests use it instead of training one of their own; being a file
 // written by an earlier build, it also checks that such files keep loading.
-inline void protected_model(const TempDir& dir) {
+// `fixture` "protected-v2" is the same recipe under scheme v2 (the default since), for alice,
+// bob and carol (codes 0, 1, 2; code length 2), every pattern recorded as embedded.
+inline void protected_model(const TempDir& dir, const std::string& fixture = "protected") {
   namespace fs = std::filesystem;
-  const fs::path from = ACTIVEIP_FIXTURES "/protected";
+  const fs::path from = fs::path(ACTIVEIP_FIXTURES) / fixture;
   for (const char* name : {"owner.key", "users.db", "m.safetensors"})
     fs::copy_file(from / name, dir.path() / name, fs::copy_options::overwrite_existing);
   fs::permissions(dir.path() / "owner.key", fs::perms::owner_read | fs::perms::owner_write);  // git keeps no 0600
