@@ -47,6 +47,10 @@ class Scheme {
   // Error for a user without the code the scheme needs, or one the code length cannot hold.
   virtual std::vector<Fingerprint> patterns(const OwnerKey& key, const Identity& user,
                                             const PatternSpec& spec) const = 0;
+  // The labels of the user whose registry code index is `code`, one per pattern, as far as
+  // they are known without the owner key (v2: the code's labels); empty where they follow from
+  // the key (v1). Error for a code the spec's code length cannot hold.
+  virtual std::vector<int> code_labels(int64_t code, const PatternSpec& spec) const = 0;
   // The owner's trigger patterns, as patterns() gives a user's.
   virtual std::vector<Fingerprint> owner_patterns(const OwnerKey& key, const PatternSpec& spec) const = 0;
   // A forger's patterns for a claim to be the user whose patterns are `claimed`: the same

@@ -27,6 +27,9 @@ class SchemeV1 final : public Scheme {
     return {derive(key, user.name, spec)};
   }
 
+  // Labels follow from the key (HMAC "label:v1:" + u).
+  std::vector<int> code_labels(int64_t, const PatternSpec&) const override { return {}; }
+
   std::vector<Fingerprint> owner_patterns(const OwnerKey& key, const PatternSpec& spec) const override {
     return {derive(key, kOwnerName, spec)};
   }

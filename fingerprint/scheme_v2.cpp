@@ -36,11 +36,15 @@ class SchemeV2 final : public Scheme {
   std::vector<Fingerprint> patterns(const OwnerKey& key, const Identity& user, const PatternSpec& spec) const override {
     ENSURE(user.code >= 0, "user '%s' has no code: fingerprint scheme v2 needs the registry's code of every user",
            user.name.c_str());
-    const std::vector<int> code = user_code(user.code, spec.classes, spec.code_length);
+    const std::vector<int> code = code_labels(user.code, spec);
     std::vector<Fingerprint> out;
     for (int j = 0; j < spec.code_length; ++j)
       out.push_back(derive(key, user.name, j, code[static_cast<size_t>(j)], spec));
     return out;
+  }
+
+  std::vector<int> code_labels(int64_t code, const PatternSpec& spec) const override {
+    return user_code(code, spec.classes, spec.code_length);
   }
 
   std::vector<Fingerprint> owner_patterns(const OwnerKey& key, const PatternSpec& spec) const override {

@@ -128,7 +128,7 @@ TokenModel read_model(const Reader& in, const nlohmann::json& j, const std::stri
 
   std::vector<int> labels;
   try {
-    labels = registry_code_labels(m.scheme, code, m.classes, m.code_length);
+    labels = scheme_for(m.scheme).code_labels(code, spec);
   } catch (const Error& e) {
     in.fail(where, e.what());
   }
@@ -212,14 +212,6 @@ const TokenModel* UserToken::model(const std::string& id) const {
   for (const TokenModel& m : models)
     if (m.id == id) return &m;
   return nullptr;
-}
-
-std::vector<int> registry_code_labels(const std::string& scheme, int64_t code, int classes, int code_length) {
-  if (scheme == "v1") return {};
-  // Every later scheme so far (v2) trains pattern j to label j of the registry's code.
-  ENSURE(scheme == "v2", "fingerprint scheme %s: this build does not know where its users' labels come from",
-         scheme.c_str());
-  return user_code(code, classes, code_length);
 }
 
 std::string UserToken::to_json() const {

@@ -68,9 +68,4 @@ struct UserToken {
 // or scheme this build does not know.
 UserToken issue_token(const Registry& registry, const OwnerKey& key, const std::string& user);
 
-// The labels a registered user's patterns are trained to under `scheme`, known without the
-// owner key: the user's code from the registry (v2: user_code(code, classes, m)). Empty for a
-// scheme whose labels follow from the key (v1).
-std::vector<int> registry_code_labels(const std::string& scheme, int64_t code, int classes, int code_length);
-
 }  // namespace activeip

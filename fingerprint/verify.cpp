@@ -365,7 +365,9 @@ AuthResult authenticate_token(Prober& prober, const UserToken& token, const std:
   std::string label_problem;
   if (record && m) {
     try {
-      labels = registry_code_labels(m->scheme, record->code, prober.num_classes(), m->code_length);
+      const Scheme& scheme = scheme_for(m->scheme);
+      labels = scheme.code_labels(record->code,
+                                  scheme.spec(spec.H, spec.W, spec.channels, prober.num_classes(), m->code_length));
       if (labels.empty())
         label_problem = strfmt(
             "this model was trained under fingerprint scheme %s, whose labels follow from the owner key: a token "
