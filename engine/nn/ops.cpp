@@ -14,6 +14,7 @@
 #include "kernels/elementwise.h"
 
 #ifdef ACTIVEIP_CUDA
+#include "kernels/cuda_check.h"
 #include "kernels/vendor/vendor.h"
 #endif
 
@@ -198,47 +199,75 @@ void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
 
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
                    const BatchNormFwdTensors& t) {
+  batchnorm_fwd(ctx, s, p, training, t, {});
+}
+
+void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
+                   const BatchNormFwdTensors& t, const BatchNormFusion& f) {
   const char* op = "batchnorm_fwd";
   const int64_t mc = int64_t{s.M} * s.C;
   check(ctx, op,
         {f32("x", t.x, mc), f32("gamma", t.gamma, s.C), f32("beta", t.beta, s.C),
          f32("running_mean", t.running_mean, s.C), f32("running_var", t.running_var, s.C),
-         f32("save_mean", t.save_mean, s.C), f32("save_invstd", t.save_invstd, s.C), f32("y", t.y, mc)});
+         f32("save_mean", t.save_mean, s.C), f32("save_invstd", t.save_invstd, s.C), f32("y", t.y, mc),
+         f32("residual", f.residual, mc)});
   const BatchNormFwdArgs a{
       t.x.data<float>(),           t.gamma.data<float>(),     t.beta.data<float>(),        t.running_mean.data<float>(),
       t.running_var.data<float>(), t.save_mean.data<float>(), t.save_invstd.data<float>(), t.y.data<float>()};
+  const BatchNormAct act{f.residual ? f.residual->data<float>() : nullptr, f.relu};
   run(ctx, op,
       {
-          .cpu = [&] { training ? batchnorm_fwd_train_cpu(s, p, a) : batchnorm_fwd_eval_cpu(s, p, a); },
+          .cpu =
+              [&] { training ? batchnorm_fwd_train_act_cpu(s, p, a, act) : batchnorm_fwd_eval_act_cpu(s, p, a, act); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
-                if (!training) return batchnorm_fwd_eval_cuda(s, p, a, st);
-                Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
-                batchnorm_fwd_train_cuda(s, p, a, work.data<float>(), st);
+                if (!training) {
+                  batchnorm_fwd_eval_cuda(s, p, a, st);
+                } else {
+                  Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
+                  batchnorm_fwd_train_cuda(s, p, a, work.data<float>(), st);
+                }
+                if (act.residual) add_cuda(static_cast<size_t>(mc), a.y, act.residual, a.y, st);
+                if (act.relu) relu_fwd_cuda(static_cast<size_t>(mc), a.y, a.y, st);
               },
 #endif
       });
 }
 
 void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t) {
+  batchnorm_bwd(ctx, s, t, {});
+}
+
+void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t, const BatchNormBwdFusion& f) {
   const char* op = "batchnorm_bwd";
   const int64_t mc = int64_t{s.M} * s.C;
   check(ctx, op,
         {f32("x", t.x, mc), f32("dy", t.dy, mc), f32("gamma", t.gamma, s.C), f32("save_mean", t.save_mean, s.C),
          f32("save_invstd", t.save_invstd, s.C), f32("dx", t.dx, mc), f32("dgamma", t.dgamma, s.C),
-         f32("dbeta", t.dbeta, s.C)});
+         f32("dbeta", t.dbeta, s.C), f32("relu_y", f.relu_y, mc), f32("dg", f.dg, mc)});
+  ENSURE(!f.keep_dg || f.dg, "%s: keep_dg without a dg tensor", op);
   const BatchNormBwdArgs a{t.x.data<float>(),         t.dy.data<float>(),          t.gamma.data<float>(),
                            t.save_mean.data<float>(), t.save_invstd.data<float>(), t.dx.data<float>(),
                            t.dgamma.data<float>(),    t.dbeta.data<float>()};
+  const float* relu_y = f.relu_y ? f.relu_y->data<float>() : nullptr;
   run(ctx, op,
       {
-          .cpu = [&] { batchnorm_bwd_cpu(s, a); },
+          .cpu = [&] { batchnorm_bwd_act_cpu(s, a, relu_y, f.keep_dg ? f.dg->data<float>() : nullptr); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
+                BatchNormBwdArgs b = a;
+                if (relu_y) {
+                  ENSURE(f.dg, "%s: the CUDA path needs dg with relu_y", op);
+                  relu_bwd_cuda(static_cast<size_t>(mc), relu_y, a.dy, f.dg->data<float>(), st);
+                  b.dy = f.dg->data<float>();
+                } else if (f.keep_dg) {
+                  CUDA_CHECK(cudaMemcpyAsync(f.dg->data<float>(), a.dy, sizeof(float) * static_cast<size_t>(mc),
+                                             cudaMemcpyDeviceToDevice, st));
+                }
                 Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
-                batchnorm_bwd_cuda(s, a, work.data<float>(), st);
+                batchnorm_bwd_cuda(s, b, work.data<float>(), st);
               },
 #endif
       });
@@ -630,8 +659,12 @@ void sam_ascent(Context& ctx, const SamShape& s, double rho, const SamTensors& t
          static_cast<long long>(s.n), s.segments);
   ENSURE(std::isfinite(rho) && rho >= 0, "%s: rho %g is not a non-negative number", op, rho);
   check(ctx, op,
-        {f32("w", t.w, s.n), f32("g", t.g, s.n), i32("segments", t.segments, 2 * int64_t{s.segments}),
-         f32("mask", t.mask, s.n), {"norms", &t.norms, DType::U8, 2 * int64_t{s.segments} * 8}, f32("e", t.e, s.n)});
+        {f32("w", t.w, s.n),
+         f32("g", t.g, s.n),
+         i32("segments", t.segments, 2 * int64_t{s.segments}),
+         f32("mask", t.mask, s.n),
+         {"norms", &t.norms, DType::U8, 2 * int64_t{s.segments} * 8},
+         f32("e", t.e, s.n)});
   const SamArgs a{t.w.data<float>(),
                   t.g.data<float>(),
                   t.segments.data<int32_t>(),
