@@ -26,6 +26,10 @@ struct Conv2dShape {
 
 void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+// dx = dgrad(dy) + dx_add (dx_add: x_size() floats, not aliasing dx): a residual block's
+// shortcut gradient added to its first convolution's, in the same pass where the direct
+// kernel runs.
+void conv2d_dgrad_add_cpu(const Conv2dShape& s, const float* dy, const float* w, const float* dx_add, float* dx);
 void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 
 // The two CPU algorithms the conv2d_*_cpu functions choose between by conv2d_use_direct: the
@@ -38,7 +42,8 @@ void conv2d_fprop_im2col_cpu(const Conv2dShape& s, const float* x, const float* 
 void conv2d_dgrad_im2col_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_wgrad_im2col_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 void conv2d_fprop_direct_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
-void conv2d_dgrad_direct_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_dgrad_direct_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                             const float* dx_add = nullptr);
 void conv2d_wgrad_direct_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 
 #ifdef ACTIVEIP_CUDA

@@ -69,6 +69,21 @@ inline void add_conv2d_cases(std::vector<OpCase>& cases) {
                            ops::conv2d_dgrad(ctx, s, tdy, tw, tdx);
                            return Outputs{host_of(ctx, tdx)};
                          }});
+      if (!bias)  // dgrad adding a residual branch's gradient (dx_add) in the same pass
+        cases.push_back({"conv2d_dgrad+add " + conv_shape_str(s) + " (" + cc.name + ")",
+                         {"dx"},
+                         [=] {
+                           std::vector<double> dx(s.x_size());
+                           conv2d_dgrad_ref(s, to_double(dy).data(), to_double(w).data(), dx.data());
+                           for (size_t i = 0; i < dx.size(); ++i) dx[i] += x[i];
+                           return RefOutputs{dx};
+                         },
+                         [=](Context& ctx) {
+                           const Tensor tdy = on(ctx, dy), tw = on(ctx, w), tadd = on(ctx, x);
+                           Tensor tdx = nan_on(ctx, s.x_size());
+                           ops::conv2d_dgrad(ctx, s, tdy, tw, tdx, &tadd);
+                           return Outputs{host_of(ctx, tdx)};
+                         }});
       // Two steps into random dw / dbias; without dbias, dbias stays as it started.
       cases.push_back({"conv2d_wgrad " + shape,
                        {"dw", {"dbias", !bias}},
@@ -98,10 +113,13 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
   struct Algo {
     const char* name;
     void (*fprop)(const Conv2dShape&, const float*, const float*, const float*, float*);
-    void (*dgrad)(const Conv2dShape&, const float*, const float*, float*);
+    void (*dgrad)(const Conv2dShape&, const float*, const float*, float*);  // plain dgrad
     void (*wgrad)(const Conv2dShape&, const float*, const float*, float*, float*);
   };
-  const Algo direct{"direct", conv2d_fprop_direct_cpu, conv2d_dgrad_direct_cpu, conv2d_wgrad_direct_cpu};
+  const Algo direct{
+      "direct", conv2d_fprop_direct_cpu,
+      [](const Conv2dShape& s, const float* dy, const float* w, float* dx) { conv2d_dgrad_direct_cpu(s, dy, w, dx); },
+      conv2d_wgrad_direct_cpu};
   const Algo im2col{"im2col", conv2d_fprop_im2col_cpu, conv2d_dgrad_im2col_cpu, conv2d_wgrad_im2col_cpu};
   std::vector<std::pair<Conv2dShape, bool>> shapes;  // (shape, one of the extras)
   for (const ConvShapeCase& cc : kConvTestCases) shapes.emplace_back(cc.s, false);
@@ -147,6 +165,20 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
                          a.dgrad(s, dy.data(), w.data(), dx.data());
                          return Outputs{dx};
                        }});
+      if (std::string(a.name) == "direct")
+        cases.push_back({"cpu conv2d_dgrad+add " + shape,
+                         {"dx"},
+                         [=] {
+                           std::vector<double> dx(s.x_size());
+                           conv2d_dgrad_ref(s, to_double(dy).data(), to_double(w).data(), dx.data());
+                           for (size_t i = 0; i < dx.size(); ++i) dx[i] += x[i];
+                           return RefOutputs{dx};
+                         },
+                         [=](Context&) {
+                           std::vector<float> dx = poisoned(s.x_size());
+                           conv2d_dgrad_direct_cpu(s, dy.data(), w.data(), dx.data(), x.data());
+                           return Outputs{dx};
+                         }});
       cases.push_back({"cpu conv2d_wgrad " + shape + ", bias",
                        {"dw", "dbias"},
                        [=] {

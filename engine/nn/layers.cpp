@@ -125,6 +125,15 @@ Tensor Conv2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   return dx;
 }
 
+Tensor Conv2d::backward_add(Context& ctx, Pass& pass, const Tensor& dy, const Tensor& dx_add) {
+  const Tensor& x = pass.kept(id());
+  const Conv2dShape s = shape_for(x.shape());
+  ops::conv2d_wgrad(ctx, s, x, dy, weight_grad, has_bias ? &bias_grad : nullptr);
+  Tensor& dx = pass.buffer(id(), kDx, s.N);
+  ops::conv2d_dgrad(ctx, s, dy, weight, dx, &dx_add);
+  return dx;
+}
+
 // ---------------------------------------------------------------- BatchNorm2d
 
 BatchNorm2d::BatchNorm2d(int channels_, float eps, float momentum) : channels(channels_), params{eps, momentum} {
@@ -477,12 +486,12 @@ BatchNorm2d* bn_before_relu(const std::vector<std::pair<std::string, std::unique
 }  // namespace
 
 Tensor Sequential::forward(Context& ctx, Pass& pass, const Tensor& x) {
-  return forward_first(ctx, pass, x, layers_.size());
+  return forward_range(ctx, pass, x, 0, layers_.size());
 }
 
-Tensor Sequential::forward_first(Context& ctx, Pass& pass, const Tensor& x, size_t end) {
+Tensor Sequential::forward_range(Context& ctx, Pass& pass, const Tensor& x, size_t begin, size_t end) {
   Tensor h = x;
-  for (size_t i = 0; i < end; ++i) {
+  for (size_t i = begin; i < end; ++i) {
     if (BatchNorm2d* bn = i + 1 < end ? bn_before_relu(layers_, i) : nullptr) {
       Layer& relu = *layers_[i + 1].second;
       ProfileScope scope(ctx, "BatchNorm2d+ReLU", "forward");
@@ -496,13 +505,13 @@ Tensor Sequential::forward_first(Context& ctx, Pass& pass, const Tensor& x, size
 }
 
 Tensor Sequential::backward(Context& ctx, Pass& pass, const Tensor& dy) {
-  return backward_first(ctx, pass, dy, layers_.size());
+  return backward_range(ctx, pass, dy, 0, layers_.size());
 }
 
-Tensor Sequential::backward_first(Context& ctx, Pass& pass, const Tensor& dy, size_t end) {
+Tensor Sequential::backward_range(Context& ctx, Pass& pass, const Tensor& dy, size_t begin, size_t end) {
   Tensor g = dy;
-  for (size_t i = end; i-- > 0;) {
-    if (BatchNorm2d* bn = i >= 1 ? bn_before_relu(layers_, i - 1) : nullptr) {
+  for (size_t i = end; i-- > begin;) {
+    if (BatchNorm2d* bn = i >= begin + 1 ? bn_before_relu(layers_, i - 1) : nullptr) {
       Layer& relu = *layers_[i].second;
       const int64_t n = g.dim(0);
       ProfileScope scope(ctx, "BatchNorm2d+ReLU", "backward");
@@ -543,7 +552,7 @@ Shape Residual::plan(const Shape& in, PassPlan& plan) const {
 
 Tensor Residual::forward(Context& ctx, Pass& pass, const Tensor& x) {
   auto* bn = dynamic_cast<BatchNorm2d*>(main_->last());
-  const Tensor a = bn ? main_->forward_first(ctx, pass, x, main_->size() - 1) : main_->forward(ctx, pass, x);
+  const Tensor a = bn ? main_->forward_range(ctx, pass, x, 0, main_->size() - 1) : main_->forward(ctx, pass, x);
   const Tensor b = shortcut_ ? forward_of(*shortcut_, ctx, pass, x) : x;
   Tensor& y = pass.buffer(id(), kY, a.dim(0));
   if (bn) {  // y = relu(bn(a) + b) in one pass
@@ -565,22 +574,27 @@ Tensor Residual::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   const int64_t n = dy.dim(0);
   Tensor& dsum = pass.buffer(id(), kDsum, n);
   auto* bn = dynamic_cast<BatchNorm2d*>(main_->last());
-  Tensor dmain;
+  size_t end = main_->size();
+  Tensor g;
   if (bn) {  // dsum = dy·[y > 0], kept for the shortcut, and the batch norm's backward of it
-    Tensor da;
-    {
-      ProfileScope scope(ctx, "BatchNorm2d+add+ReLU", "backward");
-      da = bn->backward_act(ctx, pass, dy, &pass.buffer(id(), kY, n), dsum, true);
-    }
-    dmain = main_->backward_first(ctx, pass, da, main_->size() - 1);
+    ProfileScope scope(ctx, "BatchNorm2d+add+ReLU", "backward");
+    g = bn->backward_act(ctx, pass, dy, &pass.buffer(id(), kY, n), dsum, true);
+    --end;
   } else {
-    {
-      ProfileScope scope(ctx, "Residual add+ReLU", "backward");
-      ops::relu_bwd(ctx, pass.buffer(id(), kY, n), dy, dsum);
-    }
-    dmain = main_->backward(ctx, pass, dsum);
+    ProfileScope scope(ctx, "Residual add+ReLU", "backward");
+    ops::relu_bwd(ctx, pass.buffer(id(), kY, n), dy, dsum);
+    g = dsum;
   }
   const Tensor dshort = shortcut_ ? backward_of(*shortcut_, ctx, pass, dsum) : dsum;
+  // dx = dmain + dshort: added by the main branch's first convolution, in its dgrad pass.
+  auto* conv = dynamic_cast<Conv2d*>(main_->first());
+  if (conv && end > 1) {
+    g = main_->backward_range(ctx, pass, g, 1, end);
+    if (!ctx.profile()) return conv->backward_add(ctx, pass, g, dshort);
+    ProfileScope scope(ctx, "Conv2d", "backward");
+    return conv->backward_add(ctx, pass, g, dshort);
+  }
+  const Tensor dmain = main_->backward_range(ctx, pass, g, 0, end);
   ProfileScope scope(ctx, "Residual add", "backward");
   Tensor& dx = pass.buffer(id(), kDx, n);
   ops::add(ctx, dmain, dshort, dx);

@@ -28,6 +28,9 @@ class Conv2d final : public Layer {
   Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
   Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   Conv2dShape shape_for(const Shape& in) const;
+  // backward with dx = dgrad(dy) + dx_add: a residual block's shortcut gradient, added in the
+  // same pass (ops::conv2d_dgrad).
+  Tensor backward_add(Context& ctx, Pass& pass, const Tensor& dy, const Tensor& dx_add);
 
   int in_channels, out_channels, kernel, stride, pad;
   bool has_bias;
@@ -155,10 +158,13 @@ class Sequential final : public Layer {
   Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
   Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   size_t size() const { return layers_.size(); }
+  Layer* first() const { return layers_.empty() ? nullptr : layers_.front().second.get(); }
   Layer* last() const { return layers_.empty() ? nullptr : layers_.back().second.get(); }
-  // The children [0, end) only: a Residual runs its main branch's last batch norm itself, fused.
-  Tensor forward_first(Context& ctx, Pass& pass, const Tensor& x, size_t end);
-  Tensor backward_first(Context& ctx, Pass& pass, const Tensor& dy, size_t end);
+  // The children [begin, end) only: a Residual runs its main branch's last batch norm (fused
+  // with the sum and the ReLU) and the backward of its first convolution (fused with the sum's
+  // gradient) itself.
+  Tensor forward_range(Context& ctx, Pass& pass, const Tensor& x, size_t begin, size_t end);
+  Tensor backward_range(Context& ctx, Pass& pass, const Tensor& dy, size_t begin, size_t end);
 
  private:
   std::vector<std::pair<std::string, std::unique_ptr<Layer>>> layers_;

@@ -155,20 +155,41 @@ void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
 }
 
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  conv2d_dgrad(ctx, s, dy, w, dx, nullptr);
+}
+
+void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx,
+                  const Tensor* dx_add) {
   const char* op = "conv2d_dgrad";
-  check(ctx, op, {f32("dy", dy, i64(s.y_size())), f32("w", w, i64(s.w_size())), f32("dx", dx, i64(s.x_size()))});
+  check(ctx, op,
+        {f32("dy", dy, i64(s.y_size())), f32("w", w, i64(s.w_size())), f32("dx", dx, i64(s.x_size())),
+         f32("dx_add", dx_add, i64(s.x_size()))});
+  ENSURE(!dx_add || dx_add->data<float>() != dx.data<float>(), "%s: dx_add aliases dx", op);
+  const float* add = dx_add ? dx_add->data<float>() : nullptr;
   run(ctx, op,
       {
-          .cpu = [&] { conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>()); },
+          .cpu =
+              [&] {
+                if (add)
+                  conv2d_dgrad_add_cpu(s, dy.data<float>(), w.data<float>(), add, dx.data<float>());
+                else
+                  conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
+              },
 #ifdef ACTIVEIP_CUDA
           .cuda =
-              [&](cudaStream_t st) { conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), st); },
+              [&](cudaStream_t st) {
+                conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), st);
+                if (add) add_cuda(s.x_size(), dx.data<float>(), add, dx.data<float>(), st);
+              },
 #endif
       }
 #ifdef ACTIVEIP_CUDNN
       ,
       {Vendor::Cudnn,
-       [&](VendorHandles& h) { conv2d_dgrad_cudnn(h, s, dy.data<float>(), w.data<float>(), dx.data<float>()); }}
+       [&](VendorHandles& h) {
+         conv2d_dgrad_cudnn(h, s, dy.data<float>(), w.data<float>(), dx.data<float>());
+         if (add) add_cuda(s.x_size(), dx.data<float>(), add, dx.data<float>(), h.stream());
+       }}
 #endif
   );
 }

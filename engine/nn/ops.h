@@ -26,6 +26,10 @@ namespace activeip::ops {
 
 void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
+// dx = dgrad(dy) + dx_add (x's shape, not dx itself; null: plain dgrad): a residual block's
+// shortcut gradient, added in the same pass on the CPU.
+void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx,
+                  const Tensor* dx_add);
 void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias);
 
 // The batch-norm tensors, as kernels/batchnorm.h's BatchNormFwdArgs / BatchNormBwdArgs: x, y,

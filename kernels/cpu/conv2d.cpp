@@ -268,6 +268,14 @@ void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, flo
   conv2d_dgrad_im2col_cpu(s, dy, w, dx);
 }
 
+void conv2d_dgrad_add_cpu(const Conv2dShape& s, const float* dy, const float* w, const float* dx_add, float* dx) {
+  if (conv2d_use_direct(s) && s.C >= 8) return conv2d_dgrad_direct_cpu(s, dy, w, dx, dx_add);
+  conv2d_dgrad_im2col_cpu(s, dy, w, dx);
+  const long n = long(s.x_size());
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && n >= (1 << 15))
+  for (long i = 0; i < n; ++i) dx[i] += dx_add[i];
+}
+
 void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
   if (conv2d_use_direct(s)) return conv2d_wgrad_direct_cpu(s, x, dy, dw, dbias);
   conv2d_wgrad_im2col_cpu(s, x, dy, dw, dbias);
