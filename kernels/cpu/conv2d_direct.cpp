@@ -7,9 +7,11 @@
 // fprop and dgrad hold a block of up to 24 output pixels of one row × 16 or 32 channels in
 // registers and sweep the taps once; the weights are repacked per call so that one tap's
 // C×K panel is a run of 16-lane vectors. Pixels whose taps all fall inside the input share
-// one tap list; the few at the image edges get their own, clipped one. wgrad sums fixed
-// chunks of images into partial buffers and adds them in chunk order. Every output element is
-// summed in an order fixed by the shape, so the bits do not depend on the thread count.
+// one tap list; the few at the image edges get their own, clipped one. For stride-1 3×3
+// filters the interior blocks and wgrad slide along the row with a filter row's three taps at
+// once, each broadcast feeding three FMAs. wgrad sums fixed chunks of images into partial
+// buffers and adds them in chunk order. Every output element is summed in an order fixed by
+// the shape, so the bits do not depend on the thread count.
 #include <omp.h>
 
 #include <algorithm>
