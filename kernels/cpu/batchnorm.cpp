@@ -49,37 +49,51 @@ void channel_sums2(const BatchNormShape& s, const float* a, const float* y, cons
     double* p0 = part + size_t(k) * 2 * C;
     double* p1 = p0 + C;
     const int r0 = k * kRowChunk, r1 = std::min(M, r0 + kRowChunk);
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    // 16 channels as two vectors of 8 doubles per sum; tails through lane masks. The rows go
+    // in groups of 16, all channel blocks of a group before the next, so that the rows are read
+    // in order (with C ≥ 64 a chunk's rows no longer fit in L1); the sums, kept in the chunk's
+    // partials between groups, still add each channel's rows in order.
+    auto lo = [](__m512 v) { return _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, v, 0)); };
+    auto hi = [](__m512 v) { return _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, v, 1)); };
+    // (The full-mask maskz forms: the plain intrinsics' undefined pass-through operand makes
+    // GCC 12 warn falsely of uninitialized use, as in gemm.cpp.)
+    constexpr int kRowGroup = 16;
+    for (int g0 = r0; g0 < r1; g0 += kRowGroup) {
+      const int g1 = std::min(r1, g0 + kRowGroup);
+      for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+        const int cn = std::min(kChannelBlock, C - c0);
+        const __mmask16 m = cn == kChannelBlock ? __mmask16(0xFFFF) : __mmask16((1u << cn) - 1);
+        const __mmask8 mlo = __mmask8(m), mhi = __mmask8(m >> 8);
+        const __m512d calo = _mm512_maskz_loadu_pd(mlo, ca + c0), cahi = _mm512_maskz_loadu_pd(mhi, ca + c0 + 8);
+        const __m512d cblo = _mm512_maskz_loadu_pd(mlo, cb + c0), cbhi = _mm512_maskz_loadu_pd(mhi, cb + c0 + 8);
+        const bool first = g0 == r0;
+        __m512d s0lo = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mlo, p0 + c0);
+        __m512d s0hi = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mhi, p0 + c0 + 8);
+        __m512d s1lo = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mlo, p1 + c0);
+        __m512d s1hi = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mhi, p1 + c0 + 8);
+        for (int r = g0; r < g1; ++r) {
+          const size_t i = static_cast<size_t>(r) * C + c0;
+          __m512 g = _mm512_maskz_loadu_ps(m, a + i);
+          if constexpr (kMask)
+            g = _mm512_maskz_mov_ps(
+                _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + i), _mm512_setzero_ps(), _CMP_GT_OQ), g);
+          const __m512 bv = _mm512_maskz_loadu_ps(m, b + i);
+          const __m512d glo = _mm512_sub_pd(lo(g), calo), ghi = _mm512_sub_pd(hi(g), cahi);
+          s0lo = _mm512_add_pd(s0lo, glo);
+          s0hi = _mm512_add_pd(s0hi, ghi);
+          s1lo = _mm512_fmadd_pd(glo, _mm512_sub_pd(lo(bv), cblo), s1lo);
+          s1hi = _mm512_fmadd_pd(ghi, _mm512_sub_pd(hi(bv), cbhi), s1hi);
+        }
+        _mm512_mask_storeu_pd(p0 + c0, mlo, s0lo);
+        _mm512_mask_storeu_pd(p0 + c0 + 8, mhi, s0hi);
+        _mm512_mask_storeu_pd(p1 + c0, mlo, s1lo);
+        _mm512_mask_storeu_pd(p1 + c0 + 8, mhi, s1hi);
+      }
+    }
+#else
     for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
       const int cn = std::min(kChannelBlock, C - c0);
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
-      // 16 channels as two vectors of 8 doubles per sum; tails through lane masks.
-      const __mmask16 m = cn == kChannelBlock ? __mmask16(0xFFFF) : __mmask16((1u << cn) - 1);
-      const __mmask8 mlo = __mmask8(m), mhi = __mmask8(m >> 8);
-      const __m512d calo = _mm512_maskz_loadu_pd(mlo, ca + c0), cahi = _mm512_maskz_loadu_pd(mhi, ca + c0 + 8);
-      const __m512d cblo = _mm512_maskz_loadu_pd(mlo, cb + c0), cbhi = _mm512_maskz_loadu_pd(mhi, cb + c0 + 8);
-      __m512d s0lo = _mm512_setzero_pd(), s0hi = s0lo, s1lo = s0lo, s1hi = s0lo;
-      // The full-mask maskz forms: the plain intrinsics' undefined pass-through operand makes
-      // GCC 12 warn falsely of uninitialized use (as in gemm.cpp).
-      auto lo = [](__m512 v) { return _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, v, 0)); };
-      auto hi = [](__m512 v) { return _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, v, 1)); };
-      for (int r = r0; r < r1; ++r) {
-        const size_t i = static_cast<size_t>(r) * C + c0;
-        __m512 g = _mm512_maskz_loadu_ps(m, a + i);
-        if constexpr (kMask)
-          g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + i), _mm512_setzero_ps(), _CMP_GT_OQ),
-                                  g);
-        const __m512 bv = _mm512_maskz_loadu_ps(m, b + i);
-        const __m512d glo = _mm512_sub_pd(lo(g), calo), ghi = _mm512_sub_pd(hi(g), cahi);
-        s0lo = _mm512_add_pd(s0lo, glo);
-        s0hi = _mm512_add_pd(s0hi, ghi);
-        s1lo = _mm512_fmadd_pd(glo, _mm512_sub_pd(lo(bv), cblo), s1lo);
-        s1hi = _mm512_fmadd_pd(ghi, _mm512_sub_pd(hi(bv), cbhi), s1hi);
-      }
-      _mm512_mask_storeu_pd(p0 + c0, mlo, s0lo);
-      _mm512_mask_storeu_pd(p0 + c0 + 8, mhi, s0hi);
-      _mm512_mask_storeu_pd(p1 + c0, mlo, s1lo);
-      _mm512_mask_storeu_pd(p1 + c0 + 8, mhi, s1hi);
-#else
       double s0[kChannelBlock] = {}, s1[kChannelBlock] = {};
       for (int r = r0; r < r1; ++r) {
         const size_t i = static_cast<size_t>(r) * C + c0;
@@ -92,8 +106,8 @@ void channel_sums2(const BatchNormShape& s, const float* a, const float* y, cons
         }
       }
       for (int j = 0; j < cn; ++j) p0[c0 + j] = s0[j], p1[c0 + j] = s1[j];
-#endif
     }
+#endif
   }
   for (int c = 0; c < C; ++c) out0[c] = out1[c] = 0.0;
   for (int k = 0; k < chunks; ++k)
