@@ -312,10 +312,9 @@ TEST_CASE("bench cli: train on the CPU prints the JSON schema") {
 
 TEST_CASE("bench cli: infer on the CPU times forward passes and counts forward FLOPs once") {
   const TempDir dir;
-  const json j = run_json(
-      dir, {"bench",    "infer", "--device",    "cpu",    "--threads",     "1",         "--nets",        "resnet20",
-            "--batch",  "3",     "--conv-impl", "custom", "--data",        "synthetic", "--limit-train", "16",
-            "--warmup", "1",     "--reps",      "2",      "--peak-tflops", "1",         "--json"});
+  const json j = run_json(dir, {"bench", "infer", "--device", "cpu", "--threads", "1", "--nets", "resnet20", "--batch",
+                                "3", "--conv-impl", "custom", "--data", "synthetic", "--limit-train", "16",
+                                "--warmup", "1", "--reps", "2", "--peak-tflops", "1", "--json"});
   CHECK(j["command"] == "infer");
   CHECK(j["config"]["input"].is_string());
   CHECK_FALSE(j["config"].contains("optimizer"));
@@ -325,28 +324,27 @@ TEST_CASE("bench cli: infer on the CPU times forward passes and counts forward F
   CHECK(run["batch"] == 3);
   CHECK(run["images_per_batch"] == 3);
   CHECK(run["step_ms"]["steps"] == 2);
-  CHECK(run["images_per_s"].get<double>() == doctest::Approx(3 / (run["step_ms"]["median"].get<double>() * 1e-3)));
+  CHECK(run["images_per_s"].get<double>() ==
+        doctest::Approx(3 / (run["step_ms"]["median"].get<double>() * 1e-3)));
   CHECK(run["model_gflops_per_image"].get<double>() ==
         doctest::Approx(bench::forward_flops_per_image("resnet20") / 1e9));
   CHECK(run["achieved_tflops"].get<double>() ==
         doctest::Approx(run["model_gflops_per_image"].get<double>() * run["images_per_s"].get<double>() / 1e3));
   CHECK(j["best"]["resnet20"]["batch"] == 3);
   // The table names the command and what was timed.
-  const std::string table =
-      ok(dir, {"bench",   "infer", "--device",      "cpu",    "--threads",     "1", "--nets",   "resnet20",
-               "--batch", "2",     "--conv-impl",   "custom", "--limit-train", "8", "--warmup", "0",
-               "--reps",  "1",     "--peak-tflops", "1"})
-          .out;
+  const std::string table = ok(dir, {"bench", "infer", "--device", "cpu", "--threads", "1", "--nets", "resnet20",
+                                     "--batch", "2", "--conv-impl", "custom", "--limit-train", "8", "--warmup", "0",
+                                     "--reps", "1", "--peak-tflops", "1"})
+                                  .out;
   CHECK(table.find("bench infer on") != std::string::npos);
   CHECK(table.find("forward passes") != std::string::npos);
 }
 
 TEST_CASE("bench cli: --profile splits the timed steps by layer kind and pass, the rest as other") {
   const TempDir dir;
-  const json j =
-      run_json(dir, {"bench",   "train", "--device",      "cpu",    "--threads",     "1",     "--nets",   "resnet20",
-                     "--batch", "4",     "--conv-impl",   "custom", "--limit-train", "16",    "--warmup", "1",
-                     "--steps", "2",     "--peak-tflops", "1",      "--profile",     "--json"});
+  const json j = run_json(dir, {"bench", "train", "--device", "cpu", "--threads", "1", "--nets", "resnet20", "--batch",
+                                "4", "--conv-impl", "custom", "--limit-train", "16", "--warmup", "1", "--steps",
+                                "2", "--peak-tflops", "1", "--profile", "--json"});
   CHECK(j["config"]["profile"] == true);
   const json& run = j["runs"][0];
   REQUIRE(run["profile"].is_array());
