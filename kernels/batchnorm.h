@@ -48,6 +48,22 @@ void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, 
 void batchnorm_fwd_eval_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a);
 void batchnorm_bwd_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a);
 
+// The CPU fusions of what follows a batch norm in the nets (on CUDA the engine runs the
+// unfused ops in sequence). Forward: y = act(bn(x) + residual), act = ReLU or the identity,
+// residual (M×C) optional: a ResNet block's bn2, shortcut add and ReLU in one pass over the
+// rows. Backward: g = dy·[y > 0] through that fused output y (null y: no ReLU, g = dy),
+// written to dg (M×C) when dg is not null — the gradient of the residual branch — and the
+// batch-norm backward of g. act = {} is the plain batch norm.
+struct BatchNormAct {
+  const float* residual = nullptr;
+  bool relu = false;
+};
+void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                                 const BatchNormAct& act);
+void batchnorm_fwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                                const BatchNormAct& act);
+void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg);
+
 // Device scratch of the CUDA training forward and backward, in floats: the per-channel
 // partial sums of each row split the reductions use (3 floats per split and channel) and
 // 3 per-channel coefficients, 3·(batchnorm_row_splits(s) + 1)·C in all. The caller provides

@@ -26,7 +26,25 @@ struct Conv2dShape {
 
 void conv2d_fprop_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+// dx = dgrad(dy) + dx_add (dx_add: x_size() floats, not aliasing dx): a residual block's
+// shortcut gradient added to its first convolution's, in the same pass where the direct
+// kernel runs.
+void conv2d_dgrad_add_cpu(const Conv2dShape& s, const float* dy, const float* w, const float* dx_add, float* dx);
 void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+
+// The two CPU algorithms the conv2d_*_cpu functions choose between by conv2d_use_direct: the
+// im2col GEMMs (any shape), and a direct convolution for few channels (C, K ≤ 32, R·S ≤ 25,
+// AVX-512 builds only: conv2d_direct_supported), which reads x and dy in place and keeps a
+// row of output pixels × the channels in registers. Same accumulation rules.
+bool conv2d_direct_supported(const Conv2dShape& s);
+bool conv2d_use_direct(const Conv2dShape& s);
+void conv2d_fprop_im2col_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_dgrad_im2col_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_wgrad_im2col_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+void conv2d_fprop_direct_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_dgrad_direct_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                             const float* dx_add = nullptr);
+void conv2d_wgrad_direct_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 
 #ifdef ACTIVEIP_CUDA
 // Implicit-GEMM FFMA kernels, fp32 throughout (kernels/cuda/conv2d.cu). wgrad splits its

@@ -6,11 +6,13 @@
 // and run twice. The CPU suite (test_ops.cpp) and the GPU suite (test_cuda_ops.cpp) run it all.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -67,6 +69,21 @@ inline void add_conv2d_cases(std::vector<OpCase>& cases) {
                            ops::conv2d_dgrad(ctx, s, tdy, tw, tdx);
                            return Outputs{host_of(ctx, tdx)};
                          }});
+      if (!bias)  // dgrad adding a residual branch's gradient (dx_add) in the same pass
+        cases.push_back({"conv2d_dgrad+add " + conv_shape_str(s) + " (" + cc.name + ")",
+                         {"dx"},
+                         [=] {
+                           std::vector<double> dx(s.x_size());
+                           conv2d_dgrad_ref(s, to_double(dy).data(), to_double(w).data(), dx.data());
+                           for (size_t i = 0; i < dx.size(); ++i) dx[i] += x[i];
+                           return RefOutputs{dx};
+                         },
+                         [=](Context& ctx) {
+                           const Tensor tdy = on(ctx, dy), tw = on(ctx, w), tadd = on(ctx, x);
+                           Tensor tdx = nan_on(ctx, s.x_size());
+                           ops::conv2d_dgrad(ctx, s, tdy, tw, tdx, &tadd);
+                           return Outputs{host_of(ctx, tdx)};
+                         }});
       // Two steps into random dw / dbias; without dbias, dbias stays as it started.
       cases.push_back({"conv2d_wgrad " + shape,
                        {"dw", {"dbias", !bias}},
@@ -85,6 +102,98 @@ inline void add_conv2d_cases(std::vector<OpCase>& cases) {
                          return Outputs{host_of(ctx, tdw), host_of(ctx, tdb)};
                        }});
     }
+}
+
+// The two CPU convolution algorithms called directly, whichever conv2d_*_cpu would pick: the
+// direct kernels on every table shape they support and on shapes of their own (N = 1, 7×5 and
+// 5×7 images, C and K off the 16 lanes, stride 2 with pad 0 and 1, images smaller than the
+// filter, 5×5), and the im2col GEMMs on the shapes the dispatcher now sends to the direct
+// kernels. Host memory whatever the context: these are CPU kernels ("cpu conv2d" family).
+inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
+  struct Algo {
+    const char* name;
+    void (*fprop)(const Conv2dShape&, const float*, const float*, const float*, float*);
+    void (*dgrad)(const Conv2dShape&, const float*, const float*, float*);  // plain dgrad
+    void (*wgrad)(const Conv2dShape&, const float*, const float*, float*, float*);
+  };
+  const Algo direct{
+      "direct", conv2d_fprop_direct_cpu,
+      [](const Conv2dShape& s, const float* dy, const float* w, float* dx) { conv2d_dgrad_direct_cpu(s, dy, w, dx); },
+      conv2d_wgrad_direct_cpu};
+  const Algo im2col{"im2col", conv2d_fprop_im2col_cpu, conv2d_dgrad_im2col_cpu, conv2d_wgrad_im2col_cpu};
+  std::vector<std::pair<Conv2dShape, bool>> shapes;  // (shape, one of the extras)
+  for (const ConvShapeCase& cc : kConvTestCases) shapes.emplace_back(cc.s, false);
+  const Conv2dShape extra[] = {
+      // {N, H, W, C, K, R, S, stride, pad}
+      {1, 7, 5, 3, 16, 3, 3, 1, 1},  {1, 7, 5, 16, 16, 3, 3, 2, 1}, {2, 5, 7, 20, 32, 3, 3, 1, 1},
+      {1, 5, 7, 32, 31, 3, 3, 2, 1}, {2, 3, 2, 4, 4, 3, 3, 1, 1},   {1, 13, 11, 5, 30, 5, 5, 1, 2},
+      {2, 9, 9, 17, 17, 3, 3, 2, 0}, {3, 7, 5, 9, 1, 3, 3, 1, 1},   {1, 6, 6, 32, 32, 3, 3, 2, 1},
+  };
+  for (const Conv2dShape& s : extra) shapes.emplace_back(s, true);
+  uint64_t seed = 2000;
+  for (const auto& [s, is_extra] : shapes) {
+    seed += 10;
+    std::vector<Algo> algos;
+    if (conv2d_direct_supported(s)) algos.push_back(direct);
+    if (is_extra || conv2d_use_direct(s)) algos.push_back(im2col);
+    const auto x = random_floats(s.x_size(), seed), w = random_floats(s.w_size(), seed + 1);
+    const auto dy = random_floats(s.y_size(), seed + 2), b = random_floats(size_t(s.K), seed + 3);
+    const auto dw0 = random_floats(s.w_size(), seed + 4), db0 = random_floats(size_t(s.K), seed + 5);
+    for (const Algo& a : algos) {
+      const std::string shape = std::string(a.name) + " " + conv_shape_str(s);
+      cases.push_back({"cpu conv2d_fprop " + shape + ", bias",
+                       {"y"},
+                       [=] {
+                         std::vector<double> y(s.y_size());
+                         conv2d_fprop_ref(s, to_double(x).data(), to_double(w).data(), to_double(b).data(), y.data());
+                         return RefOutputs{y};
+                       },
+                       [=](Context&) {
+                         std::vector<float> y = poisoned(s.y_size());
+                         a.fprop(s, x.data(), w.data(), b.data(), y.data());
+                         return Outputs{y};
+                       }});
+      cases.push_back({"cpu conv2d_dgrad " + shape,
+                       {"dx"},
+                       [=] {
+                         std::vector<double> dx(s.x_size());
+                         conv2d_dgrad_ref(s, to_double(dy).data(), to_double(w).data(), dx.data());
+                         return RefOutputs{dx};
+                       },
+                       [=](Context&) {
+                         std::vector<float> dx = poisoned(s.x_size());
+                         a.dgrad(s, dy.data(), w.data(), dx.data());
+                         return Outputs{dx};
+                       }});
+      if (std::string(a.name) == "direct")
+        cases.push_back({"cpu conv2d_dgrad+add " + shape,
+                         {"dx"},
+                         [=] {
+                           std::vector<double> dx(s.x_size());
+                           conv2d_dgrad_ref(s, to_double(dy).data(), to_double(w).data(), dx.data());
+                           for (size_t i = 0; i < dx.size(); ++i) dx[i] += x[i];
+                           return RefOutputs{dx};
+                         },
+                         [=](Context&) {
+                           std::vector<float> dx = poisoned(s.x_size());
+                           conv2d_dgrad_direct_cpu(s, dy.data(), w.data(), dx.data(), x.data());
+                           return Outputs{dx};
+                         }});
+      cases.push_back({"cpu conv2d_wgrad " + shape + ", bias",
+                       {"dw", "dbias"},
+                       [=] {
+                         auto dw = to_double(dw0), db = to_double(db0);
+                         for (int step = 0; step < 2; ++step)
+                           conv2d_wgrad_ref(s, to_double(x).data(), to_double(dy).data(), dw.data(), db.data());
+                         return RefOutputs{dw, db};
+                       },
+                       [=](Context&) {
+                         std::vector<float> dw = dw0, db = db0;
+                         for (int step = 0; step < 2; ++step) a.wgrad(s, x.data(), dy.data(), dw.data(), db.data());
+                         return Outputs{dw, db};
+                       }});
+    }
+  }
 }
 
 inline void add_linear_cases(std::vector<OpCase>& cases) {
@@ -180,6 +289,76 @@ inline void add_batchnorm_cases(std::vector<OpCase>& cases) {
                        return Outputs{host_of(ctx, ty), host_of(ctx, tdx), host_of(ctx, tdg), host_of(ctx, tdb)};
                      }});
   }
+}
+
+// The batch norm with the ReLU and the residual add fused in (ops::BatchNormFusion), against
+// the composition of the float64 specifications: y = relu(bn(x) + residual), then
+// g = dy·[y > 0] and the batch-norm backward of g, g kept for the residual branch. Inputs of
+// both signs so that the ReLU cuts; eval mode through the running statistics once per shape.
+inline void add_batchnorm_act_cases(std::vector<OpCase>& cases) {
+  const BatchNormShape shapes[] = {{1 * 7 * 5, 3}, {2 * 7 * 5, 17}, {3 * 5 * 5, 33}, {2 * 8 * 8, 16}, {3, 7}};
+  uint64_t seed = 5500;
+  for (const BatchNormShape& s : shapes)
+    for (const bool residual : {false, true}) {
+      seed += 10;
+      const size_t n = size_t(s.M) * s.C, C = size_t(s.C);
+      const auto x = random_floats(n, seed), gamma = random_floats(C, seed + 1, 0.5f, 2.0f);
+      const auto beta = random_floats(C, seed + 2), dy = random_floats(n, seed + 3), res = random_floats(n, seed + 4);
+      const auto dg0 = random_floats(C, seed + 5), db0 = random_floats(C, seed + 6);
+      const auto rm = random_floats(C, seed + 7, 0.1f, 0.5f);
+      auto rv = random_floats(C, seed + 8, 0.5f, 2.0f);
+      for (float& v : rv) v = std::fabs(v);  // random_floats draws either sign
+      const BatchNormParams p{};
+      const std::string shape = strfmt("M%d C%d%s", s.M, s.C, residual ? ", residual" : "");
+      cases.push_back({"batchnorm_act fwd+bwd relu(bn(x) + residual) (training) " + shape,
+                       {"y", "dx", "dgamma", "dbeta", "g"},
+                       [=] {
+                         std::vector<double> y(n), dx(n), g(n);
+                         auto dgm = to_double(dg0), dbt = to_double(db0);
+                         batchnorm_fwd_train_ref(s, p.eps, to_double(x).data(), to_double(gamma).data(),
+                                                 to_double(beta).data(), y.data());
+                         for (size_t i = 0; i < n; ++i) {
+                           y[i] = std::max(0.0, y[i] + (residual ? double(res[i]) : 0.0));
+                           g[i] = y[i] > 0 ? double(dy[i]) : 0.0;
+                         }
+                         batchnorm_bwd_ref(s, p.eps, to_double(x).data(), g.data(), to_double(gamma).data(), dx.data(),
+                                           dgm.data(), dbt.data());
+                         return RefOutputs{y, dx, dgm, dbt, g};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tx = on(ctx, x), tg = on(ctx, gamma), tb = on(ctx, beta), tdy = on(ctx, dy);
+                         const Tensor tres = on(ctx, res);
+                         Tensor trm = on(ctx, rm), trv = on(ctx, rv);
+                         Tensor sm = nan_on(ctx, C), si = nan_on(ctx, C), ty = nan_on(ctx, n), tdx = nan_on(ctx, n);
+                         Tensor tgg = nan_on(ctx, n), tdg = on(ctx, dg0), tdb = on(ctx, db0);
+                         ops::batchnorm_fwd(ctx, s, p, true, {tx, tg, tb, trm, trv, sm, si, ty},
+                                            {residual ? &tres : nullptr, true});
+                         ops::batchnorm_bwd(ctx, s, {tx, tdy, tg, sm, si, tdx, tdg, tdb}, {&ty, &tgg, true});
+                         return Outputs{host_of(ctx, ty), host_of(ctx, tdx), host_of(ctx, tdg), host_of(ctx, tdb),
+                                        host_of(ctx, tgg)};
+                       }});
+      cases.push_back({"batchnorm_act fwd relu(bn(x) + residual) (eval) " + shape,
+                       {"y"},
+                       [=] {
+                         std::vector<double> y(n);
+                         for (int r = 0; r < s.M; ++r)
+                           for (int c = 0; c < s.C; ++c) {
+                             const size_t i = size_t(r) * C + c;
+                             const double v = (double(x[i]) - rm[c]) / std::sqrt(double(rv[c]) + p.eps) * gamma[c] +
+                                              beta[c] + (residual ? double(res[i]) : 0.0);
+                             y[i] = std::max(0.0, v);
+                           }
+                         return RefOutputs{y};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tx = on(ctx, x), tg = on(ctx, gamma), tb = on(ctx, beta), tres = on(ctx, res);
+                         Tensor trm = on(ctx, rm), trv = on(ctx, rv), sm = nan_on(ctx, C), si = nan_on(ctx, C);
+                         Tensor ty = nan_on(ctx, n);
+                         ops::batchnorm_fwd(ctx, s, p, false, {tx, tg, tb, trm, trv, sm, si, ty},
+                                            {residual ? &tres : nullptr, true});
+                         return Outputs{host_of(ctx, ty)};
+                       }});
+    }
 }
 
 inline std::string pool_shape_str(const Pool2dShape& s) {
@@ -462,7 +641,7 @@ inline void add_loss_accumulate_cases(std::vector<OpCase>& cases) {
     XentShape s;
     bool ties, nan;
   };
-  const AccCase shapes[] = {{{1, 1}, false, false},    {{1, 10}, false, false},  {{7, 10}, true, false},
+  const AccCase shapes[] = {{{1, 1}, false, false},     {{1, 10}, false, false}, {{7, 10}, true, false},
                             {{257, 100}, false, false}, {{33, 37}, false, true}, {{300, 3}, true, false},
                             {{5, 1}, false, true}};
   uint64_t seed = 9000;
@@ -568,6 +747,8 @@ inline const std::vector<OpCase>& op_table() {
     add_conv2d_cases(cases);
     add_linear_cases(cases);
     add_batchnorm_cases(cases);
+    add_batchnorm_act_cases(cases);
+    add_cpu_conv2d_algorithm_cases(cases);
     add_pool_cases(cases);
     add_shortcut_cases(cases);
     add_loss_cases(cases);

@@ -125,6 +125,15 @@ Tensor Conv2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   return dx;
 }
 
+Tensor Conv2d::backward_add(Context& ctx, Pass& pass, const Tensor& dy, const Tensor& dx_add) {
+  const Tensor& x = pass.kept(id());
+  const Conv2dShape s = shape_for(x.shape());
+  ops::conv2d_wgrad(ctx, s, x, dy, weight_grad, has_bias ? &bias_grad : nullptr);
+  Tensor& dx = pass.buffer(id(), kDx, s.N);
+  ops::conv2d_dgrad(ctx, s, dy, weight, dx, &dx_add);
+  return dx;
+}
+
 // ---------------------------------------------------------------- BatchNorm2d
 
 BatchNorm2d::BatchNorm2d(int channels_, float eps, float momentum) : channels(channels_), params{eps, momentum} {
@@ -188,6 +197,48 @@ Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
                       .dx = dx,
                       .dgamma = weight_grad,
                       .dbeta = bias_grad});
+  return dx;
+}
+
+Tensor BatchNorm2d::forward_act(Context& ctx, Pass& pass, const Tensor& x, const Tensor* residual, bool relu,
+                                Tensor& y) {
+  output_shape(x.shape());
+  const BatchNormShape s{as_int(x.numel() / channels), channels};
+  pass.kept(id()) = x;
+  if (training_) {
+    ENSURE(s.M > 1, "BatchNorm2d in training mode needs more than one value per channel, got input %s",
+           shape_str(x.shape()).c_str());
+    ++num_batches_tracked;
+  }
+  ops::batchnorm_fwd(ctx, s, params, training_,
+                     {.x = x,
+                      .gamma = weight,
+                      .beta = bias,
+                      .running_mean = running_mean,
+                      .running_var = running_var,
+                      .save_mean = pass.buffer(id(), kSaveMean, 0),
+                      .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
+                      .y = y},
+                     {.residual = residual, .relu = relu});
+  return y;
+}
+
+Tensor BatchNorm2d::backward_act(Context& ctx, Pass& pass, const Tensor& dy, const Tensor* relu_y, Tensor& dg,
+                                 bool keep_dg) {
+  ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
+  const Tensor& x = pass.kept(id());
+  const BatchNormShape s{as_int(x.numel() / channels), channels};
+  Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
+  ops::batchnorm_bwd(ctx, s,
+                     {.x = x,
+                      .dy = dy,
+                      .gamma = weight,
+                      .save_mean = pass.buffer(id(), kSaveMean, 0),
+                      .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
+                      .dx = dx,
+                      .dgamma = weight_grad,
+                      .dbeta = bias_grad},
+                     {.relu_y = relu_y, .dg = &dg, .keep_dg = keep_dg});
   return dx;
 }
 
@@ -424,15 +475,52 @@ Shape Sequential::plan(const Shape& in, PassPlan& plan) const {
   return s;
 }
 
+namespace {
+
+// The batch norm at children[i] when children[i + 1] is a ReLU it fuses with, else null.
+BatchNorm2d* bn_before_relu(const std::vector<std::pair<std::string, std::unique_ptr<Layer>>>& layers, size_t i) {
+  if (i + 1 >= layers.size() || !dynamic_cast<ReLU*>(layers[i + 1].second.get())) return nullptr;
+  return dynamic_cast<BatchNorm2d*>(layers[i].second.get());
+}
+
+}  // namespace
+
 Tensor Sequential::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  return forward_range(ctx, pass, x, 0, layers_.size());
+}
+
+Tensor Sequential::forward_range(Context& ctx, Pass& pass, const Tensor& x, size_t begin, size_t end) {
   Tensor h = x;
-  for (auto& [name, layer] : layers_) h = forward_of(*layer, ctx, pass, h);
+  for (size_t i = begin; i < end; ++i) {
+    if (BatchNorm2d* bn = i + 1 < end ? bn_before_relu(layers_, i) : nullptr) {
+      Layer& relu = *layers_[i + 1].second;
+      ProfileScope scope(ctx, "BatchNorm2d+ReLU", "forward");
+      h = bn->forward_act(ctx, pass, h, nullptr, true, pass.buffer(relu.id(), kY, h.dim(0)));
+      ++i;
+      continue;
+    }
+    h = forward_of(*layers_[i].second, ctx, pass, h);
+  }
   return h;
 }
 
 Tensor Sequential::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  return backward_range(ctx, pass, dy, 0, layers_.size());
+}
+
+Tensor Sequential::backward_range(Context& ctx, Pass& pass, const Tensor& dy, size_t begin, size_t end) {
   Tensor g = dy;
-  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = backward_of(*it->second, ctx, pass, g);
+  for (size_t i = end; i-- > begin;) {
+    if (BatchNorm2d* bn = i >= begin + 1 ? bn_before_relu(layers_, i - 1) : nullptr) {
+      Layer& relu = *layers_[i].second;
+      const int64_t n = g.dim(0);
+      ProfileScope scope(ctx, "BatchNorm2d+ReLU", "backward");
+      g = bn->backward_act(ctx, pass, g, &pass.buffer(relu.id(), kY, n), pass.buffer(relu.id(), kDx, n), false);
+      --i;
+      continue;
+    }
+    g = backward_of(*layers_[i].second, ctx, pass, g);
+  }
   return g;
 }
 
@@ -463,12 +551,20 @@ Shape Residual::plan(const Shape& in, PassPlan& plan) const {
 }
 
 Tensor Residual::forward(Context& ctx, Pass& pass, const Tensor& x) {
-  const Tensor a = main_->forward(ctx, pass, x);
+  auto* bn = dynamic_cast<BatchNorm2d*>(main_->last());
+  const Tensor a = bn ? main_->forward_range(ctx, pass, x, 0, main_->size() - 1) : main_->forward(ctx, pass, x);
   const Tensor b = shortcut_ ? forward_of(*shortcut_, ctx, pass, x) : x;
+  Tensor& y = pass.buffer(id(), kY, a.dim(0));
+  if (bn) {  // y = relu(bn(a) + b) in one pass
+    ProfileScope scope(ctx, "BatchNorm2d+add+ReLU", "forward");
+    const Shape out = bn->output_shape(a.shape());
+    ENSURE(out == b.shape(), "residual branches disagree: main %s, shortcut %s", shape_str(out).c_str(),
+           shape_str(b.shape()).c_str());
+    return bn->forward_act(ctx, pass, a, &b, true, y);
+  }
   ENSURE(a.shape() == b.shape(), "residual branches disagree: main %s, shortcut %s", shape_str(a.shape()).c_str(),
          shape_str(b.shape()).c_str());
   ProfileScope scope(ctx, "Residual add+ReLU", "forward");
-  Tensor& y = pass.buffer(id(), kY, a.dim(0));
   ops::add(ctx, a, b, y);
   ops::relu_fwd(ctx, y, y);  // in place: relu(a + b), kept for relu_bwd
   return y;
@@ -477,13 +573,29 @@ Tensor Residual::forward(Context& ctx, Pass& pass, const Tensor& x) {
 Tensor Residual::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   const int64_t n = dy.dim(0);
   Tensor& dsum = pass.buffer(id(), kDsum, n);
-  {
+  auto* bn = dynamic_cast<BatchNorm2d*>(main_->last());
+  size_t end = main_->size();
+  Tensor g;
+  if (bn) {  // dsum = dy·[y > 0], kept for the shortcut, and the batch norm's backward of it
+    ProfileScope scope(ctx, "BatchNorm2d+add+ReLU", "backward");
+    g = bn->backward_act(ctx, pass, dy, &pass.buffer(id(), kY, n), dsum, true);
+    --end;
+  } else {
     ProfileScope scope(ctx, "Residual add+ReLU", "backward");
     ops::relu_bwd(ctx, pass.buffer(id(), kY, n), dy, dsum);
+    g = dsum;
   }
-  const Tensor dmain = main_->backward(ctx, pass, dsum);
   const Tensor dshort = shortcut_ ? backward_of(*shortcut_, ctx, pass, dsum) : dsum;
-  ProfileScope scope(ctx, "Residual add+ReLU", "backward");
+  // dx = dmain + dshort: added by the main branch's first convolution, in its dgrad pass.
+  auto* conv = dynamic_cast<Conv2d*>(main_->first());
+  if (conv && end > 1) {
+    g = main_->backward_range(ctx, pass, g, 1, end);
+    if (!ctx.profile()) return conv->backward_add(ctx, pass, g, dshort);
+    ProfileScope scope(ctx, "Conv2d", "backward");
+    return conv->backward_add(ctx, pass, g, dshort);
+  }
+  const Tensor dmain = main_->backward_range(ctx, pass, g, 0, end);
+  ProfileScope scope(ctx, "Residual add", "backward");
   Tensor& dx = pass.buffer(id(), kDx, n);
   ops::add(ctx, dmain, dshort, dx);
   return dx;

@@ -28,11 +28,13 @@ class Conv2d final : public Layer {
   Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
   Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   Conv2dShape shape_for(const Shape& in) const;
+  // backward with dx = dgrad(dy) + dx_add: a residual block's shortcut gradient, added in the
+  // same pass (ops::conv2d_dgrad).
+  Tensor backward_add(Context& ctx, Pass& pass, const Tensor& dy, const Tensor& dx_add);
 
   int in_channels, out_channels, kernel, stride, pad;
   bool has_bias;
   Tensor weight, bias, weight_grad, bias_grad;
-
 };
 
 class BatchNorm2d final : public Layer {
@@ -46,11 +48,17 @@ class BatchNorm2d final : public Layer {
   Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   int64_t* counter() override { return &num_batches_tracked; }
 
+  // The batch norm with what follows it fused in (ops::BatchNormFusion): forward writes
+  // y = act(bn(x) + residual) into `y` (the buffer of the layer whose output it stands for);
+  // backward takes the gradient of that y, masks it by [y > 0] when relu, keeps the masked
+  // gradient in `dg` when keep_dg (on CUDA always, as its scratch) and returns dx.
+  Tensor forward_act(Context& ctx, Pass& pass, const Tensor& x, const Tensor* residual, bool relu, Tensor& y);
+  Tensor backward_act(Context& ctx, Pass& pass, const Tensor& dy, const Tensor* relu_y, Tensor& dg, bool keep_dg);
+
   int channels;
   BatchNormParams params;
   Tensor weight, bias, weight_grad, bias_grad, running_mean, running_var;
   int64_t num_batches_tracked = 0;
-
 };
 
 class ReLU final : public Layer {
@@ -60,7 +68,6 @@ class ReLU final : public Layer {
   Shape plan(const Shape& in, PassPlan& plan) const override;
   Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
   Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
-
 };
 
 class MaxPool2d final : public Layer {
@@ -85,7 +92,6 @@ class GlobalAvgPool final : public Layer {
   Shape plan(const Shape& in, PassPlan& plan) const override;
   Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
   Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
-
 };
 
 class Linear final : public Layer {
@@ -103,7 +109,6 @@ class Linear final : public Layer {
   int in_features, out_features;
   Init weight_init, bias_init;
   Tensor weight, bias, weight_grad, bias_grad;
-
 };
 
 // Inverted dropout; identity in eval mode. `seed` is set per step by Network::begin_step.
@@ -137,6 +142,8 @@ class PadShortcut final : public Layer {
   int stride_, pad_before_, pad_after_;
 };
 
+// Children in order. A BatchNorm2d followed by a ReLU runs as one fused op (BatchNorm2d::
+// forward_act), its output in the ReLU's buffer.
 class Sequential final : public Layer {
  public:
   Sequential() = default;
@@ -151,6 +158,13 @@ class Sequential final : public Layer {
   Tensor forward(Context& ctx, Pass& pass, const Tensor& x) override;
   Tensor backward(Context& ctx, Pass& pass, const Tensor& dy) override;
   size_t size() const { return layers_.size(); }
+  Layer* first() const { return layers_.empty() ? nullptr : layers_.front().second.get(); }
+  Layer* last() const { return layers_.empty() ? nullptr : layers_.back().second.get(); }
+  // The children [begin, end) only: a Residual runs its main branch's last batch norm (fused
+  // with the sum and the ReLU) and the backward of its first convolution (fused with the sum's
+  // gradient) itself.
+  Tensor forward_range(Context& ctx, Pass& pass, const Tensor& x, size_t begin, size_t end);
+  Tensor backward_range(Context& ctx, Pass& pass, const Tensor& dy, size_t begin, size_t end);
 
  private:
   std::vector<std::pair<std::string, std::unique_ptr<Layer>>> layers_;
@@ -158,7 +172,8 @@ class Sequential final : public Layer {
 
 // y = relu(main(x) + shortcut(x)); a null shortcut is the identity. The main branch's
 // children are flattened into this block's names ("conv1", "bn1", …) and the shortcut is
-// named `shortcut_name` ("downsample" in torchvision's ResNet).
+// named `shortcut_name` ("downsample" in torchvision's ResNet). When the main branch ends in
+// a batch norm, that batch norm, the sum and the ReLU run as one fused op.
 class Residual final : public Layer {
  public:
   Residual(std::unique_ptr<Sequential> main, std::unique_ptr<Layer> shortcut, std::string shortcut_name = "downsample");

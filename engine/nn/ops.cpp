@@ -14,6 +14,7 @@
 #include "kernels/elementwise.h"
 
 #ifdef ACTIVEIP_CUDA
+#include "kernels/cuda_check.h"
 #include "kernels/vendor/vendor.h"
 #endif
 
@@ -154,20 +155,41 @@ void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
 }
 
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  conv2d_dgrad(ctx, s, dy, w, dx, nullptr);
+}
+
+void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx,
+                  const Tensor* dx_add) {
   const char* op = "conv2d_dgrad";
-  check(ctx, op, {f32("dy", dy, i64(s.y_size())), f32("w", w, i64(s.w_size())), f32("dx", dx, i64(s.x_size()))});
+  check(ctx, op,
+        {f32("dy", dy, i64(s.y_size())), f32("w", w, i64(s.w_size())), f32("dx", dx, i64(s.x_size())),
+         f32("dx_add", dx_add, i64(s.x_size()))});
+  ENSURE(!dx_add || dx_add->data<float>() != dx.data<float>(), "%s: dx_add aliases dx", op);
+  const float* add = dx_add ? dx_add->data<float>() : nullptr;
   run(ctx, op,
       {
-          .cpu = [&] { conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>()); },
+          .cpu =
+              [&] {
+                if (add)
+                  conv2d_dgrad_add_cpu(s, dy.data<float>(), w.data<float>(), add, dx.data<float>());
+                else
+                  conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
+              },
 #ifdef ACTIVEIP_CUDA
           .cuda =
-              [&](cudaStream_t st) { conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), st); },
+              [&](cudaStream_t st) {
+                conv2d_dgrad_cuda(s, dy.data<float>(), w.data<float>(), dx.data<float>(), st);
+                if (add) add_cuda(s.x_size(), dx.data<float>(), add, dx.data<float>(), st);
+              },
 #endif
       }
 #ifdef ACTIVEIP_CUDNN
       ,
       {Vendor::Cudnn,
-       [&](VendorHandles& h) { conv2d_dgrad_cudnn(h, s, dy.data<float>(), w.data<float>(), dx.data<float>()); }}
+       [&](VendorHandles& h) {
+         conv2d_dgrad_cudnn(h, s, dy.data<float>(), w.data<float>(), dx.data<float>());
+         if (add) add_cuda(s.x_size(), dx.data<float>(), add, dx.data<float>(), h.stream());
+       }}
 #endif
   );
 }
@@ -198,47 +220,75 @@ void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
 
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
                    const BatchNormFwdTensors& t) {
+  batchnorm_fwd(ctx, s, p, training, t, {});
+}
+
+void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
+                   const BatchNormFwdTensors& t, const BatchNormFusion& f) {
   const char* op = "batchnorm_fwd";
   const int64_t mc = int64_t{s.M} * s.C;
   check(ctx, op,
         {f32("x", t.x, mc), f32("gamma", t.gamma, s.C), f32("beta", t.beta, s.C),
          f32("running_mean", t.running_mean, s.C), f32("running_var", t.running_var, s.C),
-         f32("save_mean", t.save_mean, s.C), f32("save_invstd", t.save_invstd, s.C), f32("y", t.y, mc)});
+         f32("save_mean", t.save_mean, s.C), f32("save_invstd", t.save_invstd, s.C), f32("y", t.y, mc),
+         f32("residual", f.residual, mc)});
   const BatchNormFwdArgs a{
       t.x.data<float>(),           t.gamma.data<float>(),     t.beta.data<float>(),        t.running_mean.data<float>(),
       t.running_var.data<float>(), t.save_mean.data<float>(), t.save_invstd.data<float>(), t.y.data<float>()};
+  const BatchNormAct act{f.residual ? f.residual->data<float>() : nullptr, f.relu};
   run(ctx, op,
       {
-          .cpu = [&] { training ? batchnorm_fwd_train_cpu(s, p, a) : batchnorm_fwd_eval_cpu(s, p, a); },
+          .cpu =
+              [&] { training ? batchnorm_fwd_train_act_cpu(s, p, a, act) : batchnorm_fwd_eval_act_cpu(s, p, a, act); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
-                if (!training) return batchnorm_fwd_eval_cuda(s, p, a, st);
-                Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
-                batchnorm_fwd_train_cuda(s, p, a, work.data<float>(), st);
+                if (!training) {
+                  batchnorm_fwd_eval_cuda(s, p, a, st);
+                } else {
+                  Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
+                  batchnorm_fwd_train_cuda(s, p, a, work.data<float>(), st);
+                }
+                if (act.residual) add_cuda(static_cast<size_t>(mc), a.y, act.residual, a.y, st);
+                if (act.relu) relu_fwd_cuda(static_cast<size_t>(mc), a.y, a.y, st);
               },
 #endif
       });
 }
 
 void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t) {
+  batchnorm_bwd(ctx, s, t, {});
+}
+
+void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t, const BatchNormBwdFusion& f) {
   const char* op = "batchnorm_bwd";
   const int64_t mc = int64_t{s.M} * s.C;
   check(ctx, op,
         {f32("x", t.x, mc), f32("dy", t.dy, mc), f32("gamma", t.gamma, s.C), f32("save_mean", t.save_mean, s.C),
          f32("save_invstd", t.save_invstd, s.C), f32("dx", t.dx, mc), f32("dgamma", t.dgamma, s.C),
-         f32("dbeta", t.dbeta, s.C)});
+         f32("dbeta", t.dbeta, s.C), f32("relu_y", f.relu_y, mc), f32("dg", f.dg, mc)});
+  ENSURE(!f.keep_dg || f.dg, "%s: keep_dg without a dg tensor", op);
   const BatchNormBwdArgs a{t.x.data<float>(),         t.dy.data<float>(),          t.gamma.data<float>(),
                            t.save_mean.data<float>(), t.save_invstd.data<float>(), t.dx.data<float>(),
                            t.dgamma.data<float>(),    t.dbeta.data<float>()};
+  const float* relu_y = f.relu_y ? f.relu_y->data<float>() : nullptr;
   run(ctx, op,
       {
-          .cpu = [&] { batchnorm_bwd_cpu(s, a); },
+          .cpu = [&] { batchnorm_bwd_act_cpu(s, a, relu_y, f.keep_dg ? f.dg->data<float>() : nullptr); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
+                BatchNormBwdArgs b = a;
+                if (relu_y) {
+                  ENSURE(f.dg, "%s: the CUDA path needs dg with relu_y", op);
+                  relu_bwd_cuda(static_cast<size_t>(mc), relu_y, a.dy, f.dg->data<float>(), st);
+                  b.dy = f.dg->data<float>();
+                } else if (f.keep_dg) {
+                  CUDA_CHECK(cudaMemcpyAsync(f.dg->data<float>(), a.dy, sizeof(float) * static_cast<size_t>(mc),
+                                             cudaMemcpyDeviceToDevice, st));
+                }
                 Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
-                batchnorm_bwd_cuda(s, a, work.data<float>(), st);
+                batchnorm_bwd_cuda(s, b, work.data<float>(), st);
               },
 #endif
       });

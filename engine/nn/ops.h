@@ -26,6 +26,10 @@ namespace activeip::ops {
 
 void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
 void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx);
+// dx = dgrad(dy) + dx_add (x's shape, not dx itself; null: plain dgrad): a residual block's
+// shortcut gradient, added in the same pass on the CPU.
+void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Tensor& w, Tensor& dx,
+                  const Tensor* dx_add);
 void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias);
 
 // The batch-norm tensors, as kernels/batchnorm.h's BatchNormFwdArgs / BatchNormBwdArgs: x, y,
@@ -53,6 +57,25 @@ struct BatchNormBwdTensors {
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
                    const BatchNormFwdTensors& t);
 void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t);
+
+// The batch norm with what follows it in the nets fused in (kernels/batchnorm.h's
+// BatchNormAct): forward y = act(bn(x) + residual), residual M×C or null, act ReLU or the
+// identity; backward through the ReLU of that fused output y (relu_y, M×C, or null), the
+// masked gradient g = dy·[y > 0] written to dg (M×C) when keep_dg (a residual branch needs it).
+// One pass over the rows on the CPU; on CUDA the unfused kernels in sequence, which then need
+// dg whenever relu_y is given (it holds g).
+struct BatchNormFusion {
+  const Tensor* residual = nullptr;
+  bool relu = false;
+};
+struct BatchNormBwdFusion {
+  const Tensor* relu_y = nullptr;
+  Tensor* dg = nullptr;
+  bool keep_dg = false;
+};
+void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
+                   const BatchNormFwdTensors& t, const BatchNormFusion& f);
+void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t, const BatchNormBwdFusion& f);
 
 void relu_fwd(Context& ctx, const Tensor& x, Tensor& y);
 void relu_bwd(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx);

@@ -1,16 +1,22 @@
-// Batch normalisation on the CPU over an NHWC tensor viewed as M×C rows: per-channel
-// mean and biased variance in double (two passes), the normalise-scale-shift fused into
-// one pass, and PyTorch's running-stat update (unbiased variance, momentum). Backward
-// reduces Σdy and Σdy·x̂ per channel in one pass, then writes dx in a second.
+// Batch normalisation on the CPU over an NHWC tensor viewed as M×C rows, with the layers
+// that follow it fused in (kernels/batchnorm.h's BatchNormAct): the forward reads x once for
+// the statistics (per-channel sums of x − x[0] and its square, in double, so that a large mean
+// does not cancel) and once more to write y = act((x − mean)·γ·invstd + β + residual); the
+// backward reads x, dy (and the fused output y for the ReLU's mask) once for Σg and Σg·(x − mean)
+// and once more to write dx. PyTorch's running-stat update (unbiased variance, momentum).
 // The *_ref functions are the plain double-precision specification; batchnorm_row_splits and
 // batchnorm_workspace_floats size the CUDA reductions' scratch, here so every build has them.
-#include "kernels/batchnorm.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
-#include <vector>
+
+#include "kernels/batchnorm.h"
+#include "kernels/cpu/gemm_blocked.h"
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#endif
 
 namespace activeip {
 
@@ -19,108 +25,241 @@ namespace {
 // Rows per reduction chunk. The partition depends only on M, never on the thread count,
 // so every per-channel sum is added in the same order however many threads run.
 constexpr int kRowChunk = 256;
+// Channels summed together in registers (two AVX-512 vectors of doubles per sum).
+constexpr int kChannelBlock = 16;
 
-// out[k][c] = Σ_r term(r, c)[k] for K sums per channel, accumulated in double. Each chunk
-// of rows is summed by one thread into its own partials; the partials are then added in
-// chunk order. Channels are the inner loop so the NHWC rows are read contiguously.
-template <size_t K, class Term>
-std::array<std::vector<double>, K> channel_sums(int M, int C, Term term) {
-  const int chunks = (M + kRowChunk - 1) / kRowChunk;
-  std::vector<std::array<double, K>> part(static_cast<size_t>(chunks) * C);
-#pragma omp parallel for schedule(static)
-  for (int k = 0; k < chunks; ++k) {
-    std::array<double, K>* acc = part.data() + static_cast<size_t>(k) * C;
-    std::fill(acc, acc + C, std::array<double, K>{});
-    const int r1 = std::min(M, (k + 1) * kRowChunk);
-    for (int r = k * kRowChunk; r < r1; ++r)
-      for (int c = 0; c < C; ++c) {
-        const std::array<double, K> t = term(r, c);
-        for (size_t j = 0; j < K; ++j) acc[c][j] += t[j];
-      }
-  }
-  std::array<std::vector<double>, K> out;
-  for (auto& o : out) o.assign(C, 0.0);
-  for (int k = 0; k < chunks; ++k)
-    for (int c = 0; c < C; ++c)
-      for (size_t j = 0; j < K; ++j) out[j][c] += part[static_cast<size_t>(k) * C + c][j];
-  return out;
+int chunks_of(int M) {
+  return (M + kRowChunk - 1) / kRowChunk;
 }
 
-// y = (x − center[c])·scale[c] + beta[c] over all rows, the normalisation of both training
-// (batch mean, γ·invstd) and eval (running mean, γ/sqrt(running var + eps)). Subtracting
-// the mean first, rather than folding it into the shift, avoids cancellation when |mean| ≫ std.
+// Per-call scratch of the calling thread: the chunks' partial sums and per-channel constants.
+double* doubles(cpu::Scratch& buf, size_t n) {
+  return reinterpret_cast<double*>(buf.get(2 * n));
+}
+
+// out0[c] = Σ_r (g(r, c) − ca[c]), out1[c] = Σ_r (g(r, c) − ca[c])·(b[r, c] − cb[c]) over all
+// rows, in double, where g = a·[y > 0] (kMask) or a. Each chunk of rows is summed into its
+// own partials, which are then added in chunk order.
+template <bool kMask>
+void channel_sums2(const BatchNormShape& s, const float* a, const float* y, const float* b, const double* ca,
+                   const double* cb, double* part, double* out0, double* out1) {
+  const int M = s.M, C = s.C, chunks = chunks_of(M);
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < chunks; ++k) {
+    double* p0 = part + size_t(k) * 2 * C;
+    double* p1 = p0 + C;
+    const int r0 = k * kRowChunk, r1 = std::min(M, r0 + kRowChunk);
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    // 16 channels as two vectors of 8 doubles per sum; tails through lane masks. The rows go
+    // in groups of 16, all channel blocks of a group before the next, so that the rows are read
+    // in order (with C ≥ 64 a chunk's rows no longer fit in L1); the sums, kept in the chunk's
+    // partials between groups, still add each channel's rows in order.
+    auto lo = [](__m512 v) { return _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, v, 0)); };
+    auto hi = [](__m512 v) { return _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, v, 1)); };
+    // (The full-mask maskz forms: the plain intrinsics' undefined pass-through operand makes
+    // GCC 12 warn falsely of uninitialized use, as in gemm.cpp.)
+    constexpr int kRowGroup = 16;
+    for (int g0 = r0; g0 < r1; g0 += kRowGroup) {
+      const int g1 = std::min(r1, g0 + kRowGroup);
+      for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+        const int cn = std::min(kChannelBlock, C - c0);
+        const __mmask16 m = cn == kChannelBlock ? __mmask16(0xFFFF) : __mmask16((1u << cn) - 1);
+        const __mmask8 mlo = __mmask8(m), mhi = __mmask8(m >> 8);
+        const __m512d calo = _mm512_maskz_loadu_pd(mlo, ca + c0), cahi = _mm512_maskz_loadu_pd(mhi, ca + c0 + 8);
+        const __m512d cblo = _mm512_maskz_loadu_pd(mlo, cb + c0), cbhi = _mm512_maskz_loadu_pd(mhi, cb + c0 + 8);
+        const bool first = g0 == r0;
+        __m512d s0lo = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mlo, p0 + c0);
+        __m512d s0hi = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mhi, p0 + c0 + 8);
+        __m512d s1lo = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mlo, p1 + c0);
+        __m512d s1hi = first ? _mm512_setzero_pd() : _mm512_maskz_loadu_pd(mhi, p1 + c0 + 8);
+        for (int r = g0; r < g1; ++r) {
+          const size_t i = static_cast<size_t>(r) * C + c0;
+          __m512 g = _mm512_maskz_loadu_ps(m, a + i);
+          if constexpr (kMask)
+            g = _mm512_maskz_mov_ps(
+                _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + i), _mm512_setzero_ps(), _CMP_GT_OQ), g);
+          const __m512 bv = _mm512_maskz_loadu_ps(m, b + i);
+          const __m512d glo = _mm512_sub_pd(lo(g), calo), ghi = _mm512_sub_pd(hi(g), cahi);
+          s0lo = _mm512_add_pd(s0lo, glo);
+          s0hi = _mm512_add_pd(s0hi, ghi);
+          s1lo = _mm512_fmadd_pd(glo, _mm512_sub_pd(lo(bv), cblo), s1lo);
+          s1hi = _mm512_fmadd_pd(ghi, _mm512_sub_pd(hi(bv), cbhi), s1hi);
+        }
+        _mm512_mask_storeu_pd(p0 + c0, mlo, s0lo);
+        _mm512_mask_storeu_pd(p0 + c0 + 8, mhi, s0hi);
+        _mm512_mask_storeu_pd(p1 + c0, mlo, s1lo);
+        _mm512_mask_storeu_pd(p1 + c0 + 8, mhi, s1hi);
+      }
+    }
+#else
+    for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
+      const int cn = std::min(kChannelBlock, C - c0);
+      double s0[kChannelBlock] = {}, s1[kChannelBlock] = {};
+      for (int r = r0; r < r1; ++r) {
+        const size_t i = static_cast<size_t>(r) * C + c0;
+        for (int j = 0; j < cn; ++j) {
+          float g = a[i + j];
+          if constexpr (kMask) g = y[i + j] > 0.0f ? g : 0.0f;
+          const double d = static_cast<double>(g) - ca[c0 + j];
+          s0[j] += d;
+          s1[j] += d * (static_cast<double>(b[i + j]) - cb[c0 + j]);
+        }
+      }
+      for (int j = 0; j < cn; ++j) p0[c0 + j] = s0[j], p1[c0 + j] = s1[j];
+    }
+#endif
+  }
+  for (int c = 0; c < C; ++c) out0[c] = out1[c] = 0.0;
+  for (int k = 0; k < chunks; ++k)
+    for (int c = 0; c < C; ++c) {
+      out0[c] += part[size_t(k) * 2 * C + c];
+      out1[c] += part[size_t(k) * 2 * C + C + c];
+    }
+}
+
+// y = act((x − center[c])·scale[c] + beta[c] + residual) over all rows: the normalisation of
+// both training (batch mean, γ·invstd) and eval (running mean, γ/sqrt(running var + eps)).
+// Subtracting the mean first, rather than folding it into the shift, avoids cancellation when
+// |mean| ≫ std. ReLU keeps a NaN, as relu_fwd does.
+template <bool kResidual, bool kRelu>
 void normalize_rows(const BatchNormShape& s, const float* x, const float* center, const float* scale, const float* beta,
-                    float* y) {
+                    const float* residual, float* y) {
   const int C = s.C;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < s.M; ++r) {
     const size_t base = static_cast<size_t>(r) * C;
-    for (int c = 0; c < C; ++c) y[base + c] = (x[base + c] - center[c]) * scale[c] + beta[c];
+    const float* xr = x + base;
+    float* yr = y + base;
+    for (int c = 0; c < C; ++c) {
+      float v = (xr[c] - center[c]) * scale[c] + beta[c];
+      if constexpr (kResidual) v += residual[base + c];
+      if constexpr (kRelu) v = v < 0.0f ? 0.0f : v;
+      yr[c] = v;
+    }
+  }
+}
+
+void normalize(const BatchNormShape& s, const float* x, const float* center, const float* scale, const float* beta,
+               const BatchNormAct& act, float* y) {
+  if (act.residual)
+    act.relu ? normalize_rows<true, true>(s, x, center, scale, beta, act.residual, y)
+             : normalize_rows<true, false>(s, x, center, scale, beta, act.residual, y);
+  else
+    act.relu ? normalize_rows<false, true>(s, x, center, scale, beta, nullptr, y)
+             : normalize_rows<false, false>(s, x, center, scale, beta, nullptr, y);
+}
+
+// dx = k·(g − mean_g − (x − mean)·u) with g = dy·[y > 0] (kRelu) or dy, also written to dg.
+template <bool kRelu, bool kWriteG>
+void bwd_rows(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, const float* k, const float* u,
+              const float* mean_g, float* dg) {
+  const int C = s.C;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < s.M; ++r) {
+    const size_t base = static_cast<size_t>(r) * C;
+    // Distinct arrays (dx, dg are outputs of their own); restrict lets the loop vectorise.
+    const float* __restrict dyr = a.dy + base;
+    const float* __restrict xr = a.x + base;
+    const float* __restrict yr = kRelu ? y + base : nullptr;
+    const float* __restrict mean = a.save_mean;
+    float* __restrict dxr = a.dx + base;
+    float* __restrict dgr = kWriteG ? dg + base : nullptr;
+    for (int c = 0; c < C; ++c) {
+      float g = dyr[c];
+      if constexpr (kRelu) g = yr[c] > 0.0f ? g : 0.0f;
+      if constexpr (kWriteG) dgr[c] = g;
+      dxr[c] = k[c] * (g - mean_g[c] - (xr[c] - mean[c]) * u[c]);
+    }
   }
 }
 
 }  // namespace
 
-void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a) {
+void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                                 const BatchNormAct& act) {
   const int M = s.M, C = s.C;
-  const auto [sum] =
-      channel_sums<1>(M, C, [&](int r, int c) { return std::array<double, 1>{a.x[static_cast<size_t>(r) * C + c]}; });
-  std::vector<double> mean(C);
-  for (int c = 0; c < C; ++c) mean[c] = sum[c] / M;
-  const auto [sq] = channel_sums<1>(M, C, [&](int r, int c) {
-    const double d = a.x[static_cast<size_t>(r) * C + c] - mean[c];
-    return std::array<double, 1>{d * d};
-  });
+  thread_local cpu::Scratch pbuf, cbuf;
+  double* part = doubles(pbuf, size_t(chunks_of(M)) * 2 * C);
+  double* sum = doubles(cbuf, 3 * size_t(C));
+  double* sq = sum + C;
+  // Sums of d = x − x[0, c] and d²: var = (Σd² − (Σd)²/M)/M does not cancel for |mean| ≫ std.
+  double* shift = sq + C;
+  for (int c = 0; c < C; ++c) shift[c] = a.x[c];
+  channel_sums2<false>(s, a.x, nullptr, a.x, shift, shift, part, sum, sq);
 
   // The layer rejects M = 1 in training (as PyTorch does); the guard only keeps the
   // unbiased correction finite.
   const double unbias = M > 1 ? static_cast<double>(M) / (M - 1) : 1.0;
   const double m = p.momentum;
-  std::vector<float> scale(C);
+  thread_local cpu::Scratch sbuf;
+  float* scale = sbuf.get(size_t(C));
   for (int c = 0; c < C; ++c) {
-    const double var = sq[c] / M;
+    const double dmean = sum[c] / M;
+    const double mean = shift[c] + dmean;
+    const double var = std::max(0.0, sq[c] / M - dmean * dmean);
     const double invstd = 1.0 / std::sqrt(var + p.eps);
-    a.save_mean[c] = static_cast<float>(mean[c]);
+    a.save_mean[c] = static_cast<float>(mean);
     a.save_invstd[c] = static_cast<float>(invstd);
-    a.running_mean[c] = static_cast<float>((1 - m) * a.running_mean[c] + m * mean[c]);
+    a.running_mean[c] = static_cast<float>((1 - m) * a.running_mean[c] + m * mean);
     a.running_var[c] = static_cast<float>((1 - m) * a.running_var[c] + m * var * unbias);
     scale[c] = static_cast<float>(a.gamma[c] * invstd);
   }
-  normalize_rows(s, a.x, a.save_mean, scale.data(), a.beta, a.y);
+  normalize(s, a.x, a.save_mean, scale, a.beta, act, a.y);
+}
+
+void batchnorm_fwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                                const BatchNormAct& act) {
+  thread_local cpu::Scratch sbuf;
+  float* scale = sbuf.get(size_t(s.C));
+  for (int c = 0; c < s.C; ++c)
+    scale[c] = static_cast<float>(a.gamma[c] / std::sqrt(static_cast<double>(a.running_var[c]) + p.eps));
+  normalize(s, a.x, a.running_mean, scale, a.beta, act, a.y);
+}
+
+// dx = γ·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M), dγ += Σ g·x̂, dβ += Σ g.
+void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg) {
+  const int M = s.M, C = s.C;
+  thread_local cpu::Scratch pbuf, cbuf, kbuf;
+  double* part = doubles(pbuf, size_t(chunks_of(M)) * 2 * C);
+  double* sum_g = doubles(cbuf, 4 * size_t(C));
+  double* sum_gd = sum_g + C;  // Σ g·(x − mean)
+  double* zero = sum_gd + C;
+  double* mean = zero + C;
+  for (int c = 0; c < C; ++c) zero[c] = 0.0, mean[c] = a.save_mean[c];
+  if (y)
+    channel_sums2<true>(s, a.dy, y, a.x, zero, mean, part, sum_g, sum_gd);
+  else
+    channel_sums2<false>(s, a.dy, nullptr, a.x, zero, mean, part, sum_g, sum_gd);
+
+  // Per channel: k = γ·invstd, u = invstd·Σ(g·x̂)/M, mean_g = Σg/M, so that
+  // dx = k·(g − mean_g − (x − mean)·u); x − mean is kept explicit to avoid cancellation.
+  float* k = kbuf.get(3 * size_t(C));
+  float* u = k + C;
+  float* mean_g = u + C;
+  for (int c = 0; c < C; ++c) {
+    const double invstd = a.save_invstd[c], sum_g_xhat = sum_gd[c] * invstd;
+    k[c] = static_cast<float>(static_cast<double>(a.gamma[c]) * invstd);
+    u[c] = static_cast<float>(invstd * sum_g_xhat / M);
+    mean_g[c] = static_cast<float>(sum_g[c] / M);
+    a.dgamma[c] += static_cast<float>(sum_g_xhat);
+    a.dbeta[c] += static_cast<float>(sum_g[c]);
+  }
+  if (y)
+    dg ? bwd_rows<true, true>(s, a, y, k, u, mean_g, dg) : bwd_rows<true, false>(s, a, y, k, u, mean_g, dg);
+  else
+    dg ? bwd_rows<false, true>(s, a, y, k, u, mean_g, dg) : bwd_rows<false, false>(s, a, y, k, u, mean_g, dg);
+}
+
+void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a) {
+  batchnorm_fwd_train_act_cpu(s, p, a, {});
 }
 
 void batchnorm_fwd_eval_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a) {
-  std::vector<float> scale(s.C);
-  for (int c = 0; c < s.C; ++c)
-    scale[c] = static_cast<float>(a.gamma[c] / std::sqrt(static_cast<double>(a.running_var[c]) + p.eps));
-  normalize_rows(s, a.x, a.running_mean, scale.data(), a.beta, a.y);
+  batchnorm_fwd_eval_act_cpu(s, p, a, {});
 }
 
-// dx = γ·invstd·(dy − Σdy/M − x̂·Σ(dy·x̂)/M), dγ += Σ dy·x̂, dβ += Σ dy.
 void batchnorm_bwd_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a) {
-  const int M = s.M, C = s.C;
-  const auto [sum_dy, sum_dy_xhat] = channel_sums<2>(M, C, [&](int r, int c) {
-    const size_t i = static_cast<size_t>(r) * C + c;
-    const double xhat = (static_cast<double>(a.x[i]) - a.save_mean[c]) * a.save_invstd[c];
-    return std::array<double, 2>{a.dy[i], a.dy[i] * xhat};
-  });
-
-  // Per channel: k = γ·invstd, u = invstd·Σ(dy·x̂)/M, mean_dy = Σdy/M, so that
-  // dx = k·(dy − mean_dy − (x − mean)·u); x − mean is kept explicit to avoid cancellation.
-  std::vector<float> k(C), u(C), mean_dy(C);
-  for (int c = 0; c < C; ++c) {
-    k[c] = static_cast<float>(static_cast<double>(a.gamma[c]) * a.save_invstd[c]);
-    u[c] = static_cast<float>(a.save_invstd[c] * sum_dy_xhat[c] / M);
-    mean_dy[c] = static_cast<float>(sum_dy[c] / M);
-    a.dgamma[c] += static_cast<float>(sum_dy_xhat[c]);
-    a.dbeta[c] += static_cast<float>(sum_dy[c]);
-  }
-#pragma omp parallel for schedule(static)
-  for (int r = 0; r < M; ++r) {
-    const size_t base = static_cast<size_t>(r) * C;
-    for (int c = 0; c < C; ++c)
-      a.dx[base + c] = k[c] * (a.dy[base + c] - mean_dy[c] - (a.x[base + c] - a.save_mean[c]) * u[c]);
-  }
+  batchnorm_bwd_act_cpu(s, a, nullptr, nullptr);
 }
 
 // The row splits of the CUDA reductions: enough blocks to fill the GPU (about 1024 blocks
