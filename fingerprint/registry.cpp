@@ -224,15 +224,6 @@ int64_t query_int(sqlite3* db, const std::string& path, const char* sql) {
   return s.step() ? s.int64(0) : 0;
 }
 
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // A name as it appears in a message: quoted, control and non-ASCII bytes escaped, long ones cut.
 std::string quoted(const std::string& s) {
   std::string out = "'";
@@ -279,6 +270,15 @@ void append_event(Stmt& ins, const std::string& time, const char* kind, const st
 constexpr const char* kInsertEvent = "INSERT INTO events(time, kind, subject, detail) VALUES(?1, ?2, ?3, ?4)";
 
 }  // namespace
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 void check_user_name(const std::string& name) {
   ENSURE(!name.empty(), "invalid user name '': a name has 1 to %zu characters", kMaxNameLength);
@@ -342,7 +342,7 @@ void Registry::upgrade_schema() {
   const int64_t from = query_int(db_, path_, "PRAGMA user_version");
   if (from == kSchemaVersion) return;  // another process upgraded it first
   try {
-    const std::string now = now_utc();
+    const std::string now = utc_now();
     for (const Migration& m : kMigrations) {
       if (m.from < from) continue;
       exec(db_, path_, m.sql);
@@ -388,7 +388,7 @@ void Registry::add_users(const std::vector<std::string>& names) {
   ENSURE(!names.empty(), "no user names given");
   for (const auto& n : names) check_user_name(n);
   ensure_distinct(names, "");
-  const std::string now = now_utc();
+  const std::string now = utc_now();
   Transaction tx(db_, path_, Transaction::kWrite);
   Stmt find(db_, path_, "SELECT status FROM users WHERE name = ?1");
   // The next code follows the largest ever given: codes are never reused.
@@ -410,7 +410,7 @@ void Registry::add_users(const std::vector<std::string>& names) {
 void Registry::revoke_users(const std::vector<std::string>& names) {
   ENSURE(!names.empty(), "no user names given");
   ensure_distinct(names, "");
-  const std::string now = now_utc();
+  const std::string now = utc_now();
   Transaction tx(db_, path_, Transaction::kWrite);
   Stmt find(db_, path_, "SELECT status FROM users WHERE name = ?1");
   Stmt upd(db_, path_, "UPDATE users SET status = 'revoked' WHERE name = ?1");
@@ -438,7 +438,7 @@ void Registry::add_model(const ModelRecord& m) {
   ENSURE(!m.scheme.empty() && m.code_length >= 1, "model %s has no scheme or a code length of %d", m.id.c_str(),
          m.code_length);
   ensure_distinct(names, strfmt(" for model %s", m.id.c_str()).c_str());
-  const std::string now = now_utc();
+  const std::string now = utc_now();
   Transaction tx(db_, path_, Transaction::kWrite);
   {
     Stmt find(db_, path_, "SELECT created FROM models WHERE id = ?1");

@@ -61,6 +61,10 @@ struct SchemaUpgrade {
   bool operator==(const SchemaUpgrade&) const = default;
 };
 
+// Now, as ISO-8601 UTC to the second ("2026-12-06T23:14:11Z"): the time stamp of the
+// registry's records and of the files issued from it.
+std::string utc_now();
+
 // Valid user name: 1..64 chars of [A-Za-z0-9._@-], first char alphanumeric; "owner" is
 // reserved (it names the owner's trigger). Throws Error saying what is wrong with the name.
 void check_user_name(const std::string& name);

@@ -27,15 +27,6 @@ namespace {
 // A token holds a few patterns per model: anything this large is not one.
 constexpr int64_t kMaxTokenBytes = 16 << 20;
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 bool is_hex(const std::string& s, size_t n) {
   if (s.size() != n) return false;
   for (char c : s)

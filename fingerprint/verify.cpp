@@ -61,6 +61,16 @@ std::vector<int32_t> Prober::probes(int target) const {
   return out;
 }
 
+Tensor Prober::stamped_logits(const std::vector<Fingerprint>& patterns, const std::vector<int32_t>& rows,
+                              const std::vector<int32_t>& ids) {
+  Stamper stamper(spec_, norm_);
+  stamper.set_patterns(ctx_, patterns);
+  return predict(net_, ctx_, test_, norm_, rows, config_.batch, [&](Context& ctx, Tensor& x, int64_t first) {
+    stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
+    if (preprocess_) preprocess_(ctx, x, first);
+  });
+}
+
 std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) {
   std::vector<int32_t> rows, ids;
   std::vector<Detection> out(patterns.size());
@@ -71,13 +81,7 @@ std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) 
     out[p].target = patterns[p].label;
     out[p].n = static_cast<int64_t>(probe.size());
   }
-  Stamper stamper(spec_, norm_);
-  stamper.set_patterns(ctx_, patterns);
-  const Tensor logits =
-      predict(net_, ctx_, test_, norm_, rows, config_.batch, [&](Context& ctx, Tensor& x, int64_t first) {
-        stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
-        if (preprocess_) preprocess_(ctx, x, first);
-      });
+  const Tensor logits = stamped_logits(patterns, rows, ids);
   const int C = num_classes();
   const float* z = logits.data<float>();
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -111,13 +115,7 @@ std::vector<std::vector<int32_t>> Prober::answers(const std::vector<Fingerprint>
   }
   std::vector<std::vector<int32_t>> out(patterns.size());
   if (patterns.empty()) return out;
-  Stamper stamper(spec_, norm_);
-  stamper.set_patterns(ctx_, patterns);
-  const Tensor logits =
-      predict(net_, ctx_, test_, norm_, rows, config_.batch, [&](Context& ctx, Tensor& x, int64_t first) {
-        stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
-        if (preprocess_) preprocess_(ctx, x, first);
-      });
+  const Tensor logits = stamped_logits(patterns, rows, ids);
   const int C = num_classes();
   for (size_t r = 0; r < rows.size(); ++r) {
     const float* row = logits.data<float>() + r * static_cast<size_t>(C);

@@ -72,6 +72,10 @@ class Prober {
   ProbeConfig config_;
   const Scheme& scheme_;
   PatternSpec spec_;
+  // The logits of test records `rows`, row i stamped with patterns[ids[i]], then preprocessed.
+  Tensor stamped_logits(const std::vector<Fingerprint>& patterns, const std::vector<int32_t>& rows,
+                        const std::vector<int32_t>& ids);
+
   std::vector<int32_t> order_;  // the seeded permutation of the test split
   BatchAlter preprocess_;
 };
