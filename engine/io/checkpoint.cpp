@@ -126,7 +126,7 @@ ModelMeta ModelMeta::from_metadata(const std::map<std::string, std::string>& m, 
   return meta;
 }
 
-void save_model(const std::string& path, Network& net, Context& ctx, const ModelMeta& meta) {
+SafetensorsWriter model_writer(Network& net, Context& ctx, const ModelMeta& meta) {
   const Tensor params = net.params().to(Device::cpu(), ctx), buffers = net.buffers().to(Device::cpu(), ctx);
   SafetensorsWriter w;
   std::vector<float> tmp;
@@ -143,7 +143,11 @@ void save_model(const std::string& path, Network& net, Context& ctx, const Model
   }
   for (const NamedCounter& c : net.counters()) w.add(c.name, "I64", {}, c.value, sizeof(int64_t));
   w.set_metadata(meta.to_metadata());
-  w.write(path);
+  return w;
+}
+
+void save_model(const std::string& path, Network& net, Context& ctx, const ModelMeta& meta) {
+  model_writer(net, ctx, meta).write(path);
 }
 
 void load_weights(const SafetensorsReader& file, Network& net, Context& ctx) {
