@@ -18,14 +18,15 @@ TARGETS=${*:-safetensors checkpoint_meta cifar idx key token registry}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 JOBS=${FUZZ_JOBS:-$(nproc)}
 
+mkdir -p "$BUILD"
 # shellcheck disable=SC2086
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -DACTIVEIP_FUZZ=ON -DACTIVEIP_CUDA=OFF -DACTIVEIP_NATIVE=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo ${FUZZ_CMAKE_ARGS:-} >"$BUILD.configure.log" 2>&1 ||
-  { cat "$BUILD.configure.log" >&2; exit 1; }
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo ${FUZZ_CMAKE_ARGS:-} >"$BUILD/configure.log" 2>&1 ||
+  { cat "$BUILD/configure.log" >&2; exit 1; }
 build_targets=""
 for t in $TARGETS; do build_targets="$build_targets --target fuzz_$t"; done
 # shellcheck disable=SC2086
-cmake --build "$BUILD" -j"$JOBS" $build_targets >"$BUILD.build.log" 2>&1 || { tail -50 "$BUILD.build.log" >&2; exit 1; }
+cmake --build "$BUILD" -j"$JOBS" $build_targets >"$BUILD/build.log" 2>&1 || { tail -50 "$BUILD/build.log" >&2; exit 1; }
 
 # The harnesses write each input to a file; on a tmpfs that costs no disk writes or syncs.
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi

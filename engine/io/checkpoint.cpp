@@ -1,6 +1,7 @@
 // Checkpoint I/O: layout conversion KRSC ↔ OIHW happens here and only here.
 #include "engine/io/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -98,7 +99,13 @@ ModelMeta ModelMeta::from_metadata(const std::map<std::string, std::string>& m, 
   if (auto it = m.find("protection"); it != m.end()) meta.protection = it->second;
   try {
     const auto shape = nlohmann::json::parse(get(m, "input_shape", path));
-    ENSURE(shape.is_array() && shape.size() == 3, "%s: metadata input_shape is not [C, H, W]", path.c_str());
+    // Integers within int: converting a number like 1e49 to int is undefined.
+    ENSURE(shape.is_array() && shape.size() == 3 &&
+               std::all_of(shape.begin(), shape.end(),
+                           [](const nlohmann::json& d) {
+                             return d.is_number_integer() && d.get<int64_t>() >= 0 && d.get<int64_t>() <= (1 << 20);
+                           }),
+           "%s: metadata input_shape %s is not [C, H, W]", path.c_str(), shape.dump().c_str());
     meta.C = shape.at(0).get<int>();
     meta.H = shape.at(1).get<int>();
     meta.W = shape.at(2).get<int>();
