@@ -359,6 +359,7 @@ TEST_CASE("resource limits: hostile safetensors headers are refused before any l
     CHECK(r.message.find(c.error) != std::string::npos);
     CHECK(r.seconds < 1.0);
     CHECK(r.peak_mb < 100);
+    MESSAGE(std::string(c.what) << ": refused in " << r.seconds * 1e3 << " ms, peak memory " << r.peak_mb << " MB: " << r.message);
   }
 }
 
