@@ -254,7 +254,7 @@ TEST_CASE("training: --resume continues bit for bit") {
 }
 
 TEST_CASE("training: a save stopped between its steps resumes from a model and state of one epoch") {
-  const DataSplits data = load_data({"synthetic", "", 256, 64});
+  const DataSplits data = load_data({"synthetic", "", 128, 32});
   const test::TempDir dir;
   const std::string path = dir / "m.safetensors";
   Context ctx;
