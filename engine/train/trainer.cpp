@@ -342,7 +342,7 @@ void Trainer::save(const std::string& model_path, ModelMeta meta) {
                       {"config", meta.config},
                       {"model_sha256", model.data_sha256()}});
   // The pair changes in three atomic steps; after a crash at any point resume() finds a
-  // model and a state of the same epoch (see train_state_path).
+  // model and a state of the same epoch (see pending_state_path).
   const std::string state_path = train_state_path(model_path), pending = pending_state_path(model_path);
   state.write(pending);
   model.write(model_path);
