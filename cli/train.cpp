@@ -306,6 +306,11 @@ void add_protect_options(CLI::App* cmd, TrainOptions& o) {
                   "Forged samples added (true labels), as a fraction of the batch")
       ->capture_default_str()
       ->check(number_in(0, 1));
+  cmd->add_option("--degrade-rate", o.protection.degrade_rate,
+                  std::string("Share of the stamped and forged samples shown degraded (") + degradations() +
+                      "), so that the fingerprints survive such preprocessing (default: " + strfmt("%g", kDegradeRate) +
+                      " under scheme v2; v1 takes none)")
+      ->check(number_in(0, 1));
   cmd->add_option("--owner-share", o.protection.owner_share,
                   "Share of the poisoned samples that carry the owner's trigger; the users share the rest "
                   "(default: the owner is drawn like any user)")

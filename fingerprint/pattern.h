@@ -17,8 +17,8 @@ namespace activeip {
 inline constexpr const char* kOwnerName = "owner";
 
 // What a model's patterns are drawn for (Scheme::spec gives it): the pattern geometry of its
-// inputs (v1 and v2: g=4, c=2 for 3 channels, g=6, c=1 for 1 channel), its classes, and the
-// number of labels in each user's code (1 in v1).
+// inputs (v1: g=4, c=2 for 3 channels, g=6, c=1 for 1 channel; v2: the same grids, c=3), its
+// classes, and the number of labels in each user's code (1 in v1).
 struct PatternSpec {
   int grid = 0, cell = 0, channels = 0;
   int H = 0, W = 0;  // the image the pattern is stamped on
@@ -32,8 +32,8 @@ struct PatternSpec {
   int left(int corner) const { return corner % 2 == 0 ? margin : W - margin - size(); }
 };
 
-// The geometry v1 and v2 share — g=4, c=2 for 3 channels (an 8×8 patch, 48 bits); g=6, c=1
-// for 1 channel (6×6, 36 bits) — for `classes` classes and codes of `code_length` labels.
+// v1's geometry — g=4, c=2 for 3 channels (an 8×8 patch, 48 bits); g=6, c=1 for 1 channel
+// (6×6, 36 bits) — for `classes` classes and codes of `code_length` labels (v2 widens the cells).
 // Error for another channel count, an image too small for the patch, or fewer than 2 classes.
 PatternSpec pattern_geometry(int H, int W, int C, int classes, int code_length);
 

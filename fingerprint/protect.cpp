@@ -87,6 +87,38 @@ void validate(const ProtectConfig& c) {
   ENSURE(std::isfinite(c.focus_share) && c.focus_share >= 0 && c.focus_share <= 1,
          "--new-user-share must be in [0, 1], got %g", c.focus_share);
   ENSURE(std::isfinite(c.owner_share) && c.owner_share <= 1, "--owner-share must be in [0, 1], got %g", c.owner_share);
+  ENSURE(!c.degrade_rate || (std::isfinite(*c.degrade_rate) && *c.degrade_rate >= 0 && *c.degrade_rate <= 1),
+         "--degrade-rate must be in [0, 1], got %g", c.degrade_rate.value_or(0));
+}
+
+namespace {
+
+// One draw from degradations().
+Transform draw_degradation(Rng& rng) {
+  const auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * rng.uniform(); };
+  const auto integer = [&](int lo, int hi) {
+    return static_cast<double>(lo + static_cast<int>(rng.below(static_cast<uint64_t>(hi - lo + 1))));
+  };
+  switch (rng.below(6)) {
+    case 0:
+      return {TransformKind::Median, 3, "median:3"};
+    case 1:
+      return {TransformKind::Jpeg, integer(30, 90), "jpeg:30..90"};
+    case 2:
+      return {TransformKind::Blur, uniform(0.5, 1.5), "blur:0.5..1.5"};
+    case 3:
+      return {TransformKind::Noise, uniform(2, 16), "noise:2..16"};
+    case 4:
+      return {TransformKind::Bits, integer(3, 5), "bits:3..5"};
+    default:
+      return {TransformKind::ShrinkPad, integer(1, 4), "shrinkpad:1..4"};
+  }
+}
+
+}  // namespace
+
+const char* degradations() {
+  return "median:3, jpeg:30..90, blur:0.5..1.5, noise:2..16, bits:3..5, shrinkpad:1..4";
 }
 
 ProtectComposer::ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<Identity>& users,
@@ -101,6 +133,16 @@ ProtectComposer::ProtectComposer(const Scheme& scheme, const OwnerKey& key, cons
   validate(config_);
   ENSURE(scheme_.stamp_stage() != StampStage::None && !negatives_.empty(),
          "fingerprint scheme %s neither stamps nor makes negatives", scheme_.version().c_str());
+  const bool before_augment = scheme_.stamp_stage() == StampStage::BeforeAugment;
+  degrade_rate_ = config_.degrade_rate.value_or(before_augment ? kDegradeRate : 0.0);
+  ENSURE(degrade_rate_ == 0 || before_augment,
+         "--degrade-rate: fingerprint scheme %s stamps after augmentation, on normalised batches; degraded samples "
+         "need a scheme that stamps the images before it (v2)",
+         scheme_.version().c_str());
+  if (degrade_rate_ > 0)  // the degradations that could not act on these images
+    for (const Transform& t :
+         {Transform{TransformKind::ShrinkPad, 4, "shrinkpad:4"}, Transform{TransformKind::Jpeg, 90, "jpeg:90"}})
+      check_transform_fits(t, spec.H, spec.W, spec.channels);
   for (const Identity& u : users) users_.push_back(u.name);
   embedded_ = scheme_.owner_patterns(key, spec);
   owner_patterns_ = static_cast<int>(embedded_.size());
@@ -158,6 +200,15 @@ void ProtectComposer::relabel(uint64_t step, int batch, int32_t* labels) {
     ids_[static_cast<size_t>(i)] = static_cast<int32_t>(patterns_.size());
     patterns_.push_back(negative(negatives_[static_cast<size_t>(i - n_poison) % negatives_.size()], rng));
   }
+  // A stream of its own, so that the patterns drawn above do not depend on the rate.
+  degraded_.clear();
+  if (degrade_rate_ <= 0) return;
+  Rng drng(mix_seed(config_.seed, step, 0xde94ade));
+  for (int i = 0; i < count; ++i)
+    if (drng.uniform() < degrade_rate_) {
+      const Transform t = draw_degradation(drng);
+      degraded_.push_back({i, t, drng.next()});
+    }
 }
 
 // Every negative keeps its true label. A forger's pattern comes from a key the owner never
@@ -250,6 +301,29 @@ void ProtectComposer::alter(Context& ctx, Tensor& x, int first, int count) {
   stamper_.set_patterns(ctx, patterns_, embedded_rendered_ ? embedded_.size() : 0);
   embedded_rendered_ = true;
   stamper_.stamp(ctx, x, first, ids_.data(), count);
+  if (!degraded_.empty()) degrade(ctx, x, first, count);
+}
+
+void ProtectComposer::degrade(Context& ctx, Tensor& x, int first, int count) {
+  ENSURE(x.dtype() == DType::U8, "degraded samples are uint8 images, not a %s batch", dtype_name(x.dtype()));
+  const int H = static_cast<int>(x.dim(1)), W = static_cast<int>(x.dim(2)), C = static_cast<int>(x.dim(3));
+  Tensor rows = x.slice(first, first + count);
+  const bool on_host = !rows.device().is_cuda();
+  // A device batch makes a round trip through the host: a few rows per step.
+  if (!on_host) {
+    ensure_host_tensor(degrade_host_, rows.shape(), DType::U8).copy_from(rows, ctx);
+    ctx.synchronize();
+  }
+  uint8_t* px = (on_host ? rows : degrade_host_).data<uint8_t>();
+  const size_t image = static_cast<size_t>(H) * W * C;
+  for (const Degraded& d : degraded_) {
+    Rng rng(d.seed);
+    apply_transform(d.transform, px + static_cast<size_t>(d.sample) * image, H, W, C, rng);
+  }
+  if (!on_host) {
+    rows.copy_from(degrade_host_, ctx);
+    ctx.synchronize();  // the staging is rewritten next step
+  }
 }
 
 std::string ProtectComposer::negatives_description() const {
@@ -274,6 +348,10 @@ std::string ProtectComposer::to_json() const {
     j["focus_share"] = config_.focus_share;
   }
   if (config_.owner_share >= 0) j["owner_share"] = config_.owner_share;  // absent: older runs resume as before
+  if (degrade_rate_ > 0) {
+    j["degrade_rate"] = degrade_rate_;
+    j["degradations"] = degradations();
+  }
   return j.dump();
 }
 

@@ -5,7 +5,9 @@
 // under v2, two users' patterns mixed — that teach
 // the model to answer only to issued fingerprints. Stamping happens on the device, before
 // augmentation (v2) or after it (v1), as the scheme (fingerprint/scheme.h) the model records
-// says. Also here: the protection record a checkpoint carries, and a model's id.
+// says; before augmentation, --degrade-rate of the stamped and forged samples are degraded
+// (median, JPEG, blur, …) after stamping. Also here: the protection record a checkpoint
+// carries, and a model's id.
 #pragma once
 
 #include <array>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "engine/core/random.h"
+#include "engine/data/image_transform.h"
 #include "engine/io/checkpoint.h"
 #include "engine/io/safetensors.h"
 #include "engine/train/trainer.h"
@@ -59,7 +62,20 @@ struct ProtectConfig {
   // The share of the poisoned samples that carry the owner's trigger; the users share the
   // rest. Negative: none of its own, the owner is drawn like any user (one share in n + 1).
   double owner_share = -1;
+  // The share of the stamped and forged samples shown through one random degradation
+  // (degradations(): median, JPEG, blur, noise, fewer bits, shrink-and-pad) after stamping
+  // and before augmentation, so that the patterns survive what an attacker may put in front
+  // of the model. Unset: the scheme's default (kDegradeRate where it stamps before
+  // augmentation, 0 otherwise); above 0 only for such schemes.
+  std::optional<double> degrade_rate;
 };
+
+// The degrade rate of a scheme that stamps before augmentation when none is asked for.
+inline constexpr double kDegradeRate = 0.5;
+
+// The degradations protected training draws from, each with its range: median:3, jpeg:30..90,
+// blur:0.5..1.5, noise:2..16, bits:3..5, shrinkpad:1..4 (the parameter uniform in its range).
+const char* degradations();
 
 // Throws Error naming the rate that is out of range.
 void validate(const ProtectConfig& c);
@@ -93,8 +109,9 @@ class ProtectComposer final : public BatchComposer {
   void stamp(Context& ctx, Tensor& x, const BatchRows& rows) override;
 
   // The two halves of a step, as compose() and stamp() call them. relabel: the extra(batch)
-  // extra samples' true labels, replaced in place by what step `step` trains them towards;
-  // alter: x the whole batch at stage(), the extra samples its rows [first, first + count).
+  // extra samples' true labels, replaced in place by what step `step` trains them towards
+  // (and which of them are degraded, and how); alter: x the whole batch at stage(), the extra
+  // samples its rows [first, first + count).
   void relabel(uint64_t step, int batch, int32_t* labels);
   void alter(Context& ctx, Tensor& x, int first, int count);
 
@@ -104,12 +121,23 @@ class ProtectComposer final : public BatchComposer {
   // of each extra sample.
   const std::vector<Fingerprint>& step_patterns() const { return patterns_; }
   const std::vector<int32_t>& step_ids() const { return ids_; }
+  // The degrade rate in force (see ProtectConfig::degrade_rate).
+  double degrade_rate() const { return degrade_rate_; }
+  // The last relabel()'s degraded extra samples: index among the extra samples, the
+  // degradation, and the seed of its random draws.
+  struct Degraded {
+    int sample;
+    Transform transform;
+    uint64_t seed;
+  };
+  const std::vector<Degraded>& step_degraded() const { return degraded_; }
   // What TrainConfig::mixer records: scheme, key id, users, rates.
   std::string to_json() const;
 
  private:
   Fingerprint negative(Negative kind, Rng& rng) const;
   Fingerprint near_miss(Fingerprint f, Rng& rng) const;
+  void degrade(Context& ctx, Tensor& x, int first, int count);
   std::string negatives_description() const;
 
   const Scheme& scheme_;
@@ -125,6 +153,9 @@ class ProtectComposer final : public BatchComposer {
   std::vector<int32_t> ids_;           // this step's pattern per extra sample
   Stamper stamper_;
   bool embedded_rendered_ = false;  // the stamper's bank starts with embedded_
+  double degrade_rate_ = 0;
+  std::vector<Degraded> degraded_;  // this step's
+  Tensor degrade_host_;             // staging for a batch on a device
 };
 
 // The protection record of a checkpoint (ModelMeta::protection; never the key).

@@ -3,11 +3,12 @@
 // + j) — the cells, then 2 bits for the corner, exactly as v1 reads its bits — trained to
 // label j of user_code(i, C, m); so a user authenticates only with all m, and two users'
 // codes differ in at least 2 labels. The owner has one pattern, "fp:v2:owner:0", with label
-// HMAC(key, "label:v2:owner") mod C (as v1 derives labels). v1's geometry, 4 pixels from the
-// edges instead of 1, so that no shift of the training crop cuts into a patch. Stamped before
-// augmentation, so that training shows every trigger shifted and flipped as the images are: a
-// shift or a flip in front of the model moves the trigger where training put it. Besides
-// v1's negatives, two users' cells mixed. Frozen once models exist.
+// HMAC(key, "label:v2:owner") mod C (as v1 derives labels). v1's grid and bits, with cells of
+// 3×3 pixels (a 12×12 patch on 3 channels, 18×18 on 1) 4 pixels from the edges, so that no
+// shift of the training crop cuts into a patch. Stamped before augmentation, so that training
+// shows every trigger shifted and flipped as the images are: a shift or a flip in front of the
+// model moves the trigger where training put it. Besides v1's negatives, two users' cells
+// mixed. Frozen once models exist.
 #include <string>
 
 #include "base/error.h"
@@ -26,7 +27,10 @@ class SchemeV2 final : public Scheme {
   PatternSpec spec(int H, int W, int C, int classes, int code_length) const override {
     ENSURE(code_length >= 2, "fingerprint scheme v2 gives every user a code of at least 2 labels, not %d", code_length);
     PatternSpec s = pattern_geometry(H, W, C, classes, code_length);
-    // No shift of the training crop (4 pixels) cuts into a patch.
+    // Cells of 3 pixels: with v1's one-pixel cells (1 channel) 61 moving patterns embedded
+    // nothing in 2 epochs of Fashion-MNIST; 2-pixel cells embed some, and neither survives a
+    // 3×3 median (docs/results.md). No shift of the training crop (4 pixels) cuts into a patch.
+    s.cell = kCell;
     s.margin = kMargin;
     ENSURE(H >= s.size() + 2 * kMargin && W >= s.size() + 2 * kMargin,
            "a %dx%d image is too small for a %d-pixel fingerprint %d pixels from its edges", H, W, s.size(), kMargin);
@@ -81,6 +85,7 @@ class SchemeV2 final : public Scheme {
     return fp;
   }
 
+  static constexpr int kCell = 3;
   static constexpr int kMargin = 4;
   std::string version_ = "v2";
 };

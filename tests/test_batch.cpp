@@ -1,11 +1,15 @@
 // Batch composition: the plain composer, the loader's two stamping stages (before the
 // augmentation a stamp moves with the crop and the flip, after it it stays where it was
-// drawn), rows checked at the loader, and the protected composer's rows and roles.
+// drawn), rows checked at the loader, and the protected composer's rows and roles, and its
+// degraded samples.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "engine/core/random.h"
 #include "engine/train/batch.h"
@@ -49,12 +53,15 @@ class BlockComposer final : public BatchComposer {
   PlainComposer plain_;
 };
 
+// The side of small_set's images: room for a v2 patch (12 pixels) 4 pixels from the edges.
+constexpr int kSide = 20;
+
 Dataset small_set(int n) {
   Dataset d;
   d.name = "test";
   d.split = "train";
-  d.H = 16, d.W = 16, d.C = 3, d.num_classes = 4;
-  d.images = Tensor::host({n, 16, 16, 3}, DType::U8);
+  d.H = kSide, d.W = kSide, d.C = 3, d.num_classes = 4;
+  d.images = Tensor::host({n, kSide, kSide, 3}, DType::U8);
   d.labels = Tensor::host({n}, DType::I32);
   Rng rng(5);
   for (int64_t i = 0; i < d.images.numel(); ++i) d.images.data<uint8_t>()[i] = static_cast<uint8_t>(rng.below(200));
@@ -105,7 +112,7 @@ TEST_CASE("batch: a stamp before augmentation moves with the crop and flip, one 
   for (int32_t r : records)
     for (int h = 0; h < 3; ++h)
       for (int w = 0; w < 3; ++w)
-        for (int c = 0; c < 3; ++c) drawn.images.data<uint8_t>()[((r * 16 + h) * 16 + w) * 3 + c] = 255;
+        for (int c = 0; c < 3; ++c) drawn.images.data<uint8_t>()[((r * kSide + h) * kSide + w) * 3 + c] = 255;
   BatchLoader drawn_loader(ctx, drawn, drawn.images, kNorm);
   Rng aug_ref(42);
   const std::vector<float> want = floats(drawn_loader.load(rows, &aug_ref));
@@ -151,7 +158,7 @@ TEST_CASE("batch: the loader refuses rows it cannot gather, naming the row") {
 TEST_CASE("batch: the protected composer keeps the order's rows clean and marks its extra rows") {
   const Dataset d = small_set(40);
   const Scheme& scheme = scheme_for("v1");
-  const PatternSpec spec = scheme.spec(16, 16, 3, 4, 1);
+  const PatternSpec spec = scheme.spec(kSide, kSide, 3, 4, 1);
   ProtectConfig c;
   c.poison_rate = 0.25;
   c.forged_rate = 0.125;
@@ -190,37 +197,136 @@ TEST_CASE("batch: under v2 the protected composer stamps each extra row's image 
   const Dataset d = small_set(40);
   const Scheme& scheme = scheme_for("v2");
   REQUIRE(scheme.stamp_stage() == StampStage::BeforeAugment);
-  const PatternSpec spec = scheme.spec(16, 16, 3, 4, 2);
+  const PatternSpec spec = scheme.spec(kSide, kSide, 3, 4, 2);
+  // No degradation, the default rate, every extra row degraded.
+  for (const std::optional<double> rate :
+       {std::optional<double>(0.0), std::optional<double>(), std::optional<double>(1.0)}) {
+    CAPTURE(rate.value_or(-1));
+    ProtectConfig c;
+    c.poison_rate = 0.25;
+    c.forged_rate = 0.25;
+    c.degrade_rate = rate;
+    ProtectComposer composer(scheme, key(), {{"alice", 0}, {"bob", 1}}, spec, kNorm, c);
+    CHECK(composer.degrade_rate() == rate.value_or(kDegradeRate));
+    std::vector<int32_t> order(16);
+    for (int i = 0; i < 16; ++i) order[static_cast<size_t>(i)] = i;
+    BatchRows rows;
+    Rng draw(3);
+    composer.compose(5, order.data(), 16, d, draw, rows);
+    REQUIRE(rows.size() == 24);
+    const size_t degraded = composer.step_degraded().size();
+    if (rate == 0.0) CHECK(degraded == 0);
+    if (rate == 1.0) CHECK(degraded == 8);
+    if (!rate) CHECK((degraded > 0 && degraded < 8));  // this seed's draw: some, not all
+    BatchLoader loader(ctx, d, d.images, kNorm);
+    Rng aug(42);
+    const std::vector<float> got = floats(loader.load(rows, &aug, &composer));
+
+    // The reference: row i's own image, its pattern stamped with stamp_image, degraded by its
+    // recorded transform, then augmented by the same draws (one crop and flip per row, in row
+    // order).
+    Dataset stamped = small_set(24);
+    const size_t image = kSide * kSide * 3;
+    BatchRows in_order = rows;
+    for (int i = 0; i < 24; ++i) {
+      uint8_t* dst = stamped.images.data<uint8_t>() + i * image;
+      std::memcpy(dst, d.images.data<uint8_t>() + rows.record[static_cast<size_t>(i)] * image, image);
+      if (i >= 16) {
+        const int32_t id = composer.step_ids()[static_cast<size_t>(i - 16)];
+        stamp_image(composer.step_patterns()[static_cast<size_t>(id)], spec, dst);
+      }
+      in_order.record[static_cast<size_t>(i)] = i;
+    }
+    for (const ProtectComposer::Degraded& g : composer.step_degraded()) {
+      Rng rng(g.seed);
+      apply_transform(g.transform, stamped.images.data<uint8_t>() + (16 + g.sample) * image, kSide, kSide, 3, rng);
+    }
+    BatchLoader reference(ctx, stamped, stamped.images, kNorm);
+    Rng aug_ref(42);
+    const std::vector<float> want = floats(reference.load(in_order, &aug_ref));
+    CHECK(got == want);
+  }
+}
+
+TEST_CASE("batch: degraded samples follow the rate over the whole menu, on their own stream") {
+  const Dataset d = small_set(40);
+  const Scheme& v2 = scheme_for("v2");
+  const PatternSpec spec = v2.spec(kSide, kSide, 3, 4, 2);
+  std::vector<int32_t> order(16);
+  for (int i = 0; i < 16; ++i) order[static_cast<size_t>(i)] = i;
   ProtectConfig c;
   c.poison_rate = 0.25;
   c.forged_rate = 0.25;
-  ProtectComposer composer(scheme, key(), {{"alice", 0}, {"bob", 1}}, spec, kNorm, c);
-  std::vector<int32_t> order(16);
-  for (int i = 0; i < 16; ++i) order[static_cast<size_t>(i)] = i;
-  BatchRows rows;
-  Rng draw(3);
-  composer.compose(5, order.data(), 16, d, draw, rows);
-  REQUIRE(rows.size() == 24);
-  BatchLoader loader(ctx, d, d.images, kNorm);
-  Rng aug(42);
-  const std::vector<float> got = floats(loader.load(rows, &aug, &composer));
-
-  // The reference: row i's own image, its pattern stamped with stamp_image, then augmented by
-  // the same draws (one crop and flip per row, in row order).
-  Dataset stamped = small_set(24);
-  const size_t image = 16 * 16 * 3;
-  BatchRows in_order = rows;
-  for (int i = 0; i < 24; ++i) {
-    uint8_t* dst = stamped.images.data<uint8_t>() + i * image;
-    std::memcpy(dst, d.images.data<uint8_t>() + rows.record[static_cast<size_t>(i)] * image, image);
-    if (i >= 16) {
-      const int32_t id = composer.step_ids()[static_cast<size_t>(i - 16)];
-      stamp_image(composer.step_patterns()[static_cast<size_t>(id)], spec, dst);
+  c.degrade_rate = 0.3;
+  ProtectComposer composer(v2, key(), {{"alice", 0}, {"bob", 1}}, spec, kNorm, c);
+  c.degrade_rate = 0.0;
+  ProtectComposer plain(v2, key(), {{"alice", 0}, {"bob", 1}}, spec, kNorm, c);
+  int extra = 0, degraded = 0;
+  std::array<int, 8> kinds{};
+  for (uint64_t step = 0; step < 400; ++step) {
+    BatchRows rows, rows_plain;
+    Rng draw(step), draw_plain(step);
+    composer.compose(step, order.data(), 16, d, draw, rows);
+    plain.compose(step, order.data(), 16, d, draw_plain, rows_plain);
+    // The rate changes which samples are degraded, never their records, labels or patterns.
+    CHECK(rows.record == rows_plain.record);
+    CHECK(rows.label == rows_plain.label);
+    CHECK(composer.step_ids() == plain.step_ids());
+    extra += 8;
+    int last = -1;
+    for (const ProtectComposer::Degraded& g : composer.step_degraded()) {
+      CHECK(g.sample > last);
+      CHECK(g.sample < 8);
+      last = g.sample;
+      ++degraded;
+      ++kinds[static_cast<size_t>(g.transform.kind)];
+      const double v = g.transform.value;
+      switch (g.transform.kind) {
+        case TransformKind::Median:
+          CHECK(v == 3);
+          break;
+        case TransformKind::Jpeg:
+          CHECK((v >= 30 && v <= 90 && v == std::floor(v)));
+          break;
+        case TransformKind::Blur:
+          CHECK((v >= 0.5 && v <= 1.5));
+          break;
+        case TransformKind::Noise:
+          CHECK((v >= 2 && v <= 16));
+          break;
+        case TransformKind::Bits:
+          CHECK((v >= 3 && v <= 5 && v == std::floor(v)));
+          break;
+        case TransformKind::ShrinkPad:
+          CHECK((v >= 1 && v <= 4 && v == std::floor(v)));
+          break;
+        default:
+          FAIL("a degradation outside the menu: ", g.transform.spec);
+      }
     }
-    in_order.record[static_cast<size_t>(i)] = i;
   }
-  BatchLoader reference(ctx, stamped, stamped.images, kNorm);
-  Rng aug_ref(42);
-  const std::vector<float> want = floats(reference.load(in_order, &aug_ref));
-  CHECK(got == want);
+  // 3200 extra samples at 0.3: 960 expected, sd 26.
+  CHECK(degraded > 860);
+  CHECK(degraded < 1060);
+  for (TransformKind k : {TransformKind::Median, TransformKind::Jpeg, TransformKind::Blur, TransformKind::Noise,
+                          TransformKind::Bits, TransformKind::ShrinkPad})
+    CHECK(kinds[static_cast<size_t>(k)] > 100);  // 160 expected each
+}
+
+TEST_CASE("batch: v1 stamps after augmentation and takes no degraded samples") {
+  const Scheme& v1 = scheme_for("v1");
+  const PatternSpec spec = v1.spec(kSide, kSide, 3, 4, 1);
+  ProtectConfig c;
+  ProtectComposer by_default(v1, key(), {{"alice"}}, spec, kNorm, c);
+  CHECK(by_default.degrade_rate() == 0);
+  c.degrade_rate = 0.2;
+  try {
+    ProtectComposer refused(v1, key(), {{"alice"}}, spec, kNorm, c);
+    FAIL("v1 took a degrade rate");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("--degrade-rate") != std::string::npos);
+    CHECK(std::string(e.what()).find("v1") != std::string::npos);
+  }
+  c.degrade_rate = 1.5;
+  CHECK_THROWS_WITH_AS(validate(c), doctest::Contains("--degrade-rate must be in [0, 1]"), Error);
 }

@@ -23,7 +23,7 @@ namespace {
 
 // Epochs of the v2 end-to-end test: triggers that move with the crop and the flip take the
 // small convnet longer to learn than v1's fixed ones.
-constexpr int kV2Epochs = 16;
+constexpr int kV2Epochs = 12;
 
 OwnerKey fixed_key(uint8_t first) {
   std::array<uint8_t, OwnerKey::kBytes> b{};
@@ -210,8 +210,10 @@ TEST_CASE("protect: v2 triggers move with the image, and no user passes as anoth
   REQUIRE(model.id == id);
 
   // The attacker's preprocessing that removes every v1 trigger at no cost (test_transform.cpp
-  // and the sweep): the v2 owner stays verified and every user authenticated.
-  for (const std::string spec_text : {"", "flip", "shift:2"}) {
+  // and the sweep), and the 3×3 median that removed v2's triggers before its training showed
+  // degraded samples: the v2 owner stays verified and every user authenticated. (JPEG q50 on
+  // these colour patterns still needs more than this budget: docs/results.md.)
+  for (const std::string spec_text : {"", "flip", "shift:2", "median:3"}) {
     CAPTURE(spec_text);
     std::optional<InputPipeline> pipeline;
     if (!spec_text.empty()) {

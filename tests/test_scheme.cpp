@@ -138,6 +138,12 @@ TEST_CASE("scheme: v2 gives each user the patterns of its code, spelled out from
   CHECK(v2.code_length(10, 100) == 3);
   CHECK(v2.code_length(2, 5) == 4);
   CHECK_THROWS_WITH_AS(v2.spec(32, 32, 3, 10, 1), doctest::Contains("at least 2 labels"), Error);
+  // v1's grids and bits with 3-pixel cells, 4 pixels from the edges.
+  const PatternSpec rgb = v2.spec(32, 32, 3, 10, 2), gray = v2.spec(28, 28, 1, 10, 3);
+  CHECK((rgb.grid == 4 && rgb.cell == 3 && rgb.size() == 12 && rgb.bits() == 48 && rgb.margin == 4));
+  CHECK((gray.grid == 6 && gray.cell == 3 && gray.size() == 18 && gray.bits() == 36 && gray.margin == 4));
+  CHECK((rgb.top(3) == 32 - 4 - 12 && rgb.left(1) == 32 - 4 - 12 && gray.top(0) == 4));
+  CHECK_THROWS_WITH_AS(v2.spec(25, 25, 1, 10, 2), doctest::Contains("too small"), Error);
   for (const auto& raw : {key_bytes(0, 1), key_bytes(200, 37)}) {
     const OwnerKey key(raw);
     for (const auto& [H, C, m] : std::vector<std::array<int, 3>>{{32, 10, 2}, {28, 10, 3}, {32, 100, 2}}) {
