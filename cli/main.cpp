@@ -3,7 +3,10 @@
 // exit status 1 (runtime) or 2 (usage).
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -26,11 +29,23 @@ std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e) {
   return "unknown command '" + prefix + left.front() + "' (commands: " + known + ")";
 }
 
+// What the command printed must have reached its destination: a report redirected to a file
+// on a full disk is an error, not a truncated file and exit status 0.
+int finish_stdout(int status) {
+  const int flushed = std::fflush(stdout), err = errno;
+  if (flushed == 0 && !std::ferror(stdout)) return status;
+  std::fprintf(stderr, "error: cannot write standard output: %s\n", std::strerror(flushed != 0 ? err : EIO));
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ActiveIP: train image classifiers with backdoor-based user fingerprints, and attack them"};
   app.require_subcommand(1);
+  // A file over the size limit (ulimit -f) is a write error with EFBIG, reported like a full
+  // disk, instead of a signal that ends the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   app.set_version_flag("--version", "activeip 0.1.0");
   activeip::cli::Handler handler;
   activeip::cli::add_train(app, handler);
@@ -53,7 +68,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    return handler ? handler() : 0;
+    return finish_stdout(handler ? handler() : 0);
   } catch (const activeip::cli::UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -367,6 +367,10 @@ ProtectionInfo ProtectionInfo::from_json(const std::string& json, const std::str
   ENSURE(!json.empty(), "%s is not a protected model (no protection record in its metadata)", path.c_str());
   const auto j = nlohmann::json::parse(json, nullptr, false);
   ENSURE(j.is_object(), "%s: the protection record is not a JSON object", path.c_str());
+  // Integers only: converting a number like 1e49 to int is undefined.
+  for (const char* key : {"owner_label", "code_length"})
+    ENSURE(!j.contains(key) || j[key].is_number_integer(), "%s: the protection record's %s is not an integer",
+           path.c_str(), key);
   ProtectionInfo p;
   try {
     p.scheme = j.at("scheme").get<std::string>();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iterator>
@@ -116,7 +117,17 @@ static_assert(migrations_are_consecutive(), "kMigrations[i] must take schema i +
     throw Error(strfmt("%s is not an activeip registry (%s)", path.c_str(), sqlite3_errmsg(db)));
   std::string where = sql.substr(std::min(sql.size(), sql.find_first_not_of(" \n")), 60);
   std::replace(where.begin(), where.end(), '\n', ' ');
-  throw Error(strfmt("registry %s: %s (in `%s%s`)", path.c_str(), sqlite3_errmsg(db), where.c_str(),
+  // An I/O error says what failed (a full disk or a file size limit fails a write), and the
+  // system's reason when SQLite kept it.
+  static constexpr std::pair<int, const char*> kFailedOps[] = {{SQLITE_IOERR_WRITE, " while writing"},
+                                                               {SQLITE_IOERR_FSYNC, " while syncing to disk"},
+                                                               {SQLITE_IOERR_READ, " while reading"},
+                                                               {SQLITE_IOERR_TRUNCATE, " while truncating"}};
+  std::string io;
+  for (const auto& [code, op] : kFailedOps)
+    if (sqlite3_extended_errcode(db) == code) io = op;
+  if (!io.empty() && sqlite3_system_errno(db) != 0) io += strfmt(" (%s)", std::strerror(sqlite3_system_errno(db)));
+  throw Error(strfmt("registry %s: %s%s (in `%s%s`)", path.c_str(), sqlite3_errmsg(db), io.c_str(), where.c_str(),
                      where.size() < 60 ? "" : "..."));
 }
 
@@ -311,6 +322,15 @@ Registry Registry::open(const std::string& path, bool create) {
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   exec(db, path, "PRAGMA foreign_keys = ON");
   r.check_header(create);
+  // Write-ahead logging, as SQLite recommends for several processes on one local file: readers
+  // never block the writer, and a commit is one append and one fsync (synchronous FULL: a
+  // committed change survives a power cut). The mode is stored in the file, so this changes
+  // only a registry that is ours (after check_header) and still in rollback mode; a file opened
+  // read-only is read as it is.
+  if (!sqlite3_db_readonly(db, "main")) {
+    exec(db, path, "PRAGMA journal_mode = WAL");
+    exec(db, path, "PRAGMA synchronous = FULL");
+  }
   return r;
 }
 

@@ -252,7 +252,7 @@ UserToken UserToken::from_json(const std::string& text, const std::string& path)
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number too large
     in.fail("", strfmt("not a token: not JSON, or truncated (%s)", e.what()));
   }
   if (!j.is_object() || !j.contains("format") || !j["format"].is_string())

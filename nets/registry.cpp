@@ -43,7 +43,8 @@ std::unique_ptr<Network> make_net(const std::string& name, const NetSpec& spec) 
   for (const auto& [n, builder] : table()) {
     if (n != name) continue;
     std::unique_ptr<Network> net = builder(name, spec);
-    for (const auto& [conv, width] : spec.channels) {
+    for (const auto& channels : spec.channels) {
+      const std::string& conv = channels.first;  // a plain reference: lambdas capture it (clang < 16)
       const auto& groups = net->info().filter_groups;
       ENSURE(std::any_of(groups.begin(), groups.end(), [&](const FilterGroup& g) { return g.conv == conv; }),
              "%s has no prunable conv '%s' (channels recorded for it)", name.c_str(), conv.c_str());

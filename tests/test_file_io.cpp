@@ -68,6 +68,9 @@ TEST_CASE("file_io: read_file returns the bytes and names the file in errors") {
   CHECK_FALSE(file_exists(dir.path().string()));
 }
 
+// A bound on the decoded size above every test's content.
+constexpr size_t kBound = size_t(1) << 24;
+
 TEST_CASE("file_io: read_file_maybe_gzip gunzips and falls back to PATH.gz") {
   TempDir dir;
   const auto plain = compressible_bytes(300007, 2);
@@ -75,17 +78,17 @@ TEST_CASE("file_io: read_file_maybe_gzip gunzips and falls back to PATH.gz") {
   REQUIRE(gz.size() < plain.size());
 
   test::write_bytes(dir / "raw", plain);
-  CHECK(read_file_maybe_gzip(dir / "raw") == plain);
+  CHECK(read_file_maybe_gzip(dir / "raw", kBound) == plain);
 
   test::write_bytes(dir / "packed", gz);  // gzip content under a plain name is still gunzipped
-  CHECK(read_file_maybe_gzip(dir / "packed") == plain);
+  CHECK(read_file_maybe_gzip(dir / "packed", kBound) == plain);
 
   test::write_bytes(dir / "only.gz", gz);  // PATH missing: PATH.gz is read
-  CHECK(read_file_maybe_gzip(dir / "only") == plain);
+  CHECK(read_file_maybe_gzip(dir / "only", kBound) == plain);
 
   test::write_bytes(dir / "both", test::random_bytes(50, 3));  // PATH present: PATH wins over PATH.gz
   test::write_bytes(dir / "both.gz", gz);
-  CHECK(read_file_maybe_gzip(dir / "both") == test::random_bytes(50, 3));
+  CHECK(read_file_maybe_gzip(dir / "both", kBound) == test::random_bytes(50, 3));
 
   // Two members, as `cat a.gz b.gz` makes: the concatenation of both payloads.
   const auto second = compressible_bytes(1234, 4);
@@ -95,10 +98,24 @@ TEST_CASE("file_io: read_file_maybe_gzip gunzips and falls back to PATH.gz") {
   test::write_bytes(dir / "two.gz", two);
   auto expected = plain;
   expected.insert(expected.end(), second.begin(), second.end());
-  CHECK(read_file_maybe_gzip(dir / "two") == expected);
+  CHECK(read_file_maybe_gzip(dir / "two", kBound) == expected);
 
-  const std::string missing = error_of([&] { read_file_maybe_gzip(dir / "absent"); });
+  const std::string missing = error_of([&] { read_file_maybe_gzip(dir / "absent", kBound); });
   CHECK(missing.find(dir / "absent") != std::string::npos);
+}
+
+TEST_CASE("file_io: a gzip stream is decoded up to its bound, and read_head_maybe_gzip stops early") {
+  TempDir dir;
+  const auto plain = compressible_bytes(300007, 2);
+  test::write_bytes(dir / "x.gz", gzip(plain));
+  CHECK(read_file_maybe_gzip(dir / "x", plain.size()) == plain);
+  const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x", plain.size() - 1); });
+  CHECK(msg.find(dir / "x.gz: the gzip stream holds more than 300006 bytes") != std::string::npos);
+  CHECK(read_head_maybe_gzip(dir / "x", 16) == std::vector<uint8_t>(plain.begin(), plain.begin() + 16));
+  CHECK(read_head_maybe_gzip(dir / "x", plain.size() + 5) == plain);
+  test::write_bytes(dir / "raw", plain);  // not compressed: its size is on disk, the bound is the caller's
+  CHECK(read_file_maybe_gzip(dir / "raw", 10) == plain);
+  CHECK(read_head_maybe_gzip(dir / "raw", 3) == std::vector<uint8_t>(plain.begin(), plain.begin() + 3));
 }
 
 TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming the file") {
@@ -109,7 +126,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
     auto bad = gz;
     for (size_t i = 40; i < bad.size() - 8; i += 97) bad[i] ^= 0x5a;
     test::write_bytes(dir / "x.gz", bad);
-    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
+    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x", kBound); });
     CHECK(msg.find(dir / "x.gz") != std::string::npos);
     CHECK(msg.find("corrupt gzip stream") != std::string::npos);
   }
@@ -117,7 +134,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
     auto bad = gz;
     bad[bad.size() - 6] ^= 0x01;
     test::write_bytes(dir / "x.gz", bad);
-    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
+    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x", kBound); });
     CHECK(msg.find(dir / "x.gz") != std::string::npos);
     CHECK(msg.find("corrupt gzip stream") != std::string::npos);
   }
@@ -125,7 +142,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
     auto bad = gz;
     for (size_t i = bad.size() - 4; i < bad.size(); ++i) bad[i] = 0xff;
     test::write_bytes(dir / "x.gz", bad);
-    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
+    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x", kBound); });
     CHECK(msg.find(dir / "x.gz") != std::string::npos);
     CHECK(msg.find("corrupt gzip stream") != std::string::npos);
   }
@@ -133,7 +150,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
     for (size_t len : {size_t(2), size_t(10), size_t(11), gz.size() / 3, gz.size() / 2, gz.size() - 8, gz.size() - 1}) {
       CAPTURE(len);
       test::write_bytes(dir / "x.gz", std::vector<uint8_t>(gz.begin(), gz.begin() + static_cast<ptrdiff_t>(len)));
-      const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
+      const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x", kBound); });
       CHECK(msg.find(dir / "x.gz") != std::string::npos);
       CHECK(msg.find("truncated") != std::string::npos);
     }
@@ -143,7 +160,7 @@ TEST_CASE("file_io: corrupt, truncated and padded gzip streams are errors naming
     bad.push_back(0x00);
     bad.push_back(0x42);
     test::write_bytes(dir / "x.gz", bad);
-    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x"); });
+    const std::string msg = error_of([&] { read_file_maybe_gzip(dir / "x", kBound); });
     CHECK(msg.find(dir / "x.gz") != std::string::npos);
     CHECK(msg.find("trailing data") != std::string::npos);
   }

@@ -253,6 +253,63 @@ TEST_CASE("training: --resume continues bit for bit") {
   }
 }
 
+TEST_CASE("training: a save stopped between its steps resumes from a model and state of one epoch") {
+  const DataSplits data = load_data({"synthetic", "", 128, 32});
+  const test::TempDir dir;
+  const std::string path = dir / "m.safetensors";
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 4);
+  {
+    Trainer t(*net, ctx, data, small_config(2));
+    t.train_epoch({});
+    t.save(path, ModelMeta::describe(*net, "synthetic", data.norm));
+  }
+  // Epoch 2 from the complete pair: what every other way of resuming must give.
+  auto ref = make_net("convnet", {32, 32, 3, 10});
+  ref->build(ctx, 99);
+  Trainer r(*ref, ctx, data, small_config(2));
+  r.resume(path);
+  r.train_epoch({});
+
+  SUBCASE("killed after the model was renamed: resume finishes the save") {
+    std::filesystem::rename(train_state_path(path), pending_state_path(path));
+    auto other = make_net("convnet", {32, 32, 3, 10});
+    other->build(ctx, 99);
+    Trainer d(*other, ctx, data, small_config(2));
+    d.resume(path);
+    CHECK(d.completed_epochs() == 1);
+    CHECK(std::filesystem::is_regular_file(train_state_path(path)));
+    CHECK(!std::filesystem::exists(pending_state_path(path)));
+    d.train_epoch({});
+    CHECK(same_bytes(ref->params(), other->params()));
+    CHECK(same_bytes(ref->buffers(), other->buffers()));
+  }
+  SUBCASE("killed before the model was renamed: the pending state is passed over; as the state it is refused") {
+    // The pending state of a save whose model never reached the disk: other weights' digest.
+    const SafetensorsReader state(train_state_path(path));
+    SafetensorsWriter other_weights;
+    for (const std::string& name : state.names()) {
+      const SafetensorsView& v = state.get(name);
+      other_weights.add(name, v.dtype, v.shape, v.data, v.bytes);
+    }
+    auto meta = state.metadata();
+    REQUIRE(meta.at("model_sha256") == SafetensorsReader(path).data_sha256());
+    meta["model_sha256"] = std::string(64, '0');
+    other_weights.set_metadata(meta);
+    other_weights.write(pending_state_path(path));
+    auto other = make_net("convnet", {32, 32, 3, 10});
+    other->build(ctx, 4);
+    Trainer d(*other, ctx, data, small_config(2));
+    d.resume(path);
+    CHECK(d.completed_epochs() == 1);
+    CHECK(std::filesystem::exists(pending_state_path(path)));  // the next save replaces it
+    std::filesystem::rename(pending_state_path(path), train_state_path(path));
+    Trainer e(*other, ctx, data, small_config(2));
+    CHECK_THROWS_WITH_AS(e.resume(path), doctest::Contains("was saved with other weights"), Error);
+  }
+}
+
 TEST_CASE("SAM: the ascent moves each parameter tensor by rho times its norm along its gradient") {
   Context ctx;
   auto net = make_net("convnet", {32, 32, 3, 10});

@@ -51,7 +51,11 @@ bool has_gzip_magic(const std::vector<uint8_t>& bytes) {
   return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
 }
 
-std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path) {
+// Gunzips `in` into at most max_bytes. With head, stops (without error) once max_bytes are
+// out; otherwise more content than max_bytes is an Error. The output grows with what is
+// actually decoded, so a stream claiming (in its trailer) or producing a huge size costs
+// at most max_bytes.
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path, size_t max_bytes, bool head) {
   z_stream zs{};
   // 16 + MAX_WBITS: accept the gzip wrapper only (header and CRC-32/ISIZE trailer checked).
   ENSURE(inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK, "%s: cannot initialise zlib", path.c_str());
@@ -61,20 +65,24 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
   } end_guard{&zs};
 
   // The trailer's ISIZE is the size of the last member mod 2^32: a good first guess only,
-  // capped by deflate's maximal ratio (about 1032:1) so that a corrupt trailer cannot make
-  // a small file allocate gigabytes.
+  // capped by deflate's maximal ratio (about 1032:1) and by max_bytes.
   size_t guess = in.size() * 4;
   if (in.size() >= 4) {
     const size_t n = in.size();
     const size_t isize = size_t(in[n - 4]) | size_t(in[n - 3]) << 8 | size_t(in[n - 2]) << 16 | size_t(in[n - 1]) << 24;
     guess = std::max(guess, std::min(isize, n * 1032));
   }
-  std::vector<uint8_t> out(std::max<size_t>(guess, 4096));
+  // One byte over max_bytes tells "exactly max_bytes" from "more".
+  const size_t cap = head ? max_bytes : max_bytes + 1;
+  std::vector<uint8_t> out(std::min(std::max<size_t>(guess, 4096), cap));
 
   size_t in_pos = 0, out_pos = 0;
   constexpr size_t kChunk = size_t(1) << 30;  // z_stream counts in uInt
   for (;;) {
-    if (out_pos == out.size()) out.resize(out.size() * 2);
+    if (out_pos == out.size()) {
+      if (out_pos == cap) break;
+      out.resize(std::min(out.size() * 2, cap));
+    }
     const size_t in_n = std::min(in.size() - in_pos, kChunk);
     const size_t out_n = std::min(out.size() - out_pos, kChunk);
     zs.next_in = const_cast<Bytef*>(in.data() + in_pos);
@@ -99,6 +107,8 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
     ENSURE(!(in_pos == in.size() && out_pos < out.size()), "%s: truncated gzip stream (%zu bytes decoded)",
            path.c_str(), out_pos);
   }
+  ENSURE(out_pos <= max_bytes, "%s: the gzip stream holds more than %zu bytes, the most this file may hold",
+         path.c_str(), max_bytes);
   out.resize(out_pos);
   return out;
 }
@@ -110,12 +120,13 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-void write_all(int fd, const void* data, size_t n, const std::string& tmp) {
+// Errors name `path`, the file being written, not its temporary name.
+void write_all(int fd, const void* data, size_t n, const std::string& path) {
   const auto* p = static_cast<const uint8_t*>(data);
   while (n > 0) {
     const ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t(1) << 30));
     if (w < 0 && errno == EINTR) continue;
-    ENSURE(w > 0, "cannot write %s: %s", tmp.c_str(), errno_text(w < 0 ? errno : EIO).c_str());
+    ENSURE(w > 0, "cannot write %s: %s", path.c_str(), errno_text(w < 0 ? errno : EIO).c_str());
     p += w;
     n -= static_cast<size_t>(w);
   }
@@ -138,6 +149,20 @@ std::pair<int, std::string> open_temp_beside(const std::string& path) {
     ENSURE(err == EEXIST && attempt < 100, "cannot write %s: cannot create a temporary file in %s: %s", path.c_str(),
            parent_dir(path).c_str(), errno_text(err).c_str());
   }
+}
+
+// Makes a rename into PATH's directory durable. Some file systems cannot fsync a directory
+// (EINVAL); there the rename is as durable as that file system allows.
+void sync_dir_of(const std::string& path) {
+  const std::string dir = parent_dir(path);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ENSURE(dfd >= 0, "wrote %s but cannot open its directory to sync it: %s", path.c_str(), errno_text(errno).c_str());
+  FdGuard dir_guard(dfd);
+  int rc;
+  do rc = ::fsync(dfd);
+  while (rc != 0 && errno == EINTR);
+  ENSURE(rc == 0 || errno == EINVAL || errno == ENOTSUP, "wrote %s but the fsync of %s failed: %s", path.c_str(),
+         dir.c_str(), errno_text(errno).c_str());
 }
 
 }  // namespace
@@ -167,11 +192,25 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
-std::vector<uint8_t> read_file_maybe_gzip(const std::string& path) {
+namespace {
+
+std::vector<uint8_t> read_maybe_gzip(const std::string& path, size_t max_bytes, bool head) {
   const std::string gz = path + ".gz";
   const std::string& source = file_exists(path) || !file_exists(gz) ? path : gz;
   std::vector<uint8_t> bytes = read_file(source);
-  return has_gzip_magic(bytes) ? gunzip(bytes, source) : bytes;
+  if (has_gzip_magic(bytes)) return gunzip(bytes, source, max_bytes, head);
+  if (head && bytes.size() > max_bytes) bytes.resize(max_bytes);
+  return bytes;  // what is on disk: its size is the caller's to judge
+}
+
+}  // namespace
+
+std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, size_t max_bytes) {
+  return read_maybe_gzip(path, max_bytes, false);
+}
+
+std::vector<uint8_t> read_head_maybe_gzip(const std::string& path, size_t n) {
+  return read_maybe_gzip(path, n, true);
 }
 
 void write_file_atomic(const std::string& path, const std::vector<std::pair<const void*, size_t>>& pieces) {
@@ -179,7 +218,7 @@ void write_file_atomic(const std::string& path, const std::vector<std::pair<cons
   auto [fd, tmp] = open_temp_beside(path);
   FdGuard guard(fd);
   try {
-    for (const auto& [data, n] : pieces) write_all(fd, data, n, tmp);
+    for (const auto& [data, n] : pieces) write_all(fd, data, n, path);
     int rc;
     do rc = ::fsync(fd);
     while (rc != 0 && errno == EINTR);
@@ -193,17 +232,13 @@ void write_file_atomic(const std::string& path, const std::vector<std::pair<cons
     throw;
   }
 
-  // Make the rename itself durable. Some file systems cannot fsync a directory (EINVAL);
-  // there the rename is as durable as that file system allows.
-  const std::string dir = parent_dir(path);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  ENSURE(dfd >= 0, "wrote %s but cannot open its directory to sync it: %s", path.c_str(), errno_text(errno).c_str());
-  FdGuard dir_guard(dfd);
-  int rc;
-  do rc = ::fsync(dfd);
-  while (rc != 0 && errno == EINTR);
-  ENSURE(rc == 0 || errno == EINVAL || errno == ENOTSUP, "wrote %s but the fsync of %s failed: %s", path.c_str(),
-         dir.c_str(), errno_text(errno).c_str());
+  sync_dir_of(path);
+}
+
+void rename_durable(const std::string& from, const std::string& to) {
+  ENSURE(::rename(from.c_str(), to.c_str()) == 0, "cannot rename %s to %s: %s", from.c_str(), to.c_str(),
+         errno_text(errno).c_str());
+  sync_dir_of(to);
 }
 
 bool file_exists(const std::string& path) {

@@ -16,7 +16,7 @@ Chunk read_cifar(const std::string& path, const DatasetInfo& info) {
   const char* format = fine ? "CIFAR-100" : "CIFAR-10";
 
   Chunk c;
-  c.images = read_source(path, info);
+  c.images = read_source(path, info, kMaxCifarRecords * record);
   const size_t size = c.images.size();
   ENSURE(size % record == 0, "%s: %zu bytes is not a whole number of %zu-byte %s records", file, size, record, format);
   ENSURE(size > 0, "%s: empty file (no %s records)", file, format);

@@ -91,11 +91,11 @@ std::string resolved_path(const std::string& path) {
   return !file_exists(path) && file_exists(path + ".gz") ? path + ".gz" : path;
 }
 
-std::vector<uint8_t> read_source(const std::string& path, const DatasetInfo& info) {
+std::vector<uint8_t> read_source(const std::string& path, const DatasetInfo& info, size_t max_bytes, bool head) {
   ENSURE(file_exists(path) || file_exists(path + ".gz"),
          "%s: missing %s (run scripts/fetch_data.sh, or pass --data-dir with the folder that holds %s)", info.name,
          path.c_str(), expected_files(info.kind));
-  return read_file_maybe_gzip(path);
+  return head ? read_head_maybe_gzip(path, max_bytes) : read_file_maybe_gzip(path, max_bytes);
 }
 
 Dataset empty_dataset(const DatasetInfo& info, const char* split, int64_t n) {

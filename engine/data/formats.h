@@ -42,13 +42,16 @@ struct Chunk {
 
 // The file that read_file_maybe_gzip will read: PATH, else PATH.gz when only that exists.
 std::string resolved_path(const std::string& path);
-// The bytes of a source file (gunzipped); Error naming the dataset, the file and the files
-// the folder should hold when it is missing.
-std::vector<uint8_t> read_source(const std::string& path, const DatasetInfo& info);
+// The bytes of a source file (gunzipped, at most max_bytes of them: read_file_maybe_gzip),
+// or with head its first max_bytes; Error naming the dataset, the file and the files the
+// folder should hold when it is missing.
+std::vector<uint8_t> read_source(const std::string& path, const DatasetInfo& info, size_t max_bytes, bool head = false);
 // An empty split of n records (u8 NHWC images, i32 labels).
 Dataset empty_dataset(const DatasetInfo& info, const char* split, int64_t n);
 
-// CIFAR-10 / CIFAR-100 binary records, every label checked.
+// CIFAR-10 / CIFAR-100 binary records, every label checked. A compressed file may hold at most
+// kMaxCifarRecords (the official files hold 10,000 or 50,000).
+constexpr size_t kMaxCifarRecords = 100'000;
 Chunk read_cifar(const std::string& path, const DatasetInfo& info);
 
 struct IdxFile {

@@ -12,11 +12,22 @@ uint32_t read_be32(const uint8_t* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
 }
 
+// The bytes of an IDX file whose header (header_bytes, the count at offset 4) promises n
+// records of record_bytes: a gzip stream is decoded no further than that promise (plus one
+// byte, to tell extra bytes), so that a gzip bomb is refused before it costs memory.
+std::vector<uint8_t> read_idx(const std::string& path, const DatasetInfo& info, size_t header_bytes,
+                              size_t record_bytes) {
+  const std::vector<uint8_t> head = read_source(path, info, header_bytes, true);
+  if (head.size() < header_bytes) return head;  // the caller names the short header
+  const uint64_t n = read_be32(head.data() + 4);
+  return read_source(path, info, header_bytes + n * record_bytes + 1);
+}
+
 }  // namespace
 
 // IDX images: magic 0x00000803, then big-endian n, rows, cols, then n·rows·cols bytes.
 IdxFile read_idx_images(const std::string& path, const DatasetInfo& info) {
-  IdxFile f{resolved_path(path), read_source(path, info), 0};
+  IdxFile f{resolved_path(path), read_idx(path, info, 16, size_t(info.shape.H) * info.shape.W), 0};
   const char* file = f.path.c_str();
   ENSURE(f.bytes.size() >= 16, "%s: %zu bytes is too short for an IDX image header (16 bytes)", file, f.bytes.size());
   const uint32_t magic = read_be32(f.bytes.data());
@@ -38,7 +49,7 @@ IdxFile read_idx_images(const std::string& path, const DatasetInfo& info) {
 
 // IDX labels: magic 0x00000801, then big-endian n, then n label bytes.
 IdxFile read_idx_labels(const std::string& path, const DatasetInfo& info) {
-  IdxFile f{resolved_path(path), read_source(path, info), 0};
+  IdxFile f{resolved_path(path), read_idx(path, info, 8, 1), 0};
   const char* file = f.path.c_str();
   ENSURE(f.bytes.size() >= 8, "%s: %zu bytes is too short for an IDX label header (8 bytes)", file, f.bytes.size());
   const uint32_t magic = read_be32(f.bytes.data());

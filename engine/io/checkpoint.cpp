@@ -1,6 +1,7 @@
 // Checkpoint I/O: layout conversion KRSC ↔ OIHW happens here and only here.
 #include "engine/io/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -98,7 +99,13 @@ ModelMeta ModelMeta::from_metadata(const std::map<std::string, std::string>& m, 
   if (auto it = m.find("protection"); it != m.end()) meta.protection = it->second;
   try {
     const auto shape = nlohmann::json::parse(get(m, "input_shape", path));
-    ENSURE(shape.is_array() && shape.size() == 3, "%s: metadata input_shape is not [C, H, W]", path.c_str());
+    // Integers within int: converting a number like 1e49 to int is undefined.
+    ENSURE(shape.is_array() && shape.size() == 3 &&
+               std::all_of(shape.begin(), shape.end(),
+                           [](const nlohmann::json& d) {
+                             return d.is_number_integer() && d.get<int64_t>() >= 0 && d.get<int64_t>() <= (1 << 20);
+                           }),
+           "%s: metadata input_shape %s is not [C, H, W]", path.c_str(), shape.dump().c_str());
     meta.C = shape.at(0).get<int>();
     meta.H = shape.at(1).get<int>();
     meta.W = shape.at(2).get<int>();
@@ -126,7 +133,7 @@ ModelMeta ModelMeta::from_metadata(const std::map<std::string, std::string>& m, 
   return meta;
 }
 
-void save_model(const std::string& path, Network& net, Context& ctx, const ModelMeta& meta) {
+SafetensorsWriter model_writer(Network& net, Context& ctx, const ModelMeta& meta) {
   const Tensor params = net.params().to(Device::cpu(), ctx), buffers = net.buffers().to(Device::cpu(), ctx);
   SafetensorsWriter w;
   std::vector<float> tmp;
@@ -143,7 +150,11 @@ void save_model(const std::string& path, Network& net, Context& ctx, const Model
   }
   for (const NamedCounter& c : net.counters()) w.add(c.name, "I64", {}, c.value, sizeof(int64_t));
   w.set_metadata(meta.to_metadata());
-  w.write(path);
+  return w;
+}
+
+void save_model(const std::string& path, Network& net, Context& ctx, const ModelMeta& meta) {
+  model_writer(net, ctx, meta).write(path);
 }
 
 void load_weights(const SafetensorsReader& file, Network& net, Context& ctx) {

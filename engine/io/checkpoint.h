@@ -31,7 +31,9 @@ struct ModelMeta {
   static ModelMeta from_metadata(const std::map<std::string, std::string>& m, const std::string& path);
 };
 
-// Atomic write of the network's parameters, buffers and counters with `meta`.
+// The checkpoint of the network's parameters, buffers and counters with `meta`, ready to write.
+SafetensorsWriter model_writer(Network& net, Context& ctx, const ModelMeta& meta);
+// Atomic write of model_writer(net, ctx, meta).
 void save_model(const std::string& path, Network& net, Context& ctx, const ModelMeta& meta);
 
 // Copies every tensor of `net` from the file (converting OIHW → KRSC); Error naming the

@@ -8,8 +8,10 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <set>
 
+#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/core/file_io.h"
@@ -38,6 +40,23 @@ size_t dtype_size_or_zero(const std::string& dtype) {
   return 0;
 }
 
+// SHA-256 over the pieces, in order, as lowercase hex.
+std::string sha256_hex(const std::vector<std::pair<const uint8_t*, size_t>>& pieces) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  ENSURE(sha && EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr) == 1, "OpenSSL SHA-256 failed");
+  for (const auto& [data, n] : pieces) ENSURE(EVP_DigestUpdate(sha.get(), data, n) == 1, "OpenSSL SHA-256 failed");
+  uint8_t digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  ENSURE(EVP_DigestFinal_ex(sha.get(), digest, &len) == 1 && len == 32, "OpenSSL SHA-256 failed");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
 }  // namespace
 
 size_t safetensors_dtype_size(const std::string& dtype) {
@@ -63,6 +82,10 @@ const SafetensorsView& SafetensorsReader::get(const std::string& name) const {
   const auto it = views_.find(name);
   ENSURE(it != views_.end(), "%s: no tensor '%s'", path_.c_str(), name.c_str());
   return it->second;
+}
+
+std::string SafetensorsReader::data_sha256() const {
+  return sha256_hex({{bytes_.data() + data_start_, bytes_.size() - data_start_}});
 }
 
 void SafetensorsReader::parse() {
@@ -110,6 +133,7 @@ void SafetensorsReader::parse() {
   ENSURE(header.is_object(), "%s: header is a JSON %s, not an object", file, header.type_name());
 
   const uint64_t data_start = 8 + header_len;
+  data_start_ = static_cast<size_t>(data_start);
   const uint64_t data_size = bytes_.size() - data_start;
   struct Span {
     uint64_t begin, end;
@@ -207,6 +231,12 @@ void SafetensorsWriter::add(const std::string& name, const std::string& dtype, c
   ENSURE(bytes == 0 || data != nullptr, "safetensors: tensor '%s' has no data", name.c_str());
   const auto* p = static_cast<const uint8_t*>(data);
   entries_.push_back({name, dtype, shape, std::vector<uint8_t>(p, p + bytes)});
+}
+
+std::string SafetensorsWriter::data_sha256() const {
+  std::vector<std::pair<const uint8_t*, size_t>> pieces;
+  for (const Entry& e : entries_) pieces.emplace_back(e.data.data(), e.data.size());
+  return sha256_hex(pieces);
 }
 
 void SafetensorsWriter::write(const std::string& path) const {

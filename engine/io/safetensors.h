@@ -50,6 +50,9 @@ class SafetensorsReader {
   bool contains(const std::string& name) const { return views_.count(name) != 0; }
   const SafetensorsView& get(const std::string& name) const;  // Error "PATH: no tensor 'x'"
   const std::string& path() const { return path_; }
+  // SHA-256 (lowercase hex) of the data section, the tensor bytes after the header: what
+  // SafetensorsWriter::data_sha256 gave the writer of the same tensors.
+  std::string data_sha256() const;
 
  private:
   SafetensorsReader(std::vector<uint8_t> bytes, std::string label);
@@ -57,6 +60,7 @@ class SafetensorsReader {
 
   std::string path_;
   std::vector<uint8_t> bytes_;
+  size_t data_start_ = 0;
   std::map<std::string, std::string> metadata_;
   std::map<std::string, SafetensorsView> views_;
   std::vector<std::string> order_;
@@ -70,6 +74,8 @@ class SafetensorsWriter {
   void set_metadata(std::map<std::string, std::string> metadata) { metadata_ = std::move(metadata); }
   // Tensors in the order they were added; atomic (write_file_atomic).
   void write(const std::string& path) const;
+  // SHA-256 (lowercase hex) of the data section write() writes (the tensors, back to back).
+  std::string data_sha256() const;
 
  private:
   struct Entry {

@@ -105,6 +105,10 @@ std::string train_state_path(const std::string& model_path) {
   return model_path + ".optim.safetensors";
 }
 
+std::string pending_state_path(const std::string& model_path) {
+  return train_state_path(model_path) + ".pending";
+}
+
 EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch) {
   check_data_fits(net, data);
   ENSURE(batch >= 1, "evaluation batch must be at least 1, got %d", batch);
@@ -322,6 +326,7 @@ std::vector<double> Trainer::time_steps(int64_t steps) {
 void Trainer::save(const std::string& model_path, ModelMeta meta) {
   meta.epoch = epoch_;
   meta.config = config_.to_json();
+  const SafetensorsWriter model = model_writer(net_, ctx_, meta);
   SafetensorsWriter state;
   const Tensor momentum = sgd_.momentum().to(Device::cpu(), ctx_);
   state.add("momentum", "F32", momentum.shape(), momentum.raw(), momentum.bytes());
@@ -334,17 +339,33 @@ void Trainer::save(const std::string& model_path, ModelMeta meta) {
                       {"epoch", std::to_string(epoch_)},
                       {"net", net_.info().name},
                       {"train_size", std::to_string(data_.train.size())},
-                      {"config", meta.config}});
-  state.write(train_state_path(model_path));
-  save_model(model_path, net_, ctx_, meta);
+                      {"config", meta.config},
+                      {"model_sha256", model.data_sha256()}});
+  // The pair changes in three atomic steps; after a crash at any point resume() finds a
+  // model and a state of the same epoch (see pending_state_path).
+  const std::string state_path = train_state_path(model_path), pending = pending_state_path(model_path);
+  state.write(pending);
+  model.write(model_path);
+  rename_durable(pending, state_path);
 }
 
 void Trainer::resume(const std::string& model_path) {
-  const std::string state_path = train_state_path(model_path);
   ENSURE(file_exists(model_path), "--resume: %s does not exist (nothing to resume)", model_path.c_str());
+  const SafetensorsReader model(model_path);
+  const std::string model_sha256 = model.data_sha256();
+  // A pending state whose model was written is the model's state: the save that wrote them
+  // stopped before its last rename, which is done here. One whose model was not written is
+  // the next save's to replace.
+  const auto for_this_model = [&](const std::string& path) {
+    if (!file_exists(path)) return false;
+    const SafetensorsReader pending(path);
+    const auto it = pending.metadata().find("model_sha256");
+    return it != pending.metadata().end() && it->second == model_sha256;
+  };
+  const std::string state_path = train_state_path(model_path);
+  if (for_this_model(pending_state_path(model_path))) rename_durable(pending_state_path(model_path), state_path);
   ENSURE(file_exists(state_path), "--resume: %s has no training state beside it (%s is missing)", model_path.c_str(),
          state_path.c_str());
-  const SafetensorsReader model(model_path);
   const SafetensorsReader state(state_path);
   const ModelMeta meta = ModelMeta::from_metadata(model.metadata(), model_path);
   const auto& sm = state.metadata();
@@ -358,6 +379,10 @@ void Trainer::resume(const std::string& model_path) {
          net_.info().name.c_str());
   ENSURE(field("epoch") == std::to_string(meta.epoch), "--resume: %s is at epoch %lld but %s at epoch %s",
          model_path.c_str(), static_cast<long long>(meta.epoch), state_path.c_str(), field("epoch").c_str());
+  // States written before the digest existed are matched by their epoch alone.
+  ENSURE(sm.count("model_sha256") == 0 || sm.at("model_sha256") == model_sha256,
+         "--resume: %s is not the training state of %s (it was saved with other weights)", state_path.c_str(),
+         model_path.c_str());
   ENSURE(field("train_size") == std::to_string(data_.train.size()),
          "--resume: the checkpoint was trained on %s records, this run has %lld (different --limit-train or data?)",
          field("train_size").c_str(), static_cast<long long>(data_.train.size()));

@@ -105,8 +105,17 @@ struct TrainState {
 };
 
 // The sibling file of a model checkpoint that holds what --resume needs besides the
-// weights: model.safetensors → model.optim.safetensors.
+// weights: model.safetensors → model.optim.safetensors. It records the SHA-256 of the
+// model's tensor bytes ("model_sha256"), so that a state is only ever resumed with its own
+// weights.
 std::string train_state_path(const std::string& model_path);
+// Where Trainer::save puts the new state until its model is in place:
+// model.optim.safetensors.pending. A save writes the pending state, then the model, then
+// renames the pending state over the state, each step atomic. Killed before the model
+// is renamed, the old model and its old state remain; killed after it, the new model and
+// its pending state do, and resume() finishes the save (the pending state's model_sha256
+// is the model's). Either way the pair that --resume reads is from one epoch.
+std::string pending_state_path(const std::string& model_path);
 
 class Trainer {
  public:
@@ -131,11 +140,12 @@ class Trainer {
   // count does not, so a run that is saved or resumed must not call it.
   std::vector<double> time_steps(int64_t steps);
 
-  // Writes the model (weights + meta with the epoch and config) and its train state,
-  // each atomically: the state first, so a model file always has its state beside it.
+  // Writes the model (weights + meta with the epoch and config) and its train state as one
+  // unit (pending_state_path says how).
   void save(const std::string& model_path, ModelMeta meta);
-  // Loads weights and train state written by save(); Error when the files disagree with
-  // each other or with this run's configuration (naming the option).
+  // Loads weights and train state written by save(), first finishing a save that stopped
+  // before its last rename; Error when the files disagree with each other (model_sha256, epoch) or with
+  // this run's configuration (naming the option).
   void resume(const std::string& model_path);
 
   // Copies the run's state into `into` (reusing its storage) and back; training on from a

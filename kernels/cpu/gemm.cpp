@@ -295,8 +295,11 @@ void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
     thread_local cpu::Scratch abuf, bbuf;
-    const auto [i0, m] = cpu::part_range(tile / tiles_n, tiles_m, units_m, cpu::kMR, M);
-    const auto [j0, n] = cpu::part_range(tile % tiles_n, tiles_n, units_n, cpu::kNR, N);
+    // Plain variables, not structured bindings: the lambdas below capture them (clang before
+    // 16 does not capture bindings).
+    const cpu::Range rm = cpu::part_range(tile / tiles_n, tiles_m, units_m, cpu::kMR, M);
+    const cpu::Range rn = cpu::part_range(tile % tiles_n, tiles_n, units_n, cpu::kNR, N);
+    const int i0 = rm.begin, m = rm.size, j0 = rn.begin, n = rn.size;
     float* a_copy = abuf.get(std::max(size_t(m) * cpu::padded_ld(cpu::kKC), size_t(cpu::kKC) * cpu::padded_ld(m)));
     float* b_packed = bbuf.get(cpu::packed_b_size(cpu::kKC, n));
     auto get_a = [&](int p0, int kc) {
