@@ -27,12 +27,10 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs `binary args…` with `cwd` as its working directory and waits for it. The captured
-// streams go to a directory of their own so that `cwd` sees only what the command writes.
-inline CliRun run_cli(const std::string& binary, const std::vector<std::string>& args,
-                      const std::filesystem::path& cwd) {
-  const TempDir capture;
-  const std::string out_path = capture / "stdout", err_path = capture / "stderr";
+// Starts `binary args…` with `cwd` as its working directory, stdin from /dev/null and
+// stdout and stderr written to `out_path` and `err_path` (created, or /dev/null); returns its pid.
+inline pid_t spawn_cli(const std::string& binary, const std::vector<std::string>& args,
+                       const std::filesystem::path& cwd, const std::string& out_path, const std::string& err_path) {
   std::vector<std::string> words = {binary};
   words.insert(words.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -49,6 +47,16 @@ inline CliRun run_cli(const std::string& binary, const std::vector<std::string>&
   const int spawned = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   REQUIRE_MESSAGE(spawned == 0, "cannot run " << binary);
+  return pid;
+}
+
+// Runs `binary args…` with `cwd` as its working directory and waits for it. The captured
+// streams go to a directory of their own so that `cwd` sees only what the command writes.
+inline CliRun run_cli(const std::string& binary, const std::vector<std::string>& args,
+                      const std::filesystem::path& cwd) {
+  const TempDir capture;
+  const std::string out_path = capture / "stdout", err_path = capture / "stderr";
+  const pid_t pid = spawn_cli(binary, args, cwd, out_path, err_path);
   int wstatus = 0;
   REQUIRE(waitpid(pid, &wstatus, 0) == pid);
 

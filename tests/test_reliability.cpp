@@ -81,20 +81,7 @@ void check_consistent(const std::string& path) {
 
 // Starts `activeip args…` in `dir` with its output discarded; returns its pid.
 pid_t start_cli(const test::TempDir& dir, const std::vector<std::string>& args) {
-  std::vector<std::string> words = {ACTIVEIP_CLI_PATH};
-  words.insert(words.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  REQUIRE(posix_spawn_file_actions_init(&actions) == 0);
-  for (int fd : {0, 1, 2})
-    REQUIRE(posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) == 0);
-  REQUIRE(posix_spawn_file_actions_addchdir_np(&actions, dir.path().c_str()) == 0);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, words[0].c_str(), &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
+  return test::spawn_cli(ACTIVEIP_CLI_PATH, args, dir.path(), "/dev/null", "/dev/null");
 }
 
 // `activeip args…` under `ulimit -f blocks` (512-byte blocks): a disk that fills at that size.
