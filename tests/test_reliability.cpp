@@ -164,9 +164,27 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
   test::protected_model(dir, "protected-v2");  // alice, bob and carol embedded in m.safetensors
   using Clock = std::chrono::steady_clock;
   const auto micros = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d); };
-  const std::vector<std::string> enroll = {"enroll", "--model", "m.safetensors", "--key", "owner.key", "--registry",
-                                           "users.db", "--data", "synthetic", "--epochs", "1", "--limit-train", "64",
-                                           "--limit-test", "32", "--batch", "32", "--threads", "1", "--probes", "8"};
+  const std::vector<std::string> enroll = {"enroll",
+                                           "--model",
+                                           "m.safetensors",
+                                           "--key",
+                                           "owner.key",
+                                           "--registry",
+                                           "users.db",
+                                           "--data",
+                                           "synthetic",
+                                           "--epochs",
+                                           "1",
+                                           "--limit-train",
+                                           "64",
+                                           "--limit-test",
+                                           "32",
+                                           "--batch",
+                                           "32",
+                                           "--threads",
+                                           "1",
+                                           "--probes",
+                                           "8"};
   // How long each write takes, start to exit (the fastest of a few: the first runs are
   // slower), so that the kills spread over a whole run.
   auto add_span = std::chrono::microseconds::max(), enroll_span = add_span;
@@ -175,7 +193,8 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
     test::ok(dir, {"users", "add", "--registry", "users.db", strfmt("seed%d", i)});
     add_span = std::min(add_span, micros(Clock::now() - t0));
     t0 = Clock::now();
-    test::protected_training(dir, test::with(enroll, {"--users", strfmt("seed%d", i), "--out", strfmt("s%d.safetensors", i)}));
+    test::protected_training(
+        dir, test::with(enroll, {"--users", strfmt("seed%d", i), "--out", strfmt("s%d.safetensors", i)}));
     enroll_span = std::min(enroll_span, micros(Clock::now() - t0));
   }
 
@@ -346,7 +365,8 @@ TEST_CASE("resource limits: hostile safetensors headers are refused before any l
     CHECK(r.message.find(c.error) != std::string::npos);
     CHECK(r.seconds < 1.0);
     CHECK(r.peak_mb < 100);
-    MESSAGE(std::string(c.what) << ": refused in " << r.seconds * 1e3 << " ms, peak memory " << r.peak_mb << " MB: " << r.message);
+    MESSAGE(std::string(c.what) << ": refused in " << r.seconds * 1e3 << " ms, peak memory " << r.peak_mb
+                                << " MB: " << r.message);
   }
 }
 
