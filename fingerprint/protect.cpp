@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -93,32 +94,44 @@ void validate(const ProtectConfig& c) {
 
 namespace {
 
-// One draw from degradations().
+// The degradations and their ranges: one table for the draws, their description and the check
+// that every one fits the images.
+struct Degradation {
+  TransformKind kind;
+  const char* name;
+  double lo, hi;
+  bool integer;
+};
+constexpr Degradation kDegradations[] = {
+    {TransformKind::Median, "median", 3, 3, true},  {TransformKind::Jpeg, "jpeg", 30, 90, true},
+    {TransformKind::Blur, "blur", 0.5, 1.5, false}, {TransformKind::Noise, "noise", 2, 16, false},
+    {TransformKind::Bits, "bits", 3, 5, true},      {TransformKind::ShrinkPad, "shrinkpad", 1, 4, true},
+};
+
+std::string range_text(const Degradation& d) {
+  return d.lo == d.hi ? strfmt("%s:%g", d.name, d.lo) : strfmt("%s:%g..%g", d.name, d.lo, d.hi);
+}
+
+// One draw from kDegradations: the kind, then its parameter uniform in its range (no draw for
+// a fixed one).
 Transform draw_degradation(Rng& rng) {
-  const auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * rng.uniform(); };
-  const auto integer = [&](int lo, int hi) {
-    return static_cast<double>(lo + static_cast<int>(rng.below(static_cast<uint64_t>(hi - lo + 1))));
-  };
-  switch (rng.below(6)) {
-    case 0:
-      return {TransformKind::Median, 3, "median:3"};
-    case 1:
-      return {TransformKind::Jpeg, integer(30, 90), "jpeg:30..90"};
-    case 2:
-      return {TransformKind::Blur, uniform(0.5, 1.5), "blur:0.5..1.5"};
-    case 3:
-      return {TransformKind::Noise, uniform(2, 16), "noise:2..16"};
-    case 4:
-      return {TransformKind::Bits, integer(3, 5), "bits:3..5"};
-    default:
-      return {TransformKind::ShrinkPad, integer(1, 4), "shrinkpad:1..4"};
-  }
+  const Degradation& d = kDegradations[rng.below(std::size(kDegradations))];
+  double v = d.lo;
+  if (d.lo != d.hi)
+    v = d.integer ? d.lo + static_cast<double>(rng.below(static_cast<uint64_t>(d.hi - d.lo + 1)))
+                  : d.lo + (d.hi - d.lo) * rng.uniform();
+  return {d.kind, v, range_text(d)};
 }
 
 }  // namespace
 
 const char* degradations() {
-  return "median:3, jpeg:30..90, blur:0.5..1.5, noise:2..16, bits:3..5, shrinkpad:1..4";
+  static const std::string text = [] {
+    std::string t;
+    for (const Degradation& d : kDegradations) t += (t.empty() ? "" : ", ") + range_text(d);
+    return t;
+  }();
+  return text.c_str();
 }
 
 ProtectComposer::ProtectComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<Identity>& users,
@@ -139,10 +152,9 @@ ProtectComposer::ProtectComposer(const Scheme& scheme, const OwnerKey& key, cons
          "--degrade-rate: fingerprint scheme %s stamps after augmentation, on normalised batches; degraded samples "
          "need a scheme that stamps the images before it (v2)",
          scheme_.version().c_str());
-  if (degrade_rate_ > 0)  // the degradations that could not act on these images
-    for (const Transform& t :
-         {Transform{TransformKind::ShrinkPad, 4, "shrinkpad:4"}, Transform{TransformKind::Jpeg, 90, "jpeg:90"}})
-      check_transform_fits(t, spec.H, spec.W, spec.channels);
+  if (degrade_rate_ > 0)  // each degradation at its strongest must act on these images
+    for (const Degradation& d : kDegradations)
+      check_transform_fits({d.kind, d.hi, range_text(d)}, spec.H, spec.W, spec.channels);
   for (const Identity& u : users) users_.push_back(u.name);
   embedded_ = scheme_.owner_patterns(key, spec);
   owner_patterns_ = static_cast<int>(embedded_.size());
