@@ -226,7 +226,7 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
     if (kind == 1 && !unenrolled.empty()) {
       name = unenrolled.back();
       args = test::with(enroll, {"--users", name, "--out", strfmt("e%02d.safetensors", trial)});
-    } else if (kind == 2) {
+    } else if (kind == 2 && !active.empty()) {
       name = active.front();
       args = {"users", "revoke", "--registry", "users.db", name};
     } else {
@@ -250,7 +250,11 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
       if (!r.embeddings_of(name).empty()) unenrolled.pop_back(), ++committed;
     } else if (args[1] == "revoke") {
       REQUIRE(u);
-      if (u->status == "revoked") active.erase(active.begin()), ++committed;
+      if (u->status == "revoked") {  // a revoked user is not enrolled any more
+        active.erase(active.begin());
+        std::erase(unenrolled, name);
+        ++committed;
+      }
     } else if (u) {
       active.push_back(name);
       unenrolled.push_back(name);
