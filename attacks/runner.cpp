@@ -113,7 +113,17 @@ Tensor prune_target(AttackTarget& t, Context& ctx, const PruneSpec& spec, nlohma
 
 Tensor mask_beside(const std::string& model, Network& net, Context& ctx) {
   const std::string path = mask_path(model);
+  const std::string model_sha256 = SafetensorsReader(model).data_sha256();
+  finish_model_pair(model_sha256, path);  // a write stopped before its last step
   if (!file_exists(path)) return Tensor();
+  // Masks written before the digest existed are matched by the weights they prune alone.
+  const SafetensorsReader file(path);
+  const auto& written = file.metadata();
+  const auto it = written.find("model_sha256");
+  ENSURE(it == written.end() || it->second == model_sha256,
+         "%s was written with other weights than %s: it is not that model's mask (a pruning stopped between "
+         "writing the model and removing its old mask leaves one; remove it if %s has no mask)",
+         path.c_str(), model.c_str(), model.c_str());
   Tensor mask = load_mask(path, net);
   const int64_t bad = mask_violations(net, ctx, mask);
   ENSURE(bad == 0, "%s: %lld weights it prunes are not zero in %s: the mask belongs to another model", path.c_str(),
@@ -125,12 +135,15 @@ void write_attacked(const std::string& out, Network& net, Context& ctx, const Te
                     const nlohmann::json& attack) {
   meta.config = nlohmann::json{{"attack", attack}}.dump();
   const std::string mpath = mask_path(out);
+  const SafetensorsWriter model = model_writer(net, ctx, meta);
   if (mask.defined() && mask.numel()) {
-    save_mask(mpath, net, ctx, mask, {{"attack", attack.dump()}});
-  } else if (file_exists(mpath)) {
-    std::filesystem::remove(mpath);  // a stale mask would hold a later fine-tune to the wrong zeros
+    write_model_pair(model, out, mask_writer(net, ctx, mask, {{"attack", attack.dump()}}), mpath);
+    return;
   }
-  save_model(out, net, ctx, meta);
+  model.write(out);
+  // A stale mask would hold a later fine-tune to the wrong zeros (killed before this, it is
+  // refused as another model's: its model_sha256).
+  if (file_exists(mpath)) std::filesystem::remove(mpath);
 }
 
 namespace {

@@ -74,12 +74,14 @@ struct PruneSpec {
 Tensor prune_target(AttackTarget& t, Context& ctx, const PruneSpec& spec, nlohmann::json& attack, const AttackLog& log);
 
 // The mask beside `model` (NAME.mask.safetensors), which a fine-tune must hold; undefined when
-// there is none. Error when the mask prunes weights that are not zero in `net`.
+// there is none. A pruning stopped before its last step is completed first (write_model_pair).
+// Error when the mask was written with other weights (its model_sha256) or prunes weights that
+// are not zero in `net`.
 Tensor mask_beside(const std::string& model, Network& net, Context& ctx);
 
-// Writes the attacked network (its mask first, so that a model file always has its mask
-// beside it; a stale mask from an earlier run is removed) with `meta` and the attack in its
-// config.
+// Writes the attacked network with `meta` and the attack in its config, and its mask beside
+// it as one unit (write_model_pair); without a mask, a stale one from an earlier run is
+// removed after the model is written.
 void write_attacked(const std::string& out, Network& net, Context& ctx, const Tensor& mask, ModelMeta meta,
                     const nlohmann::json& attack);
 

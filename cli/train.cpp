@@ -132,6 +132,18 @@ void fit(Trainer& trainer, const Network& net, const TrainOptions& o, const Data
                o.data.name.c_str(), 100 * last.test_accuracy, last.epoch, last.images_per_s, o.out.c_str());
 }
 
+// With --resume, continues from --out's checkpoint when there is one; whether it does.
+bool resume(Trainer& trainer, const TrainOptions& o) {
+  if (!o.resume) return false;
+  if (!file_exists(o.out)) {
+    std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
+    return false;
+  }
+  trainer.resume(o.out);
+  std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
+  return true;
+}
+
 // Loads the key and opens the registry of a protected run, before any data is read.
 Protection open_protection(const TrainOptions& o) {
   if (o.key.empty() || o.registry.empty()) throw UsageError("--protect needs --key and --registry");
@@ -233,13 +245,7 @@ int run_train(TrainOptions& o) {
     arm_protection(protection, *scheme, code_length, active_users(*protection.registry), data, o, meta, "");
   }
   Trainer trainer(*net, ctx, data, o.config, protection.composer.get());
-
-  if (resuming) {
-    trainer.resume(o.out);
-    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
-  } else if (o.resume) {
-    std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
-  }
+  resume(trainer, o);
   const std::unique_ptr<std::ofstream> log = open_log(o, resuming);  // after a refused resume: untouched
   fit(trainer, *net, o, data, device, meta, log.get());
   return o.protect ? check_and_record(protection, o, *net, ctx, data, log.get()) : 0;
@@ -291,7 +297,13 @@ int run_enroll(EnrollOptions& e) {
   arm_protection(protection, model_scheme(info), model_code_length(info, &registry, data.train.num_classes), users,
                  data, o, meta, info.id);
   Trainer trainer(*m.net, ctx, data, o.config, protection.composer.get());
-  const std::unique_ptr<std::ofstream> log = open_log(o, false);
+  if (o.resume && file_exists(o.out)) {  // the checkpoint must be an enroll of this --model
+    const ModelMeta was = ModelMeta::from_metadata(SafetensorsReader(o.out).metadata(), o.out);
+    ENSURE(!was.protection.empty() && ProtectionInfo::from_json(was.protection, o.out).parent == info.id,
+           "--resume: %s is not an enroll of %s (id %.16s…)", o.out.c_str(), e.model.c_str(), info.id.c_str());
+  }
+  const bool resuming = resume(trainer, o);
+  const std::unique_ptr<std::ofstream> log = open_log(o, resuming);  // after a refused resume: untouched
   fit(trainer, *m.net, o, data, device, meta, log.get());
   return check_and_record(protection, o, *m.net, ctx, data, log.get());
 }
@@ -393,7 +405,10 @@ void add_train(CLI::App& app, Handler& handler) {
       app.add_subcommand("enroll", "Embed newly registered users into a protected model (short fine-tune)");
   enroll->add_option("--model", e->model, "Protected model (.safetensors)")->required();
   enroll->add_option("--users", e->users, "Registered users to embed")->required();
-  enroll->add_option("--out", e->t.out, "Model to write (.safetensors)")->required();
+  enroll->add_option("--out", e->t.out, "Model to write (.safetensors; a checkpoint every epoch)")->required();
+  enroll->add_flag("--resume", e->t.resume,
+                   "Continue from --out and its .optim.safetensors if they exist (the same --model, users and "
+                   "options)");
   e->t.data.add_to(enroll, true);
   add_schedule_options(enroll, e->t);
   add_protect_options(enroll, e->t);

@@ -1,19 +1,49 @@
 #!/bin/sh
 # ctest: a training killed (SIGKILL) at random moments resumes with --resume to the very bits
-# of an uninterrupted run. A tiny convnet on `synthetic`, a checkpoint every epoch. Even
-# trials kill after a random delay; odd ones after a random delay and then the moment the next
-# checkpoint's model file is being written (its temporary file appears), inside the save, which
-# a random delay alone would seldom hit. The delays are drawn from SEED.
-#   usage: kill_train_test.sh BUILD_DIR [TRIALS [SEED]]
+# of an uninterrupted run. COMMAND is `train` (a tiny convnet on `synthetic`) or `enroll` (a
+# new user embedded into the suite's protected convnet, each trial with its own copy of the
+# registry), a checkpoint every epoch. Even trials kill after a random delay; odd ones after a
+# random delay and then the moment the next checkpoint's model file is being written (its
+# temporary file appears), inside the save, which a random delay alone would seldom hit. The
+# delays are drawn from SEED.
+#   usage: kill_train_test.sh BUILD_DIR [TRIALS [SEED [COMMAND]]]
 set -eu
 BUILD_DIR=$(cd "$1" && pwd)
 TRIALS=${2:-20}
 SEED=${3:-20}
+COMMAND=${4:-train}
 ACTIVEIP="$BUILD_DIR/cli/activeip"
+FIXTURE=$(cd "$(dirname "$0")/fixtures/protected-v2" && pwd)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-COMMON="--net convnet --data synthetic --limit-train 128 --limit-test 32 --epochs 4 --batch 32 --seed 5 --threads 1"
+SCHEDULE="--data synthetic --limit-train 128 --limit-test 32 --epochs 4 --batch 32 --seed 5 --threads 1"
+case "$COMMAND" in
+  train) ;;
+  enroll)
+    mkdir "$TMP/base"
+    cp "$FIXTURE/m.safetensors" "$FIXTURE/owner.key" "$FIXTURE/users.db" "$TMP/base/"
+    chmod 600 "$TMP/base/owner.key"
+    "$ACTIVEIP" users add --registry "$TMP/base/users.db" dave >/dev/null ;;
+  *) echo "kill test: COMMAND must be train or enroll, not '$COMMAND'" >&2; exit 2 ;;
+esac
+# Becomes COMMAND into folder $1 (--out $1/m.safetensors): run in the background, it is the
+# process that $! names.
+start() {
+  d=$1
+  shift
+  if [ "$COMMAND" = train ]; then
+    # shellcheck disable=SC2086
+    exec "$ACTIVEIP" train --net convnet $SCHEDULE "$@" --out "$d/m.safetensors"
+  fi
+  [ -e "$d/users.db" ] || cp "$TMP/base/users.db" "$d/users.db"
+  # shellcheck disable=SC2086
+  exec "$ACTIVEIP" enroll --model "$TMP/base/m.safetensors" --key "$TMP/base/owner.key" --registry "$d/users.db" \
+    --users dave --probes 8 $SCHEDULE "$@" --out "$d/m.safetensors"
+}
+# COMMAND to its end; exit status 3 (an enroll that fell short of embedding its user, which the
+# suite's tiny runs may) counts as done.
+run() { (start "$@") || [ $? -eq 3 ]; }
 now_ms() { date +%s%3N; }
 # SHA-256 of a safetensors file's tensor bytes (after the 8-byte length and the header).
 tensor_digest() {
@@ -30,8 +60,7 @@ draw() { awk -v s="$SEED" -v t="$1" -v n="$2" 'BEGIN { srand(s * 1000 + t); prin
 
 mkdir "$TMP/ref"
 t0=$(now_ms)
-# shellcheck disable=SC2086
-"$ACTIVEIP" train $COMMON --out "$TMP/ref/m.safetensors" >"$TMP/ref/log" 2>&1 || {
+run "$TMP/ref" >"$TMP/ref/log" 2>&1 || {
   cat "$TMP/ref/log" >&2; exit 1; }
 span=$(($(now_ms) - t0 + 1))
 want="$(tensor_digest "$TMP/ref/m.safetensors") $(tensor_digest "$TMP/ref/m.optim.safetensors")"
@@ -44,8 +73,7 @@ while [ "$i" -le "$TRIALS" ]; do
   mkdir "$d"
   # Within the run (a kill after its end would test nothing); the save trials wait further.
   if [ $((i % 2)) -eq 1 ]; then delay=$(draw "$i" $((span * 3 / 4))); else delay=$(draw "$i" $((span * 9 / 10))); fi
-  # shellcheck disable=SC2086
-  "$ACTIVEIP" train $COMMON --resume --out "$d/m.safetensors" >"$d/killed.log" 2>&1 &
+  start "$d" --resume >"$d/killed.log" 2>&1 &
   pid=$!
   sleep "$(awk -v ms="$delay" 'BEGIN { printf "%.3f", ms / 1000 }')"
   if [ $((i % 2)) -eq 1 ]; then  # until the model's temporary file appears: the model is being written
@@ -54,9 +82,8 @@ while [ "$i" -le "$TRIALS" ]; do
   kill -KILL "$pid" 2>/dev/null || finished=$((finished + 1))
   wait "$pid" 2>/dev/null || true
   if writing_model "$d" || [ -e "$d/m.optim.safetensors.pending" ]; then in_save=$((in_save + 1)); fi
-  # shellcheck disable=SC2086
-  if ! "$ACTIVEIP" train $COMMON --resume --out "$d/m.safetensors" >"$d/resumed.log" 2>&1; then
-    echo "kill test: trial $i (killed after ${delay} ms): the resumed training failed:" >&2
+  if ! run "$d" --resume >"$d/resumed.log" 2>&1; then
+    echo "kill test: trial $i (killed after ${delay} ms): the resumed $COMMAND failed:" >&2
     cat "$d/resumed.log" >&2
     exit 1
   fi
@@ -69,12 +96,17 @@ while [ "$i" -le "$TRIALS" ]; do
     exit 1
   fi
   if [ -e "$d/m.optim.safetensors.pending" ]; then
-    echo "kill test: trial $i: the resumed run left its pending state behind" >&2
+    echo "kill test: trial $i: the resumed $COMMAND left its pending state behind" >&2
     exit 1
   fi
   exact=$((exact + 1))
   i=$((i + 1))
 done
-echo "kill test: $exact of $TRIALS killed trainings resumed bit-identical to the uninterrupted run" \
+case "$resumed_from" in
+  *[1-9]*) ;;
+  *) echo "kill test: no trial resumed from a checkpoint (resumed from epochs:$resumed_from): nothing was tested" >&2
+     exit 1 ;;
+esac
+echo "kill test: $exact of $TRIALS killed ${COMMAND}s resumed bit-identical to the uninterrupted run" \
   "(uninterrupted: ${span} ms; killed inside a save: $in_save; finished before the kill: $finished;" \
   "resumed from epochs:$resumed_from)"

@@ -143,27 +143,35 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
            {"enroll", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--users", "zed",
             "--out", "m2.safetensors", "--data", "synthetic"},
            1, {"zed"});
-  protected_training(dir, {"enroll",
-                           "--model",
-                           "m.safetensors",
-                           "--key",
-                           "owner.key",
-                           "--registry",
-                           "users.db",
-                           "--users",
-                           "carol",
-                           "--out",
-                           "m2.safetensors",
-                           "--data",
-                           "synthetic",
-                           "--limit-train",
-                           "128",
-                           "--limit-test",
-                           "64",
-                           "--epochs",
-                           "1",
-                           "--batch",
-                           "32"});
+  const auto enroll_carol = [](const std::string& out) {
+    return std::vector<std::string>{"enroll",
+                                    "--model",
+                                    "m.safetensors",
+                                    "--key",
+                                    "owner.key",
+                                    "--registry",
+                                    "users.db",
+                                    "--users",
+                                    "carol",
+                                    "--out",
+                                    out,
+                                    "--data",
+                                    "synthetic",
+                                    "--limit-train",
+                                    "128",
+                                    "--limit-test",
+                                    "64",
+                                    "--epochs",
+                                    "1",
+                                    "--batch",
+                                    "32"};
+  };
+  protected_training(dir, enroll_carol("m2.safetensors"));
+  // --resume continues an enroll's own checkpoint (complete here) and refuses any other model.
+  CHECK(protected_training(dir, with(enroll_carol("m2.safetensors"), {"--resume"})).out.find("nothing to do") !=
+        std::string::npos);
+  rejected(dir, with(enroll_carol("m.safetensors"), {"--resume"}), 1,
+           {"m.safetensors is not an enroll of m.safetensors"});
   const json info2 = json_of(ok(dir, {"info", "--model", "m2.safetensors", "--json"}));
   CHECK(info2["protection"]["users"] == json({"alice", "bob", "carol"}));
   CHECK(info2["protection"]["parent"].get<std::string>().size() == 64);

@@ -1,17 +1,20 @@
 // Pruning on the CPU: the magnitude keys order ties by position, so every method zeroes
 // exactly round(S·n) weights (globally, or per layer) and exactly the smallest ones; the mask
-// file round trip; fine-pruning's channel ranking and classifier-column mask; and a masked
-// training run (Trainer::set_mask) keeping the pruned weights at exactly zero, with --resume
-// comparing the mask; filter pruning's L1 ranking, the narrower net it copies into (same
-// outputs when the removed filters were dead) and its widths in the model file.
+// file round trip, and a pruned model and its mask written as one unit; fine-pruning's channel ranking and
+// classifier-column mask; and a masked training run (Trainer::set_mask) keeping the pruned weights at exactly zero,
+// with --resume comparing the mask; filter pruning's L1 ranking, the narrower net it copies into (same outputs when the
+// removed filters were dead) and its widths in the model file.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "attacks/prune.h"
+#include "attacks/runner.h"
 #include "engine/io/checkpoint.h"
 #include "engine/train/trainer.h"
 #include "kernels/prune.h"
@@ -258,7 +261,7 @@ TEST_CASE("prune: the mask file round trip and its refusals") {
   const test::TempDir dir;
   CHECK(mask_path("a/m.safetensors") == "a/m.mask.safetensors");
   const Tensor mask = magnitude_mask(*net, ctx, 0.3, false);
-  save_mask(dir / "m.mask.safetensors", *net, ctx, mask, {{"method", "global"}});
+  mask_writer(*net, ctx, mask, {{"method", "global"}}).write(dir / "m.mask.safetensors");
   const Tensor back = load_mask(dir / "m.mask.safetensors", *net);
   CHECK(host_floats(back, ctx) == host_floats(mask, ctx));
   CHECK(mask_violations(*net, ctx, mask) > 0);
@@ -267,6 +270,61 @@ TEST_CASE("prune: the mask file round trip and its refusals") {
   auto other = make_net("resnet20", {32, 32, 3, 10});
   other->build(ctx, 3);
   CHECK_THROWS_WITH_AS(load_mask(dir / "m.mask.safetensors", *other), doctest::Contains("not a resnet20"), Error);
+}
+
+TEST_CASE("prune: a pruned model and its mask change as one unit, wherever the write stops") {
+  Context ctx;
+  const test::TempDir dir;
+  const std::string out = dir / "p.safetensors", mpath = mask_path(out);
+  // Two pruned copies of one convnet, A then B written to `out`, each with its mask.
+  const auto pruned = [&](double sparsity) {
+    auto net = make_net("convnet", {32, 32, 3, 10});
+    net->build(ctx, 3);
+    const Tensor mask = magnitude_mask(*net, ctx, sparsity, false);
+    apply_mask(*net, ctx, mask);
+    return std::pair{std::move(net), mask};
+  };
+  auto [a, mask_a] = pruned(0.3);
+  auto [b, mask_b] = pruned(0.6);
+  const ModelMeta meta = ModelMeta::describe(*a, "synthetic", {{0, 0, 0}, {1, 1, 1}});
+  const nlohmann::json attack = {{"kind", "prune"}};
+  write_attacked(out, *a, ctx, mask_a, meta, attack);
+  CHECK(!std::filesystem::exists(pending_path(mpath)));
+  CHECK(host_floats(mask_beside(out, *a, ctx), ctx) == host_floats(mask_a, ctx));
+  const std::string a_model = dir / "a.safetensors", a_mask = dir / "a.mask";
+  std::filesystem::copy_file(out, a_model);
+  std::filesystem::copy_file(mpath, a_mask);
+  write_attacked(out, *b, ctx, mask_b, meta, attack);
+  const std::string b_mask = dir / "b.mask";
+  std::filesystem::copy_file(mpath, b_mask);
+  const auto restore = [&](const std::string& model, const std::string& mask, const std::string& to) {
+    std::filesystem::copy_file(model, out, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::remove(mpath);
+    std::filesystem::copy_file(mask, to, std::filesystem::copy_options::overwrite_existing);
+  };
+
+  SUBCASE("stopped before the model was written: A and its mask, B's pending mask passed over") {
+    restore(a_model, a_mask, mpath);
+    std::filesystem::copy_file(b_mask, pending_path(mpath));
+    CHECK(host_floats(mask_beside(out, *a, ctx), ctx) == host_floats(mask_a, ctx));
+    CHECK(std::filesystem::exists(pending_path(mpath)));  // the next write replaces it
+  }
+  SUBCASE("stopped after the model was written: B and its pending mask, which is put in place") {
+    std::filesystem::rename(mpath, pending_path(mpath));
+    CHECK(host_floats(mask_beside(out, *b, ctx), ctx) == host_floats(mask_b, ctx));
+    CHECK(!std::filesystem::exists(pending_path(mpath)));
+    CHECK(std::filesystem::is_regular_file(mpath));
+  }
+  SUBCASE("a mask beside weights it was not written with is refused, naming both files") {
+    restore(a_model, b_mask, mpath);
+    CHECK_THROWS_WITH_AS(mask_beside(out, *a, ctx),
+                         doctest::Contains((mpath + " was written with other weights than " + out).c_str()), Error);
+  }
+  SUBCASE("without a mask the model is written first, then the old mask removed") {
+    write_attacked(out, *b, ctx, Tensor(), meta, attack);
+    CHECK(!std::filesystem::exists(mpath));
+    CHECK(!mask_beside(out, *b, ctx).defined());
+  }
 }
 
 TEST_CASE("prune: masked weights stay exactly zero through training, and --resume compares the mask") {

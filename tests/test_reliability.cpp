@@ -91,7 +91,6 @@ test::CliRun cli_with_file_limit(const test::TempDir& dir, int blocks, const std
   return test::run_cli("/bin/sh", words, dir.path());
 }
 
-// The peak resident memory of this process so far, in MB.
 // A line "NAME: N kB" of /proc/self/status, in MB.
 double status_mb(const char* name) {
   std::ifstream status("/proc/self/status");
@@ -175,36 +174,23 @@ void check_listing(const test::TempDir& dir, const std::set<std::string>& expect
 
 }  // namespace
 
-TEST_CASE("registry: users add, users revoke and enroll killed at random moments leave it intact and consistent") {
+TEST_CASE(
+    "registry: users add, users revoke, enroll and train --protect killed at random moments leave it intact and "
+    "consistent") {
   const test::TempDir dir;
   const std::string db = dir / "users.db";
   test::protected_model(dir, "protected-v2");  // alice, bob and carol embedded in m.safetensors
   using Clock = std::chrono::steady_clock;
   const auto micros = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d); };
-  const std::vector<std::string> enroll = {"enroll",
-                                           "--model",
-                                           "m.safetensors",
-                                           "--key",
-                                           "owner.key",
-                                           "--registry",
-                                           "users.db",
-                                           "--data",
-                                           "synthetic",
-                                           "--epochs",
-                                           "1",
-                                           "--limit-train",
-                                           "64",
-                                           "--limit-test",
-                                           "32",
-                                           "--batch",
-                                           "32",
-                                           "--threads",
-                                           "1",
-                                           "--probes",
-                                           "8"};
+  // A short training on `synthetic`, and the registry and key it records with.
+  const std::vector<std::string> run = {
+      "--key", "owner.key",    "--registry", "users.db", "--data", "synthetic", "--epochs", "1",        "--limit-train",
+      "64",    "--limit-test", "32",         "--batch",  "32",     "--threads", "1",        "--probes", "8"};
+  const std::vector<std::string> enroll = test::with({"enroll", "--model", "m.safetensors"}, run);
+  const std::vector<std::string> train = test::with({"train", "--protect", "--net", "convnet"}, run);
   // How long each write takes, start to exit (the fastest of a few: the first runs are
   // slower), so that the kills spread over a whole run.
-  auto add_span = std::chrono::microseconds::max(), enroll_span = add_span;
+  auto add_span = std::chrono::microseconds::max(), enroll_span = add_span, train_span = add_span;
   for (int i = 0; i < 3; ++i) {
     auto t0 = Clock::now();
     test::ok(dir, {"users", "add", "--registry", "users.db", strfmt("seed%d", i)});
@@ -213,17 +199,25 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
     test::protected_training(
         dir, test::with(enroll, {"--users", strfmt("seed%d", i), "--out", strfmt("s%d.safetensors", i)}));
     enroll_span = std::min(enroll_span, micros(Clock::now() - t0));
+    t0 = Clock::now();
+    test::protected_training(dir, test::with(train, {"--out", strfmt("p%d.safetensors", i)}));
+    train_span = std::min(train_span, micros(Clock::now() - t0));
   }
+  const auto models = [&] { return Registry::open(db, false).models().size(); };
 
   std::mt19937 rng(50);
   int killed = 0, committed = 0;
   std::vector<std::string> active = {"alice", "bob", "carol"}, unenrolled;
   for (int trial = 0; trial < 50; ++trial) {
-    // In turn: add a user, enroll the last one added, revoke an active user.
-    const int kind = trial % 3;
+    // In turn: add a user, enroll the last one added, revoke an active user, train a protected
+    // model (which records it with every active user).
+    const int kind = trial % 4;
     std::string name;
     std::vector<std::string> args;
-    if (kind == 1 && !unenrolled.empty()) {
+    const size_t models_before = models();
+    if (kind == 3) {
+      args = test::with(train, {"--out", strfmt("t%02d.safetensors", trial)});
+    } else if (kind == 1 && !unenrolled.empty()) {
       name = unenrolled.back();
       args = test::with(enroll, {"--users", name, "--out", strfmt("e%02d.safetensors", trial)});
     } else if (kind == 2 && !active.empty()) {
@@ -233,7 +227,7 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
       name = strfmt("u%02d", trial);
       args = {"users", "add", "--registry", "users.db", name};
     }
-    const auto span = args[0] == "enroll" ? enroll_span : add_span;
+    const auto span = args[0] == "enroll" ? enroll_span : args[0] == "train" ? train_span : add_span;
     const pid_t pid = start_cli(dir, args);
     // Within the unkilled run's time (some runs are faster, and complete).
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % (span.count() + 1)));
@@ -246,7 +240,9 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
     check_consistent(db);
     const Registry r = Registry::open(db, false);
     const auto u = r.user(name);
-    if (args[0] == "enroll") {
+    if (args[0] == "train") {
+      committed += r.models().size() > models_before;
+    } else if (args[0] == "enroll") {
       if (!r.embeddings_of(name).empty()) unenrolled.pop_back(), ++committed;
     } else if (args[1] == "revoke") {
       REQUIRE(u);
@@ -262,8 +258,8 @@ TEST_CASE("registry: users add, users revoke and enroll killed at random moments
     }
   }
   MESSAGE(killed << " of 50 writers killed (" << committed << " changes committed in all); unkilled, users add took "
-                 << add_span.count() / 1000 << " ms and enroll " << enroll_span.count() / 1000
-                 << " ms; the registry stayed intact and consistent");
+                 << add_span.count() / 1000 << " ms, enroll " << enroll_span.count() / 1000 << " ms and train "
+                 << train_span.count() / 1000 << " ms; the registry stayed intact and consistent");
   CHECK(killed >= 10);  // most are; how many depends on the machine's load
 }
 

@@ -201,8 +201,7 @@ TEST_CASE("training: divergence is found at a read of the loss, naming the steps
   config.lr = 1e30;  // the first update sends the weights to infinity
   config.log_every = 4;
   Trainer t(*net, ctx, data, config);
-  CHECK_THROWS_WITH_AS(t.train_epoch({}), doctest::Contains("nan at epoch 1 steps 1-4 (try a lower --lr)"),
-                       Error);
+  CHECK_THROWS_WITH_AS(t.train_epoch({}), doctest::Contains("nan at epoch 1 steps 1-4 (try a lower --lr)"), Error);
 }
 
 TEST_CASE("training: --resume continues bit for bit") {
@@ -273,14 +272,14 @@ TEST_CASE("training: a save stopped between its steps resumes from a model and s
   r.train_epoch({});
 
   SUBCASE("killed after the model was renamed: resume finishes the save") {
-    std::filesystem::rename(train_state_path(path), pending_state_path(path));
+    std::filesystem::rename(train_state_path(path), pending_path(train_state_path(path)));
     auto other = make_net("convnet", {32, 32, 3, 10});
     other->build(ctx, 99);
     Trainer d(*other, ctx, data, small_config(2));
     d.resume(path);
     CHECK(d.completed_epochs() == 1);
     CHECK(std::filesystem::is_regular_file(train_state_path(path)));
-    CHECK(!std::filesystem::exists(pending_state_path(path)));
+    CHECK(!std::filesystem::exists(pending_path(train_state_path(path))));
     d.train_epoch({});
     CHECK(same_bytes(ref->params(), other->params()));
     CHECK(same_bytes(ref->buffers(), other->buffers()));
@@ -297,14 +296,14 @@ TEST_CASE("training: a save stopped between its steps resumes from a model and s
     REQUIRE(meta.at("model_sha256") == SafetensorsReader(path).data_sha256());
     meta["model_sha256"] = std::string(64, '0');
     other_weights.set_metadata(meta);
-    other_weights.write(pending_state_path(path));
+    other_weights.write(pending_path(train_state_path(path)));
     auto other = make_net("convnet", {32, 32, 3, 10});
     other->build(ctx, 4);
     Trainer d(*other, ctx, data, small_config(2));
     d.resume(path);
     CHECK(d.completed_epochs() == 1);
-    CHECK(std::filesystem::exists(pending_state_path(path)));  // the next save replaces it
-    std::filesystem::rename(pending_state_path(path), train_state_path(path));
+    CHECK(std::filesystem::exists(pending_path(train_state_path(path))));  // the next save replaces it
+    std::filesystem::rename(pending_path(train_state_path(path)), train_state_path(path));
     Trainer e(*other, ctx, data, small_config(2));
     CHECK_THROWS_WITH_AS(e.resume(path), doctest::Contains("was saved with other weights"), Error);
   }

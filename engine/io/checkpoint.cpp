@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/core/file_io.h"
+
 namespace activeip {
 
 namespace {
@@ -155,6 +157,26 @@ SafetensorsWriter model_writer(Network& net, Context& ctx, const ModelMeta& meta
 
 void save_model(const std::string& path, Network& net, Context& ctx, const ModelMeta& meta) {
   model_writer(net, ctx, meta).write(path);
+}
+
+std::string pending_path(const std::string& companion_path) {
+  return companion_path + ".pending";
+}
+
+void write_model_pair(const SafetensorsWriter& model, const std::string& model_path, SafetensorsWriter companion,
+                      const std::string& companion_path) {
+  companion.set_metadata("model_sha256", model.data_sha256());
+  companion.write(pending_path(companion_path));
+  model.write(model_path);
+  rename_durable(pending_path(companion_path), companion_path);
+}
+
+void finish_model_pair(const std::string& model_sha256, const std::string& companion_path) {
+  const std::string pending = pending_path(companion_path);
+  if (!file_exists(pending)) return;
+  const SafetensorsReader file(pending);
+  const auto it = file.metadata().find("model_sha256");
+  if (it != file.metadata().end() && it->second == model_sha256) rename_durable(pending, companion_path);
 }
 
 void load_weights(const SafetensorsReader& file, Network& net, Context& ctx) {

@@ -36,6 +36,21 @@ SafetensorsWriter model_writer(Network& net, Context& ctx, const ModelMeta& meta
 // Atomic write of model_writer(net, ctx, meta).
 void save_model(const std::string& path, Network& net, Context& ctx, const ModelMeta& meta);
 
+// A model and a file of its own beside it (its training state, its pruning mask) change as one
+// unit, in three atomic steps: the companion is written as COMPANION.pending, recording the
+// SHA-256 of the model's tensor bytes (metadata "model_sha256"); then the model; then the
+// pending file is renamed over COMPANION. Killed before the model is in place, the old model
+// and its companion remain (with a pending file of weights never written, which nothing reads
+// and the next write replaces); killed after it, the new model and its pending companion do,
+// and finish_model_pair() completes the write. Either way a model is never beside another
+// model's companion.
+void write_model_pair(const SafetensorsWriter& model, const std::string& model_path, SafetensorsWriter companion,
+                      const std::string& companion_path);
+std::string pending_path(const std::string& companion_path);  // COMPANION.pending
+// The last step of a write_model_pair stopped before it: when COMPANION.pending records
+// `model_sha256` (the tensor digest of the model beside it), it is renamed over COMPANION.
+void finish_model_pair(const std::string& model_sha256, const std::string& companion_path);
+
 // Copies every tensor of `net` from the file (converting OIHW → KRSC); Error naming the
 // file and tensor for a missing or unexpected tensor, a wrong dtype or a wrong shape.
 void load_weights(const SafetensorsReader& file, Network& net, Context& ctx);

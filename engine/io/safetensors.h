@@ -72,6 +72,7 @@ class SafetensorsWriter {
   // ("__metadata__") or repeated name.
   void add(const std::string& name, const std::string& dtype, const Shape& shape, const void* data, size_t bytes);
   void set_metadata(std::map<std::string, std::string> metadata) { metadata_ = std::move(metadata); }
+  void set_metadata(const std::string& key, std::string value) { metadata_[key] = std::move(value); }
   // Tensors in the order they were added; atomic (write_file_atomic).
   void write(const std::string& path) const;
   // SHA-256 (lowercase hex) of the data section write() writes (the tensors, back to back).

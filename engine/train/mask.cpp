@@ -67,8 +67,8 @@ std::string mask_path(const std::string& model_path) {
   return model_path + ".mask.safetensors";
 }
 
-void save_mask(const std::string& path, const Network& net, Context& ctx, const Tensor& mask,
-               const std::map<std::string, std::string>& extra) {
+SafetensorsWriter mask_writer(const Network& net, Context& ctx, const Tensor& mask,
+                              const std::map<std::string, std::string>& extra) {
   ENSURE(mask.numel() == net.num_parameters(), "mask has %lld elements, %s has %lld parameters",
          static_cast<long long>(mask.numel()), net.info().name.c_str(), static_cast<long long>(net.num_parameters()));
   const Tensor m = mask.to(Device::cpu(), ctx);
@@ -82,7 +82,7 @@ void save_mask(const std::string& path, const Network& net, Context& ctx, const 
   SafetensorsWriter w;
   w.add("mask", "U8", {m.numel()}, bytes.data(), bytes.size());
   w.set_metadata(meta);
-  w.write(path);
+  return w;
 }
 
 Tensor load_mask(const std::string& path, const Network& net) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "engine/io/safetensors.h"
 #include "engine/nn/network.h"
 
 namespace activeip {
@@ -26,9 +27,10 @@ int64_t mask_violations(Network& net, Context& ctx, const Tensor& mask);
 
 // model.safetensors → model.mask.safetensors.
 std::string mask_path(const std::string& model_path);
-// Atomic write of the mask (U8, one per parameter) with the net's name and `extra` metadata.
-void save_mask(const std::string& path, const Network& net, Context& ctx, const Tensor& mask,
-               const std::map<std::string, std::string>& extra = {});
+// The mask as a file (U8, one per parameter) with the net's name and `extra` metadata, ready to
+// write (beside its model: write_model_pair).
+SafetensorsWriter mask_writer(const Network& net, Context& ctx, const Tensor& mask,
+                              const std::map<std::string, std::string>& extra = {});
 // The mask written by save_mask, as host F32; Error naming the file when it is malformed or
 // made for another net.
 Tensor load_mask(const std::string& path, const Network& net);

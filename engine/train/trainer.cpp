@@ -105,10 +105,6 @@ std::string train_state_path(const std::string& model_path) {
   return model_path + ".optim.safetensors";
 }
 
-std::string pending_state_path(const std::string& model_path) {
-  return train_state_path(model_path) + ".pending";
-}
-
 EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch) {
   check_data_fits(net, data);
   ENSURE(batch >= 1, "evaluation batch must be at least 1, got %d", batch);
@@ -217,14 +213,10 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
     r = read_loss(epoch_, step);
     if (on_step) {
       const double elapsed = seconds_since(t0);
-      StepInfo info{rec.epoch,
-                    config_.epochs,
-                    step + 1,
-                    steps_per_epoch_,
-                    r.loss,
-                    static_cast<double>(r.correct) / static_cast<double>(r.rows),
-                    lr,
-                    0,
+      StepInfo info{rec.epoch, config_.epochs,
+                    step + 1,  steps_per_epoch_,
+                    r.loss,    static_cast<double>(r.correct) / static_cast<double>(r.rows),
+                    lr,        0,
                     0};
       info.images_per_s = static_cast<double>(r.rows) / std::max(elapsed, 1e-9);
       const int64_t left =
@@ -270,9 +262,9 @@ LossResult Trainer::read_loss(int64_t epoch, int64_t step) {
   const int64_t first = step / config_.log_every * config_.log_every + 1;
   ENSURE(std::isfinite(r.loss), "training diverged: loss is %g at epoch %lld %s (try a lower --lr)", r.loss,
          static_cast<long long>(epoch + 1),
-         first == step + 1 ? strfmt("step %lld", static_cast<long long>(step + 1)).c_str()
-                           : strfmt("steps %lld-%lld", static_cast<long long>(first), static_cast<long long>(step + 1))
-                                 .c_str());
+         first == step + 1
+             ? strfmt("step %lld", static_cast<long long>(step + 1)).c_str()
+             : strfmt("steps %lld-%lld", static_cast<long long>(first), static_cast<long long>(step + 1)).c_str());
   return r;
 }
 
@@ -339,31 +331,16 @@ void Trainer::save(const std::string& model_path, ModelMeta meta) {
                       {"epoch", std::to_string(epoch_)},
                       {"net", net_.info().name},
                       {"train_size", std::to_string(data_.train.size())},
-                      {"config", meta.config},
-                      {"model_sha256", model.data_sha256()}});
-  // The pair changes in three atomic steps; after a crash at any point resume() finds a
-  // model and a state of the same epoch (see pending_state_path).
-  const std::string state_path = train_state_path(model_path), pending = pending_state_path(model_path);
-  state.write(pending);
-  model.write(model_path);
-  rename_durable(pending, state_path);
+                      {"config", meta.config}});
+  write_model_pair(model, model_path, std::move(state), train_state_path(model_path));
 }
 
 void Trainer::resume(const std::string& model_path) {
   ENSURE(file_exists(model_path), "--resume: %s does not exist (nothing to resume)", model_path.c_str());
   const SafetensorsReader model(model_path);
   const std::string model_sha256 = model.data_sha256();
-  // A pending state whose model was written is the model's state: the save that wrote them
-  // stopped before its last rename, which is done here. One whose model was not written is
-  // the next save's to replace.
-  const auto for_this_model = [&](const std::string& path) {
-    if (!file_exists(path)) return false;
-    const SafetensorsReader pending(path);
-    const auto it = pending.metadata().find("model_sha256");
-    return it != pending.metadata().end() && it->second == model_sha256;
-  };
   const std::string state_path = train_state_path(model_path);
-  if (for_this_model(pending_state_path(model_path))) rename_durable(pending_state_path(model_path), state_path);
+  finish_model_pair(model_sha256, state_path);  // a save stopped before its last step
   ENSURE(file_exists(state_path), "--resume: %s has no training state beside it (%s is missing)", model_path.c_str(),
          state_path.c_str());
   const SafetensorsReader state(state_path);

@@ -46,9 +46,9 @@ struct TrainConfig {
   // applies it to the unmoved weights. sam_ascent "batch": the whole batch's gradient, both
   // for the move and at the moved weights (two forward and two backward passes per step).
   // "extra": the move follows the rows that are not clean only (the composer's extra
-  // samples), and only their gradient is taken at the moved weights; the batch's own gradient is taken at w (two forward and
-  // three backward passes), so the clean task trains as without SAM while what the mixer
-  // embeds is made to hold around w.
+  // samples), and only their gradient is taken at the moved weights; the batch's own gradient is taken at w (two
+  // forward and three backward passes), so the clean task trains as without SAM while what the mixer embeds is made to
+  // hold around w.
   double sam_rho = 0;
   std::string sam_ascent = "batch";
   // The running loss and accuracy stay on the device and are read (one wait) every log_every
@@ -105,17 +105,11 @@ struct TrainState {
 };
 
 // The sibling file of a model checkpoint that holds what --resume needs besides the
-// weights: model.safetensors → model.optim.safetensors. It records the SHA-256 of the
-// model's tensor bytes ("model_sha256"), so that a state is only ever resumed with its own
-// weights.
+// weights: model.safetensors → model.optim.safetensors. The two are written as one unit
+// (write_model_pair), the state recording the SHA-256 of the model's tensor bytes
+// ("model_sha256"), so that a state is only ever resumed with its own weights: after a kill
+// at any moment the pair that --resume reads is from one epoch.
 std::string train_state_path(const std::string& model_path);
-// Where Trainer::save puts the new state until its model is in place:
-// model.optim.safetensors.pending. A save writes the pending state, then the model, then
-// renames the pending state over the state, each step atomic. Killed before the model
-// is renamed, the old model and its old state remain; killed after it, the new model and
-// its pending state do, and resume() finishes the save (the pending state's model_sha256
-// is the model's). Either way the pair that --resume reads is from one epoch.
-std::string pending_state_path(const std::string& model_path);
 
 class Trainer {
  public:
@@ -136,12 +130,12 @@ class Trainer {
   // augmentation and SGD updates, into later epochs' orders when `steps` exceeds an epoch)
   // without evaluating, and returns each step's wall time in seconds, the device synchronised
   // at the end of every step; the running loss is read (and checked) at the steps where
-  // train_epoch would read it, after the step's time is taken. For benchmarks: the weights and momentum change but the epoch
-  // count does not, so a run that is saved or resumed must not call it.
+  // train_epoch would read it, after the step's time is taken. For benchmarks: the weights and momentum change but the
+  // epoch count does not, so a run that is saved or resumed must not call it.
   std::vector<double> time_steps(int64_t steps);
 
   // Writes the model (weights + meta with the epoch and config) and its train state as one
-  // unit (pending_state_path says how).
+  // unit (write_model_pair).
   void save(const std::string& model_path, ModelMeta meta);
   // Loads weights and train state written by save(), first finishing a save that stopped
   // before its last rename; Error when the files disagree with each other (model_sha256, epoch) or with
