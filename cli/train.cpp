@@ -224,6 +224,8 @@ int run_train(TrainOptions& o) {
   as_usage([&] { o.config.validate(); });
   if (!o.protect && (!o.key.empty() || !o.registry.empty()))
     throw UsageError("--key and --registry are for protected training: add --protect");
+  if (!o.protect && o.config.clean_bn)
+    throw UsageError("--clean-bn takes the statistics of the clean rows of a protected batch: add --protect");
   if (o.code_length > 0 && scheme_for(o.scheme).code_length(2, 0) == 1)
     throw UsageError(strfmt("--code-length: fingerprint scheme %s has no user codes", o.scheme.c_str()));
   const Device device = o.device.parsed();
@@ -327,6 +329,9 @@ void add_protect_options(CLI::App* cmd, TrainOptions& o) {
                   "Share of the poisoned samples that carry the owner's trigger; the users share the rest "
                   "(default: the owner is drawn like any user)")
       ->check(number_in(0, 1));
+  cmd->add_flag("--clean-bn", o.config.clean_bn,
+                "Clean-statistics batch norm: normalise every batch with the statistics of its clean samples "
+                "alone, so that the stamped and forged samples do not shift them");
   // The end-of-training check, with report's probe rules.
   cmd->add_option("--probes", o.probe.probes, "Held-out test images per pattern for the end-of-training check")
       ->capture_default_str()

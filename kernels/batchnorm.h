@@ -4,17 +4,24 @@
 // stats move as PyTorch's: running = (1 − momentum)·running + momentum·batch, with the
 // UNBIASED variance M/(M−1)·var. Eval: the running stats replace the batch stats.
 // Backward (training mode) overwrites dx and ADDS into dgamma, dbeta.
+// Clean-statistics batch norm (c-BN): with stat_rows = S < M the statistics (and the running
+// ones) come from the first S rows alone and normalise all M, so the gradient through the
+// mean and variance reaches those S rows only: dx = γ·invstd·(dy − [r < S]·(Σdy + x̂·Σdy·x̂)/S),
+// the sums over all M rows.
 #pragma once
 
 #include <cstddef>
 
 #include "kernels/cuda_stream.h"
+#include "kernels/hostdevice.h"
 
 namespace activeip {
 
 struct BatchNormShape {
-  int M = 0;  // rows: N·H·W
-  int C = 0;  // channels
+  int M = 0;          // rows: N·H·W
+  int C = 0;          // channels
+  int stat_rows = 0;  // training: the rows whose statistics normalise all M (the first ones); 0: all
+  ACTIVEIP_HD int stats() const { return stat_rows > 0 ? stat_rows : M; }
 };
 
 struct BatchNormParams {

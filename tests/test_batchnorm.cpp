@@ -1,8 +1,11 @@
 // Batch normalisation: the fast CPU path against the double specification (forward in
 // training and eval mode, backward), the running-stat update, gradient accumulation, and
-// the specification's backward against finite differences of its forward.
+// the specification's backward against finite differences of its forward; each also with
+// clean statistics (c-BN: the statistics of the first rows normalise all of them), whose
+// other rows move neither the statistics nor the statistics' rows.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -20,10 +23,17 @@ struct Case {
 };
 
 // M = N·H·W: a 28×28 image with C = 3, N = 2 of 7×5 with C = 17, C = 1, a single row of
-// channels per image, and a larger batch to span several reduction chunks.
+// channels per image, and a larger batch to span several reduction chunks; then clean
+// statistics from the first samples (of 3 of 7×5; 3 of 5 1×1; 3 of 4 28×28, several chunks).
 const Case kCases[] = {
-    {"N1 28x28 C3", {1 * 28 * 28, 3}}, {"N2 7x5 C17", {2 * 7 * 5, 17}},     {"N5 1x1 C1", {5, 1}},
-    {"N3 1x1 C64", {3, 64}},           {"N4 28x28 C17", {4 * 28 * 28, 17}},
+    {"N1 28x28 C3", {1 * 28 * 28, 3}},
+    {"N2 7x5 C17", {2 * 7 * 5, 17}},
+    {"N5 1x1 C1", {5, 1}},
+    {"N3 1x1 C64", {3, 64}},
+    {"N4 28x28 C17", {4 * 28 * 28, 17}},
+    {"N3 7x5 C17 stats of 1", {3 * 7 * 5, 17, 1 * 7 * 5}},
+    {"N5 1x1 C3 stats of 3", {5, 3, 3}},
+    {"N4 28x28 C17 stats of 3", {4 * 28 * 28, 17, 3 * 28 * 28}},
 };
 
 struct Data {
@@ -65,18 +75,19 @@ TEST_CASE("batchnorm: training forward and running stats match the specification
       batchnorm_fwd_train_ref(s, p.eps, xd.data(), gd.data(), bd.data(), ref.data());
       expect_close(y, ref);
 
-      // Batch statistics in double, then PyTorch's update with the unbiased variance.
+      // Statistics of the first S rows in double, then PyTorch's update with the unbiased variance.
+      const int S = s.stats();
       std::vector<double> mean(s.C, 0), var(s.C, 0), rm_ref(s.C), rv_ref(s.C), invstd_ref(s.C);
-      for (int r = 0; r < s.M; ++r)
-        for (int c = 0; c < s.C; ++c) mean[c] += xd[static_cast<size_t>(r) * s.C + c] / s.M;
-      for (int r = 0; r < s.M; ++r)
+      for (int r = 0; r < S; ++r)
+        for (int c = 0; c < s.C; ++c) mean[c] += xd[static_cast<size_t>(r) * s.C + c] / S;
+      for (int r = 0; r < S; ++r)
         for (int c = 0; c < s.C; ++c) {
           const double e = xd[static_cast<size_t>(r) * s.C + c] - mean[c];
-          var[c] += e * e / s.M;
+          var[c] += e * e / S;
         }
       for (int c = 0; c < s.C; ++c) {
         rm_ref[c] = 0.9 * rm0[c] + 0.1 * mean[c];
-        rv_ref[c] = 0.9 * rv0[c] + 0.1 * var[c] * s.M / (s.M - 1);
+        rv_ref[c] = 0.9 * rv0[c] + 0.1 * var[c] * S / (S - 1);
         invstd_ref[c] = 1.0 / std::sqrt(var[c] + p.eps);
       }
       expect_close(rm, rm_ref);
@@ -141,7 +152,11 @@ TEST_CASE("batchnorm: backward matches the specification and accumulates dgamma,
 
 TEST_CASE("batchnorm: specification backward matches finite differences") {
   // M ≥ 3: with two rows x̂ = ±1 whatever x is, and the gradient w.r.t. x all but vanishes.
-  const Case shapes[] = {{"M6 C3", {6, 3}}, {"M3 C1", {3, 1}}, {"M5 C4", {5, 4}}};
+  const Case shapes[] = {{"M6 C3", {6, 3}},
+                         {"M3 C1", {3, 1}},
+                         {"M5 C4", {5, 4}},
+                         {"M6 C3 stats of 4", {6, 3, 4}},
+                         {"M7 C2 stats of 3", {7, 2, 3}}};
   for (const Case& k : shapes) {
     SUBCASE(k.name) {
       const BatchNormShape s = k.s;
@@ -161,6 +176,37 @@ TEST_CASE("batchnorm: specification backward matches finite differences") {
       expect_close(dbeta, numeric_grad(beta, f), {.rel = 1e-6});
     }
   }
+}
+
+TEST_CASE("batchnorm: with clean statistics the other rows move neither the statistics nor their rows") {
+  const BatchNormShape s{4 * 7 * 5, 17, 2 * 7 * 5};
+  const BatchNormParams p;
+  Data d = make_data(s, 91);
+  struct Out {
+    std::vector<float> y, rm, rv, save_mean, save_invstd, dx, dgamma, dbeta;
+  };
+  const auto run = [&] {
+    Out o{std::vector<float>(d.x.size()), std::vector<float>(s.C, 0.0f), std::vector<float>(s.C, 1.0f),
+          std::vector<float>(s.C),        std::vector<float>(s.C),       std::vector<float>(d.x.size()),
+          std::vector<float>(s.C, 0.0f),  std::vector<float>(s.C, 0.0f)};
+    batchnorm_fwd_train_cpu(s, p,
+                            {d.x.data(), d.gamma.data(), d.beta.data(), o.rm.data(), o.rv.data(), o.save_mean.data(),
+                             o.save_invstd.data(), o.y.data()});
+    batchnorm_bwd_cpu(s, {d.x.data(), d.dy.data(), d.gamma.data(), o.save_mean.data(), o.save_invstd.data(),
+                          o.dx.data(), o.dgamma.data(), o.dbeta.data()});
+    return o;
+  };
+  const Out a = run();
+  const size_t split = static_cast<size_t>(s.stat_rows) * s.C;
+  for (size_t i = split; i < d.x.size(); ++i) d.x[i] = 10.0f * d.x[i] - 40.0f;  // other rows, far off
+  const Out b = run();
+  CHECK(b.save_mean == a.save_mean);
+  CHECK(b.save_invstd == a.save_invstd);
+  CHECK(b.rm == a.rm);
+  CHECK(b.rv == a.rv);
+  CHECK(std::equal(a.y.begin(), a.y.begin() + split, b.y.begin()));
+  CHECK(!std::equal(a.y.begin() + split, a.y.end(), b.y.begin() + split));
+  CHECK(b.dbeta == a.dbeta);  // Σdy over all rows; dγ and dx move with the other rows' x̂
 }
 
 TEST_CASE("batchnorm: results do not depend on the thread count") {

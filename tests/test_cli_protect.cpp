@@ -183,14 +183,16 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
   CHECK(alice["embeddings"].size() == 2);  // the fine-tune kept alice in the mix: m2 trains her too
 }
 
-TEST_CASE("cli protect: --owner-share reaches the mixer, which the log records") {
+TEST_CASE("cli protect: --owner-share and --clean-bn reach the training, which the log records") {
   TempDir dir;
   protected_model(dir);
   protected_training(
-      dir, {"train",         "--net",    "convnet",       "--data",        "synthetic", "--epochs",   "1",
-            "--limit-train", "64",       "--out",         "x.safetensors", "--protect", "--key",      "owner.key",
-            "--registry",    "users.db", "--owner-share", "0.25",          "--log",     "share.jsonl"});
-  CHECK(test::read_text(dir / "share.jsonl").find(R"("owner_share":0.25)") != std::string::npos);
+      dir, {"train",         "--net",    "convnet",       "--data",        "synthetic",  "--epochs", "1",
+            "--limit-train", "64",       "--out",         "x.safetensors", "--protect",  "--key",    "owner.key",
+            "--registry",    "users.db", "--owner-share", "0.25",          "--clean-bn", "--log",    "share.jsonl"});
+  const std::string log = test::read_text(dir / "share.jsonl");
+  CHECK(log.find(R"("owner_share":0.25)") != std::string::npos);
+  CHECK(log.find(R"("clean_bn":true)") != std::string::npos);
 }
 
 TEST_CASE("cli protect: refusals name what is wrong and write nothing") {
@@ -200,6 +202,7 @@ TEST_CASE("cli protect: refusals name what is wrong and write nothing") {
                                           "1",     "--limit-train", "64",      "--out",  "x.safetensors"};
   rejected(dir, with(train, {"--protect"}), 2, {"--key"});
   rejected(dir, with(train, {"--key", "owner.key"}), 2, {"--protect"});
+  rejected(dir, with(train, {"--clean-bn"}), 2, {"--clean-bn", "--protect"});
   rejected(dir, with(train, {"--protect", "--key", "owner.key", "--registry", "none.db"}), 1,
            {"none.db", "does not exist"});
   rejected(dir, with(train, {"--protect", "--key", "owner.key", "--registry", "users.db", "--poison-rate", "0"}), 2,

@@ -1,9 +1,9 @@
 // GPU suite: CUDA batch norm against the CPU — training forward (y, saved and running
 // statistics), eval forward and backward (dx, accumulated dgamma/dbeta) — on M×C shapes with
 // C = 1, 3, 7, 13, 16, 64, 100, 512, N = 1 images, M not a multiple of the block rows and
-// M large enough for a thousand row splits. Outputs and the workspace are poisoned with NaN;
-// running stats and dgamma/dbeta start from random values. A large mean offset checks that
-// the variance is not formed as E[x²] − E[x]², and two runs must agree bit for bit.
+// M large enough for a thousand row splits, and with clean statistics (c-BN) of the first rows. Outputs and the
+// workspace are poisoned with NaN; running stats and dgamma/dbeta start from random values. A large mean offset checks
+// that the variance is not formed as E[x²] − E[x]², and two runs must agree bit for bit.
 #ifdef ACTIVEIP_CUDA
 
 #include <cmath>
@@ -35,9 +35,19 @@ struct Case {
 // M = N·H·W. A block has ⌊256/min(C, 32)⌋ rows, and most M below are not multiples of it;
 // 65536×16 reaches the largest number of row splits (1024).
 const Case kCases[] = {
-    {"N1 28x28 C1", {1 * 28 * 28, 1}},   {"N2 32x32 C3", {2 * 32 * 32, 3}},     {"N3 7x7 C7", {3 * 7 * 7, 7}},
-    {"N1 28x28 C13", {1 * 28 * 28, 13}}, {"N64 32x32 C16", {64 * 32 * 32, 16}}, {"N5 9x9 C64", {5 * 9 * 9, 64}},
-    {"N2 7x5 C100", {2 * 7 * 5, 100}},   {"N8 4x4 C512", {8 * 4 * 4, 512}},     {"N3 1x1 C7", {3, 7}},
+    {"N1 28x28 C1", {1 * 28 * 28, 1}},
+    {"N2 32x32 C3", {2 * 32 * 32, 3}},
+    {"N3 7x7 C7", {3 * 7 * 7, 7}},
+    {"N1 28x28 C13", {1 * 28 * 28, 13}},
+    {"N64 32x32 C16", {64 * 32 * 32, 16}},
+    {"N5 9x9 C64", {5 * 9 * 9, 64}},
+    {"N2 7x5 C100", {2 * 7 * 5, 100}},
+    {"N8 4x4 C512", {8 * 4 * 4, 512}},
+    {"N3 1x1 C7", {3, 7}},
+    // Clean statistics (c-BN) from the first samples.
+    {"N3 7x7 C7 stats of 2", {3 * 7 * 7, 7, 2 * 7 * 7}},
+    {"N64 32x32 C16 stats of 48", {64 * 32 * 32, 16, 48 * 32 * 32}},
+    {"N5 9x9 C64 stats of 3", {5 * 9 * 9, 64, 3 * 9 * 9}},
 };
 
 struct Data {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "engine/core/random.h"
 #include "engine/nn/layers.h"
@@ -88,6 +89,10 @@ TEST_CASE("network gradients match finite differences end to end") {
   Context ctx;
   net.build(ctx, 9);
   net.set_training(true);
+  SUBCASE("batch statistics of every sample") {}
+  SUBCASE("clean batch statistics, of the first 2 samples") {
+    net.set_stat_samples(2);
+  }
 
   const int N = 3;
   auto xs = test::random_floats(static_cast<size_t>(N * 8 * 6 * 3), 21);
@@ -461,6 +466,35 @@ TEST_CASE("SAM: a step applies the gradient taken at the perturbed weights, to t
       from_mixed = std::max(from_mixed, std::fabs(static_cast<double>(w_tiny[i]) - w_mixed[i]));
     CHECK(from_mixed <= 1e-5);
   }
+}
+
+TEST_CASE("c-BN: a step takes batch norm's statistics from the clean rows alone") {
+  DataSpec spec{"synthetic", "", 256, 64};
+  const DataSplits data = load_data(spec);
+  RelabelComposer mixer;  // the batch's records, then 4 of them again, relabelled
+  const TrainConfig plain = small_config(1);
+  TrainConfig clean = plain;
+  clean.clean_bn = true;
+  std::vector<float> plain_buffers, mixed_buffers, clean_buffers;
+  one_step(data, plain, nullptr, {}, &plain_buffers);
+  const std::vector<float> w_mixed = one_step(data, plain, &mixer, {}, &mixed_buffers);
+  const std::vector<float> w_clean = one_step(data, clean, &mixer, {}, &clean_buffers);
+  // The running statistics move as in a step on the clean rows alone; the extra rows moved them.
+  const auto apart = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(static_cast<double>(a[i]) - b[i]));
+    return d;
+  };
+  CHECK(apart(clean_buffers, plain_buffers) <= 1e-6);
+  CHECK(apart(mixed_buffers, plain_buffers) >= 1e-4);
+  CHECK(apart(w_clean, w_mixed) >= 1e-4);  // and the step is another one
+
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 4);
+  CHECK_THROWS_WITH_AS(Trainer(*net, ctx, data, clean), doctest::Contains("--clean-bn needs extra samples"), Error);
+  CHECK(nlohmann::json::parse(clean.to_json()).at("clean_bn") == true);
+  CHECK(!nlohmann::json::parse(plain.to_json()).contains("clean_bn"));  // older runs resume as before
 }
 
 TEST_CASE("SAM: bad settings are refused, and --resume refuses a changed one") {

@@ -161,16 +161,23 @@ Shape BatchNorm2d::plan(const Shape& in, PassPlan& plan) const {
   return plan_out_dx(id(), in, output_shape(in), plan);
 }
 
-Tensor BatchNorm2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
+BatchNormShape BatchNorm2d::shape_for(const Tensor& x, const Pass& pass) const {
   output_shape(x.shape());
-  const BatchNormShape s{as_int(x.numel() / channels), channels};
+  BatchNormShape s{as_int(x.numel() / channels), channels};
+  if (!training_) return s;
+  if (pass.stat_rows() > 0) s.stat_rows = as_int(pass.stat_rows() * (x.numel() / x.dim(0) / channels));
+  ENSURE(
+      s.stats() > 1, "BatchNorm2d in training mode needs more than one value per channel, got input %s%s",
+      shape_str(x.shape()).c_str(),
+      s.stat_rows ? strfmt(" with statistics of %lld samples", static_cast<long long>(pass.stat_rows())).c_str() : "");
+  return s;
+}
+
+Tensor BatchNorm2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
+  const BatchNormShape s = shape_for(x, pass);
   pass.kept(id()) = x;
   Tensor& y = pass.buffer(id(), kY, x.dim(0));
-  if (training_) {
-    ENSURE(s.M > 1, "BatchNorm2d in training mode needs more than one value per channel, got input %s",
-           shape_str(x.shape()).c_str());
-    ++num_batches_tracked;
-  }
+  if (training_) ++num_batches_tracked;
   ops::batchnorm_fwd(ctx, s, params, training_,
                      {.x = x,
                       .gamma = weight,
@@ -186,7 +193,7 @@ Tensor BatchNorm2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
 Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
   ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
   const Tensor& x = pass.kept(id());
-  const BatchNormShape s{as_int(x.numel() / channels), channels};
+  const BatchNormShape s = shape_for(x, pass);
   Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
   ops::batchnorm_bwd(ctx, s,
                      {.x = x,
@@ -202,14 +209,9 @@ Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
 
 Tensor BatchNorm2d::forward_act(Context& ctx, Pass& pass, const Tensor& x, const Tensor* residual, bool relu,
                                 Tensor& y) {
-  output_shape(x.shape());
-  const BatchNormShape s{as_int(x.numel() / channels), channels};
+  const BatchNormShape s = shape_for(x, pass);
   pass.kept(id()) = x;
-  if (training_) {
-    ENSURE(s.M > 1, "BatchNorm2d in training mode needs more than one value per channel, got input %s",
-           shape_str(x.shape()).c_str());
-    ++num_batches_tracked;
-  }
+  if (training_) ++num_batches_tracked;
   ops::batchnorm_fwd(ctx, s, params, training_,
                      {.x = x,
                       .gamma = weight,
@@ -227,7 +229,7 @@ Tensor BatchNorm2d::backward_act(Context& ctx, Pass& pass, const Tensor& dy, con
                                  bool keep_dg) {
   ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
   const Tensor& x = pass.kept(id());
-  const BatchNormShape s{as_int(x.numel() / channels), channels};
+  const BatchNormShape s = shape_for(x, pass);
   Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
   ops::batchnorm_bwd(ctx, s,
                      {.x = x,

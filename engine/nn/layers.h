@@ -59,6 +59,11 @@ class BatchNorm2d final : public Layer {
   BatchNormParams params;
   Tensor weight, bias, weight_grad, bias_grad, running_mean, running_var;
   int64_t num_batches_tracked = 0;
+
+ private:
+  // x as M×C rows; in training the rows of the pass's statistics samples (Pass::stat_rows),
+  // at least two.
+  BatchNormShape shape_for(const Tensor& x, const Pass& pass) const;
 };
 
 class ReLU final : public Layer {

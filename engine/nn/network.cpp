@@ -104,6 +104,7 @@ void Network::prepare(Context& ctx, Pass& pass, const Tensor& x) {
     pass.plan(this, layers_, plan);
   }
   pass.allocate(ctx, Phase::Forward, x.dim(0));
+  pass.set_stat_rows(stat_samples_ > 0 && stat_samples_ < x.dim(0) ? stat_samples_ : 0);
 }
 
 Tensor Network::forward(Context& ctx, Pass& pass, const Tensor& x) {

@@ -83,6 +83,11 @@ class Network {
   // The name prefix of the layer that holds the last parameter, e.g. "fc." (the classifier).
   std::string last_layer_prefix() const;
   void set_training(bool training) { body_->set_training(training); }
+  // Clean-statistics batch norm: in training mode every batch norm normalises the whole batch
+  // with the statistics of its first n samples, and moves its running statistics by them
+  // alone (the gradient through the statistics reaches those samples only). 0, or n at least
+  // the batch: all samples, as usual.
+  void set_stat_samples(int64_t n) { stat_samples_ = n; }
   // Copies the state into `into`, reusing its storage when it has the right size (so a step
   // that snapshots allocates nothing after the first), and back.
   void snapshot(Context& ctx, NetworkState& into) const;
@@ -109,6 +114,7 @@ class Network {
   std::vector<NamedCounter> counters_;
   std::vector<Dropout*> dropouts_;
   int layers_ = 0;  // layers with an id in passes
+  int64_t stat_samples_ = 0;
   Tensor params_, grads_, buffers_;
   Pass pass_;
 

@@ -78,8 +78,8 @@ Tensor& Pass::buffer(int layer, int k, int64_t n) {
          "pass: layer %d has no buffer %d in its plan", layer, k);
   Buffer& b = buffers_[static_cast<size_t>(layer)][static_cast<size_t>(k)];
   const int64_t rows = rows_[index(b.phase)];
-  ENSURE(!b.per_row || (n >= 1 && n <= rows), "pass: %lld rows asked of a %s arena of %lld",
-         static_cast<long long>(n), phase_name(b.phase), static_cast<long long>(rows));
+  ENSURE(!b.per_row || (n >= 1 && n <= rows), "pass: %lld rows asked of a %s arena of %lld", static_cast<long long>(n),
+         phase_name(b.phase), static_cast<long long>(rows));
   ENSURE(rows > 0, "pass: the %s arena is not allocated", phase_name(b.phase));
   if (b.view.raw() != nullptr && (!b.per_row || b.view.dim(0) == n)) return b.view;
   Shape shape = b.shape;

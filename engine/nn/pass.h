@@ -58,6 +58,10 @@ class Pass {
   int64_t rows(Phase phase) const { return rows_[static_cast<int>(phase)]; }
   // The rows of the last forward (what a backward must match).
   int64_t last_rows() const { return last_rows_; }
+  // The leading rows of the last forward whose statistics every batch norm in training mode
+  // normalises the whole batch with (Network::set_stat_samples); 0: all of them.
+  int64_t stat_rows() const { return stat_rows_; }
+  void set_stat_rows(int64_t n) { stat_rows_ = n; }
   size_t bytes(Phase phase) const { return arena_[static_cast<int>(phase)].bytes(); }
 
   // Buffer k of `layer` viewed for a batch of n rows (n ≤ its phase's rows).
@@ -80,6 +84,7 @@ class Pass {
   std::vector<Tensor> kept_;                  // by layer
   int64_t rows_[2] = {0, 0};
   int64_t last_rows_ = 0;
+  int64_t stat_rows_ = 0;
   Tensor arena_[2];
 };
 

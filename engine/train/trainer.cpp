@@ -61,6 +61,7 @@ std::string TrainConfig::to_json() const {
                       {"log_every", log_every}};
   if (!mixer.empty()) j["mixer"] = nlohmann::json::parse(mixer);
   if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}};  // absent: older runs resume as before
+  if (clean_bn) j["clean_bn"] = true;                                      // likewise
   return j.dump();
 }
 
@@ -168,6 +169,8 @@ Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig
   config_.validate();
   ENSURE(config_.sam_rho == 0 || config_.sam_ascent != "extra" || composer_->rows(config_.batch) > config_.batch,
          "--sam-ascent extra needs extra samples in the batch (protected training)");
+  ENSURE(!config_.clean_bn || composer_->rows(config_.batch) > config_.batch,
+         "--clean-bn needs extra samples in the batch (protected training)");
   check_data_fits(net, data.train);
   check_data_fits(net, data.test);
   const int64_t n = data.train.size();
@@ -246,7 +249,9 @@ void Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug
   }
   loss_.prepare(ctx_, *x, loader_.labels());
   net_.begin_step(static_cast<uint64_t>(global));
+  net_.set_stat_samples(config_.clean_bn ? rows_.clean_prefix() : 0);
   step_->gradient(ctx_, net_, loss_, *x, rows_);
+  net_.set_stat_samples(0);
   ProfileScope scope(ctx_, "optimizer", "step");
   sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
 }

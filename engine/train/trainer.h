@@ -51,6 +51,12 @@ struct TrainConfig {
   // hold around w.
   double sam_rho = 0;
   std::string sam_ascent = "batch";
+  // Clean-statistics batch norm (c-BN, Gan et al. 2023): every batch norm normalises the whole
+  // batch with the statistics of its clean rows alone (the batch's records as they are, which
+  // come first) and moves its running statistics by them, so that the composer's extra
+  // samples neither shift the statistics the model is evaluated with nor get them fitted to
+  // themselves. Needs extra samples (protected training).
+  bool clean_bn = false;
   // The running loss and accuracy stay on the device and are read (one wait) every log_every
   // steps and at the end of each epoch: that is when the trainer checks for divergence and
   // calls on_step. Changes no result, so --resume does not compare it (and checkpoints from

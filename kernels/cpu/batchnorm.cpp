@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 
 #include "kernels/batchnorm.h"
 #include "kernels/cpu/gemm_blocked.h"
@@ -149,13 +150,14 @@ void normalize(const BatchNormShape& s, const float* x, const float* center, con
              : normalize_rows<false, false>(s, x, center, scale, beta, nullptr, y);
 }
 
-// dx = k·(g − mean_g − (x − mean)·u) with g = dy·[y > 0] (kRelu) or dy, also written to dg.
+// dx = k·(g − mean_g − (x − mean)·u) with g = dy·[y > 0] (kRelu) or dy, also written to dg,
+// over rows [r0, r1).
 template <bool kRelu, bool kWriteG>
-void bwd_rows(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, const float* k, const float* u,
-              const float* mean_g, float* dg) {
+void bwd_rows(const BatchNormShape& s, int r0, int r1, const BatchNormBwdArgs& a, const float* y, const float* k,
+              const float* u, const float* mean_g, float* dg) {
   const int C = s.C;
 #pragma omp parallel for schedule(static)
-  for (int r = 0; r < s.M; ++r) {
+  for (int r = r0; r < r1; ++r) {
     const size_t base = static_cast<size_t>(r) * C;
     // Distinct arrays (dx, dg are outputs of their own); restrict lets the loop vectorise.
     const float* __restrict dyr = a.dy + base;
@@ -177,7 +179,7 @@ void bwd_rows(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y
 
 void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
                                  const BatchNormAct& act) {
-  const int M = s.M, C = s.C;
+  const int M = s.stats(), C = s.C;  // the statistics' rows
   thread_local cpu::Scratch pbuf, cbuf;
   double* part = doubles(pbuf, size_t(chunks_of(M)) * 2 * C);
   double* sum = doubles(cbuf, 3 * size_t(C));
@@ -185,7 +187,7 @@ void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams&
   // Sums of d = x − x[0, c] and d²: var = (Σd² − (Σd)²/M)/M does not cancel for |mean| ≫ std.
   double* shift = sq + C;
   for (int c = 0; c < C; ++c) shift[c] = a.x[c];
-  channel_sums2<false>(s, a.x, nullptr, a.x, shift, shift, part, sum, sq);
+  channel_sums2<false>({M, C}, a.x, nullptr, a.x, shift, shift, part, sum, sq);
 
   // The layer rejects M = 1 in training (as PyTorch does); the guard only keeps the
   // unbiased correction finite.
@@ -216,9 +218,10 @@ void batchnorm_fwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& 
   normalize(s, a.x, a.running_mean, scale, a.beta, act, a.y);
 }
 
-// dx = γ·invstd·(g − Σg/M − x̂·Σ(g·x̂)/M), dγ += Σ g·x̂, dβ += Σ g.
+// dx = γ·invstd·(g − Σg/S − x̂·Σ(g·x̂)/S) on the S = s.stats() rows of the statistics, γ·invstd·g
+// on the others; dγ += Σ g·x̂, dβ += Σ g (every sum over all M rows).
 void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg) {
-  const int M = s.M, C = s.C;
+  const int M = s.M, C = s.C, S = s.stats();
   thread_local cpu::Scratch pbuf, cbuf, kbuf;
   double* part = doubles(pbuf, size_t(chunks_of(M)) * 2 * C);
   double* sum_g = doubles(cbuf, 4 * size_t(C));
@@ -231,23 +234,31 @@ void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, c
   else
     channel_sums2<false>(s, a.dy, nullptr, a.x, zero, mean, part, sum_g, sum_gd);
 
-  // Per channel: k = γ·invstd, u = invstd·Σ(g·x̂)/M, mean_g = Σg/M, so that
-  // dx = k·(g − mean_g − (x − mean)·u); x − mean is kept explicit to avoid cancellation.
-  float* k = kbuf.get(3 * size_t(C));
+  // Per channel: k = γ·invstd, u = invstd·Σ(g·x̂)/S, mean_g = Σg/S, so that
+  // dx = k·(g − mean_g − (x − mean)·u); x − mean is kept explicit to avoid cancellation. The
+  // rows outside the statistics get u = mean_g = 0.
+  float* k = kbuf.get(4 * size_t(C));
   float* u = k + C;
   float* mean_g = u + C;
+  float* none = mean_g + C;
   for (int c = 0; c < C; ++c) {
     const double invstd = a.save_invstd[c], sum_g_xhat = sum_gd[c] * invstd;
     k[c] = static_cast<float>(static_cast<double>(a.gamma[c]) * invstd);
-    u[c] = static_cast<float>(invstd * sum_g_xhat / M);
-    mean_g[c] = static_cast<float>(sum_g[c] / M);
+    u[c] = static_cast<float>(invstd * sum_g_xhat / S);
+    mean_g[c] = static_cast<float>(sum_g[c] / S);
+    none[c] = 0.0f;
     a.dgamma[c] += static_cast<float>(sum_g_xhat);
     a.dbeta[c] += static_cast<float>(sum_g[c]);
   }
-  if (y)
-    dg ? bwd_rows<true, true>(s, a, y, k, u, mean_g, dg) : bwd_rows<true, false>(s, a, y, k, u, mean_g, dg);
-  else
-    dg ? bwd_rows<false, true>(s, a, y, k, u, mean_g, dg) : bwd_rows<false, false>(s, a, y, k, u, mean_g, dg);
+  const auto rows = [&](int r0, int r1, const float* ur, const float* mr) {
+    if (y)
+      dg ? bwd_rows<true, true>(s, r0, r1, a, y, k, ur, mr, dg) : bwd_rows<true, false>(s, r0, r1, a, y, k, ur, mr, dg);
+    else
+      dg ? bwd_rows<false, true>(s, r0, r1, a, y, k, ur, mr, dg)
+         : bwd_rows<false, false>(s, r0, r1, a, y, k, ur, mr, dg);
+  };
+  rows(0, S, u, mean_g);
+  if (S < M) rows(S, M, none, none);
 }
 
 void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a) {
@@ -278,17 +289,27 @@ size_t batchnorm_workspace_floats(const BatchNormShape& s) {
   return 3 * (static_cast<size_t>(batchnorm_row_splits(s)) + 1) * static_cast<size_t>(std::max(s.C, 0));
 }
 
+namespace {
+
+// The mean and biased variance of channel c over the first S rows.
+std::pair<double, double> ref_stats(const BatchNormShape& s, const double* x, int c) {
+  const int S = s.stats();
+  double mean = 0, var = 0;
+  for (int r = 0; r < S; ++r) mean += x[static_cast<size_t>(r) * s.C + c];
+  mean /= S;
+  for (int r = 0; r < S; ++r) {
+    const double d = x[static_cast<size_t>(r) * s.C + c] - mean;
+    var += d * d;
+  }
+  return {mean, var / S};
+}
+
+}  // namespace
+
 void batchnorm_fwd_train_ref(const BatchNormShape& s, float eps, const double* x, const double* gamma,
                              const double* beta, double* y) {
   for (int c = 0; c < s.C; ++c) {
-    double mean = 0, var = 0;
-    for (int r = 0; r < s.M; ++r) mean += x[static_cast<size_t>(r) * s.C + c];
-    mean /= s.M;
-    for (int r = 0; r < s.M; ++r) {
-      const double d = x[static_cast<size_t>(r) * s.C + c] - mean;
-      var += d * d;
-    }
-    var /= s.M;
+    const auto [mean, var] = ref_stats(s, x, c);
     const double invstd = 1.0 / std::sqrt(var + eps);
     for (int r = 0; r < s.M; ++r) {
       const size_t i = static_cast<size_t>(r) * s.C + c;
@@ -299,15 +320,9 @@ void batchnorm_fwd_train_ref(const BatchNormShape& s, float eps, const double* x
 
 void batchnorm_bwd_ref(const BatchNormShape& s, float eps, const double* x, const double* dy, const double* gamma,
                        double* dx, double* dgamma, double* dbeta) {
+  const int S = s.stats();
   for (int c = 0; c < s.C; ++c) {
-    double mean = 0, var = 0;
-    for (int r = 0; r < s.M; ++r) mean += x[static_cast<size_t>(r) * s.C + c];
-    mean /= s.M;
-    for (int r = 0; r < s.M; ++r) {
-      const double d = x[static_cast<size_t>(r) * s.C + c] - mean;
-      var += d * d;
-    }
-    var /= s.M;
+    const auto [mean, var] = ref_stats(s, x, c);
     const double invstd = 1.0 / std::sqrt(var + eps);
     double sum_dy = 0, sum_dy_xhat = 0;
     for (int r = 0; r < s.M; ++r) {
@@ -318,7 +333,7 @@ void batchnorm_bwd_ref(const BatchNormShape& s, float eps, const double* x, cons
     for (int r = 0; r < s.M; ++r) {
       const size_t i = static_cast<size_t>(r) * s.C + c;
       const double xhat = (x[i] - mean) * invstd;
-      dx[i] = gamma[c] * invstd * (dy[i] - sum_dy / s.M - xhat * sum_dy_xhat / s.M);
+      dx[i] = gamma[c] * invstd * (r < S ? dy[i] - sum_dy / S - xhat * sum_dy_xhat / S : dy[i]);
     }
     dgamma[c] += sum_dy_xhat;
     dbeta[c] += sum_dy;

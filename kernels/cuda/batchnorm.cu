@@ -4,6 +4,8 @@
 // per-channel partials to the caller's workspace, and a block per channel merges them: the
 // mean and variance by Welford per thread and Chan's merge above it, in one pass over x.
 // Normalise-scale-shift and the dx formula are one fused pass each, channel fixed per thread.
+// With s.stat_rows (c-BN) the statistics come from the first s.stats() rows, normalise all
+// M, and the dx pass applies the statistics' terms to those rows only.
 #include <algorithm>
 #include <cmath>
 
@@ -105,8 +107,9 @@ __device__ inline void for_each_row(int first, int step, int M, Load load, Use u
 
 }  // namespace
 
-// Per-split Welford statistics. Layout of part (3·splits·C floats): n, then mean, then M2,
-// each splits×C with the channel fastest. Threads of a tile past C still join the barriers.
+// Per-split Welford statistics of the first s.stats() rows. Layout of part (3·splits·C
+// floats): n, then mean, then M2, each splits×C with the channel fastest. Threads of a tile
+// past C still join the barriers.
 static __global__ void batchnorm_stats_partial_kernel(BatchNormShape s, const float* x, float* part) {
   __shared__ Welford acc_sh[launch::kBlock];
   const int ct = blockDim.x, by = blockDim.y, splits = gridDim.y;
@@ -114,7 +117,8 @@ static __global__ void batchnorm_stats_partial_kernel(BatchNormShape s, const fl
   Welford acc{0.0f, 0.0f, 0.0f};
   if (c < s.C)
     for_each_row(
-        blockIdx.y * by + threadIdx.y, splits * by, s.M, [&](int r) { return x[static_cast<size_t>(r) * s.C + c]; },
+        blockIdx.y * by + threadIdx.y, splits * by, s.stats(),
+        [&](int r) { return x[static_cast<size_t>(r) * s.C + c]; },
         [&](int, float v) {
           acc.n += 1.0f;
           const float d = v - acc.mean;
@@ -153,10 +157,11 @@ static __global__ void batchnorm_stats_finalize_kernel(BatchNormShape s, BatchNo
   }
   acc = block_reduce(acc, merge);
   if (threadIdx.x != 0) return;
-  const double var = static_cast<double>(acc.m2) / s.M;
+  const int S = s.stats();
+  const double var = static_cast<double>(acc.m2) / S;
   const double invstd = 1.0 / sqrt(var + p.eps);
-  // The layer rejects M = 1 in training; the guard only keeps the correction finite.
-  const double unbias = s.M > 1 ? static_cast<double>(s.M) / (s.M - 1) : 1.0;
+  // The layer rejects S = 1 in training; the guard only keeps the correction finite.
+  const double unbias = S > 1 ? static_cast<double>(S) / (S - 1) : 1.0;
   const double m = p.momentum;
   a.save_mean[c] = acc.mean;
   a.save_invstd[c] = static_cast<float>(invstd);
@@ -224,8 +229,8 @@ static __global__ void batchnorm_bwd_partial_kernel(BatchNormShape s, BatchNormB
 }
 
 // One block per channel adds the splits (in double), ADDS the totals into dgamma and dbeta and
-// leaves the dx coefficients in coef: k = γ·invstd, u = invstd·Σ(dy·x̂)/M, mean_dy = Σdy/M
-// (each C floats, in that order), as batchnorm_bwd_cpu forms them.
+// leaves the dx coefficients in coef: k = γ·invstd, u = invstd·Σ(dy·x̂)/S, mean_dy = Σdy/S
+// with S = s.stats() (each C floats, in that order), as batchnorm_bwd_cpu forms them.
 static __global__ void batchnorm_bwd_finalize_kernel(BatchNormShape s, int splits, const float* part,
                                                      BatchNormBwdArgs a, float* coef) {
   const int c = blockIdx.x;
@@ -239,24 +244,28 @@ static __global__ void batchnorm_bwd_finalize_kernel(BatchNormShape s, int split
   if (threadIdx.x != 0) return;
   const double invstd = a.save_invstd[c];
   coef[c] = static_cast<float>(static_cast<double>(a.gamma[c]) * invstd);
-  coef[s.C + c] = static_cast<float>(invstd * sum.dy_xhat / s.M);
-  coef[2 * s.C + c] = static_cast<float>(sum.dy / s.M);
+  coef[s.C + c] = static_cast<float>(invstd * sum.dy_xhat / s.stats());
+  coef[2 * s.C + c] = static_cast<float>(sum.dy / s.stats());
   a.dgamma[c] += static_cast<float>(sum.dy_xhat);
   a.dbeta[c] += static_cast<float>(sum.dy);
 }
 
-// dx = k·(dy − mean_dy − (x − mean)·u), overwriting dx; x − mean stays explicit, as on the CPU.
+// dx = k·(dy − mean_dy − (x − mean)·u) on the statistics' rows and k·dy on the others,
+// overwriting dx; x − mean stays explicit, as on the CPU.
 static __global__ void batchnorm_dx_kernel(BatchNormShape s, BatchNormBwdArgs a, const float* coef) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= s.C) return;
   const float k = coef[c], u = coef[s.C + c], mean_dy = coef[2 * s.C + c], mean = a.save_mean[c];
+  const int S = s.stats();
   for_each_row(
       blockIdx.y * blockDim.y + threadIdx.y, gridDim.y * blockDim.y, s.M,
       [&](int r) {
         const size_t i = static_cast<size_t>(r) * s.C + c;
         return make_float2(a.x[i], a.dy[i]);
       },
-      [&](int r, float2 v) { a.dx[static_cast<size_t>(r) * s.C + c] = k * (v.y - mean_dy - (v.x - mean) * u); });
+      [&](int r, float2 v) {
+        a.dx[static_cast<size_t>(r) * s.C + c] = r < S ? k * (v.y - mean_dy - (v.x - mean) * u) : k * v.y;
+      });
 }
 
 namespace {
