@@ -56,6 +56,7 @@ void as_usage(const std::function<void()>& f);
 
 void add_train(CLI::App& app, Handler& handler);
 void add_eval(CLI::App& app, Handler& handler);         // eval, info
+void add_predict(CLI::App& app, Handler& handler);      // predict
 void add_data(CLI::App& app, Handler& handler);         // data check
 void add_fingerprint(CLI::App& app, Handler& handler);  // key, users, verify, auth, forge, report
 void add_attack(CLI::App& app, Handler& handler);       // prune, finetune

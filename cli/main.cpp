@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   activeip::cli::Handler handler;
   activeip::cli::add_train(app, handler);
   activeip::cli::add_eval(app, handler);
+  activeip::cli::add_predict(app, handler);
   activeip::cli::add_data(app, handler);
   activeip::cli::add_fingerprint(app, handler);
   activeip::cli::add_attack(app, handler);

@@ -7,14 +7,14 @@
 # build-fuzz/artifacts/NAME/; once the defect is fixed it goes into tests/fixtures/fuzz/NAME,
 # which ctest replays in every build.
 #   usage: scripts/fuzz.sh [DURATION [TARGET…]]   (targets: safetensors checkpoint_meta cifar
-#          idx key token registry; FUZZ_RUNS=N stops each target after N executions instead,
+#          idx key token registry image; FUZZ_RUNS=N stops each target after N executions instead,
 #          DURATION still bounding it; FUZZ_BUILD_DIR, FUZZ_JOBS and FUZZ_CMAKE_ARGS override the
 #          build folder, the build's parallelism and add configure options)
 set -eu
 cd "$(dirname "$0")/.."
 DURATION=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-safetensors checkpoint_meta cifar idx key token registry}
+TARGETS=${*:-safetensors checkpoint_meta cifar idx key token registry image}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 JOBS=${FUZZ_JOBS:-$(nproc)}
 

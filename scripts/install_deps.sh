@@ -6,7 +6,7 @@ set -eu
 
 # clang, its libFuzzer and sanitizer runtimes (libclang-rt-dev) and its OpenMP (libomp-dev) build
 # the fuzz harnesses (scripts/fuzz.sh); the program itself is built with g++.
-PACKAGES="cmake g++ make pkg-config doctest-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libsqlite3-dev libssl-dev libturbojpeg0-dev clang libclang-rt-dev libomp-dev"
+PACKAGES="cmake g++ make pkg-config doctest-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libsqlite3-dev libssl-dev libturbojpeg0-dev libpng-dev clang libclang-rt-dev libomp-dev"
 
 missing=""
 for p in $PACKAGES; do

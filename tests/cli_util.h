@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -79,6 +80,13 @@ inline std::string describe(const std::vector<std::string>& args, const CliRun& 
   for (const std::string& a : args) s << " " << a;
   s << "\nexit status " << r.status << ", signal " << r.signal << "\nstdout:\n" << r.out << "stderr:\n" << r.err;
   return s.str();
+}
+
+// The one JSON object a command printed on stdout (--json); fails the test when it is not one.
+inline nlohmann::json json_of(const CliRun& r) {
+  const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  REQUIRE_MESSAGE(j.is_object(), "stdout is not one JSON object: " << r.out);
+  return j;
 }
 
 // Runs a command that must succeed.

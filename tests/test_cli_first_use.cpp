@@ -23,6 +23,7 @@ using nlohmann::json;
 using test::cli;
 using test::CliRun;
 using test::describe;
+using test::json_of;
 using test::ok;
 using test::protected_model;
 using test::rejected;
@@ -31,12 +32,6 @@ using test::with;
 namespace fs = std::filesystem;
 
 namespace {
-
-json json_of(const CliRun& r) {
-  const json j = json::parse(r.out, nullptr, false);
-  REQUIRE_MESSAGE(j.is_object(), "stdout is not one JSON object: " << r.out);
-  return j;
-}
 
 // A freshly initialised convnet checkpoint for H×W×C images, written through the library.
 void write_model(const TempDir& dir, const std::string& name, const NetSpec& spec) {

@@ -18,6 +18,7 @@ using nlohmann::json;
 using test::cli;
 using test::CliRun;
 using test::describe;
+using test::json_of;
 using test::ok;
 using test::protected_model;
 using test::protected_training;
@@ -29,12 +30,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::vector<std::string> kProbe = {"--data", "synthetic", "--limit-test", "100", "--probes", "20"};
-
-json json_of(const CliRun& r) {
-  const json j = json::parse(r.out, nullptr, false);
-  REQUIRE_MESSAGE(j.is_object(), "stdout is not one JSON object: " << r.out);
-  return j;
-}
 
 }  // namespace
 

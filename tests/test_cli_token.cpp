@@ -18,6 +18,7 @@ using nlohmann::json;
 using test::cli;
 using test::CliRun;
 using test::describe;
+using test::json_of;
 using test::ok;
 using test::rejected;
 using test::TempDir;
@@ -26,12 +27,6 @@ using test::with;
 namespace {
 
 const std::vector<std::string> kProbe = {"--data", "synthetic", "--limit-test", "300", "--probes", "40"};
-
-json json_of(const CliRun& r) {
-  const json j = json::parse(r.out, nullptr, false);
-  REQUIRE_MESSAGE(j.is_object(), "stdout is not one JSON object: " << r.out);
-  return j;
-}
 
 std::vector<std::string> token_auth(const std::string& token, const std::string& user) {
   return with(
