@@ -363,8 +363,8 @@ void add_schedule_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--gamma", o.config.gamma, "Step schedule factor")->capture_default_str();
   cmd->add_option("--label-smoothing", o.config.label_smoothing, "Label smoothing")->capture_default_str();
   cmd->add_option("--sam", o.config.sam_rho,
-                  "Sharpness-aware steps: move each weight tensor by this fraction of its norm up its "
-                  "gradient, and take the gradient there (0: off)")
+                  "Sharpness-aware steps: move each weight tensor (batch norms' excepted) by this fraction of its "
+                  "norm up its gradient, and take the gradient there (0: off)")
       ->capture_default_str()
       ->check(non_negative_number());
   cmd->add_option("--sam-ascent", o.config.sam_ascent,

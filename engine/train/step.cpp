@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <set>
+#include <string>
 
 #include "engine/core/profile.h"
 #include "engine/nn/ops.h"
@@ -55,9 +57,16 @@ void PlainStep::gradient(Context& ctx, Network& net, StepLoss& loss, const Tenso
 }
 
 Tensor parameter_segments(const Network& net) {
+  // The modules with running statistics: the batch norms (torchvision's names, "bn1.").
+  std::set<std::string> norms;
+  const std::string stat = "running_mean";
+  for (const NamedSlot& s : net.slots())
+    if (s.slot.kind == SlotKind::Buffer && s.name.size() > stat.size() &&
+        s.name.compare(s.name.size() - stat.size(), stat.size(), stat) == 0)
+      norms.insert(s.name.substr(0, s.name.size() - stat.size()));
   std::vector<int32_t> pairs;
   for (const NamedSlot& s : net.slots()) {
-    if (s.slot.kind != SlotKind::Parameter) continue;
+    if (s.slot.kind != SlotKind::Parameter || norms.count(s.name.substr(0, s.name.rfind('.') + 1))) continue;
     const int64_t end = s.offset + shape_numel(s.slot.shape);
     ENSURE(end <= INT32_MAX, "%s ends at element %lld of the parameters; SAM indexes them in 32 bits", s.name.c_str(),
            static_cast<long long>(end));

@@ -106,7 +106,9 @@ std::unique_ptr<StepStrategy> make_step_strategy(const TrainConfig& config, Cont
 
 // The segments of net's flat parameter buffer that SAM's ascent (ops::sam_ascent) treats as
 // one tensor each: a host i32 tensor of (begin, end) pairs, one per SlotKind::Parameter slot,
-// in buffer order.
+// in buffer order, but those of the batch norms (a module with a running_mean buffer), which
+// the ascent leaves where they are, as Gan et al. (2023) do: batch norm's scale and shift are
+// not weights a fine-tune moves far, and moving them rescales whole channels.
 Tensor parameter_segments(const Network& net);
 
 }  // namespace activeip

@@ -60,8 +60,10 @@ std::string TrainConfig::to_json() const {
                       {"augment", augment},
                       {"log_every", log_every}};
   if (!mixer.empty()) j["mixer"] = nlohmann::json::parse(mixer);
-  if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}};  // absent: older runs resume as before
-  if (clean_bn) j["clean_bn"] = true;                                      // likewise
+  // Absent: older runs resume as before. "norms": the batch norms stay put (a checkpoint whose
+  // SAM moved them is refused by --resume).
+  if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}, {"norms", "fixed"}};
+  if (clean_bn) j["clean_bn"] = true;  // likewise
   return j.dump();
 }
 

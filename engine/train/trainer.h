@@ -41,7 +41,7 @@ struct TrainConfig {
   // to_json (as "mixer"), so --resume refuses a run whose mixing changed.
   std::string mixer;
   // Sharpness-aware steps (SAM, Foret et al. 2021) when sam_rho > 0: each step first moves
-  // every parameter tensor by sam_rho·‖w‖ along its own gradient (the layer-wise relative
+  // every parameter tensor but batch norm's by sam_rho·‖w‖ along its own gradient (the layer-wise relative
   // bound of adversarial weight perturbation, Wu et al. 2020), takes the gradient there and
   // applies it to the unmoved weights. sam_ascent "batch": the whole batch's gradient, both
   // for the move and at the moved weights (two forward and two backward passes per step).
