@@ -3,7 +3,8 @@
 // held; finetune (FTLL, FTAL, RTLL, RTAL)
 // on the attacker's seeded fraction of the training split, optionally overwriting (protected
 // training under the attacker's own key and registry); distill (a fresh student trained on
-// the teacher's soft labels alone). Each writes the attacked model (and its pruning mask
+// the teacher's soft labels alone); quantize (the weights rounded to B-bit integers, as before
+// deployment). Each writes the attacked model (and its pruning mask
 // beside it, when it has one) and reports what survives: clean accuracy against the original,
 // owner verification, user authentication, forged fingerprints. transform puts the attacker's
 // input preprocessing in front of the unchanged model and reports the same; it writes nothing.
@@ -18,6 +19,7 @@
 #include "attacks/distill.h"
 #include "attacks/finetune.h"
 #include "attacks/prune.h"
+#include "attacks/quantize.h"
 #include "attacks/runner.h"
 #include "attacks/transform.h"
 #include "cli/commands.h"
@@ -53,10 +55,10 @@ struct AttackOptions {
   double fraction = 0.1;
   bool json = false;
 
-  // model_option: --model, or distill's --teacher. writes: the attack writes a model (--out)
-  // and trains (the training options); transform does neither.
+  // model_option: --model, or distill's --teacher. writes: the attack writes a model (--out);
+  // trains: it trains (the training options). transform does neither, quantize only writes.
   void add_to(CLI::App* cmd, const char* model_option = "--model", const char* model_help = "Model to attack",
-              bool writes = true) {
+              bool writes = true, bool trains = true) {
     cmd->add_option(model_option, model, strfmt("%s (.safetensors)", model_help))->required();
     if (writes) cmd->add_option("--out", out, "Attacked model to write (.safetensors)")->required();
     data.add_to(cmd, true);
@@ -79,7 +81,7 @@ struct AttackOptions {
                   "and shifted by 1-4 pixels");
     device.add_to(cmd);
     cmd->add_flag("--json", json, "Print one JSON object");
-    if (!writes) return;
+    if (!writes || !trains) return;
     cmd->add_option("--fraction", fraction, "The attacker's share of the training split (a seeded subset)")
         ->capture_default_str()
         ->check(fraction_check());
@@ -247,8 +249,8 @@ int report(Target& t, const AttackOptions& o, const nlohmann::json& attack, Netw
   return 0;
 }
 
-// Writes the attacked network `net` (mask first, so a model file always has its mask beside
-// it) with `meta` and the attack recorded in its config, then reports (see report()).
+// Writes the attacked network `net` with `meta` and the attack recorded in its config (and its
+// mask beside it as one unit), then reports (see report()).
 int finish(Target& t, const AttackOptions& o, const nlohmann::json& attack, const Tensor& mask, Network& net,
            ModelMeta meta, Overwrite* overwrite = nullptr) {
   write_attacked(o.out, net, t.ctx, mask, meta, attack);
@@ -402,6 +404,31 @@ int run_transform(TransformOptions& o) {
   return report(t, o.a, attack, *t.target.m.net, t.target.m.meta, nullptr, pipeline.alter());
 }
 
+struct QuantizeOptions {
+  AttackOptions a;
+  int bits = 8;
+  std::string granularity = "channel";
+};
+
+int run_quantize(QuantizeOptions& o) {
+  check_out(o.a);
+  const QuantizeSpec spec{o.bits, parse_quantize_granularity(o.granularity)};
+  Target t(o.a, false);
+  Network& net = *t.target.m.net;
+  // A pruned model's zeros stay zero (round(0) = 0): its mask goes along for a later fine-tune.
+  const Tensor mask = mask_beside(o.a.model, net, t.ctx);
+  const QuantizeStats st = quantize_weights(net, t.ctx, spec);
+  const nlohmann::json attack = {{"kind", "quantize"},           {"bits", o.bits},
+                                 {"granularity", o.granularity}, {"tensors", st.tensors},
+                                 {"weights", st.weights},        {"relative_error", st.relative_error},
+                                 {"masked", mask.defined()}};
+  log_line(
+      strfmt("quantization: %d weight tensors (%lld weights) rounded to %d-bit integers per %s, relative error "
+             "%.4g",
+             st.tensors, static_cast<long long>(st.weights), o.bits, o.granularity.c_str(), st.relative_error));
+  return finish(t, o.a, attack, mask, net, t.target.m.meta);
+}
+
 }  // namespace
 
 void add_attack(CLI::App& app, Handler& handler) {
@@ -438,6 +465,24 @@ void add_attack(CLI::App& app, Handler& handler) {
   for (const char* o : {"--data-dir", "--limit-train", "--limit-test"})
     prune->get_option(o)->needs(prune->get_option("--data"));
   prune->callback([p, &handler] { handler = [p] { return run_prune(*p); }; });
+
+  auto q = std::make_shared<QuantizeOptions>();
+  CLI::App* quantize = app.add_subcommand(
+      "quantize",
+      "Round a model's conv and linear weights to B-bit integers (as before deployment) and report what "
+      "survives");
+  q->a.add_to(quantize, "--model", "Model to attack", true, false);
+  quantize->add_option("--bits", q->bits, "Integer bits per weight (8: int8, 4: int4)")
+      ->capture_default_str()
+      ->check(number_in(2, 16));
+  quantize->add_option("--granularity", q->granularity, "One scale per output channel, or per weight tensor")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"channel", "tensor"}));
+  quantize->get_option("--data")->required(false)->description(
+      "Dataset (every measurement needs it; without it the model is quantized and written, nothing measured)");
+  for (const char* o : {"--data-dir", "--limit-train", "--limit-test"})
+    quantize->get_option(o)->needs(quantize->get_option("--data"));
+  quantize->callback([q, &handler] { handler = [q] { return run_quantize(*q); }; });
 
   auto f = std::make_shared<FinetuneOptions>();
   f->a.train.epochs = 5;

@@ -22,7 +22,8 @@
 # "resnet20"; empty skips), DISTILL_EPOCHS (EPOCHS), DISTILL_LR (0.1), TEMPERATURE (4),
 # TRANSFORMS (input transforms, one attack each: "flip shift:1 shift:2 shift:4 median:3 jpeg:50
 # noise:8 bits:4 blur:1 shrinkpad:4"; an entry "a+b" chains a then b; empty skips),
-# TRANSFORM_SEED (the transforms' --seed, 0), PROBES, COUNT, LIMIT_TRAIN, LIMIT_TEST, KEEP_MODELS (0: the attacked models are deleted once
+# TRANSFORM_SEED (the transforms' --seed, 0), QUANTIZE (weight bits of the quantization attack,
+# one per output channel: "8 4"; empty skips), PROBES, COUNT, LIMIT_TRAIN, LIMIT_TEST, KEEP_MODELS (0: the attacked models are deleted once
 # reported), SKIP_EXISTING (1: an attack whose JSON exists is not rerun, so a killed sweep
 # resumes; the ID names the attack's parameters, not PROBES, COUNT or the limits: use a fresh
 # OUT_DIR when changing those).
@@ -61,6 +62,7 @@ DISTILL=${DISTILL-resnet20}
 DISTILL_EPOCHS=${DISTILL_EPOCHS:-$EPOCHS} DISTILL_LR=${DISTILL_LR:-0.1} TEMPERATURE=${TEMPERATURE:-4}
 TRANSFORMS=${TRANSFORMS-flip shift:1 shift:2 shift:4 median:3 jpeg:50 noise:8 bits:4 blur:1 shrinkpad:4}
 TRANSFORM_SEED=${TRANSFORM_SEED:-0}
+QUANTIZE=${QUANTIZE-8 4}
 KEEP_MODELS=${KEEP_MODELS:-0} SKIP_EXISTING=${SKIP_EXISTING:-1}
 
 # Options every attack takes: the data, the device and the probing budget.
@@ -208,6 +210,20 @@ if [ -n "$TRANSFORMS" ]; then
     done
   else
     echo "note: this build has no \`activeip transform\`: input transforms skipped"
+  fi
+fi
+
+# The weights rounded to integers, as a thief does before deploying: nothing is trained.
+if [ -n "$QUANTIZE" ]; then
+  if "$ACTIVEIP" quantize --help >/dev/null 2>&1; then
+    for bits in $QUANTIZE; do
+      id="quantize-int$bits-channel"
+      # shellcheck disable=SC2086
+      run_attack "$id" quantize "int$bits" "" "" "" 0 "" -- \
+        quantize --model "$MODEL" --bits "$bits" --out "$M/$id.safetensors" $COMMON
+    done
+  else
+    echo "note: this build has no \`activeip quantize\`: quantization skipped"
   fi
 fi
 

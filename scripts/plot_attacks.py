@@ -110,6 +110,8 @@ def describe(r):
         return f"distill into {r['student']}, {share}, {epochs} epoch{'s' if epochs != '1' else ''}, lr {r['lr']}"
     if r["family"] == "transform":
         return f"transform {r['method'].replace('+', ' then ')} (input preprocessing, weights unchanged)"
+    if r["family"] == "quantize":
+        return f"quantize the weights to {r['method']}, one scale per output channel"
     return r["id"]
 
 
@@ -182,7 +184,8 @@ def markdown(rows, csv_path, images, plot_note):
     for family, limit, label in (("prune", PRUNE_TARGET_DROP, "Pruning"),
                                  ("finetune", FINETUNE_TARGET_DROP, "Fine-tuning"),
                                  ("distill", FINETUNE_TARGET_DROP, "Distillation"),
-                                 ("transform", FINETUNE_TARGET_DROP, "Input transforms")):
+                                 ("transform", FINETUNE_TARGET_DROP, "Input transforms"),
+                                 ("quantize", PRUNE_TARGET_DROP, "Quantization")):
         fam = [r for r in attacks if r["family"] == family]
         if not fam:
             continue

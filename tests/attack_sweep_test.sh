@@ -2,7 +2,8 @@
 # ctest: scripts/attack_sweep.sh on a protected convnet on `synthetic` (2 users), into a
 # temporary folder: a minimal sweep (sparsities 0 and 0.5 for each pruning method, fine-tuned
 # after pruning at 0.5 only, ftll and ftal at one rate, one fraction, distillation into a
-# convnet when the build has `distill`, two input transforms: a flip and a chain) must write
+# convnet when the build has `distill`, two input transforms: a flip and a chain, int4
+# quantization) must write
 # every attack's report and one CSV row each
 # with the documented columns; plot_attacks.py must write attacks.md from it. A rerun with
 # SKIP_EXISTING skips the finished attacks, records a failing one in the CSV with its error and
@@ -25,15 +26,15 @@ chmod 600 "$TMP/owner.key" "$TMP/users.db"
 DISTILL=""
 if "$ACTIVEIP" distill --help 2>/dev/null | grep -q -- '--teacher'; then DISTILL=convnet; fi
 export BUILD_DIR THREADS=2 EPOCHS=1 FRACTIONS=0.1 SPARSITIES="0.0 0.5" PRUNE_FT_SPARSITIES=0.5 MODES="ftll ftal" LRS=0.01 \
-  PROBES=10 COUNT=5 LIMIT_TRAIN=256 LIMIT_TEST=64 DISTILL TRANSFORMS="flip median:3+jpeg:50"
+  PROBES=10 COUNT=5 LIMIT_TRAIN=256 LIMIT_TEST=64 DISTILL TRANSFORMS="flip median:3+jpeg:50" QUANTIZE=4
 OUT="$TMP/sweep"
 "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
   >"$TMP/log" 2>&1 || fail "the sweep failed"
 
 # The baseline; global, layer and filter: 2 sparsities without fine-tuning + 0.5 fine-tuned on
 # 1 fraction; fineprune: 0.5 fine-tuned; fine-tuning: 2 modes x 1 rate x 1 fraction;
-# distillation: 1 student x 1 fraction; transforms: 2.
-expected=$((1 + 3 + 3 + 3 + 1 + 2 + 2))
+# distillation: 1 student x 1 fraction; transforms: 2; quantization: 1.
+expected=$((1 + 3 + 3 + 3 + 1 + 2 + 2 + 1))
 [ -n "$DISTILL" ] && expected=$((expected + 1))
 python3 - "$OUT/attacks.csv" "$expected" "$DISTILL" <<'PY' || fail "CSV check"
 import csv, sys
@@ -59,6 +60,7 @@ for m in ("global", "layer", "filter"):
 want += [("prune", "fineprune", "0.5", "1")]
 want += [("finetune", "ftal", "", "1"), ("finetune", "ftll", "", "1")]
 want += [("transform", "flip", "", "0"), ("transform", "median:3+jpeg:50", "", "0")]
+want += [("quantize", "int4", "", "0")]
 if distill:
     want += [("distill", "distill", "", "1")]
 assert kinds == sorted(want), f"attacks {kinds}\n expected {sorted(want)}"
@@ -84,7 +86,7 @@ for h in '# Attack sweep' '## Where an attack removed the protection' '## Agains
          '## Every attack' '## Plots'; do
   grep -q "^$h\$" "$md" || fail "attacks.md has no '$h'"
 done
-rows=$(grep -c '^| \(no attack\|prune\|finetune\|distill\|transform\)' "$md")
+rows=$(grep -c '^| \(no attack\|prune\|finetune\|distill\|transform\|quantize\)' "$md")
 [ "$rows" -eq "$expected" ] || fail "attacks.md has $rows attack rows, expected $expected"
 if python3 -c 'import matplotlib' 2>/dev/null; then
   for p in prune_global prune_layer prune_filter prune_fineprune finetune_ftll finetune_ftal transforms; do
@@ -100,7 +102,7 @@ fi
 # 0.5, so sparsity 0.0 is not fine-tuned: 4 rows.)
 cp "$OUT/attacks.csv" "$TMP/first.csv"
 rc=0
-PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" TRANSFORMS="" SKIP_EXISTING=1 \
+PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" TRANSFORMS="" QUANTIZE="" SKIP_EXISTING=1 \
   "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
   >"$TMP/log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "a failed attack gave exit status $rc, expected 1"

@@ -79,6 +79,31 @@ TEST_CASE("cli attack: prune by each method, and a later fine-tune keeps the mas
         static_cast<int64_t>(std::llround(0.4 * static_cast<double>(mask_stats(*m.net, ctx, mask).candidates))));
 }
 
+TEST_CASE("cli attack: quantize reports the protection, and a pruned model's mask goes along") {
+  TempDir dir;
+  protected_model(dir);
+  const std::vector<std::string> base = with({"--key", "owner.key", "--registry", "users.db", "--json"}, kData);
+  const json q = report_of(
+      ok(dir, with({"quantize", "--model", "m.safetensors", "--bits", "4", "--out", "q4.safetensors"}, base)));
+  CHECK(q["attack"]["kind"] == "quantize");
+  CHECK(q["attack"]["bits"] == 4);
+  CHECK(q["attack"]["granularity"] == "channel");
+  CHECK(q["attack"]["masked"] == false);
+  CHECK(q["attack"]["relative_error"].get<double>() > 0);
+  CHECK(!fs::exists(dir / "q4.mask.safetensors"));
+  // int8 of a pruned model: the zeros stay zero and the mask is written beside the copy.
+  ok(dir, {"prune", "--model", "m.safetensors", "--sparsity", "0.5", "--out", "p.safetensors"});
+  const json pq = report_of(ok(dir, with({"quantize", "--model", "p.safetensors", "--out", "pq.safetensors"}, base)));
+  CHECK(pq["attack"]["masked"] == true);
+  Context ctx;
+  LoadedModel m = load_model(dir / "pq.safetensors", ctx);
+  CHECK(mask_violations(*m.net, ctx, load_mask(dir / "pq.mask.safetensors", *m.net)) == 0);
+  rejected(dir, {"quantize", "--model", "m.safetensors", "--bits", "1", "--out", "x.safetensors"}, 2, {"--bits"});
+  rejected(dir, {"quantize", "--model", "m.safetensors", "--out", "m.safetensors"}, 2, {"is the model being attacked"});
+  rejected(dir, {"quantize", "--model", "m.safetensors", "--granularity", "row", "--out", "x.safetensors"}, 2,
+           {"--granularity"});
+}
+
 TEST_CASE("cli attack: filter pruning writes a smaller model that every command loads") {
   TempDir dir;
   protected_model(dir);
