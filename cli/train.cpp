@@ -226,6 +226,8 @@ int run_train(TrainOptions& o) {
     throw UsageError("--key and --registry are for protected training: add --protect");
   if (!o.protect && o.config.clean_bn)
     throw UsageError("--clean-bn takes the statistics of the clean rows of a protected batch: add --protect");
+  if (!o.protect && o.config.attack_every > 0)
+    throw UsageError("--simulate-attack trains the protected samples against attacks: add --protect");
   if (o.code_length > 0 && scheme_for(o.scheme).code_length(2, 0) == 1)
     throw UsageError(strfmt("--code-length: fingerprint scheme %s has no user codes", o.scheme.c_str()));
   const Device device = o.device.parsed();
@@ -332,6 +334,22 @@ void add_protect_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_flag("--clean-bn", o.config.clean_bn,
                 "Clean-statistics batch norm: normalise every batch with the statistics of its clean samples "
                 "alone, so that the stamped and forged samples do not shift them");
+  cmd->add_option("--simulate-attack", o.config.attack_every,
+                  strfmt("Every this many steps, add the protected samples' gradient at the weights a simulated "
+                         "fine-tuning attack reaches: --simulate-steps SGD steps on the clean samples at a "
+                         "learning rate drawn from [%g, %g], %g of them after pruning %g-%g of each conv's "
+                         "filters (0: off)",
+                         kSimulatedAttackLr[0], kSimulatedAttackLr[1], kSimulatedAttackPruneShare,
+                         kSimulatedAttackFilters[0], kSimulatedAttackFilters[1]))
+      ->capture_default_str()
+      ->check(number_in(0, 1e9));
+  cmd->add_option("--simulate-steps", o.config.attack_steps, "SGD steps of each simulated attack")
+      ->capture_default_str()
+      ->check(number_in(1, 1e6));
+  cmd->add_option("--simulate-weight", o.config.attack_weight,
+                  "Weight of the protected samples' gradient at the attacked weights")
+      ->capture_default_str()
+      ->check(positive_number());
   // The end-of-training check, with report's probe rules.
   cmd->add_option("--probes", o.probe.probes, "Held-out test images per pattern for the end-of-training check")
       ->capture_default_str()

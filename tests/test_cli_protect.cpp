@@ -178,16 +178,38 @@ TEST_CASE("cli protect: protected train, auth, verify, forge, report and enroll 
   CHECK(alice["embeddings"].size() == 2);  // the fine-tune kept alice in the mix: m2 trains her too
 }
 
-TEST_CASE("cli protect: --owner-share and --clean-bn reach the training, which the log records") {
+TEST_CASE("cli protect: --owner-share, --clean-bn and --simulate-attack reach the training, which the log records") {
   TempDir dir;
   protected_model(dir);
-  protected_training(
-      dir, {"train",         "--net",    "convnet",       "--data",        "synthetic",  "--epochs", "1",
-            "--limit-train", "64",       "--out",         "x.safetensors", "--protect",  "--key",    "owner.key",
-            "--registry",    "users.db", "--owner-share", "0.25",          "--clean-bn", "--log",    "share.jsonl"});
+  protected_training(dir, {"train",
+                           "--net",
+                           "convnet",
+                           "--data",
+                           "synthetic",
+                           "--epochs",
+                           "1",
+                           "--limit-train",
+                           "64",
+                           "--out",
+                           "x.safetensors",
+                           "--protect",
+                           "--key",
+                           "owner.key",
+                           "--registry",
+                           "users.db",
+                           "--owner-share",
+                           "0.25",
+                           "--clean-bn",
+                           "--log",
+                           "share.jsonl",
+                           "--simulate-attack",
+                           "1",
+                           "--simulate-steps",
+                           "2"});
   const std::string log = test::read_text(dir / "share.jsonl");
   CHECK(log.find(R"("owner_share":0.25)") != std::string::npos);
   CHECK(log.find(R"("clean_bn":true)") != std::string::npos);
+  CHECK(log.find(R"("simulated_attack":{"every":1,)") != std::string::npos);
 }
 
 TEST_CASE("cli protect: refusals name what is wrong and write nothing") {
@@ -198,6 +220,7 @@ TEST_CASE("cli protect: refusals name what is wrong and write nothing") {
   rejected(dir, with(train, {"--protect"}), 2, {"--key"});
   rejected(dir, with(train, {"--key", "owner.key"}), 2, {"--protect"});
   rejected(dir, with(train, {"--clean-bn"}), 2, {"--clean-bn", "--protect"});
+  rejected(dir, with(train, {"--simulate-attack", "5"}), 2, {"--simulate-attack", "--protect"});
   rejected(dir, with(train, {"--protect", "--key", "owner.key", "--registry", "none.db"}), 1,
            {"none.db", "does not exist"});
   rejected(dir, with(train, {"--protect", "--key", "owner.key", "--registry", "users.db", "--poison-rate", "0"}), 2,

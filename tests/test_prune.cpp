@@ -272,6 +272,40 @@ TEST_CASE("prune: the mask file round trip and its refusals") {
   CHECK_THROWS_WITH_AS(load_mask(dir / "m.mask.safetensors", *other), doctest::Contains("not a resnet20"), Error);
 }
 
+TEST_CASE("prune: the filter mask zeroes each convolution's smallest-L1 filters") {
+  Context ctx;
+  auto net = make_net("convnet", {32, 32, 3, 10});
+  net->build(ctx, 3);
+  const Tensor mask = filter_mask(*net, ctx, 0.4);
+  const std::vector<float> w = host_floats(net->params(), ctx), m = host_floats(mask, ctx);
+  int convs = 0;
+  for (const NamedSlot& s : net->slots()) {
+    if (s.slot.kind != SlotKind::Parameter) continue;
+    const int64_t n = shape_numel(s.slot.shape);
+    if (!prunable(s) || s.slot.shape.size() != 4) {  // every other parameter is kept
+      CHECK(std::all_of(m.begin() + s.offset, m.begin() + s.offset + n, [](float v) { return v == 1.0f; }));
+      continue;
+    }
+    ++convs;
+    const int64_t K = s.slot.shape[0], per = n / K;
+    double kept_min = 1e30, removed_max = 0;
+    int64_t removed = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const float* mk = m.data() + s.offset + k * per;
+      const bool gone = mk[0] == 0.0f;
+      CHECK(std::all_of(mk, mk + per, [&](float v) { return v == (gone ? 0.0f : 1.0f); }));  // whole filters
+      double l1 = 0;
+      for (int64_t i = 0; i < per; ++i) l1 += std::fabs(w[s.offset + k * per + i]);
+      removed += gone;
+      (gone ? removed_max : kept_min) = gone ? std::max(removed_max, l1) : std::min(kept_min, l1);
+    }
+    INFO(s.name);
+    CHECK(removed == std::llround(0.4 * static_cast<double>(K)));
+    CHECK(removed_max <= kept_min);
+  }
+  CHECK(convs == 3);
+}
+
 TEST_CASE("prune: a pruned model and its mask change as one unit, wherever the write stops") {
   Context ctx;
   const test::TempDir dir;

@@ -2,6 +2,11 @@
 // it holds, and the mask file beside a model (U8, one element per parameter).
 #include "engine/train/mask.h"
 
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
 #include "engine/io/safetensors.h"
 
 namespace activeip {
@@ -34,6 +39,29 @@ MaskStats mask_stats(const Network& net, Context& ctx, const Tensor& mask) {
     for (int64_t i = 0; i < n; ++i) st.pruned += f[s.offset + i] == 0.0f;
   }
   return st;
+}
+
+Tensor filter_mask(Network& net, Context& ctx, double fraction) {
+  ENSURE(fraction >= 0 && fraction <= 1, "filter fraction must be in [0, 1], got %g", fraction);
+  const Tensor w = net.params().to(Device::cpu(), ctx);
+  ctx.synchronize();
+  Tensor mask = Tensor::host({net.num_parameters()});
+  std::fill_n(mask.data<float>(), mask.numel(), 1.0f);
+  for (const NamedSlot& s : net.slots()) {
+    if (!prunable(s) || s.slot.shape.size() != 4) continue;  // the convolutions
+    const int64_t K = s.slot.shape[0], per = shape_numel(s.slot.shape) / K;
+    std::vector<std::pair<double, int64_t>> l1(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) {
+      double sum = 0;
+      for (int64_t i = 0; i < per; ++i) sum += std::fabs(w.data<float>()[s.offset + k * per + i]);
+      l1[static_cast<size_t>(k)] = {sum, k};
+    }
+    std::sort(l1.begin(), l1.end());
+    const auto removed = static_cast<int64_t>(std::llround(fraction * static_cast<double>(K)));
+    for (int64_t j = 0; j < removed; ++j)
+      std::fill_n(mask.data<float>() + s.offset + l1[static_cast<size_t>(j)].second * per, per, 0.0f);
+  }
+  return mask;
 }
 
 void apply_mask(Network& net, Context& ctx, const Tensor& mask) {

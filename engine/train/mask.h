@@ -25,6 +25,11 @@ void apply_mask(Network& net, Context& ctx, const Tensor& mask);
 // Parameters the mask prunes that are not zero in the network (0 when the mask holds).
 int64_t mask_violations(Network& net, Context& ctx, const Tensor& mask);
 
+// The mask (host, F32) that zeroes, in every convolution, the round(fraction·K) of its K
+// filters with the smallest L1 norm (ties: the lower index first): L1 filter pruning (Li et
+// al. 2017) as a mask, the network keeping its widths.
+Tensor filter_mask(Network& net, Context& ctx, double fraction);
+
 // model.safetensors → model.mask.safetensors.
 std::string mask_path(const std::string& model_path);
 // The mask as a file (U8, one per parameter) with the net's name and `extra` metadata, ready to

@@ -9,7 +9,9 @@
 #include <string>
 
 #include "engine/core/profile.h"
+#include "engine/core/random.h"
 #include "engine/nn/ops.h"
+#include "engine/train/mask.h"
 #include "engine/train/trainer.h"
 
 namespace activeip {
@@ -93,8 +95,8 @@ void SamStep::set_mask(Context&, const Tensor* mask) {
   mask_ = mask && mask->numel() > 0 ? mask : nullptr;
 }
 
-const Tensor& SamStep::rows_of(Context& ctx, const Tensor& d, const BatchRows& rows, bool clean) {
-  ensure_tensor(dlogits_, d.shape(), DType::F32, ctx).copy_from(d, ctx);
+const Tensor& rows_of(Context& ctx, const Tensor& d, const BatchRows& rows, bool clean, Tensor& out) {
+  ensure_tensor(out, d.shape(), DType::F32, ctx).copy_from(d, ctx);
   // Zero each run of consecutive rows on the other side, one fill per run.
   const int n = rows.size();
   for (int begin = 0; begin < n;) {
@@ -102,12 +104,12 @@ const Tensor& SamStep::rows_of(Context& ctx, const Tensor& d, const BatchRows& r
     int end = begin + 1;
     while (end < n && (rows.role[static_cast<size_t>(end)] == kCleanRow) == is_clean) ++end;
     if (is_clean != clean) {
-      Tensor run = dlogits_.slice(begin, end);
+      Tensor run = out.slice(begin, end);
       ops::fill(ctx, 0.0f, run);
     }
     begin = end;
   }
-  return dlogits_;
+  return out;
 }
 
 void SamStep::gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) {
@@ -117,11 +119,11 @@ void SamStep::gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor&
 
   // The ascent: the gradient at w of the whole batch, or of the rows that are not clean; the
   // mask keeps pruned weights at zero in the second pass too.
-  net.backward(ctx, extra_only_ ? rows_of(ctx, dlogits, rows, false) : dlogits);
+  net.backward(ctx, extra_only_ ? rows_of(ctx, dlogits, rows, false, dlogits_) : dlogits);
   ops::sam_ascent(ctx, shape_, rho_, {net.params(), net.grads(), segments_, mask_, norms_, e_});
   if (extra_only_) {  // the clean rows' own gradient is taken at w, from the same forward pass
     net.zero_grad(ctx);
-    net.backward(ctx, rows_of(ctx, dlogits, rows, true));
+    net.backward(ctx, rows_of(ctx, dlogits, rows, true, dlogits_));
     grads_.copy_from(net.grads(), ctx);
   }
 
@@ -132,15 +134,84 @@ void SamStep::gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor&
   net.zero_grad(ctx);
   loss.forward(ctx, net.forward(ctx, x), false);
   const Tensor moved = loss.backward(ctx);
-  net.backward(ctx, extra_only_ ? rows_of(ctx, moved, rows, false) : moved);
+  net.backward(ctx, extra_only_ ? rows_of(ctx, moved, rows, false, dlogits_) : moved);
   if (extra_only_) ops::axpy(ctx, 1.0f, grads_, net.grads());
 
   net.restore(ctx, at_w_);
 }
 
+SimulatedAttackStep::SimulatedAttackStep(std::unique_ptr<StepStrategy> inner, const TrainConfig& config, Context& ctx,
+                                         const Network& net)
+    : inner_(std::move(inner)),
+      every_(config.attack_every),
+      steps_(config.attack_steps),
+      weight_(config.attack_weight),
+      seed_(config.seed) {
+  grads_ = Tensor::empty({net.num_parameters()}, DType::F32, ctx);
+  net.snapshot(ctx, at_w_);  // sizes the scratch
+}
+
+void SimulatedAttackStep::begin_step(uint64_t step) {
+  step_ = step;
+  inner_->begin_step(step);
+}
+
+void SimulatedAttackStep::set_mask(Context& ctx, const Tensor* mask) {
+  mask_ = mask && mask->numel() > 0 ? mask : nullptr;
+  inner_->set_mask(ctx, mask);
+}
+
+void SimulatedAttackStep::gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) {
+  inner_->gradient(ctx, net, loss, x, rows);
+  const int clean = rows.clean_prefix();
+  if (step_ % static_cast<uint64_t>(every_) != 0 || clean == 0 || clean == rows.size()) return;
+  ProfileScope scope(ctx, "simulated attack", "step");
+  Rng draw(mix_seed(seed_, step_, 0xa77ac4));
+  last_lr_ = draw.uniform(kSimulatedAttackLr[0], kSimulatedAttackLr[1]);
+  last_filters_ = draw.uniform() < kSimulatedAttackPruneShare
+                      ? draw.uniform(kSimulatedAttackFilters[0], kSimulatedAttackFilters[1])
+                      : 0.0;
+  ++attacks_;
+  grads_.copy_from(net.grads(), ctx);
+  net.snapshot(ctx, at_w_);
+
+  // The attack: SGD on the clean rows, all weights, under the drawn filter mask (and the
+  // optimizer's pruning mask) held at zero.
+  Tensor labels = Tensor::host({clean}, DType::I32);
+  std::copy(rows.label.begin(), rows.label.begin() + clean, labels.data<int32_t>());
+  labels_ = labels.to(ctx.device(), ctx);
+  const Tensor x_clean = x.slice(0, clean);
+  const auto hold = [&] {
+    if (last_filters_ > 0) apply_mask(net, ctx, prune_mask_);
+    if (mask_) apply_mask(net, ctx, *mask_);
+  };
+  if (last_filters_ > 0) prune_mask_ = filter_mask(net, ctx, last_filters_);
+  hold();
+  for (int k = 0; k < steps_; ++k) {
+    net.zero_grad(ctx);
+    attack_loss_.forward(ctx, net.forward(ctx, pass_, x_clean), labels_, false);
+    net.backward(ctx, pass_, attack_loss_.backward(ctx));
+    ops::axpy(ctx, static_cast<float>(-last_lr_), net.grads(), net.params());
+    hold();
+  }
+
+  // The protection's loss at the attacked weights: the rows that are not clean.
+  net.zero_grad(ctx);
+  loss.forward(ctx, net.forward(ctx, pass_, x), false);
+  net.backward(ctx, pass_, rows_of(ctx, loss.backward(ctx), rows, false, dlogits_));
+  ops::axpy(ctx, static_cast<float>(weight_), net.grads(), grads_);
+  net.grads().copy_from(grads_, ctx);
+  net.restore(ctx, at_w_);
+}
+
 std::unique_ptr<StepStrategy> make_step_strategy(const TrainConfig& config, Context& ctx, const Network& net) {
-  if (config.sam_rho > 0) return std::make_unique<SamStep>(ctx, net, config.sam_rho, config.sam_ascent == "extra");
-  return std::make_unique<PlainStep>();
+  std::unique_ptr<StepStrategy> s;
+  if (config.sam_rho > 0)
+    s = std::make_unique<SamStep>(ctx, net, config.sam_rho, config.sam_ascent == "extra");
+  else
+    s = std::make_unique<PlainStep>();
+  if (config.attack_every > 0) s = std::make_unique<SimulatedAttackStep>(std::move(s), config, ctx, net);
+  return s;
 }
 
 }  // namespace activeip

@@ -66,6 +66,9 @@ class StepStrategy {
   // weights (only that one). Weights, running statistics and counters end as that forward
   // pass left them. Waits for nothing.
   virtual void gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) = 0;
+  // The global step that the next gradient() is taken at (what is drawn at random depends on it
+  // alone, so that --resume stays exact).
+  virtual void begin_step(uint64_t) {}
   // The pruning mask (1 keep / 0 pruned, flat over the parameters; null: none) that the
   // weights obey, so that a strategy that moves them leaves pruned weights at zero.
   virtual void set_mask(Context&, const Tensor*) {}
@@ -87,9 +90,6 @@ class SamStep final : public StepStrategy {
   void set_mask(Context& ctx, const Tensor* mask) override;
 
  private:
-  // d with the rows whose cleanness is not `clean` set to zero (in the scratch dlogits_).
-  const Tensor& rows_of(Context& ctx, const Tensor& d, const BatchRows& rows, bool clean);
-
   double rho_;
   bool extra_only_;
   // Scratch, allocated once: the weights, running statistics and counters a step returns to,
@@ -101,7 +101,53 @@ class SamStep final : public StepStrategy {
   const Tensor* mask_ = nullptr;  // the optimizer's, on the device; null: none
 };
 
-// The strategy a configuration asks for: SamStep when sam_rho > 0, else PlainStep.
+// The zeroed rows of a loss gradient d: those whose cleanness is not `clean`, written to
+// `out` (allocated or reused); the gradient of the clean rows alone, or of the others.
+const Tensor& rows_of(Context& ctx, const Tensor& d, const BatchRows& rows, bool clean, Tensor& out);
+
+// The learning-rate range of a simulated attack, the share of attacks under a filter-pruning
+// mask, and that mask's range of pruned filters per convolution.
+inline constexpr double kSimulatedAttackLr[2] = {0.01, 0.1};
+inline constexpr double kSimulatedAttackPruneShare = 0.5;
+inline constexpr double kSimulatedAttackFilters[2] = {0.3, 0.6};
+
+// Robust embedding against removal attacks (TrainConfig::attack_every): the inner strategy's
+// gradient g(w), then on every attack_every-th step a simulated attack on the batch's clean rows
+// — attack_steps plain SGD steps on all weights (FTAL) at a learning rate drawn uniformly from
+// kSimulatedAttackLr, in kSimulatedAttackPruneShare of the draws after zeroing a drawn share
+// (kSimulatedAttackFilters) of each convolution's smallest-L1 filters and holding them at zero
+// — reaches w'; the gradient of the rows that are not clean (the protection's loss) at w' is
+// added with attack_weight: g(w) + λ·∇L_protect(w') (first order: w' is not differentiated).
+// Weights, running statistics and counters then return to what g(w)'s pass left, bit for bit.
+// The draws are a function of (seed, step).
+class SimulatedAttackStep final : public StepStrategy {
+ public:
+  SimulatedAttackStep(std::unique_ptr<StepStrategy> inner, const TrainConfig& config, Context& ctx, const Network& net);
+  void begin_step(uint64_t step) override;
+  void gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
+  void set_mask(Context& ctx, const Tensor* mask) override;
+  // The last simulated attack's draws (for tests and logs): its learning rate and the share of
+  // filters it pruned (0: none); steps_simulated counts the attacks so far.
+  double last_lr() const { return last_lr_; }
+  double last_filters() const { return last_filters_; }
+  int64_t attacks() const { return attacks_; }
+
+ private:
+  std::unique_ptr<StepStrategy> inner_;
+  int every_, steps_;
+  double weight_;
+  uint64_t seed_, step_ = 0;
+  NetworkState at_w_;
+  Pass pass_;  // the attack's own activations
+  SoftmaxCrossEntropy attack_loss_;
+  Tensor grads_, labels_, dlogits_, prune_mask_;
+  const Tensor* mask_ = nullptr;  // the optimizer's; null: none
+  double last_lr_ = 0, last_filters_ = 0;
+  int64_t attacks_ = 0;
+};
+
+// The strategy a configuration asks for: SamStep when sam_rho > 0, else PlainStep; wrapped in a
+// SimulatedAttackStep when attack_every > 0.
 std::unique_ptr<StepStrategy> make_step_strategy(const TrainConfig& config, Context& ctx, const Network& net);
 
 // The segments of net's flat parameter buffer that SAM's ascent (ops::sam_ascent) treats as

@@ -64,6 +64,13 @@ std::string TrainConfig::to_json() const {
   // SAM moved them is refused by --resume).
   if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}, {"norms", "fixed"}};
   if (clean_bn) j["clean_bn"] = true;  // likewise
+  if (attack_every > 0)                // likewise
+    j["simulated_attack"] = {{"every", attack_every},
+                             {"steps", attack_steps},
+                             {"weight", attack_weight},
+                             {"lr", {kSimulatedAttackLr[0], kSimulatedAttackLr[1]}},
+                             {"prune_share", kSimulatedAttackPruneShare},
+                             {"filters", {kSimulatedAttackFilters[0], kSimulatedAttackFilters[1]}}};
   return j.dump();
 }
 
@@ -82,6 +89,10 @@ void TrainConfig::validate() const {
   ENSURE(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), got %g",
          static_cast<double>(label_smoothing));
   ENSURE(std::isfinite(sam_rho) && sam_rho >= 0, "--sam must be non-negative, got %g", sam_rho);
+  ENSURE(attack_every >= 0, "--simulate-attack must be non-negative, got %d", attack_every);
+  ENSURE(attack_steps >= 1, "--simulate-steps must be at least 1, got %d", attack_steps);
+  ENSURE(std::isfinite(attack_weight) && attack_weight > 0, "--simulate-weight must be positive, got %g",
+         attack_weight);
   ENSURE(sam_ascent == "batch" || sam_ascent == "extra", "--sam-ascent '%s' is unknown (known: batch, extra)",
          sam_ascent.c_str());
   ENSURE(eval_batch >= 1, "evaluation batch must be at least 1, got %d", eval_batch);
@@ -173,6 +184,8 @@ Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig
          "--sam-ascent extra needs extra samples in the batch (protected training)");
   ENSURE(!config_.clean_bn || composer_->rows(config_.batch) > config_.batch,
          "--clean-bn needs extra samples in the batch (protected training)");
+  ENSURE(config_.attack_every == 0 || composer_->rows(config_.batch) > config_.batch,
+         "--simulate-attack needs extra samples in the batch (protected training)");
   check_data_fits(net, data.train);
   check_data_fits(net, data.test);
   const int64_t n = data.train.size();
@@ -252,6 +265,7 @@ void Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug
   loss_.prepare(ctx_, *x, loader_.labels());
   net_.begin_step(static_cast<uint64_t>(global));
   net_.set_stat_samples(config_.clean_bn ? rows_.clean_prefix() : 0);
+  step_->begin_step(static_cast<uint64_t>(global));
   step_->gradient(ctx_, net_, loss_, *x, rows_);
   net_.set_stat_samples(0);
   ProfileScope scope(ctx_, "optimizer", "step");

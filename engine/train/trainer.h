@@ -57,6 +57,13 @@ struct TrainConfig {
   // samples neither shift the statistics the model is evaluated with nor get them fitted to
   // themselves. Needs extra samples (protected training).
   bool clean_bn = false;
+  // Simulated removal attacks (robust embedding, first order as SOPHON and TAR): every
+  // attack_every steps (0: never) the step's gradient gains attack_weight times the gradient of
+  // the rows that are not clean, taken at the weights that attack_steps SGD steps of a drawn
+  // fine-tuning attack (SimulatedAttackStep) reach from w. Needs extra samples.
+  int attack_every = 0;
+  int attack_steps = 5;
+  double attack_weight = 1.0;
   // The running loss and accuracy stay on the device and are read (one wait) every log_every
   // steps and at the end of each epoch: that is when the trainer checks for divergence and
   // calls on_step. Changes no result, so --resume does not compare it (and checkpoints from
