@@ -335,7 +335,8 @@ TEST_CASE("cli: --sam and --sam-ascent are checked") {
   // The ascent on the protected samples needs protected training.
   rejected(dir, small_train({"--sam", "0.05", "--sam-ascent", "extra"}), 1, {"--sam-ascent extra", "protected"});
   ok(dir, small_train({"--sam", "0.05", "--log", "log.jsonl"}));
-  CHECK(test::read_text(dir / "log.jsonl").find(R"("sam":{"ascent":"batch","rho":0.05})") != std::string::npos);
+  CHECK(test::read_text(dir / "log.jsonl").find(R"("sam":{"ascent":"batch","norms":"fixed","rho":0.05})") !=
+        std::string::npos);
 }
 
 TEST_CASE("cli: --log-every is checked and recorded") {

@@ -388,6 +388,16 @@ class RelabelComposer final : public BatchComposer {
   PlainComposer plain_;
 };
 
+// lr 1, no momentum or decay: a step subtracts the gradient itself, so it can be read back.
+TrainConfig readable_step_config() {
+  TrainConfig c = small_config(1);
+  c.lr = 1.0;
+  c.momentum = 0;
+  c.wd = 0;
+  c.schedule = "constant";
+  return c;
+}
+
 // The flat parameters after one training step of convnet (built from seed 4) from `start`
 // (the build's own weights when empty); buffers_out gets the running statistics.
 std::vector<float> one_step(const DataSplits& data, const TrainConfig& config, BatchComposer* composer,
@@ -407,12 +417,7 @@ std::vector<float> one_step(const DataSplits& data, const TrainConfig& config, B
 TEST_CASE("SAM: a step applies the gradient taken at the perturbed weights, to the unperturbed ones") {
   DataSpec spec{"synthetic", "", 256, 64};
   const DataSplits data = load_data(spec);
-  // lr 1, no momentum or decay: a step subtracts the gradient itself, so it can be read back.
-  TrainConfig plain = small_config(1);
-  plain.lr = 1.0;
-  plain.momentum = 0;
-  plain.wd = 0;
-  plain.schedule = "constant";
+  const TrainConfig plain = readable_step_config();
   TrainConfig sam = plain;
   sam.sam_rho = 0.05;
 
@@ -506,12 +511,7 @@ TEST_CASE("simulated attack: the protected rows' gradient at attacked weights is
   DataSpec spec{"synthetic", "", 256, 64};
   const DataSplits data = load_data(spec);
   RelabelComposer mixer;
-  // lr 1, no momentum or decay: a step subtracts the gradient itself, so it can be read back.
-  TrainConfig plain = small_config(1);
-  plain.lr = 1.0;
-  plain.momentum = 0;
-  plain.wd = 0;
-  plain.schedule = "constant";
+  const TrainConfig plain = readable_step_config();
   TrainConfig sim = plain;
   sim.attack_every = 1;
   sim.attack_steps = 3;
