@@ -22,6 +22,8 @@
 # "resnet20"; empty skips), DISTILL_EPOCHS (EPOCHS), DISTILL_LR (0.1), TEMPERATURE (4),
 # TRANSFORMS (input transforms, one attack each: "flip shift:1 shift:2 shift:4 median:3 jpeg:50
 # noise:8 bits:4 blur:1 shrinkpad:4"; an entry "a+b" chains a then b; empty skips),
+# FINETUNE_RUNS (fine-tuning attacks beyond the grid, each MODE:LR:FRACTION:EPOCHS[:SCHEDULE[:WARMUP]],
+# e.g. "ftal:0.05:0.2:5:step ftal:0.1:0.33:5:cosine:1"; empty: none),
 # TRANSFORM_SEED (the transforms' --seed, 0), QUANTIZE (weight bits of the quantization attack,
 # one per output channel: "8 4"; empty skips), PROBES, COUNT, LIMIT_TRAIN, LIMIT_TEST, KEEP_MODELS (0: the attacked models are deleted once
 # reported), SKIP_EXISTING (1: an attack whose JSON exists is not rerun, so a killed sweep
@@ -62,6 +64,7 @@ DISTILL=${DISTILL-resnet20}
 DISTILL_EPOCHS=${DISTILL_EPOCHS:-$EPOCHS} DISTILL_LR=${DISTILL_LR:-0.1} TEMPERATURE=${TEMPERATURE:-4}
 TRANSFORMS=${TRANSFORMS-flip shift:1 shift:2 shift:4 median:3 jpeg:50 noise:8 bits:4 blur:1 shrinkpad:4}
 TRANSFORM_SEED=${TRANSFORM_SEED:-0}
+FINETUNE_RUNS=${FINETUNE_RUNS:-}
 QUANTIZE=${QUANTIZE-8 4}
 KEEP_MODELS=${KEEP_MODELS:-0} SKIP_EXISTING=${SKIP_EXISTING:-1}
 
@@ -180,6 +183,20 @@ for mode in $MODES; do
         --out "$M/$id.safetensors" $COMMON
     done
   done
+done
+
+# The fine-tuning attacks named one by one (settings the grid does not hold: another schedule,
+# more epochs, another fraction).
+for run in $FINETUNE_RUNS; do
+  mode=$(echo "$run" | cut -d: -f1) lr=$(echo "$run" | cut -d: -f2) f=$(echo "$run" | cut -d: -f3)
+  epochs=$(echo "$run" | cut -s -d: -f4) sched=$(echo "$run" | cut -s -d: -f5) warmup=$(echo "$run" | cut -s -d: -f6)
+  [ -n "$epochs" ] || { echo "FINETUNE_RUNS entry '$run' is not MODE:LR:FRACTION:EPOCHS[:SCHEDULE[:WARMUP]]" >&2; exit 2; }
+  sched=${sched:-cosine} warmup=${warmup:-0}
+  id="finetune-$mode-lr$lr-f$f-e$epochs-$sched-w$warmup"
+  # shellcheck disable=SC2086
+  run_attack "$id" finetune "$mode" "" "$lr" "$f" "$epochs" "" -- \
+    finetune --model "$MODEL" --mode "$mode" --lr "$lr" --fraction "$f" --epochs "$epochs" --schedule "$sched" \
+    --warmup "$warmup" --out "$M/$id.safetensors" $COMMON
 done
 
 if [ -n "$DISTILL" ]; then

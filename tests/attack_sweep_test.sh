@@ -3,7 +3,7 @@
 # temporary folder: a minimal sweep (sparsities 0 and 0.5 for each pruning method, fine-tuned
 # after pruning at 0.5 only, ftll and ftal at one rate, one fraction, distillation into a
 # convnet when the build has `distill`, two input transforms: a flip and a chain, int4
-# quantization) must write
+# quantization, one fine-tuning attack named in FINETUNE_RUNS) must write
 # every attack's report and one CSV row each
 # with the documented columns; plot_attacks.py must write attacks.md from it. A rerun with
 # SKIP_EXISTING skips the finished attacks, records a failing one in the CSV with its error and
@@ -26,15 +26,16 @@ chmod 600 "$TMP/owner.key" "$TMP/users.db"
 DISTILL=""
 if "$ACTIVEIP" distill --help 2>/dev/null | grep -q -- '--teacher'; then DISTILL=convnet; fi
 export BUILD_DIR THREADS=2 EPOCHS=1 FRACTIONS=0.1 SPARSITIES="0.0 0.5" PRUNE_FT_SPARSITIES=0.5 MODES="ftll ftal" LRS=0.01 \
-  PROBES=10 COUNT=5 LIMIT_TRAIN=256 LIMIT_TEST=64 DISTILL TRANSFORMS="flip median:3+jpeg:50" QUANTIZE=4
+  PROBES=10 COUNT=5 LIMIT_TRAIN=256 LIMIT_TEST=64 DISTILL TRANSFORMS="flip median:3+jpeg:50" QUANTIZE=4 \
+  FINETUNE_RUNS="ftal:0.05:0.2:1:step"
 OUT="$TMP/sweep"
 "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
   >"$TMP/log" 2>&1 || fail "the sweep failed"
 
 # The baseline; global, layer and filter: 2 sparsities without fine-tuning + 0.5 fine-tuned on
 # 1 fraction; fineprune: 0.5 fine-tuned; fine-tuning: 2 modes x 1 rate x 1 fraction;
-# distillation: 1 student x 1 fraction; transforms: 2; quantization: 1.
-expected=$((1 + 3 + 3 + 3 + 1 + 2 + 2 + 1))
+# distillation: 1 student x 1 fraction; transforms: 2; quantization: 1; named fine-tuning: 1.
+expected=$((1 + 3 + 3 + 3 + 1 + 2 + 2 + 1 + 1))
 [ -n "$DISTILL" ] && expected=$((expected + 1))
 python3 - "$OUT/attacks.csv" "$expected" "$DISTILL" <<'PY' || fail "CSV check"
 import csv, sys
@@ -58,7 +59,7 @@ want = [("baseline", "none", "0", "0")]
 for m in ("global", "layer", "filter"):
     want += [("prune", m, "0.0", "0"), ("prune", m, "0.5", "0"), ("prune", m, "0.5", "1")]
 want += [("prune", "fineprune", "0.5", "1")]
-want += [("finetune", "ftal", "", "1"), ("finetune", "ftll", "", "1")]
+want += [("finetune", "ftal", "", "1"), ("finetune", "ftll", "", "1"), ("finetune", "ftal", "", "1")]
 want += [("transform", "flip", "", "0"), ("transform", "median:3+jpeg:50", "", "0")]
 want += [("quantize", "int4", "", "0")]
 if distill:
@@ -66,7 +67,9 @@ if distill:
 assert kinds == sorted(want), f"attacks {kinds}\n expected {sorted(want)}"
 half = [r for r in rows if r["family"] == "prune" and r["method"] == "global" and r["sparsity"] == "0.5"]
 assert all(abs(float(r["weight_sparsity"]) - 0.5) < 1e-3 for r in half), half
-assert all(r["fraction"] == "0.1" and r["lr"] == "0.01" for r in rows if r["family"] == "finetune")
+named = [r for r in rows if r["id"] == "finetune-ftal-lr0.05-f0.2-e1-step-w0"]
+assert len(named) == 1 and named[0]["schedule"] == "step" and named[0]["fraction"] == "0.2", named
+assert all(r["fraction"] == "0.1" and r["lr"] == "0.01" for r in rows if r["family"] == "finetune" and r not in named)
 # A transform changes no weight: its report is the model's own, measured behind the preprocessing.
 import json, os
 for r in rows:
@@ -102,7 +105,8 @@ fi
 # 0.5, so sparsity 0.0 is not fine-tuned: 4 rows.)
 cp "$OUT/attacks.csv" "$TMP/first.csv"
 rc=0
-PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" TRANSFORMS="" QUANTIZE="" SKIP_EXISTING=1 \
+PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" TRANSFORMS="" QUANTIZE="" FINETUNE_RUNS="" \
+  SKIP_EXISTING=1 \
   "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
   >"$TMP/log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "a failed attack gave exit status $rc, expected 1"
