@@ -167,11 +167,10 @@ void SimulatedAttackStep::gradient(Context& ctx, Network& net, StepLoss& loss, c
   if (step_ % static_cast<uint64_t>(every_) != 0 || clean == 0 || clean == rows.size()) return;
   ProfileScope scope(ctx, "simulated attack", "step");
   Rng draw(mix_seed(seed_, step_, 0xa77ac4));
-  last_lr_ = draw.uniform(kSimulatedAttackLr[0], kSimulatedAttackLr[1]);
-  last_filters_ = draw.uniform() < kSimulatedAttackPruneShare
-                      ? draw.uniform(kSimulatedAttackFilters[0], kSimulatedAttackFilters[1])
-                      : 0.0;
-  ++attacks_;
+  const double lr = draw.uniform(kSimulatedAttackLr[0], kSimulatedAttackLr[1]);
+  const double filters = draw.uniform() < kSimulatedAttackPruneShare
+                             ? draw.uniform(kSimulatedAttackFilters[0], kSimulatedAttackFilters[1])
+                             : 0.0;
   grads_.copy_from(net.grads(), ctx);
   net.snapshot(ctx, at_w_);
 
@@ -182,16 +181,16 @@ void SimulatedAttackStep::gradient(Context& ctx, Network& net, StepLoss& loss, c
   labels_ = labels.to(ctx.device(), ctx);
   const Tensor x_clean = x.slice(0, clean);
   const auto hold = [&] {
-    if (last_filters_ > 0) apply_mask(net, ctx, prune_mask_);
+    if (filters > 0) apply_mask(net, ctx, prune_mask_);
     if (mask_) apply_mask(net, ctx, *mask_);
   };
-  if (last_filters_ > 0) prune_mask_ = filter_mask(net, ctx, last_filters_);
+  if (filters > 0) prune_mask_ = filter_mask(net, ctx, filters);
   hold();
   for (int k = 0; k < steps_; ++k) {
     net.zero_grad(ctx);
     attack_loss_.forward(ctx, net.forward(ctx, pass_, x_clean), labels_, false);
     net.backward(ctx, pass_, attack_loss_.backward(ctx));
-    ops::axpy(ctx, static_cast<float>(-last_lr_), net.grads(), net.params());
+    ops::axpy(ctx, static_cast<float>(-lr), net.grads(), net.params());
     hold();
   }
 

@@ -126,11 +126,6 @@ class SimulatedAttackStep final : public StepStrategy {
   void begin_step(uint64_t step) override;
   void gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows& rows) override;
   void set_mask(Context& ctx, const Tensor* mask) override;
-  // The last simulated attack's draws (for tests and logs): its learning rate and the share of
-  // filters it pruned (0: none); steps_simulated counts the attacks so far.
-  double last_lr() const { return last_lr_; }
-  double last_filters() const { return last_filters_; }
-  int64_t attacks() const { return attacks_; }
 
  private:
   std::unique_ptr<StepStrategy> inner_;
@@ -142,8 +137,6 @@ class SimulatedAttackStep final : public StepStrategy {
   SoftmaxCrossEntropy attack_loss_;
   Tensor grads_, labels_, dlogits_, prune_mask_;
   const Tensor* mask_ = nullptr;  // the optimizer's; null: none
-  double last_lr_ = 0, last_filters_ = 0;
-  int64_t attacks_ = 0;
 };
 
 // The strategy a configuration asks for: SamStep when sam_rho > 0, else PlainStep; wrapped in a
@@ -153,8 +146,7 @@ std::unique_ptr<StepStrategy> make_step_strategy(const TrainConfig& config, Cont
 // The segments of net's flat parameter buffer that SAM's ascent (ops::sam_ascent) treats as
 // one tensor each: a host i32 tensor of (begin, end) pairs, one per SlotKind::Parameter slot,
 // in buffer order, but those of the batch norms (a module with a running_mean buffer), which
-// the ascent leaves where they are, as Gan et al. (2023) do: batch norm's scale and shift are
-// not weights a fine-tune moves far, and moving them rescales whole channels.
+// the ascent leaves where they are, as Gan et al. (2023) do.
 Tensor parameter_segments(const Network& net);
 
 }  // namespace activeip
