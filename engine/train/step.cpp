@@ -180,11 +180,22 @@ void SimulatedAttackStep::gradient(Context& ctx, Network& net, StepLoss& loss, c
   std::copy(rows.label.begin(), rows.label.begin() + clean, labels.data<int32_t>());
   labels_ = labels.to(ctx.device(), ctx);
   const Tensor x_clean = x.slice(0, clean);
+  // One mask for both (one pass over the weights per step): the drawn filters', times the
+  // optimizer's.
+  Tensor held;
+  if (filters > 0) {
+    held = filter_mask(net, ctx, filters);
+    if (mask_) {
+      const Tensor m = mask_->to(Device::cpu(), ctx);
+      ctx.synchronize();
+      for (int64_t i = 0; i < held.numel(); ++i) held.data<float>()[i] *= m.data<float>()[i];
+    }
+  } else if (mask_) {
+    held = *mask_;
+  }
   const auto hold = [&] {
-    if (filters > 0) apply_mask(net, ctx, prune_mask_);
-    if (mask_) apply_mask(net, ctx, *mask_);
+    if (held.defined()) apply_mask(net, ctx, held);
   };
-  if (filters > 0) prune_mask_ = filter_mask(net, ctx, filters);
   hold();
   for (int k = 0; k < steps_; ++k) {
     net.zero_grad(ctx);

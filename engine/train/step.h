@@ -135,7 +135,7 @@ class SimulatedAttackStep final : public StepStrategy {
   NetworkState at_w_;
   Pass pass_;  // the attack's own activations
   SoftmaxCrossEntropy attack_loss_;
-  Tensor grads_, labels_, dlogits_, prune_mask_;
+  Tensor grads_, labels_, dlogits_;
   const Tensor* mask_ = nullptr;  // the optimizer's; null: none
 };
 
