@@ -2,8 +2,8 @@
 //   y[n,p,q,k] = bias[k] + sum_{r,s,c} x[n, p*stride - pad + r, q*stride - pad + s, c] * w[k,r,s,c]
 // fprop writes y; dgrad writes (overwrites) dx; wgrad ADDS into dw (and into dbias when
 // it is not null), so gradients of a step accumulate in the flat gradient buffer.
-// The CPU fast path is an implicit im2col (gathered per row panel) feeding gemm_cpu's blocked
-// micro-kernel.
+// The CPU fast paths: an implicit im2col (gathered per row panel) feeding gemm_cpu's blocked
+// micro-kernel, a direct convolution for few channels and Winograd for 3×3 stride-1 filters.
 #pragma once
 
 #include <cstddef>
@@ -32,10 +32,11 @@ void conv2d_dgrad_cpu(const Conv2dShape& s, const float* dy, const float* w, flo
 void conv2d_dgrad_add_cpu(const Conv2dShape& s, const float* dy, const float* w, const float* dx_add, float* dx);
 void conv2d_wgrad_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 
-// The two CPU algorithms the conv2d_*_cpu functions choose between by conv2d_use_direct: the
-// im2col GEMMs (any shape), and a direct convolution for few channels (C, K ≤ 32, R·S ≤ 25,
-// AVX-512 builds only: conv2d_direct_supported), which reads x and dy in place and keeps a
-// row of output pixels × the channels in registers. Same accumulation rules.
+// The three CPU algorithms the conv2d_*_cpu functions choose between (conv2d_use_winograd, then
+// conv2d_use_direct): the im2col GEMMs (any shape), a direct convolution for few channels
+// (C, K ≤ 32, R·S ≤ 25, AVX-512 builds only: conv2d_direct_supported), which reads x and dy
+// in place and keeps a row of output pixels × the channels in registers, and Winograd.
+// Same accumulation rules: each output summed in an order fixed by the shape.
 bool conv2d_direct_supported(const Conv2dShape& s);
 bool conv2d_use_direct(const Conv2dShape& s);
 void conv2d_fprop_im2col_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
@@ -45,6 +46,17 @@ void conv2d_fprop_direct_cpu(const Conv2dShape& s, const float* x, const float* 
 void conv2d_dgrad_direct_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx,
                              const float* dx_add = nullptr);
 void conv2d_wgrad_direct_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+// Winograd F(2×2, 3×3) for 3×3 filters with stride 1 and pad 1 (conv2d_winograd_supported):
+// 2.25× fewer multiplies than the GEMMs, in all three passes (dgrad + dx_add as above).
+bool conv2d_winograd_supported(const Conv2dShape& s);
+bool conv2d_use_winograd(const Conv2dShape& s);        // for fprop and dgrad
+bool conv2d_use_winograd_wgrad(const Conv2dShape& s);  // for wgrad
+void conv2d_fprop_winograd_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_dgrad_winograd_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                               const float* dx_add = nullptr);
+void conv2d_wgrad_winograd_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+// dbias += the column sums of dy (N·P·Q × K), summed in double: wgrad's bias term.
+void conv2d_bias_grad_cpu(const Conv2dShape& s, const float* dy, float* dbias);
 
 #ifdef ACTIVEIP_CUDA
 // Implicit-GEMM FFMA kernels, fp32 throughout (kernels/cuda/conv2d.cu). wgrad splits its

@@ -104,23 +104,30 @@ inline void add_conv2d_cases(std::vector<OpCase>& cases) {
     }
 }
 
-// The two CPU convolution algorithms called directly, whichever conv2d_*_cpu would pick: the
-// direct kernels on every table shape they support and on shapes of their own (N = 1, 7×5 and
-// 5×7 images, C and K off the 16 lanes, stride 2 with pad 0 and 1, images smaller than the
-// filter, 5×5), and the im2col GEMMs on the shapes the dispatcher now sends to the direct
-// kernels. Host memory whatever the context: these are CPU kernels ("cpu conv2d" family).
+// The three CPU convolution algorithms called directly, whichever conv2d_*_cpu would pick: the
+// direct and Winograd kernels on every table shape they support and on shapes of their own
+// (N = 1, 7×5 and 5×7 images, C and K off the 16 lanes, stride 2 with pad 0 and 1, images
+// smaller than the filter, 5×5; for Winograd 1×1 and odd images, C past the reduction block,
+// K past its output block, tiles past its tile block), and the im2col GEMMs on the shapes the
+// dispatcher sends to the other two. Host memory whatever the context: these are CPU kernels ("cpu conv2d" family).
 inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
   struct Algo {
     const char* name;
     void (*fprop)(const Conv2dShape&, const float*, const float*, const float*, float*);
     void (*dgrad)(const Conv2dShape&, const float*, const float*, float*);  // plain dgrad
+    // dgrad + dx_add in one pass, and wgrad; null where the algorithm has none
+    void (*dgrad_add)(const Conv2dShape&, const float*, const float*, float*, const float*);
     void (*wgrad)(const Conv2dShape&, const float*, const float*, float*, float*);
   };
   const Algo direct{
       "direct", conv2d_fprop_direct_cpu,
       [](const Conv2dShape& s, const float* dy, const float* w, float* dx) { conv2d_dgrad_direct_cpu(s, dy, w, dx); },
-      conv2d_wgrad_direct_cpu};
-  const Algo im2col{"im2col", conv2d_fprop_im2col_cpu, conv2d_dgrad_im2col_cpu, conv2d_wgrad_im2col_cpu};
+      conv2d_dgrad_direct_cpu, conv2d_wgrad_direct_cpu};
+  const Algo im2col{"im2col", conv2d_fprop_im2col_cpu, conv2d_dgrad_im2col_cpu, nullptr, conv2d_wgrad_im2col_cpu};
+  const Algo winograd{
+      "winograd", conv2d_fprop_winograd_cpu,
+      [](const Conv2dShape& s, const float* dy, const float* w, float* dx) { conv2d_dgrad_winograd_cpu(s, dy, w, dx); },
+      conv2d_dgrad_winograd_cpu, conv2d_wgrad_winograd_cpu};
   std::vector<std::pair<Conv2dShape, bool>> shapes;  // (shape, one of the extras)
   for (const ConvShapeCase& cc : kConvTestCases) shapes.emplace_back(cc.s, false);
   const Conv2dShape extra[] = {
@@ -128,6 +135,8 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
       {1, 7, 5, 3, 16, 3, 3, 1, 1},  {1, 7, 5, 16, 16, 3, 3, 2, 1}, {2, 5, 7, 20, 32, 3, 3, 1, 1},
       {1, 5, 7, 32, 31, 3, 3, 2, 1}, {2, 3, 2, 4, 4, 3, 3, 1, 1},   {1, 13, 11, 5, 30, 5, 5, 1, 2},
       {2, 9, 9, 17, 17, 3, 3, 2, 0}, {3, 7, 5, 9, 1, 3, 3, 1, 1},   {1, 6, 6, 32, 32, 3, 3, 2, 1},
+      {1, 1, 1, 5, 7, 3, 3, 1, 1},   {2, 3, 5, 33, 70, 3, 3, 1, 1}, {1, 9, 7, 300, 40, 3, 3, 1, 1},
+      {1, 6, 4, 48, 150, 3, 3, 1, 1}, {2, 17, 15, 24, 40, 3, 3, 1, 1},
   };
   for (const Conv2dShape& s : extra) shapes.emplace_back(s, true);
   uint64_t seed = 2000;
@@ -135,7 +144,8 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
     seed += 10;
     std::vector<Algo> algos;
     if (conv2d_direct_supported(s)) algos.push_back(direct);
-    if (is_extra || conv2d_use_direct(s)) algos.push_back(im2col);
+    if (conv2d_winograd_supported(s)) algos.push_back(winograd);
+    if (is_extra || conv2d_use_direct(s) || conv2d_use_winograd(s) || conv2d_use_winograd_wgrad(s)) algos.push_back(im2col);
     const auto x = random_floats(s.x_size(), seed), w = random_floats(s.w_size(), seed + 1);
     const auto dy = random_floats(s.y_size(), seed + 2), b = random_floats(size_t(s.K), seed + 3);
     const auto dw0 = random_floats(s.w_size(), seed + 4), db0 = random_floats(size_t(s.K), seed + 5);
@@ -165,7 +175,7 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
                          a.dgrad(s, dy.data(), w.data(), dx.data());
                          return Outputs{dx};
                        }});
-      if (std::string(a.name) == "direct")
+      if (a.dgrad_add)
         cases.push_back({"cpu conv2d_dgrad+add " + shape,
                          {"dx"},
                          [=] {
@@ -176,9 +186,10 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
                          },
                          [=](Context&) {
                            std::vector<float> dx = poisoned(s.x_size());
-                           conv2d_dgrad_direct_cpu(s, dy.data(), w.data(), dx.data(), x.data());
+                           a.dgrad_add(s, dy.data(), w.data(), dx.data(), x.data());
                            return Outputs{dx};
                          }});
+      if (a.wgrad)
       cases.push_back({"cpu conv2d_wgrad " + shape + ", bias",
                        {"dw", "dbias"},
                        [=] {

@@ -25,7 +25,7 @@ void run_family(const char* family) {
 TEST_CASE("ops on the CPU match the float64 reference: conv2d fprop, dgrad, wgrad") {
   run_family("conv2d");
 }
-TEST_CASE("the CPU conv2d algorithms match the float64 reference: direct and im2col, each on every shape") {
+TEST_CASE("the CPU conv2d algorithms match the float64 reference: direct, Winograd and im2col, each on every shape") {
   run_family("cpu conv2d");
 }
 TEST_CASE("ops on the CPU match the float64 reference: batch norm fused with the residual add and ReLU") {

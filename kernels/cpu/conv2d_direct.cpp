@@ -503,14 +503,7 @@ void conv2d_wgrad_direct_cpu(const Conv2dShape& s, const float* x, const float* 
         for (int chunk = 1; chunk < chunks; ++chunk) sum += parts[part_size * chunk + i];
         dw[(size_t(k) * RS + rs) * s.C + c] += sum;
       }
-  if (dbias) {  // column sums of dy in double, as the im2col path
-    const long rows = long(s.N) * P * Q;
-    for (int k = 0; k < s.K; ++k) {
-      double sum = 0;
-      for (long i = 0; i < rows; ++i) sum += dy[i * s.K + k];
-      dbias[k] += float(sum);
-    }
-  }
+  if (dbias) conv2d_bias_grad_cpu(s, dy, dbias);
 }
 
 #else  // no AVX-512: conv2d_direct_supported() is false and the dispatcher never calls these
