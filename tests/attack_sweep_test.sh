@@ -1,36 +1,25 @@
 #!/bin/sh
 # ctest: scripts/attack_sweep.sh on a protected convnet on `synthetic` (2 users), into a
-# temporary folder: a minimal sweep (sparsities 0 and 0.5 for each pruning method, fine-tuned
-# after pruning at 0.5 only, ftll and ftal at one rate, one fraction, distillation into a
-# convnet when the build has `distill`, two input transforms: a flip and a chain, int4
-# quantization, one fine-tuning attack named in FINETUNE_RUNS) must write
-# every attack's report and one CSV row each
-# with the documented columns; plot_attacks.py must write attacks.md from it. A rerun with
+# temporary folder: the minimal sweep of tests/sweep_fixture.sh must write every attack's report
+# and one CSV row each with the documented columns; plot_attacks.py must write attacks.md from
+# it. --plan prints the same grid; the grid run as two shards (one with two workers) and
+# collected gives the same CSV (all but the seconds); bad options exit 2. A rerun with
 # SKIP_EXISTING skips the finished attacks, records a failing one in the CSV with its error and
 # exits 1; plot_attacks.py merges both runs' CSVs by id. Skipped (77) without python3.
 set -eu
 command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
-BUILD_DIR=$1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ACTIVEIP="$BUILD_DIR/cli/activeip"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "attack_sweep test: $1"; [ -f "$TMP/log" ] && tail -40 "$TMP/log"; exit 1; }
+. "$ROOT/tests/sweep_fixture.sh"
+sweep_fixture "$TMP" "$1"
+SWEEP="$ROOT/scripts/attack_sweep.sh"
+ARGS="$TMP/model.safetensors $TMP/owner.key $TMP/users.db synthetic"  # mktemp's names have no spaces
 
-# The suite's protected convnet (tests/fixtures/protected: alice and bob embedded), its key
-# made private again (git keeps no file modes but the executable bit).
-cp "$ROOT/tests/fixtures/protected/owner.key" "$ROOT/tests/fixtures/protected/users.db" "$TMP/"
-cp "$ROOT/tests/fixtures/protected/m.safetensors" "$TMP/model.safetensors"
-chmod 600 "$TMP/owner.key" "$TMP/users.db"
-
-DISTILL=""
-if "$ACTIVEIP" distill --help 2>/dev/null | grep -q -- '--teacher'; then DISTILL=convnet; fi
-export BUILD_DIR THREADS=2 EPOCHS=1 FRACTIONS=0.1 SPARSITIES="0.0 0.5" PRUNE_FT_SPARSITIES=0.5 MODES="ftll ftal" LRS=0.01 \
-  PROBES=10 COUNT=5 LIMIT_TRAIN=256 LIMIT_TEST=64 DISTILL TRANSFORMS="flip median:3+jpeg:50" QUANTIZE=4 \
-  FINETUNE_RUNS="ftal:0.05:0.2:1:step"
 OUT="$TMP/sweep"
-"$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
-  >"$TMP/log" 2>&1 || fail "the sweep failed"
+# shellcheck disable=SC2086
+"$SWEEP" $ARGS "$OUT" >"$TMP/log" 2>&1 || fail "the sweep failed"
 
 # The baseline; global, layer and filter: 2 sparsities without fine-tuning + 0.5 fine-tuned on
 # 1 fraction; fineprune: 0.5 fine-tuned; fine-tuning: 2 modes x 1 rate x 1 fraction;
@@ -79,6 +68,41 @@ for r in rows:
         assert j["attack"]["transforms"] == r["method"].split("+"), j["attack"]
         assert r["original_accuracy"] == next(b["original_accuracy"] for b in rows if b["family"] == "baseline"), r
 PY
+# --plan: the same grid, one line per attack (its ID, a tab, its command), in the CSV's order.
+# shellcheck disable=SC2086
+"$SWEEP" --plan $ARGS "$OUT" >"$TMP/plan" 2>"$TMP/log" || fail "--plan failed"
+python3 - "$TMP/plan" "$OUT/attacks.csv" "$BUILD_DIR/cli/activeip" <<'PY' || fail "--plan check"
+import csv, sys
+plan = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+ids = [r["id"] for r in csv.DictReader(open(sys.argv[2]))]
+assert [p[0] for p in plan] == ids, f"--plan lists {[p[0] for p in plan]}\n the CSV {ids}"
+assert all(len(p) == 2 and p[1].startswith(sys.argv[3] + " ") and p[1].endswith(" --device cpu") for p in plan), plan
+PY
+
+# Two shards, the first with two workers, into a fresh folder, then --collect: the same CSV.
+# shellcheck disable=SC2086
+{ "$SWEEP" --shard 0/2 --parallel 2 $ARGS "$TMP/sharded" && "$SWEEP" $ARGS "$TMP/sharded" --shard 1/2; } \
+  >"$TMP/log" 2>&1 || fail "a shard failed"
+grep -q '^shard 1/2: [0-9]* of [0-9]* attacks$' "$TMP/log" || fail "no shard summary"
+[ ! -f "$TMP/sharded/attacks.csv" ] || fail "a shard wrote the CSV"
+"$SWEEP" --collect "$TMP/sharded" >"$TMP/log" 2>&1 || fail "--collect failed"
+same_rows "$OUT/attacks.csv" "$TMP/sharded/attacks.csv" >"$TMP/log" 2>&1 || fail "the sharded sweep's CSV differs"
+[ -f "$TMP/sharded/attacks.md" ] || fail "--collect wrote no attacks.md"
+[ -z "$(find "$TMP/sharded" -name '.claims.*')" ] || fail "claims left behind"
+
+# Usage errors exit 2 naming the option; --collect of a folder without a plan exits 1.
+for bad in "--shard 2/2" "--shard 1" "--shard x/2" "--parallel 0" "--tasks 2" "--bogus"; do
+  rc=0
+  # shellcheck disable=SC2086
+  "$SWEEP" $bad $ARGS "$TMP/bad" >"$TMP/log" 2>&1 || rc=$?
+  [ "$rc" -eq 2 ] || fail "'$bad' gave exit status $rc, expected 2"
+  grep -q "^error: .*${bad%% *}" "$TMP/log" || fail "'$bad': no error naming it"
+done
+rc=0
+"$SWEEP" --collect "$TMP/bad" >"$TMP/log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "--collect without a plan gave exit status $rc, expected 1"
+[ ! -e "$TMP/bad" ] || fail "a refused invocation wrote $TMP/bad"
+
 n=$(find "$OUT/json" -name '*.json' ! -name '*.failed.json' | wc -l)
 [ "$n" -eq "$expected" ] || fail "$n reports in json/, expected $expected"
 [ -z "$(find "$OUT/models" -name '*.safetensors')" ] || fail "attacked models kept without KEEP_MODELS"
@@ -105,10 +129,9 @@ fi
 # 0.5, so sparsity 0.0 is not fine-tuned: 4 rows.)
 cp "$OUT/attacks.csv" "$TMP/first.csv"
 rc=0
+# shellcheck disable=SC2086
 PRUNE_METHODS=global SPARSITIES=0.0 MODES="ftll nosuchmode" DISTILL="" TRANSFORMS="" QUANTIZE="" FINETUNE_RUNS="" \
-  SKIP_EXISTING=1 \
-  "$ROOT/scripts/attack_sweep.sh" "$TMP/model.safetensors" "$TMP/owner.key" "$TMP/users.db" synthetic "$OUT" \
-  >"$TMP/log" 2>&1 || rc=$?
+  SKIP_EXISTING=1 "$SWEEP" $ARGS "$OUT" >"$TMP/log" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "a failed attack gave exit status $rc, expected 1"
 grep -q '^skip finetune-ftll-' "$TMP/log" || fail "the finished ftll attack was not skipped"
 grep -q '^skip prune-global-s0.0 ' "$TMP/log" || fail "the finished pruning attack was not skipped"
