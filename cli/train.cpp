@@ -23,6 +23,10 @@
 
 #include "cli/commands.h"
 #include "cli/protection.h"
+#include "engine/core/communicator.h"
+#ifdef ACTIVEIP_CUDA
+#include "engine/core/cuda_memory.h"
+#endif
 #include "engine/core/file_io.h"
 #include "engine/train/trainer.h"
 #include "fingerprint/assess.h"
@@ -40,6 +44,9 @@ struct TrainOptions {
   DeviceOptions device;
   TrainConfig config;
   bool resume = false, no_augment = false;
+  // --distributed: one rank of an MPI launch (the communicator, once made)
+  bool distributed = false;
+  std::unique_ptr<Communicator> comm;
   // --protect
   bool protect = false;
   std::string key, registry;
@@ -79,23 +86,36 @@ std::unique_ptr<std::ofstream> open_log(const TrainOptions& o, bool resuming) {
 // The epoch loop shared by train and enroll: trains until done, checkpointing every epoch.
 void fit(Trainer& trainer, const Network& net, const TrainOptions& o, const DataSplits& data, const Device& device,
          ModelMeta meta, std::ostream* log) {
+  // A data-parallel run: every rank trains, rank 0 alone reports and writes (Trainer::save).
+  if (o.comm && o.comm->rank() != 0) {
+    while (!trainer.done()) {
+      trainer.train_epoch({});
+      trainer.save(o.out, meta);
+    }
+    return;
+  }
   if (log) {
     nlohmann::json start = {{"event", "start"},
                             {"net", meta.net},
                             {"data", o.data.name},
                             {"device", device.str()},
                             {"threads", cpu_threads(o.device.threads)},
+                            {"ranks", o.comm ? o.comm->size() : 1},
                             {"parameters", net.num_parameters()},
                             {"train_size", data.train.size()},
                             {"test_size", data.test.size()},
                             {"start_epoch", trainer.completed_epochs()},
-                            {"config", nlohmann::json::parse(o.config.to_json())}};
+                            {"config", nlohmann::json::parse(trainer.config().to_json())}};
     *log << start.dump() << "\n" << std::flush;
   }
-  std::fprintf(stderr, "%s (%lld parameters) on %s: %lld train / %lld test images, %lld steps per epoch, %s\n",
+  std::fprintf(stderr, "%s (%lld parameters) on %s: %lld train / %lld test images, %lld steps per epoch, %s%s\n",
                meta.net.c_str(), static_cast<long long>(net.num_parameters()), o.data.name.c_str(),
                static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
-               static_cast<long long>(trainer.steps_per_epoch()), describe_device(device, o.device.threads).c_str());
+               static_cast<long long>(trainer.steps_per_epoch()), describe_device(device, o.device.threads).c_str(),
+               o.comm ? strfmt(" per rank; data-parallel over %s%s", o.comm->describe().c_str(),
+                               o.config.sync_bn ? ", sync batch norm" : "")
+                            .c_str()
+                      : "");
 
   const bool tty = stderr_is_tty();
   auto last_draw = std::chrono::steady_clock::now();
@@ -135,13 +155,41 @@ void fit(Trainer& trainer, const Network& net, const TrainOptions& o, const Data
 // With --resume, continues from --out's checkpoint when there is one; whether it does.
 bool resume(Trainer& trainer, const TrainOptions& o) {
   if (!o.resume) return false;
+  const bool speaks = !o.comm || o.comm->rank() == 0;
   if (!file_exists(o.out)) {
-    std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
+    if (speaks) std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", o.out.c_str());
     return false;
   }
   trainer.resume(o.out);
-  std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
+  if (speaks)
+    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(),
+                 o.config.epochs);
   return true;
+}
+
+// --distributed: joins the MPI launch (before the context: a rank picks its GPU by its local
+// rank when --device is plain `cuda`); then connect() puts NCCL over it on a CUDA context.
+void join_ranks(TrainOptions& o) {
+  if (!o.config.sync_bn && !o.distributed) return;
+  if (!o.distributed) throw UsageError("--sync-bn syncs batch norm over the ranks of a data-parallel run: add --distributed");
+  o.comm = make_mpi_communicator();
+  o.config.ranks = o.comm->size();
+  as_usage([&] { o.config.validate(); });
+  if (o.device.device == "cuda") {
+    int gpu = o.comm->local_rank();
+#ifdef ACTIVEIP_CUDA
+    const int visible = cuda::device_count();  // a launcher may show each rank one GPU only
+    if (visible > 0) gpu %= visible;
+#endif
+    o.device.device = strfmt("cuda:%d", gpu);
+  }
+}
+
+void connect(TrainOptions& o, Context& ctx) {
+  if (!o.comm || !ctx.is_cuda()) return;
+  ENSURE(!o.config.sync_bn || o.comm->size() == 1,
+         "--sync-bn over several processes runs on the CPU only; on CUDA, train without it (batch norm per GPU)");
+  o.comm = make_nccl_communicator(ctx, std::move(o.comm));
 }
 
 // Loads the key and opens the registry of a protected run, before any data is read.
@@ -219,7 +267,7 @@ int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context
   return kProtectionIncomplete;
 }
 
-int run_train(TrainOptions& o) {
+int train(TrainOptions& o) {
   o.config.augment = !o.no_augment;
   as_usage([&] { o.config.validate(); });
   if (!o.protect && (!o.key.empty() || !o.registry.empty()))
@@ -230,12 +278,14 @@ int run_train(TrainOptions& o) {
     throw UsageError("--simulate-attack trains the protected samples against attacks: add --protect");
   if (o.code_length > 0 && scheme_for(o.scheme).code_length(2, 0) == 1)
     throw UsageError(strfmt("--code-length: fingerprint scheme %s has no user codes", o.scheme.c_str()));
+  join_ranks(o);
   const Device device = o.device.parsed();
   check_writable(o.out);
   // The context first: the composer's device tensors come from its allocator, so the
   // protection must be destroyed before it.
   Context ctx(device, o.device.threads);
   o.device.configure(ctx);
+  connect(o, ctx);
   Protection protection;
   if (o.protect) protection = open_protection(o);
 
@@ -248,11 +298,26 @@ int run_train(TrainOptions& o) {
     const auto [scheme, code_length] = run_scheme(o, resuming);
     arm_protection(protection, *scheme, code_length, active_users(*protection.registry), data, o, meta, "");
   }
-  Trainer trainer(*net, ctx, data, o.config, protection.composer.get());
+  Trainer trainer(*net, ctx, data, o.config, protection.composer.get(), o.comm.get());
   resume(trainer, o);
-  const std::unique_ptr<std::ofstream> log = open_log(o, resuming);  // after a refused resume: untouched
+  const bool rank0 = !o.comm || o.comm->rank() == 0;
+  // After a refused resume: untouched. Rank 0 alone logs.
+  const std::unique_ptr<std::ofstream> log = rank0 ? open_log(o, resuming) : nullptr;
   fit(trainer, *net, o, data, device, meta, log.get());
-  return o.protect ? check_and_record(protection, o, *net, ctx, data, log.get()) : 0;
+  return o.protect && rank0 ? check_and_record(protection, o, *net, ctx, data, log.get()) : 0;
+}
+
+// A rank that fails leaves MPI without finalising it (the others may wait for it in a
+// collective); the launcher then ends the job.
+int run_train(TrainOptions& o) {
+  try {
+    const int status = train(o);
+    o.comm.reset();
+    return status;
+  } catch (...) {
+    (void)o.comm.release();
+    throw;
+  }
 }
 
 struct EnrollOptions {
@@ -410,6 +475,14 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--out", o->out, "Checkpoint to write (.safetensors)")->required();
   add_schedule_options(cmd, *o);
   cmd->add_flag("--resume", o->resume, "Continue from --out and its .optim.safetensors if they exist");
+  cmd->add_flag("--distributed", o->distributed,
+                "Data-parallel training, one rank per process of an MPI launch (mpirun -np N activeip train "
+                "... --distributed): --batch is the global batch, each rank trains on its share, the gradients "
+                "are summed over the ranks (MPI on the CPU, NCCL on CUDA, one GPU per rank); rank 0 writes "
+                "checkpoints and logs");
+  cmd->add_flag("--sync-bn", o->config.sync_bn,
+                "With --distributed: batch norms take their statistics over every rank's samples, as one "
+                "process with the whole global batch would (CPU); without it each rank's own");
   cmd->add_flag("--protect", o->protect, "Embed the owner's trigger and every active user's fingerprint");
   add_protect_options(cmd, *o);
   cmd->add_option("--scheme", o->scheme, "Fingerprint scheme of the protected model")

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/cuda_stream.h"
 #include "kernels/hostdevice.h"
@@ -70,6 +71,26 @@ void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams&
 void batchnorm_fwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
                                 const BatchNormAct& act);
 void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg);
+
+// Batch norm over rows held by several processes (sync batch norm): each training pass split
+// at its reductions, which the caller adds over the processes in between. Forward:
+// batchnorm_shift_cpu takes the first row as the shift (every process uses the first
+// process's), batchnorm_stat_sums_cpu writes the first s.stats() rows' Σ(x − shift) and
+// Σ(x − shift)² (2·C doubles, in that order), batchnorm_fwd_train_sums_act_cpu normalises with
+// the statistics of `count` rows whose sums those are. Backward: batchnorm_bwd_sums_cpu writes
+// Σg and Σg·(x − mean) over all M rows (2·C doubles), batchnorm_bwd_sums_act_cpu writes dx
+// from the sums of all processes' rows with `count` statistics rows, and ADDS into dgamma,
+// dbeta this process's own (`local`: the gradients of the processes are added afterwards,
+// with the rest of the parameters'). The one-process training functions above are these with
+// nothing added in between.
+void batchnorm_shift_cpu(const BatchNormShape& s, const float* x, double* shift);
+void batchnorm_stat_sums_cpu(const BatchNormShape& s, const float* x, const double* shift, double* sums);
+void batchnorm_fwd_train_sums_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                                      const BatchNormAct& act, const double* shift, const double* sums,
+                                      int64_t count);
+void batchnorm_bwd_sums_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, double* sums);
+void batchnorm_bwd_sums_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg,
+                                const double* local, const double* sums, int64_t count);
 
 // Device scratch of the CUDA training forward and backward, in floats: the per-channel
 // partial sums of each row split the reductions use (3 floats per split and channel) and

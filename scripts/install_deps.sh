@@ -6,8 +6,9 @@ set -eu
 
 # clang, its libFuzzer and sanitizer runtimes (libclang-rt-dev) and its OpenMP (libomp-dev) build
 # the fuzz harnesses (scripts/fuzz.sh); the program itself is built with g++. slurm-wlm and munge
-# run the one-node Slurm cluster of the sweep's Slurm test (tests/slurm_sweep_test.sh).
-PACKAGES="cmake g++ make pkg-config doctest-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libsqlite3-dev libssl-dev libturbojpeg0-dev libpng-dev clang libclang-rt-dev libomp-dev slurm-wlm munge"
+# run the one-node Slurm cluster of the sweep's Slurm test (tests/slurm_sweep_test.sh). OpenMPI
+# (libopenmpi-dev, openmpi-bin) runs data-parallel training over processes (train --distributed).
+PACKAGES="cmake g++ make pkg-config doctest-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libsqlite3-dev libssl-dev libturbojpeg0-dev libpng-dev clang libclang-rt-dev libomp-dev slurm-wlm munge libopenmpi-dev openmpi-bin"
 
 missing=""
 for p in $PACKAGES; do

@@ -186,7 +186,8 @@ Tensor BatchNorm2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
                       .running_var = running_var,
                       .save_mean = pass.buffer(id(), kSaveMean, 0),
                       .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
-                      .y = y});
+                      .y = y},
+                     {.sync = pass.stat_sync()});
   return y;
 }
 
@@ -203,7 +204,8 @@ Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
                       .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
                       .dx = dx,
                       .dgamma = weight_grad,
-                      .dbeta = bias_grad});
+                      .dbeta = bias_grad},
+                     {.sync = pass.stat_sync()});
   return dx;
 }
 
@@ -221,7 +223,7 @@ Tensor BatchNorm2d::forward_act(Context& ctx, Pass& pass, const Tensor& x, const
                       .save_mean = pass.buffer(id(), kSaveMean, 0),
                       .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
                       .y = y},
-                     {.residual = residual, .relu = relu});
+                     {.residual = residual, .relu = relu, .sync = pass.stat_sync()});
   return y;
 }
 
@@ -240,7 +242,7 @@ Tensor BatchNorm2d::backward_act(Context& ctx, Pass& pass, const Tensor& dy, con
                       .dx = dx,
                       .dgamma = weight_grad,
                       .dbeta = bias_grad},
-                     {.relu_y = relu_y, .dg = &dg, .keep_dg = keep_dg});
+                     {.relu_y = relu_y, .dg = &dg, .keep_dg = keep_dg, .sync = pass.stat_sync()});
   return dx;
 }
 

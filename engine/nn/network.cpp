@@ -105,6 +105,7 @@ void Network::prepare(Context& ctx, Pass& pass, const Tensor& x) {
   }
   pass.allocate(ctx, Phase::Forward, x.dim(0));
   pass.set_stat_rows(stat_samples_ > 0 && stat_samples_ < x.dim(0) ? stat_samples_ : 0);
+  pass.set_stat_sync(stat_sync_);
 }
 
 Tensor Network::forward(Context& ctx, Pass& pass, const Tensor& x) {

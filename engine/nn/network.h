@@ -88,6 +88,10 @@ class Network {
   // alone (the gradient through the statistics reaches those samples only). 0, or n at least
   // the batch: all samples, as usual.
   void set_stat_samples(int64_t n) { stat_samples_ = n; }
+  // Sync batch norm (data-parallel training): in training mode every batch norm takes its
+  // statistics over the rows of all ranks of `sync` (borrowed; null: this process's rows).
+  // With set_stat_samples, over each rank's first n samples.
+  void set_stat_sync(Communicator* sync) { stat_sync_ = sync; }
   // Copies the state into `into`, reusing its storage when it has the right size (so a step
   // that snapshots allocates nothing after the first), and back.
   void snapshot(Context& ctx, NetworkState& into) const;
@@ -115,6 +119,7 @@ class Network {
   std::vector<Dropout*> dropouts_;
   int layers_ = 0;  // layers with an id in passes
   int64_t stat_samples_ = 0;
+  Communicator* stat_sync_ = nullptr;
   Tensor params_, grads_, buffers_;
   Pass pass_;
 

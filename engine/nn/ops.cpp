@@ -10,6 +10,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/elementwise.h"
 
@@ -236,10 +237,26 @@ void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams&
       t.x.data<float>(),           t.gamma.data<float>(),     t.beta.data<float>(),        t.running_mean.data<float>(),
       t.running_var.data<float>(), t.save_mean.data<float>(), t.save_invstd.data<float>(), t.y.data<float>()};
   const BatchNormAct act{f.residual ? f.residual->data<float>() : nullptr, f.relu};
+  Communicator* sync = training && f.sync && f.sync->size() > 1 ? f.sync : nullptr;
+  ENSURE(!sync || !ctx.is_cuda(), "%s: sync batch norm over several processes runs on the CPU only, not on %s", op,
+         ctx.device().str().c_str());
   run(ctx, op,
       {
           .cpu =
-              [&] { training ? batchnorm_fwd_train_act_cpu(s, p, a, act) : batchnorm_fwd_eval_act_cpu(s, p, a, act); },
+              [&] {
+                if (sync) {
+                  // The shift, then the statistics' sums and rows, added over the ranks.
+                  std::vector<double> shift(static_cast<size_t>(s.C)), sums(2 * static_cast<size_t>(s.C) + 1);
+                  batchnorm_shift_cpu(s, a.x, shift.data());
+                  sync->broadcast(ctx, shift.data(), s.C, 0);
+                  batchnorm_stat_sums_cpu(s, a.x, shift.data(), sums.data());
+                  sums.back() = s.stats();
+                  sync->all_reduce_sum(ctx, sums.data(), static_cast<int64_t>(sums.size()));
+                  batchnorm_fwd_train_sums_act_cpu(s, p, a, act, shift.data(), sums.data(), std::llround(sums.back()));
+                } else {
+                  training ? batchnorm_fwd_train_act_cpu(s, p, a, act) : batchnorm_fwd_eval_act_cpu(s, p, a, act);
+                }
+              },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
@@ -272,9 +289,27 @@ void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTens
                            t.save_mean.data<float>(), t.save_invstd.data<float>(), t.dx.data<float>(),
                            t.dgamma.data<float>(),    t.dbeta.data<float>()};
   const float* relu_y = f.relu_y ? f.relu_y->data<float>() : nullptr;
+  Communicator* sync = f.sync && f.sync->size() > 1 ? f.sync : nullptr;
+  ENSURE(!sync || !ctx.is_cuda(), "%s: sync batch norm over several processes runs on the CPU only, not on %s", op,
+         ctx.device().str().c_str());
   run(ctx, op,
       {
-          .cpu = [&] { batchnorm_bwd_act_cpu(s, a, relu_y, f.keep_dg ? f.dg->data<float>() : nullptr); },
+          .cpu =
+              [&] {
+                float* dg = f.keep_dg ? f.dg->data<float>() : nullptr;
+                if (sync) {
+                  // Σg and Σg·(x − mean) and the statistics' rows, added over the ranks.
+                  // dgamma and dbeta take the rank's own sums: the gradient all-reduce adds them.
+                  std::vector<double> local(2 * static_cast<size_t>(s.C) + 1);
+                  batchnorm_bwd_sums_cpu(s, a, relu_y, local.data());
+                  local.back() = s.stats();
+                  std::vector<double> sums = local;
+                  sync->all_reduce_sum(ctx, sums.data(), static_cast<int64_t>(sums.size()));
+                  batchnorm_bwd_sums_act_cpu(s, a, relu_y, dg, local.data(), sums.data(), std::llround(sums.back()));
+                } else {
+                  batchnorm_bwd_act_cpu(s, a, relu_y, dg);
+                }
+              },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
@@ -342,6 +377,19 @@ void axpy(Context& ctx, float alpha, const Tensor& x, Tensor& y) {
           .cpu = [&] { axpy_cpu(n, alpha, x.data<float>(), y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
           .cuda = [&](cudaStream_t st) { axpy_cuda(n, alpha, x.data<float>(), y.data<float>(), st); },
+#endif
+      });
+}
+
+void scale(Context& ctx, float alpha, Tensor& y) {
+  const char* op = "scale";
+  check(ctx, op, {f32("y", y, y.numel())});
+  const size_t n = static_cast<size_t>(y.numel());
+  run(ctx, op,
+      {
+          .cpu = [&] { scale_cpu(n, alpha, y.data<float>()); },
+#ifdef ACTIVEIP_CUDA
+          .cuda = [&](cudaStream_t st) { scale_cuda(n, alpha, y.data<float>(), st); },
 #endif
       });
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "engine/core/communicator.h"
 #include "engine/core/context.h"
 #include "engine/core/tensor.h"
 #include "kernels/augment.h"
@@ -64,14 +65,20 @@ void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTens
 // masked gradient g = dy·[y > 0] written to dg (M×C) when keep_dg (a residual branch needs it).
 // One pass over the rows on the CPU; on CUDA the unfused kernels in sequence, which then need
 // dg whenever relu_y is given (it holds g).
+// sync (training mode; null or one rank: none): sync batch norm, the statistics (and in
+// backward the two per-channel sums) added over the ranks of the communicator, so that every
+// rank normalises with the statistics of all ranks' rows, as one process would with all of
+// them; rank 0's first row is the shift of the sums (kernels/batchnorm.h). The CPU only.
 struct BatchNormFusion {
   const Tensor* residual = nullptr;
   bool relu = false;
+  Communicator* sync = nullptr;
 };
 struct BatchNormBwdFusion {
   const Tensor* relu_y = nullptr;
   Tensor* dg = nullptr;
   bool keep_dg = false;
+  Communicator* sync = nullptr;
 };
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
                    const BatchNormFwdTensors& t, const BatchNormFusion& f);
@@ -82,6 +89,7 @@ void relu_bwd(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx);
 void add(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y);
 void axpy(Context& ctx, float alpha, const Tensor& x, Tensor& y);
 void fill(Context& ctx, float value, Tensor& y);
+void scale(Context& ctx, float alpha, Tensor& y);  // y = alpha·y
 
 void maxpool2d_fwd(Context& ctx, const Pool2dShape& s, const Tensor& x, Tensor& y, Tensor& argmax);
 void maxpool2d_bwd(Context& ctx, const Pool2dShape& s, const Tensor& dy, const Tensor& argmax, Tensor& dx);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/core/communicator.h"
 #include "engine/core/context.h"
 #include "engine/core/tensor.h"
 
@@ -62,6 +63,10 @@ class Pass {
   // normalises the whole batch with (Network::set_stat_samples); 0: all of them.
   int64_t stat_rows() const { return stat_rows_; }
   void set_stat_rows(int64_t n) { stat_rows_ = n; }
+  // Sync batch norm: the ranks whose rows every batch norm in training mode takes its
+  // statistics over (Network::set_stat_sync); null: this process's rows alone.
+  Communicator* stat_sync() const { return stat_sync_; }
+  void set_stat_sync(Communicator* sync) { stat_sync_ = sync; }
   size_t bytes(Phase phase) const { return arena_[static_cast<int>(phase)].bytes(); }
 
   // Buffer k of `layer` viewed for a batch of n rows (n ≤ its phase's rows).
@@ -85,6 +90,7 @@ class Pass {
   int64_t rows_[2] = {0, 0};
   int64_t last_rows_ = 0;
   int64_t stat_rows_ = 0;
+  Communicator* stat_sync_ = nullptr;
   Tensor arena_[2];
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "engine/core/random.h"
 #include "engine/nn/ops.h"
@@ -32,6 +33,31 @@ void BatchRows::resize(int n) {
 int BatchRows::clean_prefix() const {
   const auto it = std::find_if(role.begin(), role.end(), [](RowRole r) { return r != kCleanRow; });
   return static_cast<int>(it - role.begin());
+}
+
+RowShard shard_rows(int batch, int total, int rank, int ranks) {
+  ENSURE(ranks >= 1 && rank >= 0 && rank < ranks, "rank %d of %d ranks", rank, ranks);
+  ENSURE(batch % ranks == 0, "the global batch of %d records does not divide into %d ranks", batch, ranks);
+  ENSURE(total >= batch, "a batch of %d rows has fewer than its %d records", total, batch);
+  const int64_t extra = total - batch;
+  RowShard s;
+  s.clean_begin = batch / ranks * rank;
+  s.clean_end = s.clean_begin + batch / ranks;
+  s.extra_begin = batch + static_cast<int>(extra * rank / ranks);
+  s.extra_end = batch + static_cast<int>(extra * (rank + 1) / ranks);
+  return s;
+}
+
+void shard_batch_rows(const BatchRows& rows, const RowShard& shard, BatchRows& out) {
+  ENSURE(shard.extra_end <= rows.size(), "a shard up to row %d of a batch of %d rows", shard.extra_end, rows.size());
+  out.resize(shard.size());
+  int k = 0;
+  for (const auto& [begin, end] : {std::pair{shard.clean_begin, shard.clean_end}, std::pair{shard.extra_begin, shard.extra_end}})
+    for (int i = begin; i < end; ++i, ++k) {
+      out.record[static_cast<size_t>(k)] = rows.record[static_cast<size_t>(i)];
+      out.label[static_cast<size_t>(k)] = rows.label[static_cast<size_t>(i)];
+      out.role[static_cast<size_t>(k)] = rows.role[static_cast<size_t>(i)];
+    }
 }
 
 void plain_rows(const int32_t* records, int n, const Dataset& data, BatchRows& rows) {

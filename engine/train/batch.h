@@ -60,6 +60,19 @@ class BatchComposer {
   virtual void stamp(Context& ctx, Tensor& x, const BatchRows& rows) = 0;
 };
 
+// Data-parallel training: the rows of a step's global batch that rank `rank` of `ranks` trains
+// on. Every rank composes the same global batch; rank r takes the records' rows [0, batch) from
+// r·batch/ranks to (r+1)·batch/ranks (ranks divides batch) and the composer's extra rows
+// [batch, total) from batch + ⌊r·extra/ranks⌋ to batch + ⌊(r+1)·extra/ranks⌋, in that order,
+// so that its clean rows still come first.
+struct RowShard {
+  int clean_begin = 0, clean_end = 0, extra_begin = 0, extra_end = 0;
+  int size() const { return clean_end - clean_begin + extra_end - extra_begin; }
+};
+RowShard shard_rows(int batch, int total, int rank, int ranks);
+// The shard's rows of `rows`, into `out`.
+void shard_batch_rows(const BatchRows& rows, const RowShard& shard, BatchRows& out);
+
 // rows: the n records `records` of `data` with their true labels, every one clean.
 void plain_rows(const int32_t* records, int n, const Dataset& data, BatchRows& rows);
 

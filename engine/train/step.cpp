@@ -46,7 +46,9 @@ void StepLoss::reset(Context& ctx) {
 
 Tensor StepLoss::backward(Context& ctx) {
   ProfileScope scope(ctx, "loss", "backward");
-  return provider_ ? soft_loss_.backward(ctx) : labels_loss_.backward(ctx);
+  Tensor d = provider_ ? soft_loss_.backward(ctx) : labels_loss_.backward(ctx);
+  if (scale_ != 1.0f) ops::scale(ctx, scale_, d);
+  return d;
 }
 
 void PlainStep::gradient(Context& ctx, Network& net, StepLoss& loss, const Tensor& x, const BatchRows&) {

@@ -44,8 +44,12 @@ class StepLoss {
   void prepare(Context& ctx, const Tensor& x, const Tensor& labels);
   // tally: add the batch's loss and hits to the totals read() returns (SAM's second pass does not).
   void forward(Context& ctx, const Tensor& logits, bool tally = true);
-  // The loss's input gradient for the last forward.
+  // The loss's input gradient for the last forward, times the scale.
   Tensor backward(Context& ctx);
+  // Data-parallel training: the gradient of this rank's share of the global mean loss, the
+  // rank's rows over the global batch's (1: the loss of the rows given), so that the ranks'
+  // gradients add up to the global batch's — through sync batch norm's sums as well.
+  void set_scale(float scale) { scale_ = scale; }
   // The totals of the active loss (labels or soft targets) since its last reset
   // (SoftmaxCrossEntropy::read: one wait), and their reset (no wait).
   LossResult read(Context& ctx);
@@ -55,6 +59,7 @@ class StepLoss {
   SoftmaxCrossEntropy labels_loss_;
   SoftTargetCrossEntropy soft_loss_;
   TargetProvider* provider_ = nullptr;
+  float scale_ = 1.0f;
   Tensor labels_, soft_targets_;
 };
 

@@ -64,6 +64,7 @@ std::string TrainConfig::to_json() const {
   // SAM moved them is refused by --resume).
   if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}, {"norms", "fixed"}};
   if (clean_bn) j["clean_bn"] = true;  // likewise
+  if (ranks > 1) j["distributed"] = {{"ranks", ranks}, {"sync_bn", sync_bn}};  // likewise
   if (attack_every > 0)                // likewise
     j["simulated_attack"] = {{"every", attack_every},
                              {"steps", attack_steps},
@@ -97,6 +98,12 @@ void TrainConfig::validate() const {
          sam_ascent.c_str());
   ENSURE(eval_batch >= 1, "evaluation batch must be at least 1, got %d", eval_batch);
   ENSURE(log_every >= 1, "--log-every must be at least 1, got %d", log_every);
+  ENSURE(ranks >= 1, "data-parallel training needs at least one rank, got %d", ranks);
+  ENSURE(batch % ranks == 0, "--batch %d is the global batch and must divide into the %d ranks (try --batch %d)",
+         batch, ranks, std::max(ranks, batch / ranks * ranks));
+  ENSURE(ranks == 1 || (sam_rho == 0 && attack_every == 0),
+         "%s is not supported in data-parallel training (it takes further gradients within a step)",
+         sam_rho > 0 ? "--sam" : "--simulate-attack");
 }
 
 std::string EpochRecord::to_json() const {
@@ -169,7 +176,8 @@ Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalizat
   return logits;
 }
 
-Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchComposer* composer)
+Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchComposer* composer,
+                 Communicator* comm)
     : net_(net),
       ctx_(ctx),
       data_(data),
@@ -178,7 +186,9 @@ Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig
       sgd_(net, ctx, config_.sgd()),
       loss_(config_.label_smoothing),
       images_(data.train.images.to(ctx.device(), ctx)),
-      loader_(ctx, data.train, images_, data.norm) {
+      loader_(ctx, data.train, images_, data.norm),
+      comm_(comm ? comm : &local_) {
+  config_.ranks = comm_->size();
   config_.validate();
   ENSURE(config_.sam_rho == 0 || config_.sam_ascent != "extra" || composer_->rows(config_.batch) > config_.batch,
          "--sam-ascent extra needs extra samples in the batch (protected training)");
@@ -255,19 +265,61 @@ EpochRecord Trainer::train_epoch(const std::function<void(const StepInfo&)>& on_
   return rec;
 }
 
+namespace {
+
+// The shard's rows of t (rows first): a view when they are one run of rows, else gathered
+// into `out` (allocated or reused).
+const Tensor& take_rows(Context& ctx, const Tensor& t, const RowShard& shard, Tensor& out, Tensor& view) {
+  if (shard.extra_begin == shard.extra_end || shard.clean_end == shard.extra_begin) {
+    const int begin = shard.clean_end > shard.clean_begin ? shard.clean_begin : shard.extra_begin;
+    view = t.slice(begin, begin + shard.size());
+    return view;
+  }
+  Shape shape = t.shape();
+  shape[0] = shard.size();
+  ensure_tensor(out, shape, t.dtype(), ctx);
+  const int clean = shard.clean_end - shard.clean_begin;
+  Tensor head = out.slice(0, clean), tail = out.slice(clean, shard.size());
+  head.copy_from(t.slice(shard.clean_begin, shard.clean_end), ctx);
+  tail.copy_from(t.slice(shard.extra_begin, shard.extra_end), ctx);
+  return out;
+}
+
+}  // namespace
+
 void Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug, Rng& extra_draw) {
   const Tensor* x = nullptr;
+  const Tensor* labels = nullptr;
+  const BatchRows* rows = &rows_;
+  Tensor x_view, labels_view;
   {
     ProfileScope scope(ctx_, "batch: compose, load, augment", "step");
     composer_->compose(static_cast<uint64_t>(global), records, b, data_.train, extra_draw, rows_);
     x = &loader_.load(rows_, aug, composer_);
+    labels = &loader_.labels();
+    if (comm_->size() > 1) {
+      // Every rank built the global batch (the same records, augmentation and stamps as one
+      // process would); it trains on its share, at its share of the global mean loss.
+      const RowShard shard = shard_rows(b, rows_.size(), comm_->rank(), comm_->size());
+      shard_batch_rows(rows_, shard, shard_rows_);
+      x = &take_rows(ctx_, *x, shard, shard_x_, x_view);
+      labels = &take_rows(ctx_, *labels, shard, shard_labels_, labels_view);
+      rows = &shard_rows_;
+      loss_.set_scale(static_cast<float>(shard.size()) / static_cast<float>(rows_.size()));
+    }
   }
-  loss_.prepare(ctx_, *x, loader_.labels());
+  loss_.prepare(ctx_, *x, *labels);
   net_.begin_step(static_cast<uint64_t>(global));
-  net_.set_stat_samples(config_.clean_bn ? rows_.clean_prefix() : 0);
+  net_.set_stat_samples(config_.clean_bn ? rows->clean_prefix() : 0);
+  net_.set_stat_sync(config_.sync_bn ? comm_ : nullptr);
   step_->begin_step(static_cast<uint64_t>(global));
-  step_->gradient(ctx_, net_, loss_, *x, rows_);
+  step_->gradient(ctx_, net_, loss_, *x, *rows);
   net_.set_stat_samples(0);
+  net_.set_stat_sync(nullptr);
+  if (comm_->size() > 1) {
+    ProfileScope scope(ctx_, "gradient all-reduce", "step");
+    comm_->all_reduce_sum(ctx_, net_.grads().data<float>(), net_.grads().numel());
+  }
   ProfileScope scope(ctx_, "optimizer", "step");
   sgd_.step(ctx_, static_cast<float>(learning_rate(schedule_, global)));
 }
@@ -277,7 +329,14 @@ bool Trainer::reads_after(int64_t step) const {
 }
 
 LossResult Trainer::read_loss(int64_t epoch, int64_t step) {
-  const LossResult r = loss_.read(ctx_);
+  LossResult r = loss_.read(ctx_);
+  if (comm_->size() > 1) {  // the global batches' totals
+    double t[3] = {r.loss * static_cast<double>(r.rows), static_cast<double>(r.correct), static_cast<double>(r.rows)};
+    comm_->all_reduce_sum_host(t, 3);
+    r.rows = std::llround(t[2]);
+    r.correct = std::llround(t[1]);
+    r.loss = r.rows > 0 ? t[0] / t[2] : 0;
+  }
   // The totals run from the epoch's start, so a loss that is not finite now first became so
   // after the previous read: in steps first … step + 1 (1-based).
   const int64_t first = step / config_.log_every * config_.log_every + 1;
@@ -337,6 +396,7 @@ std::vector<double> Trainer::time_steps(int64_t steps) {
 }
 
 void Trainer::save(const std::string& model_path, ModelMeta meta) {
+  if (comm_->rank() != 0) return;
   meta.epoch = epoch_;
   meta.config = config_.to_json();
   const SafetensorsWriter model = model_writer(net_, ctx_, meta);
@@ -361,7 +421,9 @@ void Trainer::resume(const std::string& model_path) {
   const SafetensorsReader model(model_path);
   const std::string model_sha256 = model.data_sha256();
   const std::string state_path = train_state_path(model_path);
-  finish_model_pair(model_sha256, state_path);  // a save stopped before its last step
+  // A save stopped before its last step is finished by the rank that saves, before the others read.
+  if (comm_->rank() == 0) finish_model_pair(model_sha256, state_path);
+  comm_->barrier();
   ENSURE(file_exists(state_path), "--resume: %s has no training state beside it (%s is missing)", model_path.c_str(),
          state_path.c_str());
   const SafetensorsReader state(state_path);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/communicator.h"
 #include "engine/data/dataset.h"
 #include "engine/io/checkpoint.h"
 #include "engine/nn/loss.h"
@@ -64,6 +65,12 @@ struct TrainConfig {
   int attack_every = 0;
   int attack_steps = 5;
   double attack_weight = 1.0;
+  // Data-parallel training over `ranks` processes (set by the Trainer from its communicator):
+  // `batch` is the global batch, which every rank composes alike and shards (shard_rows); the
+  // gradient is summed over the ranks after backward. sync_bn: batch norms take their
+  // statistics over every rank's rows (Network::set_stat_sync), else each over its own.
+  int ranks = 1;
+  bool sync_bn = false;
   // The running loss and accuracy stay on the device and are read (one wait) every log_every
   // steps and at the end of each epoch: that is when the trainer checks for divergence and
   // calls on_step. Changes no result, so --resume does not compare it (and checkpoints from
@@ -126,8 +133,14 @@ std::string train_state_path(const std::string& model_path);
 
 class Trainer {
  public:
-  // composer (null: the plain one) must outlive the trainer.
-  Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchComposer* composer = nullptr);
+  // composer (null: the plain one) and comm (null: one process) must outlive the trainer.
+  // With a communicator of several ranks every rank runs its own Trainer on the same data and
+  // configuration (TrainConfig::ranks is taken from it): each trains on its share of every
+  // global batch, the gradients summed over the ranks, so that all hold the same weights;
+  // rank 0 alone writes checkpoints (save), and the losses and accuracies it reports are the
+  // global batch's. Evaluation runs on every rank, on the whole test split.
+  Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig config, BatchComposer* composer = nullptr,
+          Communicator* comm = nullptr);
 
   const TrainConfig& config() const { return config_; }
   int completed_epochs() const { return epoch_; }
@@ -148,7 +161,7 @@ class Trainer {
   std::vector<double> time_steps(int64_t steps);
 
   // Writes the model (weights + meta with the epoch and config) and its train state as one
-  // unit (write_model_pair).
+  // unit (write_model_pair); on ranks other than 0 of a data-parallel run, nothing.
   void save(const std::string& model_path, ModelMeta meta);
   // Loads weights and train state written by save(), first finishing a save that stopped
   // before its last rename; Error when the files disagree with each other (model_sha256, epoch) or with
@@ -198,6 +211,10 @@ class Trainer {
   Tensor images_;  // training images on the device, loaded once
   BatchLoader loader_;
   BatchRows rows_;
+  LocalCommunicator local_;
+  Communicator* comm_ = nullptr;
+  BatchRows shard_rows_;          // data-parallel: this rank's rows of the step,
+  Tensor shard_x_, shard_labels_;  // and their inputs and labels when not one slice of the batch
 };
 
 }  // namespace activeip

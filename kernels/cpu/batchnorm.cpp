@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "kernels/batchnorm.h"
@@ -177,21 +178,27 @@ void bwd_rows(const BatchNormShape& s, int r0, int r1, const BatchNormBwdArgs& a
 
 }  // namespace
 
-void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
-                                 const BatchNormAct& act) {
-  const int M = s.stats(), C = s.C;  // the statistics' rows
-  thread_local cpu::Scratch pbuf, cbuf;
-  double* part = doubles(pbuf, size_t(chunks_of(M)) * 2 * C);
-  double* sum = doubles(cbuf, 3 * size_t(C));
-  double* sq = sum + C;
-  // Sums of d = x − x[0, c] and d²: var = (Σd² − (Σd)²/M)/M does not cancel for |mean| ≫ std.
-  double* shift = sq + C;
-  for (int c = 0; c < C; ++c) shift[c] = a.x[c];
-  channel_sums2<false>({M, C}, a.x, nullptr, a.x, shift, shift, part, sum, sq);
+void batchnorm_shift_cpu(const BatchNormShape& s, const float* x, double* shift) {
+  for (int c = 0; c < s.C; ++c) shift[c] = x[c];
+}
 
+void batchnorm_stat_sums_cpu(const BatchNormShape& s, const float* x, const double* shift, double* sums) {
+  const int M = s.stats(), C = s.C;  // the statistics' rows
+  thread_local cpu::Scratch pbuf;
+  double* part = doubles(pbuf, size_t(chunks_of(M)) * 2 * C);
+  channel_sums2<false>({M, C}, x, nullptr, x, shift, shift, part, sums, sums + C);
+}
+
+void batchnorm_fwd_train_sums_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                                      const BatchNormAct& act, const double* shift, const double* sums,
+                                      int64_t count) {
+  const int C = s.C;
+  const double M = static_cast<double>(count);
+  const double* sum = sums;
+  const double* sq = sums + C;
   // The layer rejects M = 1 in training (as PyTorch does); the guard only keeps the
   // unbiased correction finite.
-  const double unbias = M > 1 ? static_cast<double>(M) / (M - 1) : 1.0;
+  const double unbias = count > 1 ? M / (M - 1) : 1.0;
   const double m = p.momentum;
   thread_local cpu::Scratch sbuf;
   float* scale = sbuf.get(size_t(C));
@@ -209,6 +216,17 @@ void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams&
   normalize(s, a.x, a.save_mean, scale, a.beta, act, a.y);
 }
 
+void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
+                                 const BatchNormAct& act) {
+  // Sums of d = x − x[0, c] and d²: var = (Σd² − (Σd)²/M)/M does not cancel for |mean| ≫ std.
+  thread_local cpu::Scratch cbuf;
+  double* shift = doubles(cbuf, 3 * size_t(s.C));
+  double* sums = shift + s.C;
+  batchnorm_shift_cpu(s, a.x, shift);
+  batchnorm_stat_sums_cpu(s, a.x, shift, sums);
+  batchnorm_fwd_train_sums_act_cpu(s, p, a, act, shift, sums, s.stats());
+}
+
 void batchnorm_fwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
                                 const BatchNormAct& act) {
   thread_local cpu::Scratch sbuf;
@@ -218,25 +236,33 @@ void batchnorm_fwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& 
   normalize(s, a.x, a.running_mean, scale, a.beta, act, a.y);
 }
 
-// dx = γ·invstd·(g − Σg/S − x̂·Σ(g·x̂)/S) on the S = s.stats() rows of the statistics, γ·invstd·g
-// on the others; dγ += Σ g·x̂, dβ += Σ g (every sum over all M rows).
-void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg) {
-  const int M = s.M, C = s.C, S = s.stats();
-  thread_local cpu::Scratch pbuf, cbuf, kbuf;
+void batchnorm_bwd_sums_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, double* sums) {
+  const int M = s.M, C = s.C;
+  thread_local cpu::Scratch pbuf, cbuf;
   double* part = doubles(pbuf, size_t(chunks_of(M)) * 2 * C);
-  double* sum_g = doubles(cbuf, 4 * size_t(C));
-  double* sum_gd = sum_g + C;  // Σ g·(x − mean)
-  double* zero = sum_gd + C;
+  double* zero = doubles(cbuf, 2 * size_t(C));
   double* mean = zero + C;
   for (int c = 0; c < C; ++c) zero[c] = 0.0, mean[c] = a.save_mean[c];
+  // sums: Σg, then Σg·(x − mean)
   if (y)
-    channel_sums2<true>(s, a.dy, y, a.x, zero, mean, part, sum_g, sum_gd);
+    channel_sums2<true>(s, a.dy, y, a.x, zero, mean, part, sums, sums + C);
   else
-    channel_sums2<false>(s, a.dy, nullptr, a.x, zero, mean, part, sum_g, sum_gd);
+    channel_sums2<false>(s, a.dy, nullptr, a.x, zero, mean, part, sums, sums + C);
+}
 
+// dx = γ·invstd·(g − Σg/S − x̂·Σ(g·x̂)/S) on the s.stats() rows of the statistics, γ·invstd·g
+// on the others, S = count, the sums over all rows of every process; dγ += Σ g·x̂, dβ += Σ g
+// over this process's rows (the gradients of the processes are added later).
+void batchnorm_bwd_sums_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg,
+                                const double* local, const double* sums, int64_t count) {
+  const int M = s.M, C = s.C;
+  const double S = static_cast<double>(count);
+  const double* sum_g = sums;
+  const double* sum_gd = sums + C;  // Σ g·(x − mean)
   // Per channel: k = γ·invstd, u = invstd·Σ(g·x̂)/S, mean_g = Σg/S, so that
   // dx = k·(g − mean_g − (x − mean)·u); x − mean is kept explicit to avoid cancellation. The
   // rows outside the statistics get u = mean_g = 0.
+  thread_local cpu::Scratch kbuf;
   float* k = kbuf.get(4 * size_t(C));
   float* u = k + C;
   float* mean_g = u + C;
@@ -247,8 +273,8 @@ void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, c
     u[c] = static_cast<float>(invstd * sum_g_xhat / S);
     mean_g[c] = static_cast<float>(sum_g[c] / S);
     none[c] = 0.0f;
-    a.dgamma[c] += static_cast<float>(sum_g_xhat);
-    a.dbeta[c] += static_cast<float>(sum_g[c]);
+    a.dgamma[c] += static_cast<float>(local[C + c] * invstd);
+    a.dbeta[c] += static_cast<float>(local[c]);
   }
   const auto rows = [&](int r0, int r1, const float* ur, const float* mr) {
     if (y)
@@ -257,8 +283,16 @@ void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, c
       dg ? bwd_rows<false, true>(s, r0, r1, a, y, k, ur, mr, dg)
          : bwd_rows<false, false>(s, r0, r1, a, y, k, ur, mr, dg);
   };
-  rows(0, S, u, mean_g);
-  if (S < M) rows(S, M, none, none);
+  const int stat_rows = s.stats();
+  rows(0, stat_rows, u, mean_g);
+  if (stat_rows < M) rows(stat_rows, M, none, none);
+}
+
+void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg) {
+  thread_local cpu::Scratch sbuf;
+  double* sums = doubles(sbuf, 2 * size_t(s.C));
+  batchnorm_bwd_sums_cpu(s, a, y, sums);
+  batchnorm_bwd_sums_act_cpu(s, a, y, dg, sums, sums, s.stats());
 }
 
 void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a) {
