@@ -10,7 +10,7 @@
 # ||a - b|| / ||b||; the ranks add their fp32 sums in another order, and a ReLU that flips
 # sign on a rounding difference changes a step's gradient by about 1e-4 (one process shows it
 # too: a 1e-8 change of --wd moves resnet20's momentum by 4% in 20 steps). So the drift after
-# 20 steps depends on the recipe and the seed: this convnet measured 7e-5, 2e-5 and 2e-8 with
+# 20 steps depends on the recipe and the seed: this convnet measured 4e-5, 2e-5 and 2e-8 with
 # seeds 1, 2 and 3, resnet20 6e-3; the exact agreement is the one-step check's.
 # Also: a --batch the ranks do not divide is refused; rank 0 alone logs, counting the global
 # batch; a 2-rank run stopped after its first epoch's checkpoint and resumed with --resume ends

@@ -246,7 +246,10 @@ void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams&
               [&] {
                 if (sync) {
                   // The shift, then the statistics' sums and rows, added over the ranks.
-                  std::vector<double> shift(static_cast<size_t>(s.C)), sums(2 * static_cast<size_t>(s.C) + 1);
+                  // (kept per thread, so that a step allocates nothing once they have their size)
+                  thread_local std::vector<double> shift, sums;
+                  shift.resize(static_cast<size_t>(s.C));
+                  sums.resize(2 * static_cast<size_t>(s.C) + 1);
                   batchnorm_shift_cpu(s, a.x, shift.data());
                   sync->broadcast(ctx, shift.data(), s.C, 0);
                   batchnorm_stat_sums_cpu(s, a.x, shift.data(), sums.data());
@@ -300,10 +303,11 @@ void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTens
                 if (sync) {
                   // Σg and Σg·(x − mean) and the statistics' rows, added over the ranks.
                   // dgamma and dbeta take the rank's own sums: the gradient all-reduce adds them.
-                  std::vector<double> local(2 * static_cast<size_t>(s.C) + 1);
+                  thread_local std::vector<double> local, sums;  // per thread, as in the forward
+                  local.resize(2 * static_cast<size_t>(s.C) + 1);
                   batchnorm_bwd_sums_cpu(s, a, relu_y, local.data());
                   local.back() = s.stats();
-                  std::vector<double> sums = local;
+                  sums.assign(local.begin(), local.end());
                   sync->all_reduce_sum(ctx, sums.data(), static_cast<int64_t>(sums.size()));
                   batchnorm_bwd_sums_act_cpu(s, a, relu_y, dg, local.data(), sums.data(), std::llround(sums.back()));
                 } else {
