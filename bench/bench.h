@@ -3,8 +3,8 @@
 // warms up, then times many repetitions — CUDA events per repetition on the GPU, the steady
 // clock on the CPU — with inputs rotated among enough buffers to exceed the L2 cache, and
 // reports the median. Results are JSON objects (the CLI prints them or a table of them);
-// a comparator that cannot run is null, with the reason beside it. fp32 only: the engine
-// has no other precision yet.
+// a comparator that cannot run is null, with the reason beside it. fp32, except that `train`
+// and `infer` also time --precision bf16 on the CPU.
 #pragma once
 
 #include <cstdint>
@@ -93,6 +93,7 @@ struct TrainBenchConfig : CommonConfig {
   std::vector<std::string> nets = {"resnet18", "resnet20", "vgg16"};
   std::vector<int> batches = {128, 256, 512};
   std::vector<std::string> conv_impls = {"custom", "cudnn"};  // cudnn runs the GEMMs on cuBLAS
+  std::vector<std::string> precisions = {"fp32"};              // fp32, bf16 (engine/core/context.h)
   std::string data = "synthetic", data_dir;
   int64_t limit_train = -1;
   uint64_t seed = 1;
@@ -112,7 +113,7 @@ nlohmann::json run_conv(const ConvConfig& config);
 // gemm: "cases" (linear fprop/dgrad/wgrad and squares: "ours", "cublas", "ratio",
 // "validation") and "peak" (the best cuBLAS SGEMM TFLOP/s, the MFU denominator).
 nlohmann::json run_gemm(const GemmConfig& config);
-// train: "peak" and "runs" (net × batch × implementation: images/s, step times, device
+// train: "peak" and "runs" (net × batch × implementation × precision: images/s, step times, device
 // memory, model FLOPs per image, achieved TFLOP/s and MFU). With config.inference the
 // command is "infer": eval-mode forward passes of one normalised batch of the training
 // split, each run counting forward FLOPs only.

@@ -80,15 +80,16 @@ std::string train_table(const json& r) {
   std::ostringstream o;
   const bool infer = r["command"] == "infer";
   o << "bench " << r["command"].get<std::string>() << " on " << machine_line(r["machine"]) << ", "
-    << r["config"]["data"].get<std::string>() << ", fp32, median of " << r["config"]["timed_steps"].get<int>()
+    << r["config"]["data"].get<std::string>() << ", median of " << r["config"]["timed_steps"].get<int>()
     << (infer ? " forward passes after " : " steps after ") << r["config"]["warmup_steps"].get<int>() << "\n";
-  o << strfmt("%-9s %6s %-7s %10s %10s %9s %8s %7s %12s\n", "net", "batch", "impl", "images/s", "step ms", "GFLOP/img",
-              "TFLOP/s", "MFU", "peak MiB");
+  o << strfmt("%-9s %6s %-7s %-5s %10s %10s %9s %8s %7s %12s\n", "net", "batch", "impl", "prec", "images/s", "step ms",
+              "GFLOP/img", "TFLOP/s", "MFU", "peak MiB");
   for (const json& x : r["runs"]) {
     const json mem = x.value("memory", json::object());
     const json peak = mem.value("peak_allocated_bytes", json());
-    o << strfmt("%-9s %6d %-7s %10s %10s %9s %8s %7s %12s", x["net"].get<std::string>().c_str(), x["batch"].get<int>(),
-                x["conv_impl"].get<std::string>().c_str(), num(x["images_per_s"], "%.1f").c_str(),
+    o << strfmt("%-9s %6d %-7s %-5s %10s %10s %9s %8s %7s %12s", x["net"].get<std::string>().c_str(),
+                x["batch"].get<int>(), x["conv_impl"].get<std::string>().c_str(),
+                x.value("precision", std::string("fp32")).c_str(), num(x["images_per_s"], "%.1f").c_str(),
                 x.contains("step_ms") ? num(x["step_ms"]["median"], "%.2f").c_str() : "-",
                 num(x["model_gflops_per_image"], "%.3f").c_str(),
                 num(x.value("achieved_tflops", json()), "%.2f").c_str(), num(x.value("mfu", json()), "%.3f").c_str(),

@@ -76,12 +76,12 @@ json profile_rows(const Profile& profile, double step_seconds, int steps) {
 }
 
 json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::string& net_name, int batch,
-             const std::string& conv_impl, double peak_tflops) {
+             const std::string& conv_impl, const std::string& precision, double peak_tflops) {
   const std::string gemm_impl = conv_impl == "cudnn" ? "cublas" : "custom";
   NetSpec spec{data.train.H, data.train.W, data.train.C, data.train.num_classes};
   const double flops = (config.inference ? 1 : 3) * forward_flops_per_image(net_name, spec);
   json r = {{"net", net_name},        {"batch", batch},      {"conv_impl", conv_impl},
-            {"gemm_impl", gemm_impl}, {"precision", "fp32"}, {"model_gflops_per_image", flops / 1e9}};
+            {"gemm_impl", gemm_impl}, {"precision", precision}, {"model_gflops_per_image", flops / 1e9}};
   if (conv_impl == "cudnn") {
     const std::string missing = detail::cudnn_missing(config.device);
     if (!missing.empty()) {
@@ -93,6 +93,7 @@ json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::
   try {
     Context ctx(config.device, config.threads);
     ctx.use(parse_conv_impl(conv_impl), parse_gemm_impl(gemm_impl));
+    ctx.set_precision(parse_precision(precision));
     std::unique_ptr<Network> net = make_net(net_name, spec);
     net->build(ctx, config.seed);
     TrainConfig tc;
@@ -125,7 +126,7 @@ json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::
     r["step_ms"] = {{"median", t.median_ms}, {"min", t.min_ms}, {"max", t.max_ms}, {"steps", t.reps}};
     r["images_per_s"] = ips;
     r["achieved_tflops"] = achieved;
-    r["mfu"] = peak_tflops > 0 ? json(achieved / peak_tflops) : json(nullptr);
+    r["mfu"] = peak_tflops > 0 && precision == "fp32" ? json(achieved / peak_tflops) : json(nullptr);  // an fp32 peak
     json mem = {{"dataset_bytes", data.train.images.bytes()}};
 #ifdef ACTIVEIP_CUDA
     if (ctx.is_cuda()) {
@@ -175,7 +176,7 @@ json run_train(const TrainBenchConfig& config) {
                    {"warmup_steps", config.warmup},
                    {"timed_steps", config.reps},
                    {"seed", config.seed},
-                   {"precisions", {"fp32"}},
+                   {"precisions", config.precisions},
                    {"timing", "wall clock per step, device synchronised at the end of each step"},
                    {"profile", config.profile}};
   if (config.inference) {
@@ -193,15 +194,17 @@ json run_train(const TrainBenchConfig& config) {
   for (const std::string& net : config.nets)
     for (int batch : config.batches)
       for (const std::string& impl : config.conv_impls)
-        out["runs"].push_back(one_run(config, data, net, batch, impl, peak_tflops));
-  // The best images/s per net, whichever batch and implementation gave it.
+        for (const std::string& precision : config.precisions)
+          out["runs"].push_back(one_run(config, data, net, batch, impl, precision, peak_tflops));
+  // The best images/s per net, whichever batch, implementation and precision gave it.
   json best = json::object();
   for (const json& r : out["runs"]) {
     if (!r["images_per_s"].is_number()) continue;
     const std::string net = r["net"];
     if (!best.contains(net) || r["images_per_s"].get<double>() > best[net]["images_per_s"].get<double>())
       best[net] = {
-          {"images_per_s", r["images_per_s"]}, {"batch", r["batch"]}, {"conv_impl", r["conv_impl"]}, {"mfu", r["mfu"]}};
+          {"images_per_s", r["images_per_s"]}, {"batch", r["batch"]}, {"conv_impl", r["conv_impl"]},
+          {"precision", r["precision"]},       {"mfu", r["mfu"]}};
   }
   out["best"] = best;
   return out;

@@ -119,16 +119,19 @@ void add_bench(CLI::App& app, Handler& handler) {
     CLI::App* cmd =
         inference
             ? bench->add_subcommand("infer",
-                                    "Inference images/s (eval-mode forward passes of one loaded batch) per net, batch "
-                                    "and implementation (fp32)")
+                                    "Inference images/s (eval-mode forward passes of one loaded batch) per net, batch, "
+                                    "implementation and precision")
             : bench->add_subcommand(
-                  "train", "Training images/s, device memory and MFU per net, batch and implementation (fp32)");
+                  "train", "Training images/s, device memory and MFU per net, batch, implementation and precision");
     common->add_to(cmd, *config, inference ? "--reps" : "--steps");
     add_list(cmd, "--nets", config->nets, inference ? "Nets to run" : "Nets to train")
         ->check(CLI::IsMember(net_names()));
     add_list(cmd, "--batch", config->batches, "Batch sizes")->check(number_in(2, 1 << 20));
     add_list(cmd, "--conv-impl", config->conv_impls, "custom, cudnn or both (cudnn also runs the GEMMs on cuBLAS)")
         ->check(CLI::IsMember({"custom", "cudnn"}));
+    add_list(cmd, "--precision", config->precisions,
+             "fp32, bf16 or both (bf16: convolutions and linear layers on bf16 operands, CPUs with AVX512-BF16)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     cmd->add_option("--data", config->data, "Dataset (its training split, resident on the device)")
         ->capture_default_str()
         ->check(CLI::IsMember(dataset_names()));

@@ -35,11 +35,13 @@ struct DeviceOptions {
   std::string device = "cpu";
   int threads = 0;
   std::string conv_impl = "custom", gemm_impl = "custom";
+  std::string precision = "fp32";
   void add_to(CLI::App* cmd);
   // Throws UsageError for a malformed device name.
   Device parsed() const;
-  // Puts the chosen convolution / GEMM implementations into ctx; a vendor implementation
-  // on the CPU, or cuDNN in a build without it, is a usage error.
+  // Puts the chosen convolution / GEMM implementations and the precision into ctx; a vendor
+  // implementation on the CPU, or cuDNN in a build without it, is a usage error; bf16 where
+  // the device cannot run it (a CPU without AVX512-BF16, CUDA) is a runtime Error.
   void configure(Context& ctx) const;
 };
 

@@ -71,10 +71,18 @@ void DeviceOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--gemm-impl", gemm_impl, "Linear layers on CUDA: custom GEMM or cuBLAS")
       ->capture_default_str()
       ->check(CLI::IsMember({"custom", "cublas"}));
+  cmd->add_option("--precision", precision,
+                  "Convolutions and linear layers: fp32, or bf16 operands with fp32 accumulation (CPUs with "
+                  "AVX512-BF16)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
 }
 
 void DeviceOptions::configure(Context& ctx) const {
   as_usage([&] { ctx.use(parse_conv_impl(conv_impl), parse_gemm_impl(gemm_impl)); });
+  Precision p = Precision::F32;
+  as_usage([&] { p = parse_precision(precision); });
+  ctx.set_precision(p);
 }
 
 Device DeviceOptions::parsed() const {

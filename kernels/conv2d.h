@@ -3,7 +3,8 @@
 // fprop writes y; dgrad writes (overwrites) dx; wgrad ADDS into dw (and into dbias when
 // it is not null), so gradients of a step accumulate in the flat gradient buffer.
 // The CPU fast paths: an implicit im2col (gathered per row panel) feeding gemm_cpu's blocked
-// micro-kernel, a direct convolution for few channels and Winograd for 3×3 stride-1 filters.
+// micro-kernel, a direct convolution for few channels and Winograd for 3×3 stride-1 filters;
+// the bf16 passes run the im2col GEMMs on bf16 operands.
 #pragma once
 
 #include <cstddef>
@@ -57,6 +58,14 @@ void conv2d_dgrad_winograd_cpu(const Conv2dShape& s, const float* dy, const floa
 void conv2d_wgrad_winograd_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 // dbias += the column sums of dy (N·P·Q × K), summed in double: wgrad's bias term.
 void conv2d_bias_grad_cpu(const Conv2dShape& s, const float* dy, float* dbias);
+
+// The three passes on bf16 operands (kernels/bf16.h's rounding plan: x, w and dy rounded to
+// bf16, fp32 accumulation, the bias and its gradient in fp32), as the im2col GEMMs on the
+// AVX512-BF16 micro-kernel, with the same accumulation rules. Throw Error on a CPU without
+// AVX512-BF16 (cpu_has_avx512_bf16).
+void conv2d_fprop_bf16_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_dgrad_bf16_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_wgrad_bf16_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
 
 #ifdef ACTIVEIP_CUDA
 // Implicit-GEMM FFMA kernels, fp32 throughout (kernels/cuda/conv2d.cu). wgrad splits its

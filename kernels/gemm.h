@@ -23,6 +23,11 @@ void gemm_check_shape(const GemmShape& s);
 // Fast path (packing + micro-kernel + OpenMP).
 void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C);
 
+// The bf16 pass (kernels/bf16.h's rounding plan): op(A) and op(B) rounded to bf16, products
+// accumulated in fp32 (AVX512-BF16), alpha and beta applied in fp32. The same tiling and
+// fixed summation order as gemm_cpu. Throws Error on a CPU without AVX512-BF16.
+void gemm_bf16_cpu(const GemmShape& s, const float* A, const float* B, float* C);
+
 // Specification: plain triple loop with double accumulators.
 void gemm_ref(const GemmShape& s, const double* A, const double* B, double* C);
 

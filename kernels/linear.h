@@ -16,6 +16,12 @@ void linear_fwd_cpu(const LinearShape& s, const float* x, const float* w, const 
 void linear_bwd_cpu(const LinearShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                     float* db);
 
+// The same on bf16 operands (kernels/bf16.h's rounding plan: the three products through
+// gemm_bf16_cpu, the bias and its gradient in fp32). Throw Error on a CPU without AVX512-BF16.
+void linear_fwd_bf16_cpu(const LinearShape& s, const float* x, const float* w, const float* b, float* y);
+void linear_bwd_bf16_cpu(const LinearShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                         float* db);
+
 // Specification in double.
 void linear_fwd_ref(const LinearShape& s, const double* x, const double* w, const double* b, double* y);
 void linear_bwd_ref(const LinearShape& s, const double* x, const double* w, const double* dy, double* dx, double* dw,

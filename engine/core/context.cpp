@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "kernels/bf16.h"
+
 #ifdef ACTIVEIP_CUDA
 #include "engine/core/cuda_memory.h"
 #include "kernels/vendor/vendor.h"
@@ -46,6 +48,23 @@ std::string impl_name(ConvImpl impl) {
 
 std::string impl_name(GemmImpl impl) {
   return impl == GemmImpl::Cublas ? "cublas" : "custom";
+}
+
+Precision parse_precision(std::string_view name) {
+  if (name == "fp32") return Precision::F32;
+  if (name == "bf16") return Precision::BF16;
+  ENSURE(false, "unknown precision '%.*s' (fp32 or bf16)", static_cast<int>(name.size()), name.data());
+}
+
+std::string precision_name(Precision p) {
+  return p == Precision::BF16 ? "bf16" : "fp32";
+}
+
+std::string precision_unsupported(const Device& device, Precision p, bool cpu_bf16) {
+  if (p != Precision::BF16) return "";
+  if (device.is_cuda()) return "--precision bf16 is not built for CUDA yet";
+  if (!cpu_bf16) return "--precision bf16 needs a CPU with AVX512-BF16 (this one has none)";
+  return "";
 }
 
 bool cuda_available() {
@@ -116,6 +135,12 @@ void Context::use(ConvImpl conv, GemmImpl gemm) {
 #endif
   conv_impl_ = conv;
   gemm_impl_ = gemm;
+}
+
+void Context::set_precision(Precision p) {
+  const std::string why = precision_unsupported(device_, p, cpu_has_avx512_bf16());
+  if (!why.empty()) throw Error(why);  // the reason alone: it is the user's message
+  precision_ = p;
 }
 
 #ifdef ACTIVEIP_CUDA

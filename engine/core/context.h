@@ -1,7 +1,7 @@
 // Context: everything an op needs besides its tensors — the device, the stream, the
 // allocator, the number of CPU threads, which implementation runs convolutions and GEMMs,
-// and the vendor library handles. There are no globals: layers, the trainer and the tests
-// pass a Context explicitly.
+// in which precision, and the vendor library handles. There are no globals: layers, the
+// trainer and the tests pass a Context explicitly.
 #pragma once
 
 #include <cstddef>
@@ -25,6 +25,17 @@ ConvImpl parse_conv_impl(std::string_view name);
 GemmImpl parse_gemm_impl(std::string_view name);
 std::string impl_name(ConvImpl impl);
 std::string impl_name(GemmImpl impl);
+
+// The arithmetic of the convolutions' and linear layers' products (--precision): fp32, or
+// bf16 operands with fp32 accumulation (kernels/bf16.h's rounding plan); everything else runs
+// in fp32 either way. Parse "fp32" / "bf16"; anything else throws Error naming it.
+enum class Precision { F32, BF16 };
+Precision parse_precision(std::string_view name);
+std::string precision_name(Precision p);
+// Why `device` cannot run `p`, or "" when it can: bf16 needs a CPU with AVX512-BF16 (whether
+// this one has it is `cpu_bf16`, so that the answer for a CPU without it can be tested on
+// any machine) and has no CUDA kernels yet.
+std::string precision_unsupported(const Device& device, Precision p, bool cpu_bf16);
 
 // Where tensor storage comes from. The CUDA one caches freed blocks so that the step loop
 // never calls cudaMalloc/cudaFree after its first iteration.
@@ -75,6 +86,11 @@ class Context {
   ConvImpl conv_impl() const { return conv_impl_; }
   GemmImpl gemm_impl() const { return gemm_impl_; }
 
+  // Throws Error with precision_unsupported's reason when this device cannot run `p`; the
+  // context then keeps its precision. The ops read it in their dispatch (engine/nn/ops.cpp).
+  void set_precision(Precision p);
+  Precision precision() const { return precision_; }
+
 #ifdef ACTIVEIP_CUDA
   cudaStream_t stream() const {
     return stream_;
@@ -88,6 +104,7 @@ class Context {
   int threads_ = 0;
   ConvImpl conv_impl_ = ConvImpl::Custom;
   GemmImpl gemm_impl_ = GemmImpl::Custom;
+  Precision precision_ = Precision::F32;
   int64_t host_syncs_ = 0;
   Profile* profile_ = nullptr;
   std::unique_ptr<Allocator> allocator_;

@@ -87,11 +87,13 @@ class Body<void(A...)> {
 // Which vendor library an op's vendor body uses, and so which context setting picks it.
 enum class Vendor { None, Cudnn, Cublas };
 
-// An op's implementations: cpu always, cuda in CUDA builds. A later bf16 variant adds its
-// bodies here (operands rounded to bf16, fp32 accumulation) and `run` picks them when the
-// context asks for bf16; no op has one yet.
+// An op's implementations: cpu always, cuda in CUDA builds, and cpu_bf16 for the ops whose
+// products kernels/bf16.h's rounding plan puts on bf16 operands (convolutions and linear
+// layers); `run` picks it when the context asks for bf16. An op without one runs in fp32 at
+// either precision.
 struct Bodies {
   Body<void()> cpu;
+  Body<void()> cpu_bf16 = {};  // optional: the initializer lets an op's designated list leave it out
 #ifdef ACTIVEIP_CUDA
   Body<void(cudaStream_t)> cuda;
 #endif
@@ -104,7 +106,9 @@ struct VendorBody {
 };
 
 // The one dispatch: the vendor comparator when the context asks for that library and the
-// op has it, else the op's CUDA kernel on a CUDA context, else the CPU.
+// op has it, else the op's CUDA kernel on a CUDA context, else the CPU — its bf16 body when
+// the context asks for bf16 and the op has one. (A CUDA context never holds bf16:
+// Context::set_precision refuses it.)
 void run([[maybe_unused]] Context& ctx, [[maybe_unused]] const char* op, const Bodies& b,
          [[maybe_unused]] const VendorBody& v = {}) {
 #ifdef ACTIVEIP_CUDA
@@ -116,6 +120,7 @@ void run([[maybe_unused]] Context& ctx, [[maybe_unused]] const char* op, const B
     return b.cuda(ctx.stream());
   }
 #endif
+  if (ctx.precision() == Precision::BF16 && b.cpu_bf16) return b.cpu_bf16();
   b.cpu();
 }
 
@@ -142,6 +147,7 @@ void conv2d_fprop(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
   run(ctx, op,
       {
           .cpu = [&] { conv2d_fprop_cpu(s, x.data<float>(), w.data<float>(), b, y.data<float>()); },
+          .cpu_bf16 = [&] { conv2d_fprop_bf16_cpu(s, x.data<float>(), w.data<float>(), b, y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) { conv2d_fprop_cuda(s, x.data<float>(), w.data<float>(), b, y.data<float>(), st); },
@@ -176,6 +182,11 @@ void conv2d_dgrad(Context& ctx, const Conv2dShape& s, const Tensor& dy, const Te
                 else
                   conv2d_dgrad_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
               },
+          .cpu_bf16 =
+              [&] {
+                conv2d_dgrad_bf16_cpu(s, dy.data<float>(), w.data<float>(), dx.data<float>());
+                if (add) add_cpu(s.x_size(), dx.data<float>(), add, dx.data<float>());
+              },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
@@ -204,6 +215,7 @@ void conv2d_wgrad(Context& ctx, const Conv2dShape& s, const Tensor& x, const Ten
   run(ctx, op,
       {
           .cpu = [&] { conv2d_wgrad_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db); },
+          .cpu_bf16 = [&] { conv2d_wgrad_bf16_cpu(s, x.data<float>(), dy.data<float>(), dw.data<float>(), db); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {
@@ -500,6 +512,7 @@ void linear_fwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tenso
   run(ctx, op,
       {
           .cpu = [&] { linear_fwd_cpu(s, x.data<float>(), w.data<float>(), bias, y.data<float>()); },
+          .cpu_bf16 = [&] { linear_fwd_bf16_cpu(s, x.data<float>(), w.data<float>(), bias, y.data<float>()); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) { linear_fwd_cuda(s, x.data<float>(), w.data<float>(), bias, y.data<float>(), st); },
@@ -526,6 +539,11 @@ void linear_bwd(Context& ctx, const LinearShape& s, const Tensor& x, const Tenso
               [&] {
                 linear_bwd_cpu(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
                                dw.data<float>(), dbias);
+              },
+          .cpu_bf16 =
+              [&] {
+                linear_bwd_bf16_cpu(s, x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
+                                    dw.data<float>(), dbias);
               },
 #ifdef ACTIVEIP_CUDA
           .cuda =

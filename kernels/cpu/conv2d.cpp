@@ -4,7 +4,8 @@
 //   dgrad  dx            = col2im(dy · w)      per group of images, a panel of rows at a time
 //   wgrad  dw[K×RSC]    += (colᵀ · dy)ᵀ        colᵀ gathered per tile and reduction block
 // Every output element is owned by one thread and summed in a fixed order, so all three
-// passes give the same bits whatever the thread count. The *_ref functions are the spec.
+// passes give the same bits whatever the thread count. The lowerings are written once over
+// the operand precision: fp32, and bf16 (the *_bf16_cpu passes). The *_ref functions are the spec.
 #include "kernels/conv2d.h"
 
 #include <omp.h>
@@ -14,6 +15,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "kernels/bf16.h"
 #include "kernels/cpu/gemm_blocked.h"
 
 namespace activeip {
@@ -22,8 +24,6 @@ namespace {
 using cpu::AView;
 using cpu::copy_floats;
 using cpu::kKC;
-using cpu::kMR;
-using cpu::kNR;
 using cpu::part_begin;
 using cpu::part_count;
 using cpu::part_range;
@@ -83,16 +83,19 @@ void check_shape(const Conv2dShape& s) {
          "conv2d N=%d with %dx%d images has too many pixels", s.N, s.H, s.W);
 }
 
-}  // namespace
-
-void conv2d_fprop_im2col_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+// The three GEMM lowerings, written once over the operand precision (gemm_blocked.h's
+// F32Ops / Bf16Ops): its register tile, how B is packed and how a tile is swept.
+template <class Ops>
+void fprop_im2col(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  using BWord = typename Ops::BWord;
+  constexpr int kMR = Ops::MR, kNR = Ops::NR;
   check_shape(s);
   const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C, rows = s.N * P * Q;
   // wᵀ (RSC × K) is packed once per call and shared read-only by all threads; the buffer is
   // kept by the calling thread so that deep layers' packs (up to MBs) are not re-faulted.
-  thread_local cpu::Scratch wpack;
-  float* b_all = wpack.get(cpu::prepacked_b_size(RSC, s.K));
-  cpu::prepack_b(w, RSC, true, RSC, s.K, b_all);
+  thread_local cpu::BasicScratch<BWord> wpack;
+  BWord* b_all = wpack.get(Ops::prepacked_b_size(RSC, s.K));
+  Ops::prepack_b(w, RSC, true, RSC, s.K, b_all);
 
   // Tiles: rows in parts of ≤ 8 A slivers (the gathered block, ≤ 112 × 272 floats), output
   // channels in parts of ≤ 16 B slivers (a 256 × 512 block of packed wᵀ), both held in L2;
@@ -115,36 +118,39 @@ void conv2d_fprop_im2col_cpu(const Conv2dShape& s, const float* x, const float* 
         im2col_segment(s, x, rc.n, rc.p, rc.q, p0, kc, a_block + size_t(i) * ld);
       return AView{a_block, ld, false};
     };
-    auto get_b = [&](int p0, int kc) { return cpu::prepacked_b_block(b_all, s.K, p0, kc, rn.begin); };
+    auto get_b = [&](int p0, int kc) { return Ops::prepacked_b_block(b_all, s.K, p0, kc, rn.begin); };
     float* y_tile = y + long(rm.begin) * s.K + rn.begin;
-    cpu::gemm_tile(rm.size, rn.size, RSC, get_a, get_b, 1.0f, 0.0f, y_tile, s.K);
+    Ops::tile(rm.size, rn.size, RSC, get_a, get_b, 1.0f, 0.0f, y_tile, s.K);
     if (bias)
       for (int i = 0; i < rm.size; ++i)
         for (int j = 0; j < rn.size; ++j) y_tile[long(i) * s.K + j] += bias[rn.begin + j];
   }
 }
 
-void conv2d_dgrad_im2col_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+template <class Ops>
+void dgrad_im2col(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  using BWord = typename Ops::BWord;
+  constexpr int kMR = Ops::MR, kNR = Ops::NR;
   check_shape(s);
   const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C;
-  thread_local cpu::Scratch wpack;  // w (K × RSC) packed once, as in fprop
-  float* b_all = wpack.get(cpu::prepacked_b_size(s.K, RSC));
-  cpu::prepack_b(w, RSC, false, s.K, RSC, b_all);
+  thread_local cpu::BasicScratch<BWord> wpack;  // w (K × RSC) packed once, as in fprop
+  BWord* b_all = wpack.get(Ops::prepacked_b_size(s.K, RSC));
+  Ops::prepack_b(w, RSC, false, s.K, RSC, b_all);
   const bool parallel = !omp_in_parallel();
   const int threads = parallel ? omp_get_max_threads() : 1;
   const int units_n = units_of(RSC, kNR), chunks_n = units_of(units_n, 8);
 
-  // dcol[rows × RSC] = dy_rows · w for m rows, in column chunks of ≤ 8 B slivers; the dy
-  // rows are copied once with a padded leading dimension (dy's own, K, is often 2^n).
+  // dcol[rows × RSC] = dy_rows · w for m rows, in column chunks of ≤ 8 B slivers; fp32
+  // copies the dy rows once with a padded leading dimension (dy's own, K, is often 2^n),
+  // bf16 packs them per chunk (stage_a).
   auto dcol_rows = [&](const float* dy_rows, int m, float* out) {
     thread_local cpu::Scratch abuf;
-    const int ld = cpu::padded_ld(s.K);
-    const AView a = cpu::copy_a_block(AView{dy_rows, s.K, false}, m, s.K, abuf.get(size_t(m) * ld));
+    const AView a = Ops::stage_a(AView{dy_rows, s.K, false}, m, s.K, abuf.get(size_t(m) * cpu::padded_ld(s.K)));
     for (int chunk = 0; chunk < chunks_n; ++chunk) {
       const Range rn = part_range(chunk, chunks_n, units_n, kNR, RSC);
-      auto get_a = [&](int p0, int) { return AView{a.ptr + p0, ld, false}; };
-      auto get_b = [&](int p0, int kc) { return cpu::prepacked_b_block(b_all, RSC, p0, kc, rn.begin); };
-      cpu::gemm_tile(m, rn.size, s.K, get_a, get_b, 1.0f, 0.0f, out + rn.begin, RSC);
+      auto get_a = [&](int p0, int) { return AView{a.ptr + p0, a.ld, false}; };
+      auto get_b = [&](int p0, int kc) { return Ops::prepacked_b_block(b_all, RSC, p0, kc, rn.begin); };
+      Ops::tile(m, rn.size, s.K, get_a, get_b, 1.0f, 0.0f, out + rn.begin, RSC);
     }
   };
 
@@ -200,7 +206,10 @@ void conv2d_dgrad_im2col_cpu(const Conv2dShape& s, const float* dy, const float*
   }
 }
 
-void conv2d_wgrad_im2col_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+template <class Ops>
+void wgrad_im2col(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+  using BWord = typename Ops::BWord;
+  constexpr int kMR = Ops::MR, kNR = Ops::NR;
   check_shape(s);
   const int P = s.P(), Q = s.Q(), RSC = s.R * s.S * s.C, rows = s.N * P * Q;
   const bool parallel = !omp_in_parallel();
@@ -215,12 +224,13 @@ void conv2d_wgrad_im2col_cpu(const Conv2dShape& s, const float* x, const float* 
   const int tiles_m = part_count(units_m, parallel ? omp_get_max_threads() : 1, 24), tiles_n = units_of(units_n, 8);
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
-    thread_local cpu::Scratch abuf, bbuf, cbuf;
+    thread_local cpu::Scratch abuf, cbuf;
+    thread_local cpu::BasicScratch<BWord> bbuf;
     const Range rm = part_range(tile / tiles_n, tiles_m, units_m, kMR, RSC);
     const Range rn = part_range(tile % tiles_n, tiles_n, units_n, kNR, s.K);
     const int ld = cpu::padded_ld(rm.size);
     float* a_block = abuf.get(size_t(kKC) * ld);
-    float* b_block = bbuf.get(cpu::packed_b_size(kKC, rn.size));
+    BWord* b_block = bbuf.get(Ops::packed_b_size(kKC, rn.size));
     const int acc_ld = cpu::padded_ld(rn.size);
     float* acc = cbuf.get(size_t(rm.size) * acc_ld);
     auto get_a = [&](int p0, int kc) {
@@ -230,14 +240,49 @@ void conv2d_wgrad_im2col_cpu(const Conv2dShape& s, const float* x, const float* 
       return AView{a_block, ld, true};
     };
     auto get_b = [&](int p0, int kc) {
-      cpu::pack_b(dy, s.K, false, p0, kc, rn.begin, rn.size, b_block);
-      return static_cast<const float*>(b_block);
+      Ops::pack_b(dy, s.K, false, p0, kc, rn.begin, rn.size, b_block);
+      return static_cast<const BWord*>(b_block);
     };
-    cpu::gemm_tile(rm.size, rn.size, rows, get_a, get_b, 1.0f, 0.0f, acc, acc_ld);
+    Ops::tile(rm.size, rn.size, rows, get_a, get_b, 1.0f, 0.0f, acc, acc_ld);
     cpu::add_transposed(acc, acc_ld, rm.size, rn.size, dw + long(rn.begin) * RSC + rm.begin, RSC);
   }
 
   if (dbias) conv2d_bias_grad_cpu(s, dy, dbias);
+}
+
+void check_bf16() {
+  ENSURE(cpu_has_avx512_bf16(), "the bf16 kernels need a CPU with AVX512-BF16 (this one has none)");
+}
+
+}  // namespace
+
+void conv2d_fprop_im2col_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  fprop_im2col<cpu::F32Ops>(s, x, w, bias, y);
+}
+
+void conv2d_dgrad_im2col_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  dgrad_im2col<cpu::F32Ops>(s, dy, w, dx);
+}
+
+void conv2d_wgrad_im2col_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+  wgrad_im2col<cpu::F32Ops>(s, x, dy, dw, dbias);
+}
+
+// bf16 has one algorithm, the GEMM lowering: the direct and Winograd kernels would round at
+// other points than the rounding plan (Winograd's transformed tiles are not the operands).
+void conv2d_fprop_bf16_cpu(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  check_bf16();
+  fprop_im2col<cpu::Bf16Ops>(s, x, w, bias, y);
+}
+
+void conv2d_dgrad_bf16_cpu(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  check_bf16();
+  dgrad_im2col<cpu::Bf16Ops>(s, dy, w, dx);
+}
+
+void conv2d_wgrad_bf16_cpu(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+  check_bf16();
+  wgrad_im2col<cpu::Bf16Ops>(s, x, dy, dw, dbias);
 }
 
 // Column sums of dy in double, row by row so dy is read once per chunk of 64 k.

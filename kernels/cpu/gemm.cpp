@@ -1,7 +1,8 @@
 // CPU GEMM, row-major C = alpha·op(A)·op(B) + beta·C (kernels/gemm.h). The fast path splits C
 // into tiles that OpenMP threads take whole; per tile and reduction block, op(A) is copied
 // (keeping its orientation) and op(B) packed into thread-local buffers, then an MR×NR
-// register-blocked micro-kernel (AVX-512, AVX2+FMA or scalar) sweeps the tile.
+// register-blocked micro-kernel (AVX-512, AVX2+FMA or scalar) sweeps the tile. gemm_bf16_cpu
+// runs the same tiling on bf16 operands (gemm_blocked.h's bf16 flavour, gemm_bf16.cpp).
 #include "kernels/gemm.h"
 
 #include <omp.h>
@@ -13,6 +14,7 @@
 #endif
 
 #include "base/error.h"
+#include "kernels/bf16.h"
 #include "kernels/cpu/gemm_blocked.h"
 
 namespace activeip {
@@ -272,7 +274,11 @@ void gemm_check_shape(const GemmShape& s) {
   ENSURE(s.ldc >= std::max(1, N), "gemm ldc %d < N=%d", s.ldc, N);
 }
 
-void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
+namespace {
+
+// The blocked driver for either operand precision (gemm_blocked.h's F32Ops / Bf16Ops).
+template <class Ops>
+void gemm_blocked(const GemmShape& s, const float* A, const float* B, float* C) {
   gemm_check_shape(s);
   const int M = s.M, N = s.N, K = s.K;
   if (M == 0 || N == 0) return;
@@ -289,30 +295,42 @@ void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
   // so tall parts repack less), as many as it takes to give every thread a few tiles.
   const bool parallel = !omp_in_parallel() && s.flops() > 2e5;
   const int threads = parallel ? omp_get_max_threads() : 1;
-  const int units_m = cpu::units_of(M, cpu::kMR), units_n = cpu::units_of(N, cpu::kNR);
+  const int units_m = cpu::units_of(M, Ops::MR), units_n = cpu::units_of(N, Ops::NR);
   const int tiles_n = cpu::units_of(units_n, 8);
   const int tiles_m = cpu::part_count(units_m, std::max(1, 4 * threads / tiles_n), 32);
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (int tile = 0; tile < tiles_m * tiles_n; ++tile) {
-    thread_local cpu::Scratch abuf, bbuf;
+    thread_local cpu::Scratch abuf;
+    thread_local cpu::BasicScratch<typename Ops::BWord> bbuf;
     // Plain variables, not structured bindings: the lambdas below capture them (clang before
     // 16 does not capture bindings).
-    const cpu::Range rm = cpu::part_range(tile / tiles_n, tiles_m, units_m, cpu::kMR, M);
-    const cpu::Range rn = cpu::part_range(tile % tiles_n, tiles_n, units_n, cpu::kNR, N);
+    const cpu::Range rm = cpu::part_range(tile / tiles_n, tiles_m, units_m, Ops::MR, M);
+    const cpu::Range rn = cpu::part_range(tile % tiles_n, tiles_n, units_n, Ops::NR, N);
     const int i0 = rm.begin, m = rm.size, j0 = rn.begin, n = rn.size;
     float* a_copy = abuf.get(std::max(size_t(m) * cpu::padded_ld(cpu::kKC), size_t(cpu::kKC) * cpu::padded_ld(m)));
-    float* b_packed = bbuf.get(cpu::packed_b_size(cpu::kKC, n));
+    typename Ops::BWord* b_packed = bbuf.get(Ops::packed_b_size(cpu::kKC, n));
     auto get_a = [&](int p0, int kc) {
-      return cpu::copy_a_block(s.trans_a ? cpu::AView{A + long(p0) * s.lda + i0, s.lda, true}
-                                         : cpu::AView{A + long(i0) * s.lda + p0, s.lda, false},
-                               m, kc, a_copy);
+      return Ops::stage_a(s.trans_a ? cpu::AView{A + long(p0) * s.lda + i0, s.lda, true}
+                                    : cpu::AView{A + long(i0) * s.lda + p0, s.lda, false},
+                          m, kc, a_copy);
     };
     auto get_b = [&](int p0, int kc) {
-      cpu::pack_b(B, s.ldb, s.trans_b, p0, kc, j0, n, b_packed);
-      return static_cast<const float*>(b_packed);
+      Ops::pack_b(B, s.ldb, s.trans_b, p0, kc, j0, n, b_packed);
+      return static_cast<const typename Ops::BWord*>(b_packed);
     };
-    cpu::gemm_tile(m, n, K, get_a, get_b, s.alpha, s.beta, C + long(i0) * s.ldc + j0, s.ldc);
+    Ops::tile(m, n, K, get_a, get_b, s.alpha, s.beta, C + long(i0) * s.ldc + j0, s.ldc);
   }
+}
+
+}  // namespace
+
+void gemm_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
+  gemm_blocked<cpu::F32Ops>(s, A, B, C);
+}
+
+void gemm_bf16_cpu(const GemmShape& s, const float* A, const float* B, float* C) {
+  ENSURE(cpu_has_avx512_bf16(), "the bf16 kernels need a CPU with AVX512-BF16 (this one has none)");
+  gemm_blocked<cpu::Bf16Ops>(s, A, B, C);
 }
 
 void gemm_ref(const GemmShape& s, const double* A, const double* B, double* C) {
