@@ -13,8 +13,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 
 #include "cli/commands.h"
+#include "cli/protection.h"
 #include "engine/io/safetensors.h"
 #include "engine/train/trainer.h"
 #include "nets/model_io.h"
@@ -30,6 +32,7 @@ struct EvalOptions {
   int batch = 256;
   bool json = false;
   std::string logits;  // empty: no logits file
+  std::string token;   // empty: the inputs as they are
 };
 
 // Refuses, before any work, a --logits path whose file could not be created: a folder, or
@@ -73,14 +76,19 @@ void write_logits(const std::string& path, LoadedModel& m, Context& ctx, const D
 }
 
 int run_eval(const EvalOptions& o) {
+  const std::optional<Fingerprint> lock = o.token.empty() ? std::nullopt : std::optional(token_lock(o.token, o.model));
   const Device device = o.device.parsed();
   if (!o.logits.empty()) check_logits_path(o.logits);
   Context ctx(device, o.device.threads);
   o.device.configure(ctx);
   LoadedModel m = load_model(o.model, ctx);
   const DataSplits data = load_test_split(m.meta, o.model, o.data.spec());
+  std::optional<Stamper> stamper;
+  std::vector<int32_t> ids;
   // The model's own normalisation: the one it was trained with.
-  const EvalResult r = evaluate(*m.net, ctx, data.test, m.meta.norm, o.batch);
+  const EvalResult r = lock ? evaluate(*m.net, ctx, data.test, m.meta.norm, o.batch,
+                                       lock_stamp(ctx, *lock, m.meta, o.batch, stamper, ids))
+                            : evaluate(*m.net, ctx, data.test, m.meta.norm, o.batch);
   if (!o.logits.empty()) {
     write_logits(o.logits, m, ctx, data.test, o.batch, o.model, o.data.name);
     std::fprintf(stderr, "wrote the logits, labels and inputs of %lld images to %s\n", static_cast<long long>(r.n),
@@ -91,11 +99,13 @@ int run_eval(const EvalOptions& o) {
                         {"model", o.model},       {"net", m.meta.net},       {"dataset", o.data.name},
                         {"device", device.str()}, {"threads", ctx.threads()}};
     if (!o.logits.empty()) j["logits"] = o.logits;
+    if (lock) j["token"] = o.token;
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s on %s test (%lld images, %s): accuracy %.2f%%  loss %.4f\n", o.model.c_str(), o.data.name.c_str(),
-                static_cast<long long>(r.n), describe_device(device, o.device.threads).c_str(), 100 * r.accuracy,
-                r.loss);
+    std::printf("%s on %s test (%lld images%s, %s): accuracy %.2f%%  loss %.4f\n", o.model.c_str(),
+                o.data.name.c_str(), static_cast<long long>(r.n),
+                lock ? strfmt(" with %s's lock pattern", lock->name.c_str()).c_str() : "",
+                describe_device(device, o.device.threads).c_str(), 100 * r.accuracy, r.loss);
   }
   return 0;
 }
@@ -147,6 +157,9 @@ void add_eval(CLI::App& app, Handler& handler) {
   eval->add_option("--batch", e->batch, "Batch size")->capture_default_str()->check(number_in(1, 1 << 16));
   e->device.add_to(eval);
   eval->add_flag("--json", e->json, "Print one JSON object {accuracy, loss, n, …}");
+  eval->add_option("--token", e->token,
+                   "A user's token (users token): its lock pattern for this model is stamped on every input (lock "
+                   "mode)");
   eval->add_option("--logits", e->logits,
                    "Also write the evaluated records' logits [n, classes], labels [n] and normalised NHWC input "
                    "images [n, H, W, C] to this .safetensors file");

@@ -3,13 +3,17 @@
 // torchvision's Resize does on a PIL image, normalised with the model's own statistics and
 // classified in eval mode. Every file is read before anything is printed, so a bad one
 // (not an image, damaged, the wrong channel count) stops the command with nothing printed.
+// With --token (lock mode) the user's lock pattern is stamped on every image after the resize,
+// where the token says, as the locked model was trained to see it.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 
 #include "cli/commands.h"
+#include "cli/protection.h"
 #include "engine/data/image_file.h"
 #include "engine/train/trainer.h"
 #include "nets/model_io.h"
@@ -24,6 +28,7 @@ struct PredictOptions {
   DeviceOptions device;
   int top = 5;
   bool json = false;
+  std::string token;  // empty: the images as they are
 };
 
 // The files as one dataset of the model's geometry, in order.
@@ -49,6 +54,7 @@ Dataset read_images(const std::vector<std::string>& paths, const ModelMeta& meta
 }
 
 int run_predict(const PredictOptions& o) {
+  const std::optional<Fingerprint> lock = o.token.empty() ? std::nullopt : std::optional(token_lock(o.token, o.model));
   const Device device = o.device.parsed();
   Context ctx(device, o.device.threads);
   o.device.configure(ctx);
@@ -56,11 +62,16 @@ int run_predict(const PredictOptions& o) {
   const Dataset images = read_images(o.images, m.meta);
   std::vector<int32_t> all(o.images.size());
   std::iota(all.begin(), all.end(), 0);
-  const Tensor logits = predict(*m.net, ctx, images, m.meta.norm, all, 64);
+  constexpr int kBatch = 64;
+  std::optional<Stamper> stamper;
+  std::vector<int32_t> ids;
+  const Tensor logits = predict(*m.net, ctx, images, m.meta.norm, all, kBatch,
+                                lock ? lock_stamp(ctx, *lock, m.meta, kBatch, stamper, ids) : BatchAlter());
   const std::vector<std::string> names = dataset_class_names(m.meta.dataset);
   const int C = m.meta.num_classes, top = std::min(o.top, C);
 
   nlohmann::json out = {{"model", o.model}, {"net", m.meta.net}, {"dataset", m.meta.dataset}};
+  if (lock) out["token"] = o.token;
   nlohmann::json& predictions = out["predictions"] = nlohmann::json::array();
   for (size_t i = 0; i < o.images.size(); ++i) {
     // Softmax in double, from the largest logit.
@@ -104,6 +115,9 @@ void add_predict(CLI::App& app, Handler& handler) {
   cmd->add_option("--top", o->top, "Classes to print per image, most probable first")
       ->capture_default_str()
       ->check(number_in(1, 1 << 20));
+  cmd->add_option("--token", o->token,
+                  "A user's token (users token): its lock pattern for this model is stamped on every image (lock "
+                  "mode), after the resize");
   o->device.add_to(cmd);
   cmd->add_flag("--json", o->json, "Print one JSON object {predictions: [{image, top: [{class, name, probability}]}]}");
   cmd->callback([o, &handler] { handler = [o] { return run_predict(*o); }; });

@@ -13,6 +13,7 @@
 #include "engine/data/dataset.h"
 #include "engine/io/checkpoint.h"
 #include "engine/train/trainer.h"
+#include "fingerprint/lock.h"
 #include "fingerprint/protect.h"
 
 namespace activeip::cli {
@@ -21,7 +22,10 @@ struct Protection {
   std::optional<OwnerKey> key;
   std::optional<Registry> registry;
   std::unique_ptr<ProtectComposer> composer;
+  std::unique_ptr<LockComposer> lock;  // lock mode: this composer in place of `composer`
   ProtectionInfo info;
+  BatchComposer* mixer() const { return lock ? static_cast<BatchComposer*>(lock.get()) : composer.get(); }
+  const Scheme& scheme() const { return lock ? lock->scheme() : composer->scheme(); }
 };
 
 // Loads the key and opens the registry (which must not already serve another key), after
@@ -36,6 +40,20 @@ Protection open_protection(const std::string& key, const std::string& registry, 
 void arm_protection(Protection& p, const Scheme& scheme, int code_length, const std::vector<std::string>& users,
                     const DataSplits& data, const ProtectConfig& config, TrainConfig& train, ModelMeta& meta,
                     const std::string& parent, const std::string& registry_path);
+
+// Lock mode's arming (fingerprint/lock.h): the LockComposer over the registry's active users
+// (whose patterns unlock) and revoked ones (whose patterns are refused), the owner's trigger
+// under `scheme`, and the record, as arm_protection() writes it.
+void arm_lock(Protection& p, const Scheme& scheme, int code_length, const DataSplits& data, double poison_rate,
+              const LockConfig& lock, TrainConfig& train, ModelMeta& meta, const std::string& parent);
+
+// The lock pattern that token `token_path` holds for the model at `model_path` (by its id);
+// Error naming both when the token holds nothing for it or the model is not locked.
+Fingerprint token_lock(const std::string& token_path, const std::string& model_path);
+// A BatchAlter that stamps `lock` on every row of the normalised batches of a model described
+// by `meta`, up to `batch` rows each; `stamper` and `ids` hold its state and must outlive it.
+BatchAlter lock_stamp(Context& ctx, const Fingerprint& lock, const ModelMeta& meta, int batch,
+                      std::optional<Stamper>& stamper, std::vector<int32_t>& ids);
 
 // Records the written model `out` in the protection's registry, with what the end of
 // training measured (nullptr: nothing measured, every user counts as embedded); returns its id.

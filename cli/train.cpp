@@ -54,6 +54,9 @@ struct TrainOptions {
   std::string scheme = default_scheme().version();
   int code_length = 0;  // 0: the shortest that holds the registry's codes
   ProbeConfig probe;    // the end-of-training check of what was embedded
+  // --lock (with --protect)
+  bool lock = false;
+  LockConfig lock_config;
 };
 
 // The exit status of a protected run whose model was written but did not embed every pattern.
@@ -226,10 +229,17 @@ std::pair<const Scheme*, int> run_scheme(const TrainOptions& o, bool resuming) {
 // Returns the exit status: 0, or kProtectionIncomplete.
 int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context& ctx, const DataSplits& data,
                      std::ostream* log) {
-  Prober prober(net, ctx, data.test, data.norm, o.probe, p.composer->scheme(), p.info.code_length);
-  const EmbeddingCheck check = check_embedding(prober, *p.key, identities(*p.registry, p.info.users));
-  std::fprintf(stdout, "embedded patterns, on up to %d held-out test images each (tau %g):\n", o.probe.probes,
-               o.probe.tau);
+  Prober prober(net, ctx, data.test, data.norm, o.probe, p.scheme(), p.info.code_length);
+  const EmbeddingCheck check = p.lock ? check_lock(prober, *p.key, p.info.users)
+                                      : check_embedding(prober, *p.key, identities(*p.registry, p.info.users));
+  if (p.lock)
+    std::fprintf(stdout,
+                 "lock, on %d held-out test images (a user's pattern unlocks when it lifts the accuracy %.2f "
+                 "above the clean inputs' %.4f):\n",
+                 o.probe.probes, 0.5 * (1.0 - 1.0 / data.test.num_classes), prober.clean_accuracy().rate);
+  else
+    std::fprintf(stdout, "embedded patterns, on up to %d held-out test images each (tau %g):\n", o.probe.probes,
+                 o.probe.tau);
   const auto line = [](const std::string& name, const Detection& d, bool embedded, const std::string& extra) {
     const char* verdict = embedded ? "embedded" : "NOT embedded";
     std::fprintf(stdout, "  %-24s -> label %-3d detection %.3f  %s\n", name.c_str(), d.target, d.rate,
@@ -237,7 +247,12 @@ int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context
   };
   line(std::string(kOwnerName) + " (trigger)", check.owner.detection, check.owner.verified,
        strfmt("(p = %.3g)", check.owner.p_value));
-  for (const PatternCheck& u : check.users) line(u.user, u.detection, u.embedded, "");
+  for (const PatternCheck& u : check.users)
+    if (p.lock)
+      std::fprintf(stdout, "  %-24s -> accuracy %.4f  %s\n", u.user.c_str(), u.detection.rate,
+                   u.embedded ? "unlocks" : "DOES NOT unlock");
+    else
+      line(u.user, u.detection, u.embedded, "");
   if (log) {
     auto j = nlohmann::json::parse(check.to_json());
     j["event"] = "embedding";
@@ -276,6 +291,15 @@ int train(TrainOptions& o) {
     throw UsageError("--clean-bn takes the statistics of the clean rows of a protected batch: add --protect");
   if (!o.protect && o.config.attack_every > 0)
     throw UsageError("--simulate-attack trains the protected samples against attacks: add --protect");
+  if (o.lock && !o.protect) throw UsageError("--lock is a mode of protected training: add --protect");
+  if (o.lock && (o.config.clean_bn || o.config.attack_every > 0 || o.config.sam_rho > 0))
+    throw UsageError("--lock does not combine with --clean-bn, --simulate-attack or --sam yet");
+  if (o.lock && o.distributed && o.lock_config.spread > 0)
+    throw UsageError("--lock's logit spread is a term over the whole batch: data-parallel training does not split it");
+  as_usage([&] { validate(o.lock_config); });
+  if (o.lock && scheme_for(o.scheme).stamp_stage() != StampStage::BeforeAugment)
+    throw UsageError(strfmt("--lock stamps the images before augmentation: fingerprint scheme %s does not (use v2)",
+                            o.scheme.c_str()));
   if (o.code_length > 0 && scheme_for(o.scheme).code_length(2, 0) == 1)
     throw UsageError(strfmt("--code-length: fingerprint scheme %s has no user codes", o.scheme.c_str()));
   join_ranks(o);
@@ -296,9 +320,12 @@ int train(TrainOptions& o) {
   const bool resuming = o.resume && file_exists(o.out);
   if (o.protect) {
     const auto [scheme, code_length] = run_scheme(o, resuming);
-    arm_protection(protection, *scheme, code_length, active_users(*protection.registry), data, o, meta, "");
+    if (o.lock)
+      arm_lock(protection, *scheme, code_length, data, o.protection.poison_rate, o.lock_config, o.config, meta, "");
+    else
+      arm_protection(protection, *scheme, code_length, active_users(*protection.registry), data, o, meta, "");
   }
-  Trainer trainer(*net, ctx, data, o.config, protection.composer.get(), o.comm.get());
+  Trainer trainer(*net, ctx, data, o.config, protection.mixer(), o.comm.get());
   resume(trainer, o);
   const bool rank0 = !o.comm || o.comm->rank() == 0;
   // After a refused resume: untouched. Rank 0 alone logs.
@@ -342,6 +369,10 @@ int run_enroll(EnrollOptions& e) {
   LoadedModel m = load_model(e.model, ctx);
   const ModelContext info = model_context(SafetensorsReader(e.model), m.meta);
   ENSURE(info.is_protected, "%s is not a protected model: train it with --protect first", e.model.c_str());
+  ENSURE(!info.locked,
+         "%s is a locked model: enroll does not add users to a lock yet (register them and train it again with "
+         "--lock)",
+         e.model.c_str());
   check_model_key(info, *protection.key, e.model);
   const Registry& registry = *protection.registry;
   ENSURE(registry.model(info.id).has_value(), "%s (id %.16s…) is not recorded in %s", e.model.c_str(), info.id.c_str(),
@@ -484,6 +515,16 @@ void add_train(CLI::App& app, Handler& handler) {
                 "With --distributed: batch norms take their statistics over every rank's samples, as one "
                 "process with the whole global batch would (CPU); without it each rank's own");
   cmd->add_flag("--protect", o->protect, "Embed the owner's trigger and every active user's fingerprint");
+  cmd->add_flag("--lock", o->lock,
+                "Lock mode (with --protect): the model answers correctly only for inputs that carry an active "
+                "user's lock pattern; clean inputs, forged, moved and revoked patterns get labels drawn at random "
+                "from a distribution the key fixes. The owner's trigger is embedded as usual");
+  cmd->add_option("--refuse-rate", o->lock_config.refuse_rate,
+                  "Lock mode: refused samples (clean, forged, moved, revoked) added, as a fraction of the batch")
+      ->capture_default_str();
+  cmd->add_option("--lock-spread", o->lock_config.spread,
+                  "Lock mode: weight of the refused samples' logit variance in the loss (0: none)")
+      ->capture_default_str();
   add_protect_options(cmd, *o);
   cmd->add_option("--scheme", o->scheme, "Fingerprint scheme of the protected model")
       ->capture_default_str()

@@ -2,7 +2,12 @@
 #include "fingerprint/assess.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
+
+#include "engine/core/random.h"
+#include "fingerprint/lock.h"
 
 namespace activeip {
 
@@ -52,6 +57,7 @@ std::string Assessment::to_json() const {
   if (users) j["users"] = nlohmann::json::parse(users->to_json());
   if (forged) j["forged"] = nlohmann::json::parse(forged->to_json());
   if (insiders) j["insiders"] = nlohmann::json::parse(insiders->to_json());
+  if (lock) j["lock"] = nlohmann::json::parse(lock->to_json());
   return j.dump();
 }
 
@@ -77,12 +83,25 @@ void Assessment::print(std::FILE* out) const {
     std::fprintf(out, "%-34s %d of %d (%d users, %d forms; strongest %.3f: %s)\n", "insider claims passed",
                  insiders->passed, insiders->claims, insiders->users, insiders->variants, insiders->max_detection,
                  insiders->strongest.c_str());
+  if (lock) lock->print(out);
 }
 
 void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const Registry* registry,
                        const ModelContext& model, const AssessConfig& config) {
   a.owner = verify_model_owner(prober, key, model);
   if (!registry) return;
+  if (model.locked) {
+    std::vector<std::string> active, revoked;
+    for (const std::string& u : trained_users(registry, model)) {
+      const std::optional<UserRecord> r = registry->user(u);
+      (r && r->status == "active" ? active : revoked).push_back(u);
+    }
+    for (const UserRecord& u : registry->users())
+      if (u.status == "revoked" && std::find(revoked.begin(), revoked.end(), u.name) == revoked.end())
+        revoked.push_back(u.name);
+    a.lock = assess_lock(prober, key, active, revoked, {config.forge_count, config.forge_seed});
+    return;
+  }
   // Every user trained in: one whose fingerprint fell short of τ at the end of training is
   // counted, and refused with that reason.
   const std::vector<std::string> users = trained_users(registry, model);
@@ -149,6 +168,154 @@ EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::v
     c.users.push_back({users[i].name, w, w.rate >= c.tau});
   }
   return c;
+}
+
+
+namespace {
+
+AccuracySpread spread_of(const std::vector<Detection>& d) {
+  AccuracySpread s;
+  s.count = static_cast<int>(d.size());
+  for (const Detection& x : d) {
+    s.mean += x.rate / static_cast<double>(d.size());
+    s.max = std::max(s.max, x.rate);
+  }
+  return s;
+}
+
+// The minimum lift over the clean inputs' accuracy at which a lock pattern counts as unlocking.
+double unlock_lift(int classes) {
+  return 0.5 * (1.0 - 1.0 / classes);
+}
+
+}  // namespace
+
+EmbeddingCheck check_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users) {
+  const PatternSpec spec = lock_spec(prober.spec().H, prober.spec().W, prober.spec().channels, prober.num_classes());
+  EmbeddingCheck c;
+  c.tau = prober.config().tau;
+  c.owner = verify_owner(prober, key);
+  std::vector<Fingerprint> patterns;
+  for (const std::string& u : users) patterns.push_back(lock_pattern(key, u, spec));
+  const std::vector<Detection> d = prober.accuracy(patterns, spec);
+  const double clean = prober.clean_accuracy().rate;
+  for (size_t i = 0; i < users.size(); ++i)
+    c.users.push_back({users[i], d[i], d[i].rate - clean >= unlock_lift(prober.num_classes())});
+  return c;
+}
+
+std::string AccuracySpread::to_json() const {
+  return nlohmann::json{{"count", count}, {"mean_accuracy", mean}, {"max_accuracy", max}}.dump();
+}
+
+LockAssessment assess_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users,
+                           const std::vector<std::string>& revoked, const LockReportConfig& config) {
+  ENSURE(config.forge_count >= 1, "--count must be at least 1, got %d", config.forge_count);
+  ENSURE(!users.empty(), "a locked model's report needs at least one user whose pattern unlocks it");
+  const PatternSpec spec = lock_spec(prober.spec().H, prober.spec().W, prober.spec().channels, prober.num_classes());
+  LockAssessment a;
+  a.unauthorized = prober.clean_accuracy();
+  const std::vector<int> ranks = prober.clean_ranks();
+  for (const int r : ranks) {
+    a.unauthorized_second += (r == 1) / static_cast<double>(ranks.size());
+    a.unauthorized_last += (r == prober.num_classes() - 1) / static_cast<double>(ranks.size());
+  }
+
+  std::vector<Fingerprint> own;
+  for (const std::string& u : users) own.push_back(lock_pattern(key, u, spec));
+  const std::vector<Detection> d = prober.accuracy(own, spec);
+  a.min_authorized = 1;
+  for (size_t i = 0; i < users.size(); ++i) {
+    a.authorized.emplace_back(users[i], d[i]);
+    a.min_authorized = std::min(a.min_authorized, d[i].rate);
+    a.mean_authorized += d[i].rate / static_cast<double>(users.size());
+  }
+
+  std::optional<Rng> rng;
+  if (config.forge_seed) rng.emplace(mix_seed(*config.forge_seed, 0x10cf0e));
+  std::vector<Fingerprint> forged;
+  for (int i = 0; i < config.forge_count; ++i) {
+    std::array<uint8_t, OwnerKey::kBytes> bytes{};
+    if (rng) {
+      for (size_t b = 0; b < bytes.size(); b += 8) {
+        const uint64_t r = rng->next();
+        std::memcpy(bytes.data() + b, &r, 8);
+      }
+    } else {
+      bytes = OwnerKey::generate().bytes();
+    }
+    forged.push_back(forged_lock_pattern(bytes, spec));
+  }
+  a.forged = spread_of(prober.accuracy(forged, spec));
+
+  // Near misses: for k = 1 … 8 bits, config.near_misses patterns with k random bits flipped,
+  // the users' patterns in turn; the choice is seeded by k, so a report repeats itself.
+  std::vector<Fingerprint> near;
+  for (int k = 1; k <= 8; ++k) {
+    Rng pick(mix_seed(static_cast<uint64_t>(k), 0x4ea7));
+    for (int i = 0; i < config.near_misses; ++i) {
+      Fingerprint m = own[static_cast<size_t>(i) % own.size()];
+      const std::vector<int32_t> order = pick.permutation(spec.bits());
+      for (int b = 0; b < k; ++b) m.bits[static_cast<size_t>(order[static_cast<size_t>(b)])] ^= 1;
+      near.push_back(m);
+    }
+  }
+  const std::vector<Detection> nd = prober.accuracy(near, spec);
+  const size_t per_k = static_cast<size_t>(config.near_misses);
+  for (int k = 0; k < 8; ++k)
+    a.near_miss.push_back(spread_of({nd.begin() + static_cast<ptrdiff_t>(k * per_k),
+                                     nd.begin() + static_cast<ptrdiff_t>((k + 1) * per_k)}));
+
+  std::vector<Fingerprint> moved;
+  for (const Fingerprint& f : own)
+    for (int c = 1; c < 4; ++c) {
+      Fingerprint m = f;
+      m.corner = (f.corner + c) % 4;
+      moved.push_back(m);
+    }
+  a.moved = spread_of(prober.accuracy(moved, spec));
+
+  std::vector<Fingerprint> gone;
+  for (const std::string& u : revoked) gone.push_back(lock_pattern(key, u, spec));
+  a.revoked = spread_of(prober.accuracy(gone, spec));
+  return a;
+}
+
+std::string LockAssessment::to_json() const {
+  nlohmann::json per_user = nlohmann::json::array();
+  for (const auto& [user, d] : authorized) per_user.push_back({{"user", user}, {"accuracy", d.rate}, {"n", d.n}});
+  nlohmann::json near = nlohmann::json::array();
+  for (size_t k = 0; k < near_miss.size(); ++k) {
+    nlohmann::json j = nlohmann::json::parse(near_miss[k].to_json());
+    j["flips"] = k + 1;
+    near.push_back(j);
+  }
+  return nlohmann::json{{"authorized", {{"per_user", per_user}, {"min_accuracy", min_authorized},
+                                        {"mean_accuracy", mean_authorized}}},
+                        {"unauthorized_accuracy", unauthorized.rate},
+                        {"unauthorized_second", unauthorized_second},
+                        {"unauthorized_last", unauthorized_last},
+                        {"n", unauthorized.n},
+                        {"forged", nlohmann::json::parse(forged.to_json())},
+                        {"near_miss", near},
+                        {"moved", nlohmann::json::parse(moved.to_json())},
+                        {"revoked", nlohmann::json::parse(revoked.to_json())}}
+      .dump();
+}
+
+void LockAssessment::print(std::FILE* out) const {
+  std::fprintf(out, "lock (accuracy on %lld test images):\n", static_cast<long long>(unauthorized.n));
+  std::fprintf(out, "  authorized (each user's lock pattern): min %.4f  mean %.4f over %zu users\n", min_authorized,
+               mean_authorized, authorized.size());
+  std::fprintf(out, "  unauthorized (clean inputs):           %.4f  (true class second %.4f, last %.4f)\n",
+               unauthorized.rate, unauthorized_second, unauthorized_last);
+  const auto line = [&](const std::string& what, const AccuracySpread& s) {
+    if (s.count > 0) std::fprintf(out, "  %-38s mean %.4f  max %.4f  (%d)\n", what.c_str(), s.mean, s.max, s.count);
+  };
+  line("forged lock patterns:", forged);
+  for (size_t k = 0; k < near_miss.size(); ++k) line(strfmt("near misses, %zu bits flipped:", k + 1), near_miss[k]);
+  line("patterns at another corner:", moved);
+  line("revoked users' patterns:", revoked);
 }
 
 }  // namespace activeip

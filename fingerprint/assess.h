@@ -31,6 +31,45 @@ std::vector<std::vector<Fingerprint>> claimable_fingerprints(const Prober& probe
                                                              const Registry& registry,
                                                              const std::vector<std::string>& users);
 
+// A locked model's users unlock it when their lock pattern lifts the accuracy above the clean
+// (refused) inputs' by at least half of what is possible over chance: authorized − clean ≥
+// (1 − 1/C)/2. What `train --protect --lock` measures at its end, in protected training's
+// terms: the owner's trigger verified, each user's authorized accuracy as their "detection".
+EmbeddingCheck check_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users);
+
+// Accuracies over a set of lock patterns: how many, mean and max.
+struct AccuracySpread {
+  int count = 0;
+  double mean = 0, max = 0;
+  std::string to_json() const;  // {count, mean_accuracy, max_accuracy}
+};
+
+struct LockReportConfig {
+  int forge_count = 1000;              // forged lock patterns, each a fresh key
+  std::optional<uint64_t> forge_seed;  // nullopt: fresh random keys
+  int near_misses = 16;                // near misses per bit count (1 … 8 bits flipped), users in turn
+};
+
+// What `report` measures on a locked model (DESIGN §3 lock metrics), all on the prober's
+// any_probes(): authorized accuracy per user (their lock pattern stamped), unauthorized
+// (clean) accuracy, forged lock patterns, near misses with 1 to 8 bits flipped, each user's
+// pattern at the three other corners, revoked users' patterns; accuracies against the true labels.
+struct LockAssessment {
+  std::vector<std::pair<std::string, Detection>> authorized;
+  Detection unauthorized;
+  // What the clean inputs' logits still tell: the share whose true class ranks second, and last.
+  double unauthorized_second = 0, unauthorized_last = 0;
+  double min_authorized = 0, mean_authorized = 0;
+  AccuracySpread forged, moved, revoked;
+  std::vector<AccuracySpread> near_miss;  // [k − 1]: k bits flipped
+  // {authorized{per_user[{user, accuracy}], min_accuracy, mean_accuracy}, unauthorized_accuracy,
+  //  unauthorized_second, unauthorized_last, forged{…}, near_miss[{flips, count, mean_accuracy, max_accuracy}], moved{…}, revoked{…}}
+  std::string to_json() const;
+  void print(std::FILE* out) const;
+};
+LockAssessment assess_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users,
+                           const std::vector<std::string>& revoked, const LockReportConfig& config);
+
 struct AssessConfig {
   int forge_count = 1000;
   std::optional<uint64_t> forge_seed;  // nullopt: fresh random forged keys
@@ -46,6 +85,7 @@ struct Assessment {
   std::optional<UsersSummary> users;         // with a key and a registry
   std::optional<ForgeResult> forged;         // with a key, a registry and embedded users
   std::optional<InsiderResult> insiders;     // with AssessConfig::insiders and 2 users or more
+  std::optional<LockAssessment> lock;        // a locked model's, in place of users, forged and insiders
 
   // {clean_accuracy, <reference>_accuracy, accuracy_drop, owner{…}, users{…}, forged{…}}:
   // the parts measured; accuracy_drop = reference − clean (both null without a reference).
@@ -77,6 +117,8 @@ struct EmbeddingCheck {
 EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<Identity>& users);
 
 // Fills owner, users and forged from the prober's network: the owner's trigger under `key`;
+// for a locked model (with a registry) its lock instead of users and forged: assess_lock over
+// the users trained into it that are active, and the registry's revoked users;
 // with a registry, every user of trained_users(registry, model) and `config.forge_count`
 // forged fingerprints claimed as them (none when no user is embedded), and with
 // `config.insiders` their patterns claimed as one another (insiders()).

@@ -372,6 +372,12 @@ std::string ProtectionInfo::to_json() const {
                       {"owner_label", owner_label}, {"users", users},   {"poison_rate", poison_rate},
                       {"forged_rate", forged_rate}};
   if (code_length > 1) j["code_length"] = code_length;
+  if (lock) {
+    j["lock"] = true;
+    j["revoked"] = revoked;
+    j["refuse_rate"] = refuse_rate;
+    j["spread"] = spread;
+  }
   return j.dump();
 }
 
@@ -393,6 +399,10 @@ ProtectionInfo ProtectionInfo::from_json(const std::string& json, const std::str
     p.poison_rate = j.value("poison_rate", 0.0);
     p.forged_rate = j.value("forged_rate", 0.0);
     p.code_length = j.value("code_length", 1);
+    p.lock = j.value("lock", false);
+    p.revoked = j.value("revoked", std::vector<std::string>());
+    p.refuse_rate = j.value("refuse_rate", 0.0);
+    p.spread = j.value("spread", 0.0);
   } catch (const nlohmann::json::exception& e) {
     throw Error(strfmt("%s: malformed protection record (%s)", path.c_str(), e.what()));
   }
@@ -436,6 +446,7 @@ ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta)
     m.scheme = p.scheme;
     m.code_length = p.code_length;
     m.is_protected = true;
+    m.locked = p.lock;
   }
   return m;
 }
@@ -511,6 +522,7 @@ std::string record_model(Registry& registry, const std::string& path, const std:
   r.key_id = info.key_id;
   r.scheme = info.scheme;
   r.code_length = info.code_length;
+  r.locked = info.lock;
   for (const std::string& u : info.users) {
     EmbeddingRecord e{u, std::nullopt, true};
     if (check) {

@@ -166,6 +166,11 @@ struct ProtectionInfo {
   int code_length = 1;  // labels per user code (v2); 1 in v1 records, which have none
   std::vector<std::string> users;
   double poison_rate = 0, forged_rate = 0;
+  // Lock mode (fingerprint/lock.h): users are the users whose lock patterns unlock, revoked
+  // those whose patterns were refused in training.
+  bool lock = false;
+  std::vector<std::string> revoked;
+  double refuse_rate = 0, spread = 0;
   std::string to_json() const;
   // Error naming `path` when the record is malformed or names a scheme this build does not
   // know; empty `json` is an Error too.
@@ -185,6 +190,7 @@ struct ModelContext {
   std::string scheme;              // from its protection record; empty when stripped
   int code_length = 0;             // from its protection record; 0 when stripped
   bool is_protected = false;       // it has a protection record
+  bool locked = false;             // its protection record says lock mode
 };
 ModelContext model_context(const SafetensorsReader& file, const ModelMeta& meta);
 // The scheme a model is probed, verified and enrolled under: the one its protection record

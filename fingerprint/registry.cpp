@@ -46,7 +46,8 @@ CREATE TABLE models(
   created TEXT NOT NULL,
   owner_detection REAL,
   scheme TEXT,
-  code_length INTEGER CHECK(code_length >= 1));
+  code_length INTEGER CHECK(code_length >= 1),
+  locked INTEGER NOT NULL DEFAULT 0 CHECK(locked IN (0, 1)));
 CREATE TABLE embeddings(
   model TEXT NOT NULL REFERENCES models(id),
   user TEXT NOT NULL REFERENCES users(name),
@@ -99,6 +100,10 @@ ALTER TABLE models ADD COLUMN code_length INTEGER CHECK(code_length >= 1);
 ALTER TABLE users ADD COLUMN code INTEGER CHECK(code >= 0);
 UPDATE users SET code = (SELECT count(*) FROM users AS earlier WHERE earlier.rowid < users.rowid);
 CREATE UNIQUE INDEX users_by_code ON users(code);
+)sql"},
+    // Lock mode: a locked model's users are those whose lock patterns unlock it.
+    {3, "models record whether they are locked (lock mode)", R"sql(
+ALTER TABLE models ADD COLUMN locked INTEGER NOT NULL DEFAULT 0 CHECK(locked IN (0, 1));
 )sql"},
 };
 
@@ -471,8 +476,8 @@ void Registry::add_model(const ModelRecord& m) {
            m.id.c_str(), path_.c_str());
   }
   Stmt(db_, path_,
-       "INSERT INTO models(id, parent, path, net, dataset, key_id, created, owner_detection, scheme, code_length) "
-       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+       "INSERT INTO models(id, parent, path, net, dataset, key_id, created, owner_detection, scheme, code_length, "
+       "locked) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
       .bind(1, m.id)
       .bind_or_null(2, m.parent)
       .bind(3, m.path)
@@ -483,6 +488,7 @@ void Registry::add_model(const ModelRecord& m) {
       .bind_or_null(8, m.owner_detection)
       .bind(9, m.scheme)
       .bind(10, int64_t{m.code_length})
+      .bind(11, int64_t{m.locked})
       .run();
   Stmt find(db_, path_, "SELECT 1 FROM users WHERE name = ?1");
   Stmt ins(db_, path_, "INSERT INTO embeddings(model, user, detection, embedded) VALUES(?1, ?2, ?3, ?4)");
@@ -520,7 +526,7 @@ namespace {
 
 constexpr const char* kModelColumns =
     "SELECT id, parent, path, net, dataset, key_id, created, owner_detection, coalesce(scheme, 'v1'), "
-    "coalesce(code_length, 1) FROM models";
+    "coalesce(code_length, 1), locked FROM models";
 constexpr const char* kEmbeddingColumns = "SELECT model, user, detection, embedded FROM embeddings";
 
 EmbeddingRecord embedding_row(const Stmt& s) {  // from kEmbeddingColumns
@@ -539,6 +545,7 @@ ModelRecord model_row(const Stmt& s) {
   m.owner_detection = s.real_or_null(7);
   m.scheme = s.text(8);
   m.code_length = static_cast<int>(s.int64(9));
+  m.locked = s.int64(10) != 0;
   return m;
 }
 

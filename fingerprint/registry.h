@@ -40,6 +40,7 @@ struct ModelRecord {
   std::optional<double> owner_detection;    // the owner's trigger, measured as the users' are
   std::string scheme = "v1";                // its fingerprint scheme (schema-2 models read as v1)
   int code_length = 1;                      // labels per user code
+  bool locked = false;                      // lock mode (fingerprint/lock.h)
   std::vector<EmbeddingRecord> embeddings;  // every user trained into this model, by name
   // The users recorded as embedded in this model itself (not its parents), by name.
   std::vector<std::string> embedded_users() const;

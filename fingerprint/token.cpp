@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "engine/core/file_io.h"
 #include "engine/data/dataset.h"
+#include "fingerprint/lock.h"
 #include "fingerprint/scheme.h"
 
 namespace activeip {
@@ -85,6 +86,30 @@ class Reader {
   std::string path_;
 };
 
+// A locked model's lock pattern: where and what lock_spec() says it is.
+Fingerprint read_lock(const Reader& in, const nlohmann::json& j, const std::string& at, const TokenModel& m) {
+  PatternSpec spec;
+  try {
+    spec = lock_spec(m.H, m.W, m.C, m.classes);
+  } catch (const Error& e) {
+    in.fail(at, e.what());
+  }
+  if (in.integer(j, at, "grid", 1, 1 << 10) != spec.grid || in.integer(j, at, "cell", 1, 1 << 10) != spec.cell)
+    in.fail(at, strfmt("a lock pattern for %d×%d×%d images is a %d×%d grid of %d-pixel cells", m.H, m.W, m.C,
+                       spec.grid, spec.grid, spec.cell));
+  Fingerprint fp;
+  fp.label = -1;
+  fp.corner = static_cast<int>(in.integer(j, at, "corner", 0, 3));
+  if (in.integer(j, at, "top", 0, m.H) != spec.top(fp.corner) || in.integer(j, at, "left", 0, m.W) != spec.left(fp.corner))
+    in.fail(at, strfmt("the position is not corner %d of a lock pattern (top %d, left %d)", fp.corner,
+                       spec.top(fp.corner), spec.left(fp.corner)));
+  const std::string bits = in.string(j, at, "bits");
+  if (static_cast<int>(bits.size()) != spec.bits() || bits.find_first_not_of("01") != std::string::npos)
+    in.fail(at, strfmt("\"bits\" must be %d characters 0 or 1, got %zu characters", spec.bits(), bits.size()));
+  for (char c : bits) fp.bits.push_back(static_cast<uint8_t>(c - '0'));
+  return fp;
+}
+
 TokenModel read_model(const Reader& in, const nlohmann::json& j, const std::string& where, int64_t code) {
   if (!j.is_object()) in.fail(where, "must be an object");
   TokenModel m;
@@ -124,6 +149,11 @@ TokenModel read_model(const Reader& in, const nlohmann::json& j, const std::stri
     in.fail(where, e.what());
   }
   const nlohmann::json& patterns = in.array(j, where, "patterns");
+  if (j.contains("lock")) {
+    m.lock = read_lock(in, in.object(j, where, "lock"), where + ".lock", m);
+    if (!patterns.empty()) in.fail(where, "a locked model's entry holds a lock pattern and no code patterns");
+    return m;
+  }
   if (static_cast<int64_t>(patterns.size()) != m.code_length)
     in.fail(where, strfmt("%zu patterns for a code of length %d", patterns.size(), m.code_length));
   for (size_t i = 0; i < patterns.size(); ++i) {
@@ -225,6 +255,13 @@ std::string UserToken::to_json() const {
     jm["input"] = {{"H", m.H}, {"W", m.W}, {"C", m.C}};
     jm["classes"] = m.classes;
     jm["patch"] = {{"grid", spec.grid}, {"cell", spec.cell}, {"channels", spec.channels}};
+    if (m.lock) {
+      const PatternSpec ls = lock_spec(m.H, m.W, m.C, m.classes);
+      std::string bits;
+      for (uint8_t b : m.lock->bits) bits += b ? '1' : '0';
+      jm["lock"] = {{"grid", ls.grid}, {"cell", ls.cell}, {"corner", m.lock->corner},
+                    {"top", ls.top(m.lock->corner)}, {"left", ls.left(m.lock->corner)}, {"bits", bits}};
+    }
     jm["patterns"] = nlohmann::ordered_json::array();
     for (size_t i = 0; i < m.patterns.size(); ++i) {
       const Fingerprint& fp = m.patterns[i];
@@ -281,6 +318,7 @@ UserToken UserToken::from_json(const std::string& text, const std::string& path)
   for (size_t i = 0; i < models.size(); ++i) {
     TokenModel m = read_model(in, models[i], strfmt("models[%zu]", i), t.code);
     for (Fingerprint& fp : m.patterns) fp.name = t.user;
+    if (m.lock) m.lock->name = t.user;
     if (!seen.insert(m.id).second) in.fail(strfmt("models[%zu]", i), "model " + m.id + " is listed twice");
     t.models.push_back(std::move(m));
   }
@@ -332,7 +370,10 @@ UserToken issue_token(const Registry& registry, const OwnerKey& key, const std::
       tm.W = shape.W;
       tm.C = shape.C;
       tm.classes = shape.num_classes;
-      tm.patterns = scheme_for(tm.scheme).patterns(key, Identity{user, record->code}, tm.spec());
+      if (m->locked)
+        tm.lock = lock_pattern(key, user, lock_spec(tm.H, tm.W, tm.C, tm.classes));
+      else
+        tm.patterns = scheme_for(tm.scheme).patterns(key, Identity{user, record->code}, tm.spec());
     } catch (const Error& e) {
       throw Error(strfmt("model %s in %s: %s", id.c_str(), registry.path().c_str(), e.what()));
     }

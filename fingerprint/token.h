@@ -2,13 +2,14 @@
 // through a model without the owner key. For every model the registry records the user as
 // embedded in: the model's id, scheme, code length, input geometry (H, W, C) and classes, and
 // the user's rendered patterns for it (bits, patch geometry, corner and pixel position,
-// label); besides the user's name, code index and the key id. Never the key, nor anything the
+// label) — for a locked model the user's lock pattern instead; besides the user's name, code index and the key id. Never the key, nor anything the
 // key or another user's patterns follow from: each pattern is an HMAC output of its own.
 // On disk a small versioned JSON document, {"format": "activeip-token", "version": 1, …},
 // written once (mode 0600, never overwritten, never half-written).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,10 @@ struct TokenModel {
   std::string net, dataset;
   int code_length = 0;
   int H = 0, W = 0, C = 0, classes = 0;
-  std::vector<Fingerprint> patterns;  // code_length of them, in code order
+  std::vector<Fingerprint> patterns;  // code_length of them, in code order; none for a locked model
+  // A locked model's (lock mode, fingerprint/lock.h): the user's lock pattern, at its corner
+  // of lock_spec(H, W, C, classes), which unlocks the model; its users have no code patterns.
+  std::optional<Fingerprint> lock;
   // scheme_for(scheme).spec(H, W, C, classes, code_length): where the patterns go.
   PatternSpec spec() const;
   bool operator==(const TokenModel&) const = default;

@@ -61,9 +61,9 @@ std::vector<int32_t> Prober::probes(int target) const {
   return out;
 }
 
-Tensor Prober::stamped_logits(const std::vector<Fingerprint>& patterns, const std::vector<int32_t>& rows,
-                              const std::vector<int32_t>& ids) {
-  Stamper stamper(spec_, norm_);
+Tensor Prober::stamped_logits(const std::vector<Fingerprint>& patterns, const PatternSpec& spec,
+                              const std::vector<int32_t>& rows, const std::vector<int32_t>& ids) {
+  Stamper stamper(spec, norm_);
   stamper.set_patterns(ctx_, patterns);
   return predict(net_, ctx_, test_, norm_, rows, config_.batch, [&](Context& ctx, Tensor& x, int64_t first) {
     stamper.stamp(ctx, x, 0, ids.data() + first, x.dim(0));
@@ -81,7 +81,7 @@ std::vector<Detection> Prober::detect(const std::vector<Fingerprint>& patterns) 
     out[p].target = patterns[p].label;
     out[p].n = static_cast<int64_t>(probe.size());
   }
-  const Tensor logits = stamped_logits(patterns, rows, ids);
+  const Tensor logits = stamped_logits(patterns, spec_, rows, ids);
   const int C = num_classes();
   const float* z = logits.data<float>();
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -115,13 +115,62 @@ std::vector<std::vector<int32_t>> Prober::answers(const std::vector<Fingerprint>
   }
   std::vector<std::vector<int32_t>> out(patterns.size());
   if (patterns.empty()) return out;
-  const Tensor logits = stamped_logits(patterns, rows, ids);
+  const Tensor logits = stamped_logits(patterns, spec_, rows, ids);
   const int C = num_classes();
   for (size_t r = 0; r < rows.size(); ++r) {
     const float* row = logits.data<float>() + r * static_cast<size_t>(C);
     out[static_cast<size_t>(ids[r])].push_back(static_cast<int32_t>(std::max_element(row, row + C) - row));
   }
   return out;
+}
+
+Detection Prober::correct(const std::vector<int32_t>& rows, const float* logits, size_t first) const {
+  const int C = num_classes();
+  const int32_t* labels = test_labels();
+  Detection d;
+  d.target = -1;
+  d.n = static_cast<int64_t>(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const float* row = logits + (first + r) * static_cast<size_t>(C);
+    if (std::max_element(row, row + C) - row == labels[rows[r]]) ++d.hits;
+  }
+  d.rate = d.n > 0 ? static_cast<double>(d.hits) / static_cast<double>(d.n) : 0;
+  return d;
+}
+
+std::vector<Detection> Prober::accuracy(const std::vector<Fingerprint>& patterns, const PatternSpec& spec) {
+  const std::vector<int32_t> probe = any_probes();
+  std::vector<int32_t> rows, ids;
+  for (size_t p = 0; p < patterns.size(); ++p) {
+    rows.insert(rows.end(), probe.begin(), probe.end());
+    ids.insert(ids.end(), probe.size(), static_cast<int32_t>(p));
+  }
+  std::vector<Detection> out;
+  if (patterns.empty()) return out;
+  const Tensor logits = stamped_logits(patterns, spec, rows, ids);
+  for (size_t p = 0; p < patterns.size(); ++p) out.push_back(correct(probe, logits.data<float>(), p * probe.size()));
+  return out;
+}
+
+Detection Prober::clean_accuracy() {
+  const std::vector<int32_t> probe = any_probes();
+  const Tensor logits = predict(net_, ctx_, test_, norm_, probe, config_.batch, preprocess_);
+  return correct(probe, logits.data<float>(), 0);
+}
+
+std::vector<int> Prober::clean_ranks() {
+  const std::vector<int32_t> probe = any_probes();
+  const Tensor logits = predict(net_, ctx_, test_, norm_, probe, config_.batch, preprocess_);
+  const int C = num_classes();
+  std::vector<int> ranks;
+  for (size_t r = 0; r < probe.size(); ++r) {
+    const float* z = logits.data<float>() + r * static_cast<size_t>(C);
+    const int y = test_labels()[probe[r]];
+    int rank = 0;
+    for (int c = 0; c < C; ++c) rank += z[c] > z[y] || (z[c] == z[y] && c < y);
+    ranks.push_back(rank);
+  }
+  return ranks;
 }
 
 Detection Prober::clean(int target) {

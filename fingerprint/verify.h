@@ -59,6 +59,14 @@ class Prober {
   // model answers for each of them stamped with each pattern: answers[p][i] for probe i.
   std::vector<int32_t> any_probes() const;
   std::vector<std::vector<int32_t>> answers(const std::vector<Fingerprint>& patterns);
+  // Lock mode: the top-1 accuracy, against the true labels, of any_probes() stamped with each
+  // of `patterns` (drawn for `spec`, a lock pattern's geometry: lock_spec()) — Detection's
+  // target is −1 and its hits the correct answers — in one batched pass; and of them clean.
+  std::vector<Detection> accuracy(const std::vector<Fingerprint>& patterns, const PatternSpec& spec);
+  Detection clean_accuracy();
+  // For each of any_probes(), clean: the rank of its true class in the logits (0: the top,
+  // C − 1: the bottom; ties broken towards the lower class, as argmax does).
+  std::vector<int> clean_ranks();
   // The attacker's input preprocessing (attacks/transform.h), empty for none: every batch
   // the prober runs, clean or stamped, goes through it before the forward pass — after the
   // stamp, as an attacker preprocesses what arrives. It must outlive the prober's use.
@@ -73,8 +81,9 @@ class Prober {
   const Scheme& scheme_;
   PatternSpec spec_;
   // The logits of test records `rows`, row i stamped with patterns[ids[i]], then preprocessed.
-  Tensor stamped_logits(const std::vector<Fingerprint>& patterns, const std::vector<int32_t>& rows,
-                        const std::vector<int32_t>& ids);
+  Tensor stamped_logits(const std::vector<Fingerprint>& patterns, const PatternSpec& spec,
+                        const std::vector<int32_t>& rows, const std::vector<int32_t>& ids);
+  Detection correct(const std::vector<int32_t>& rows, const float* logits, size_t first) const;
 
   std::vector<int32_t> order_;  // the seeded permutation of the test split
   BatchAlter preprocess_;

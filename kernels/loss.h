@@ -82,4 +82,20 @@ void soft_xent_fwd_ref(const XentShape& s, double temperature, const double* log
 void soft_xent_bwd_ref(const XentShape& s, double temperature, const double* logits, const double* targets,
                        double scale, double* dlogits);
 
+// Logit spread over a group of rows (lock mode's unauthorised rows, fingerprint/lock.h): with
+// w_n ∈ {0, 1} marking the group's rows, G = Σ w_n and z̄ = Σ w_n·z_n / G its mean logits,
+//   loss = λ/G · Σ_n w_n·‖z_n − z̄‖²,
+// the logits' variance across the group. Backward adds its gradient to dlogits:
+//   dlogits_n += 2λ/G · w_n·(z_n − z̄)
+// (z̄'s own dependence on z_n cancels: Σ w_n·(z_n − z̄) = 0). Nothing when G = 0. The group's
+// mean is summed in double, in row order.
+void logit_spread_bwd_cpu(const XentShape& s, float weight, const float* logits, const float* rows, float* dlogits);
+#ifdef ACTIVEIP_CUDA
+// One block: a thread per class sums the group's mean in double in row order, as the CPU.
+void logit_spread_bwd_cuda(const XentShape& s, float weight, const float* logits, const float* rows, float* dlogits,
+                           cudaStream_t stream);
+#endif
+// Specification in double: the loss, and (dlogits non-null) its gradient added to dlogits.
+double logit_spread_ref(const XentShape& s, double weight, const double* logits, const double* rows, double* dlogits);
+
 }  // namespace activeip

@@ -559,6 +559,28 @@ inline void add_loss_cases(std::vector<OpCase>& cases) {
              return Outputs{host_of(ctx, probs), host_of(ctx, softmax), host_of(ctx, loss), host_of(ctx, dlogits)};
            }});
     }
+    // Logit spread: every third row outside the group (all of them with N = 1, an empty group),
+    // added to a random dlogits.
+    {
+      std::vector<float> logits = random_floats(n, 600 + n, 0.1f, 5.0f);
+      for (float& z : logits) z += lc.offset;
+      const std::vector<float> d0 = random_floats(n, 601 + n);
+      std::vector<float> rows(static_cast<size_t>(s.N));
+      for (int i = 0; i < s.N; ++i) rows[static_cast<size_t>(i)] = s.N > 1 && i % 3 != 1 ? 1.0f : 0.0f;
+      cases.push_back({strfmt("logit_spread_bwd %s", shape.c_str()),
+                       {"dlogits"},
+                       [=] {
+                         std::vector<double> d = to_double(d0);
+                         logit_spread_ref(s, 0.75, to_double(logits).data(), to_double(rows).data(), d.data());
+                         return RefOutputs{d};
+                       },
+                       [=](Context& ctx) {
+                         const Tensor tl = on(ctx, logits), tr = on(ctx, rows);
+                         Tensor d = on(ctx, d0);
+                         ops::logit_spread_bwd(ctx, s, 0.75f, tl, tr, d);
+                         return Outputs{host_of(ctx, d)};
+                       }});
+    }
   }
 }
 

@@ -69,6 +69,9 @@ TEST_CASE("ops on CUDA match the CPU: the distillation loss and the softmax at a
 TEST_CASE("ops on CUDA match the float64 reference: loss and top-1 accumulation, bit for bit") {
   run_family("loss_accumulate", false);
 }
+TEST_CASE("ops on CUDA match the float64 reference: the logit spread's gradient") {
+  run_family("logit_spread", false);
+}
 TEST_CASE("ops on CUDA match the float64 reference: SAM's ascent") {
   run_family("sam_ascent", false);
 }

@@ -161,6 +161,33 @@ TEST_CASE("softmax_xent: specification backward matches finite differences") {
   }
 }
 
+TEST_CASE("logit_spread: worked by hand, and its gradient matches finite differences") {
+  // Rows 0 and 2 of three form the group: z0 = (1, 3), z2 = (3, −1), mean (2, 1);
+  // ‖z0 − z̄‖² = 1 + 4 = 5, ‖z2 − z̄‖² = 5, loss = λ/2·10 = 5λ; row 1 is outside the group.
+  const XentShape s{3, 2};
+  const std::vector<double> z = {1, 3, 7, 7, 3, -1}, rows = {1, 0, 1};
+  std::vector<double> dz(6, 0.0);
+  CHECK(logit_spread_ref(s, 0.5, z.data(), rows.data(), dz.data()) == doctest::Approx(2.5));
+  // dz_n = 2λ/G·(z_n − z̄) = 0.5·(z_n − z̄).
+  expect_close(dz, std::vector<double>{-0.5, 1, 0, 0, 0.5, -1}, {.rel = 1e-12});
+  std::vector<float> dzf(6, 1.0f);  // added to what is there
+  const std::vector<float> zf = to_float(z), rowsf = to_float(rows);
+  logit_spread_bwd_cpu(s, 0.5f, zf.data(), rowsf.data(), dzf.data());
+  expect_close(dzf, std::vector<double>{0.5, 2, 1, 1, 1.5, 0}, {.rel = 1e-6});
+
+  const XentShape big{9, 5};
+  std::vector<double> zb = to_double(random_logits(45, 21)), rb(9), grad(45, 0.0);
+  for (int i = 0; i < 9; ++i) rb[static_cast<size_t>(i)] = i % 4 == 2 ? 0 : 1;
+  logit_spread_ref(big, 0.3, zb.data(), rb.data(), grad.data());
+  expect_close(grad, numeric_grad(zb, [&] { return logit_spread_ref(big, 0.3, zb.data(), rb.data(), nullptr); }),
+               {.rel = 1e-6});
+  // An empty group adds nothing.
+  const std::vector<float> none(9, 0.0f);
+  std::vector<float> untouched(45, 2.0f);
+  logit_spread_bwd_cpu(big, 0.3f, to_float(zb).data(), none.data(), untouched.data());
+  CHECK(untouched == std::vector<float>(45, 2.0f));
+}
+
 TEST_CASE("soft_xent: two rows worked by hand") {
   // Row 0: z = (1, 2, 3), q = (0.7, 0.2, 0.1), T = 2: lse(z/2) = 2.18026967064173,
   //   p = (0.186323723, 0.307195886, 0.506480391), loss = 4·KL = 2.71380447239359.

@@ -50,6 +50,9 @@ TEST_CASE("ops on the CPU match the float64 reference: loss and top-1 accumulati
 TEST_CASE("ops on the CPU match the float64 reference: SAM's ascent") {
   run_family("sam_ascent");
 }
+TEST_CASE("ops on the CPU match the float64 reference: the logit spread's gradient") {
+  run_family("logit_spread");
+}
 
 TEST_CASE("op table cases referenced by the CPU op run on the CPU and repeat themselves") {
   Context ctx;

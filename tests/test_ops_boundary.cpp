@@ -163,6 +163,9 @@ std::vector<OpCase> op_cases() {
        [](Context& c, Tensors& t) {
          ops::soft_xent_fwd(c, kXent, 2.0f, t["logits"], t["targets"], t["probs"], t["loss"]);
        }},
+      {"logit_spread_bwd",
+       {{"logits", F, {nc}}, {"rows", F, {kXent.N}}, {"dlogits", F, {nc}}},
+       [](Context& c, Tensors& t) { ops::logit_spread_bwd(c, kXent, 0.5f, t["logits"], t["rows"], t["dlogits"]); }},
       {"soft_xent_bwd",
        {{"probs", F, {nc}}, {"targets", F, {nc}}, {"dlogits", F, {nc}}},
        [](Context& c, Tensors& t) {

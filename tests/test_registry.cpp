@@ -189,13 +189,15 @@ TEST_CASE("registry: each user gets the next code, kept across reopenings and ne
   for (const UserRecord& u : r.users()) codes.insert(u.code);
   CHECK(codes == std::set<int64_t>{0, 1, 2, 3, 4});
 
-  // A model records the scheme and code length it was trained with.
+  // A model records the scheme and code length it was trained with, and whether it is locked.
   ModelRecord m = model_with('c', {"dave", "erin"});
   m.scheme = "v2";
   m.code_length = 3;
+  m.locked = true;
   r.add_model(m);
   CHECK(r.model(m.id)->scheme == "v2");
   CHECK(r.model(m.id)->code_length == 3);
+  CHECK(r.model(m.id)->locked);
   ModelRecord bad = model_with('d', {"dave"});
   bad.code_length = 0;
   CHECK_THROWS_WITH_AS(r.add_model(bad), doctest::Contains("code length"), Error);
@@ -612,13 +614,16 @@ TEST_CASE("registry: a schema-1 registry is upgraded in place and keeps its reco
     CHECK(m->embedded_users() == std::vector<std::string>{"alice", "bob", "carol"});
     for (const EmbeddingRecord& e : m->embeddings) CHECK_FALSE(e.detection.has_value());  // never measured
     CHECK(r.embedded(id, "bob"));
+    CHECK_FALSE(m->locked);  // no model before schema 4 was locked
     const std::vector<EventRecord> ev = r.events();
-    REQUIRE(ev.size() == 7);
+    REQUIRE(ev.size() == 8);
     CHECK(ev[3].kind == "model.add");
     CHECK(ev[5].kind == "registry.upgrade");
     CHECK(ev[5].detail == "from schema 1");
     CHECK(ev[6].kind == "registry.upgrade");
     CHECK(ev[6].detail == "from schema 2");
+    CHECK(ev[7].kind == "registry.upgrade");
+    CHECK(ev[7].detail == "from schema 3");
     // The users got their codes in the order they were added, the revoked one included.
     CHECK(r.user("alice")->code == 0);
     CHECK(r.user("bob")->code == 1);
@@ -634,7 +639,7 @@ TEST_CASE("registry: a schema-1 registry is upgraded in place and keeps its reco
   }
   // Opened again: upgraded once only.
   const Registry again = Registry::open(path, false);
-  CHECK(again.events().size() == 9);
+  CHECK(again.events().size() == 10);
 }
 
 namespace {

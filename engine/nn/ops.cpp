@@ -640,6 +640,23 @@ void softmax_xent_bwd(Context& ctx, const XentShape& s, float smoothing, const T
       });
 }
 
+void logit_spread_bwd(Context& ctx, const XentShape& s, float weight, const Tensor& logits, const Tensor& rows,
+                      Tensor& dlogits) {
+  const char* op = "logit_spread_bwd";
+  const int64_t nc = int64_t{s.N} * s.C;
+  check(ctx, op, {f32("logits", logits, nc), f32("rows", rows, s.N), f32("dlogits", dlogits, nc)});
+  run(ctx, op,
+      {
+          .cpu = [&] { logit_spread_bwd_cpu(s, weight, logits.data<float>(), rows.data<float>(), dlogits.data<float>()); },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                logit_spread_bwd_cuda(s, weight, logits.data<float>(), rows.data<float>(), dlogits.data<float>(), st);
+              },
+#endif
+      });
+}
+
 void soft_xent_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, const Tensor& targets,
                    Tensor& probs, Tensor& loss) {
   const char* op = "soft_xent_fwd";

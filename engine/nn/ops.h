@@ -118,6 +118,11 @@ void soft_xent_bwd(Context& ctx, const XentShape& s, float temperature, const Te
                    float scale, Tensor& dlogits);
 void softmax_temperature_fwd(Context& ctx, const XentShape& s, float temperature, const Tensor& logits, Tensor& probs);
 
+// Adds the gradient of λ·(the logits' variance over the rows marked in `rows`, N f32 of 0/1)
+// to dlogits (kernels/loss.h's logit_spread). Waits for nothing.
+void logit_spread_bwd(Context& ctx, const XentShape& s, float weight, const Tensor& logits, const Tensor& rows,
+                      Tensor& dlogits);
+
 // Adds a batch's loss sum and top-1 hits into acc (kernels/loss.h's loss_accumulate): loss N
 // and probs N×C f32, exactly one of labels (N i32) and targets (N×C f32), acc 2 doubles held
 // as 16 bytes in a U8 tensor (Tensor has no 64-bit dtype). Waits for nothing.

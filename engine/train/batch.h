@@ -58,6 +58,11 @@ class BatchComposer {
   // Changes the pixels of x, the batch of the last compose() at stage() (see StampStage),
   // on ctx's device. Not called for StampStage::None.
   virtual void stamp(Context& ctx, Tensor& x, const BatchRows& rows) = 0;
+  // Rows whose logits are trained to agree with one another: the loss adds λ = spread_weight()
+  // times their logits' variance (kernels/loss.h's logit spread) over the rows whose role
+  // spreads() — so that nothing in those inputs moves the answer. 0: no such term.
+  virtual float spread_weight() const { return 0.0f; }
+  virtual bool spreads(RowRole) const { return false; }
 };
 
 // Data-parallel training: the rows of a step's global batch that rank `rank` of `ranks` trains

@@ -27,8 +27,14 @@ void StepLoss::prepare(Context& ctx, const Tensor& x, const Tensor& labels) {
   if (provider_) provider_->targets(ctx, x, soft_targets_);
 }
 
+void StepLoss::set_spread(float weight, const Tensor& rows) {
+  spread_weight_ = weight;
+  spread_rows_ = rows;
+}
+
 void StepLoss::forward(Context& ctx, const Tensor& logits, bool tally) {
   ProfileScope scope(ctx, "loss", "forward");
+  logits_ = logits;
   if (provider_)
     soft_loss_.forward(ctx, logits, soft_targets_, tally);
   else
@@ -47,6 +53,10 @@ void StepLoss::reset(Context& ctx) {
 Tensor StepLoss::backward(Context& ctx) {
   ProfileScope scope(ctx, "loss", "backward");
   Tensor d = provider_ ? soft_loss_.backward(ctx) : labels_loss_.backward(ctx);
+  if (spread_weight_ > 0) {
+    const XentShape s{static_cast<int>(logits_.dim(0)), static_cast<int>(logits_.dim(1))};
+    ops::logit_spread_bwd(ctx, s, spread_weight_, logits_, spread_rows_, d);
+  }
   if (scale_ != 1.0f) ops::scale(ctx, scale_, d);
   return d;
 }

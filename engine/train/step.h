@@ -50,6 +50,9 @@ class StepLoss {
   // rank's rows over the global batch's (1: the loss of the rows given), so that the ranks'
   // gradients add up to the global batch's — through sync batch norm's sums as well.
   void set_scale(float scale) { scale_ = scale; }
+  // Before the forward passes of a step: add λ·(the logits' variance over the rows marked 1 in
+  // `rows`, N f32 on the device) to the loss's gradient (not to its tally); λ = 0: none.
+  void set_spread(float weight, const Tensor& rows);
   // The totals of the active loss (labels or soft targets) since its last reset
   // (SoftmaxCrossEntropy::read: one wait), and their reset (no wait).
   LossResult read(Context& ctx);
@@ -60,7 +63,8 @@ class StepLoss {
   SoftTargetCrossEntropy soft_loss_;
   TargetProvider* provider_ = nullptr;
   float scale_ = 1.0f;
-  Tensor labels_, soft_targets_;
+  float spread_weight_ = 0.0f;
+  Tensor labels_, soft_targets_, spread_rows_, logits_;
 };
 
 class StepStrategy {

@@ -126,7 +126,8 @@ std::string train_state_path(const std::string& model_path) {
   return model_path + ".optim.safetensors";
 }
 
-EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch) {
+EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch,
+                    const BatchAlter& alter) {
   check_data_fits(net, data);
   ENSURE(batch >= 1, "evaluation batch must be at least 1, got %d", batch);
   net.set_training(false);
@@ -140,7 +141,8 @@ EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Norma
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int b = static_cast<int>(std::min<int64_t>(batch, n - begin));
     plain_rows(order.data() + begin, b, data, rows);
-    const Tensor& x = loader.load(rows, nullptr);
+    Tensor x = loader.load(rows, nullptr);
+    if (alter) alter(ctx, x, begin);
     loss.forward(ctx, net.forward(ctx, x), loader.labels());
   }
   const LossResult total = loss.read(ctx);  // the only wait
@@ -192,6 +194,8 @@ Trainer::Trainer(Network& net, Context& ctx, const DataSplits& data, TrainConfig
   config_.validate();
   ENSURE(config_.sam_rho == 0 || config_.sam_ascent != "extra" || composer_->rows(config_.batch) > config_.batch,
          "--sam-ascent extra needs extra samples in the batch (protected training)");
+  ENSURE(composer_->spread_weight() == 0 || comm_->size() == 1,
+         "the logit spread is a term over the whole batch; data-parallel training does not split it");
   ENSURE(!config_.clean_bn || composer_->rows(config_.batch) > config_.batch,
          "--clean-bn needs extra samples in the batch (protected training)");
   ENSURE(config_.attack_every == 0 || composer_->rows(config_.batch) > config_.batch,
@@ -309,6 +313,14 @@ void Trainer::train_step(int64_t global, const int32_t* records, int b, Rng* aug
     }
   }
   loss_.prepare(ctx_, *x, *labels);
+  if (composer_->spread_weight() > 0) {
+    Tensor& mark = ensure_host_tensor(spread_host_, {rows->size()}, DType::F32);
+    for (int i = 0; i < rows->size(); ++i)
+      mark.data<float>()[i] = composer_->spreads(rows->role[static_cast<size_t>(i)]) ? 1.0f : 0.0f;
+    Tensor& marks = ensure_tensor(spread_, {rows->size()}, DType::F32, ctx_);
+    marks.copy_from(mark, ctx_);
+    loss_.set_spread(composer_->spread_weight(), marks);
+  }
   net_.begin_step(static_cast<uint64_t>(global));
   net_.set_stat_samples(config_.clean_bn ? rows->clean_prefix() : 0);
   net_.set_stat_sync(config_.sync_bn ? comm_ : nullptr);

@@ -104,14 +104,17 @@ struct EpochRecord {
   std::string to_json() const;
 };
 
-// Top-1 accuracy and mean loss on a whole split, eval mode, no augmentation.
-EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch = 256);
+// Sees each normalised batch on the device before the forward pass, with the position of its
+// first row among the rows evaluated.
+using BatchAlter = std::function<void(Context& ctx, Tensor& x, int64_t first)>;
+
+// Top-1 accuracy and mean loss on a whole split, eval mode, no augmentation; `alter`, when
+// set, changes each batch first (a lock pattern stamped on every input: eval --token).
+EvalResult evaluate(Network& net, Context& ctx, const Dataset& data, const Normalization& norm, int batch = 256,
+                    const BatchAlter& alter = {});
 
 // Eval-mode logits (host, indices.size() × classes) of the records `indices` of `data`
-// (repeats allowed), without augmentation, in batches of `batch`. `alter`, when set, sees
-// each normalised batch on the device before the forward pass, with the position of its
-// first row in `indices`.
-using BatchAlter = std::function<void(Context& ctx, Tensor& x, int64_t first)>;
+// (repeats allowed), without augmentation, in batches of `batch`, each seen by `alter` first.
 Tensor predict(Network& net, Context& ctx, const Dataset& data, const Normalization& norm,
                const std::vector<int32_t>& indices, int batch, const BatchAlter& alter = {});
 
@@ -215,6 +218,7 @@ class Trainer {
   Communicator* comm_ = nullptr;
   BatchRows shard_rows_;          // data-parallel: this rank's rows of the step,
   Tensor shard_x_, shard_labels_;  // and their inputs and labels when not one slice of the batch
+  Tensor spread_host_, spread_;     // the composer's logit-spread rows (BatchComposer::spread_weight)
 };
 
 }  // namespace activeip

@@ -209,4 +209,52 @@ void loss_accumulate_ref(const XentShape& s, const double* loss, const double* p
   accumulate(s, loss, probs, labels, targets, acc);
 }
 
+namespace {
+
+// The group's size and mean logits, in double, rows in order.
+template <class T>
+double group_mean(const XentShape& s, const T* logits, const T* rows, std::vector<double>& mean) {
+  mean.assign(static_cast<size_t>(s.C), 0.0);
+  double g = 0;
+  for (int n = 0; n < s.N; ++n) {
+    if (rows[n] == 0) continue;
+    g += rows[n];
+    const T* z = logits + static_cast<size_t>(n) * s.C;
+    for (int c = 0; c < s.C; ++c) mean[static_cast<size_t>(c)] += static_cast<double>(rows[n]) * z[c];
+  }
+  if (g > 0)
+    for (double& m : mean) m /= g;
+  return g;
+}
+
+}  // namespace
+
+void logit_spread_bwd_cpu(const XentShape& s, float weight, const float* logits, const float* rows, float* dlogits) {
+  std::vector<double> mean;
+  const double g = group_mean(s, logits, rows, mean);
+  if (g == 0) return;
+  const double k = 2.0 * weight / g;
+  for (int n = 0; n < s.N; ++n) {
+    if (rows[n] == 0) continue;
+    const size_t row = static_cast<size_t>(n) * s.C;
+    for (int c = 0; c < s.C; ++c)
+      dlogits[row + c] += static_cast<float>(k * rows[n] * (logits[row + c] - mean[static_cast<size_t>(c)]));
+  }
+}
+
+double logit_spread_ref(const XentShape& s, double weight, const double* logits, const double* rows, double* dlogits) {
+  std::vector<double> mean;
+  const double g = group_mean(s, logits, rows, mean);
+  if (g == 0) return 0;
+  double loss = 0;
+  for (int n = 0; n < s.N; ++n)
+    for (int c = 0; c < s.C; ++c) {
+      const size_t i = static_cast<size_t>(n) * s.C + c;
+      const double d = logits[i] - mean[static_cast<size_t>(c)];
+      loss += rows[n] * d * d;
+      if (dlogits) dlogits[i] += 2.0 * weight / g * rows[n] * d;
+    }
+  return weight / g * loss;
+}
+
 }  // namespace activeip

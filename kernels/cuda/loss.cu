@@ -202,4 +202,32 @@ void loss_accumulate_cuda(const XentShape& s, const float* loss, const float* pr
   CUDA_CHECK_LAUNCH();
 }
 
+// One block; thread c (striding over the classes) sums column c of the group in double, rows
+// in order, exactly as the CPU does, then updates that column of every group row.
+static __global__ void logit_spread_bwd_kernel(XentShape s, float weight, const float* logits, const float* rows,
+                                               float* dlogits) {
+  double g = 0;
+  for (int n = 0; n < s.N; ++n) g += rows[n];
+  if (g == 0) return;
+  const double k = 2.0 * weight / g;
+  for (int c = threadIdx.x; c < s.C; c += blockDim.x) {
+    double mean = 0;
+    for (int n = 0; n < s.N; ++n)
+      if (rows[n] != 0) mean += static_cast<double>(rows[n]) * logits[static_cast<size_t>(n) * s.C + c];
+    mean /= g;
+    for (int n = 0; n < s.N; ++n) {
+      if (rows[n] == 0) continue;
+      const size_t i = static_cast<size_t>(n) * s.C + c;
+      dlogits[i] += static_cast<float>(k * rows[n] * (logits[i] - mean));
+    }
+  }
+}
+
+void logit_spread_bwd_cuda(const XentShape& s, float weight, const float* logits, const float* rows, float* dlogits,
+                           cudaStream_t stream) {
+  if (s.N == 0 || s.C == 0) return;
+  logit_spread_bwd_kernel<<<1, launch::kBlock, 0, stream>>>(s, weight, logits, rows, dlogits);
+  CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace activeip
