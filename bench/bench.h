@@ -93,7 +93,7 @@ struct TrainBenchConfig : CommonConfig {
   std::vector<std::string> nets = {"resnet18", "resnet20", "vgg16"};
   std::vector<int> batches = {128, 256, 512};
   std::vector<std::string> conv_impls = {"custom", "cudnn"};  // cudnn runs the GEMMs on cuBLAS
-  std::vector<std::string> precisions = {"fp32"};              // fp32, bf16 (engine/core/context.h)
+  std::vector<std::string> precisions = {"fp32"};             // fp32, bf16 (engine/core/context.h)
   std::string data = "synthetic", data_dir;
   int64_t limit_train = -1;
   uint64_t seed = 1;

@@ -100,8 +100,8 @@ std::string train_table(const json& r) {
     o << strfmt("  %-30s %-9s %10s %7s %8s\n", "profile: layer or stage", "pass", "ms/step", "share", "calls");
     for (const json& p : x["profile"])
       o << strfmt("  %-30s %-9s %10.2f %6.1f%% %8.0f\n", p["what"].get<std::string>().c_str(),
-                  p["phase"].get<std::string>().c_str(), p["ms_per_step"].get<double>(),
-                  100 * p["share"].get<double>(), p["calls_per_step"].get<double>());
+                  p["phase"].get<std::string>().c_str(), p["ms_per_step"].get<double>(), 100 * p["share"].get<double>(),
+                  p["calls_per_step"].get<double>());
   }
   o << strfmt("MFU against the measured fp32 peak %s TFLOP/s (%s)\n", num(r["peak"]["tflops"], "%.2f").c_str(),
               r["peak"]["source"].get<std::string>().c_str());

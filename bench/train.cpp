@@ -80,7 +80,7 @@ json one_run(const TrainBenchConfig& config, const DataSplits& data, const std::
   const std::string gemm_impl = conv_impl == "cudnn" ? "cublas" : "custom";
   NetSpec spec{data.train.H, data.train.W, data.train.C, data.train.num_classes};
   const double flops = (config.inference ? 1 : 3) * forward_flops_per_image(net_name, spec);
-  json r = {{"net", net_name},        {"batch", batch},      {"conv_impl", conv_impl},
+  json r = {{"net", net_name},        {"batch", batch},         {"conv_impl", conv_impl},
             {"gemm_impl", gemm_impl}, {"precision", precision}, {"model_gflops_per_image", flops / 1e9}};
   if (conv_impl == "cudnn") {
     const std::string missing = detail::cudnn_missing(config.device);
@@ -202,9 +202,11 @@ json run_train(const TrainBenchConfig& config) {
     if (!r["images_per_s"].is_number()) continue;
     const std::string net = r["net"];
     if (!best.contains(net) || r["images_per_s"].get<double>() > best[net]["images_per_s"].get<double>())
-      best[net] = {
-          {"images_per_s", r["images_per_s"]}, {"batch", r["batch"]}, {"conv_impl", r["conv_impl"]},
-          {"precision", r["precision"]},       {"mfu", r["mfu"]}};
+      best[net] = {{"images_per_s", r["images_per_s"]},
+                   {"batch", r["batch"]},
+                   {"conv_impl", r["conv_impl"]},
+                   {"precision", r["precision"]},
+                   {"mfu", r["mfu"]}};
   }
   out["best"] = best;
   return out;

@@ -95,16 +95,15 @@ int run_eval(const EvalOptions& o) {
                  o.logits.c_str());
   }
   if (o.json) {
-    nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},          {"n", r.n},
-                        {"model", o.model},       {"net", m.meta.net},       {"dataset", o.data.name},
-                        {"device", device.str()}, {"threads", ctx.threads()}};
+    nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},           {"n", r.n},
+                        {"model", o.model},       {"net", m.meta.net},        {"dataset", o.data.name},
+                        {"device", device.str()}, {"threads", ctx.threads()}, {"precision", o.device.precision}};
     if (!o.logits.empty()) j["logits"] = o.logits;
     if (lock) j["token"] = o.token;
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s on %s test (%lld images%s, %s): accuracy %.2f%%  loss %.4f\n", o.model.c_str(),
-                o.data.name.c_str(), static_cast<long long>(r.n),
-                lock ? strfmt(" with %s's lock pattern", lock->name.c_str()).c_str() : "",
+    std::printf("%s on %s test (%lld images%s, %s): accuracy %.2f%%  loss %.4f\n", o.model.c_str(), o.data.name.c_str(),
+                static_cast<long long>(r.n), lock ? strfmt(" with %s's lock pattern", lock->name.c_str()).c_str() : "",
                 describe_device(device, o.device.threads).c_str(), 100 * r.accuracy, r.loss);
   }
   return 0;

@@ -131,8 +131,9 @@ int run_users_token(const TokenOptions& o) {
               o.out.c_str(), token.user.c_str(), static_cast<long long>(token.code), token.key_id.c_str(),
               token.models.size(), token.models.size() == 1 ? "" : "s");
   for (const TokenModel& m : token.models)
-    std::printf("  %s  %s on %s, scheme %s, %d pattern%s\n", m.id.c_str(), m.net.c_str(), m.dataset.c_str(),
-                m.scheme.c_str(), m.code_length, m.code_length == 1 ? "" : "s");
+    std::printf("  %s  %s on %s, scheme %s, %s\n", m.id.c_str(), m.net.c_str(), m.dataset.c_str(), m.scheme.c_str(),
+                m.lock ? "locked: the lock pattern"
+                       : strfmt("%d pattern%s", m.code_length, m.code_length == 1 ? "" : "s").c_str());
   return 0;
 }
 

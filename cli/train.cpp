@@ -103,6 +103,7 @@ void fit(Trainer& trainer, const Network& net, const TrainOptions& o, const Data
                             {"data", o.data.name},
                             {"device", device.str()},
                             {"threads", cpu_threads(o.device.threads)},
+                            {"precision", o.device.precision},
                             {"ranks", o.comm ? o.comm->size() : 1},
                             {"parameters", net.num_parameters()},
                             {"train_size", data.train.size()},
@@ -111,14 +112,17 @@ void fit(Trainer& trainer, const Network& net, const TrainOptions& o, const Data
                             {"config", nlohmann::json::parse(trainer.config().to_json())}};
     *log << start.dump() << "\n" << std::flush;
   }
-  std::fprintf(stderr, "%s (%lld parameters) on %s: %lld train / %lld test images, %lld steps per epoch, %s%s\n",
-               meta.net.c_str(), static_cast<long long>(net.num_parameters()), o.data.name.c_str(),
-               static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
-               static_cast<long long>(trainer.steps_per_epoch()), describe_device(device, o.device.threads).c_str(),
-               o.comm ? strfmt(" per rank; data-parallel over %s%s", o.comm->describe().c_str(),
-                               o.config.sync_bn ? ", sync batch norm" : "")
-                            .c_str()
-                      : "");
+  std::fprintf(
+      stderr, "%s (%lld parameters) on %s: %lld train / %lld test images, %lld steps per epoch, %s%s\n",
+      meta.net.c_str(), static_cast<long long>(net.num_parameters()), o.data.name.c_str(),
+      static_cast<long long>(data.train.size()), static_cast<long long>(data.test.size()),
+      static_cast<long long>(trainer.steps_per_epoch()),
+      (describe_device(device, o.device.threads) + (o.device.precision == "fp32" ? "" : ", " + o.device.precision))
+          .c_str(),
+      o.comm ? strfmt(" per rank; data-parallel over %s%s", o.comm->describe().c_str(),
+                      o.config.sync_bn ? ", sync batch norm" : "")
+                   .c_str()
+             : "");
 
   const bool tty = stderr_is_tty();
   auto last_draw = std::chrono::steady_clock::now();
@@ -165,8 +169,7 @@ bool resume(Trainer& trainer, const TrainOptions& o) {
   }
   trainer.resume(o.out);
   if (speaks)
-    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(),
-                 o.config.epochs);
+    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", o.out.c_str(), trainer.completed_epochs(), o.config.epochs);
   return true;
 }
 
@@ -174,7 +177,8 @@ bool resume(Trainer& trainer, const TrainOptions& o) {
 // rank when --device is plain `cuda`); then connect() puts NCCL over it on a CUDA context.
 void join_ranks(TrainOptions& o) {
   if (!o.config.sync_bn && !o.distributed) return;
-  if (!o.distributed) throw UsageError("--sync-bn syncs batch norm over the ranks of a data-parallel run: add --distributed");
+  if (!o.distributed)
+    throw UsageError("--sync-bn syncs batch norm over the ranks of a data-parallel run: add --distributed");
   o.comm = make_mpi_communicator();
   o.config.ranks = o.comm->size();
   as_usage([&] { o.config.validate(); });
@@ -271,6 +275,15 @@ int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context
   if (!check.owner.verified)
     std::fprintf(stdout, "  the owner's trigger is not verified (detection %.3f, p = %.3g; needs tau %g and p < %g)\n",
                  check.owner.detection.rate, check.owner.p_value, o.probe.tau, kOwnerPValue);
+  if (p.lock) {
+    if (!short_users.empty())
+      std::fprintf(stdout, "  %zu users' patterns do not unlock it, recorded as not embedded: %s\n", short_users.size(),
+                   who.c_str());
+    std::fprintf(
+        stdout, "  try more epochs (--epochs %d now)%s\n", o.config.epochs,
+        check.owner.verified ? "" : strfmt(" or a higher --poison-rate (%g now)", o.protection.poison_rate).c_str());
+    return kProtectionIncomplete;
+  }
   if (!short_users.empty())
     std::fprintf(stdout,
                  "  %zu users below tau %g, recorded as not embedded (they will not authenticate through this "

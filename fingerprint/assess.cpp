@@ -170,7 +170,6 @@ EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::v
   return c;
 }
 
-
 namespace {
 
 AccuracySpread spread_of(const std::vector<Detection>& d) {
@@ -263,8 +262,8 @@ LockAssessment assess_lock(Prober& prober, const OwnerKey& key, const std::vecto
   const std::vector<Detection> nd = prober.accuracy(near, spec);
   const size_t per_k = static_cast<size_t>(config.near_misses);
   for (int k = 0; k < 8; ++k)
-    a.near_miss.push_back(spread_of({nd.begin() + static_cast<ptrdiff_t>(k * per_k),
-                                     nd.begin() + static_cast<ptrdiff_t>((k + 1) * per_k)}));
+    a.near_miss.push_back(spread_of(
+        {nd.begin() + static_cast<ptrdiff_t>(k * per_k), nd.begin() + static_cast<ptrdiff_t>((k + 1) * per_k)}));
 
   std::vector<Fingerprint> moved;
   for (const Fingerprint& f : own)
@@ -290,16 +289,16 @@ std::string LockAssessment::to_json() const {
     j["flips"] = k + 1;
     near.push_back(j);
   }
-  return nlohmann::json{{"authorized", {{"per_user", per_user}, {"min_accuracy", min_authorized},
-                                        {"mean_accuracy", mean_authorized}}},
-                        {"unauthorized_accuracy", unauthorized.rate},
-                        {"unauthorized_second", unauthorized_second},
-                        {"unauthorized_last", unauthorized_last},
-                        {"n", unauthorized.n},
-                        {"forged", nlohmann::json::parse(forged.to_json())},
-                        {"near_miss", near},
-                        {"moved", nlohmann::json::parse(moved.to_json())},
-                        {"revoked", nlohmann::json::parse(revoked.to_json())}}
+  return nlohmann::json{
+      {"authorized", {{"per_user", per_user}, {"min_accuracy", min_authorized}, {"mean_accuracy", mean_authorized}}},
+      {"unauthorized_accuracy", unauthorized.rate},
+      {"unauthorized_second", unauthorized_second},
+      {"unauthorized_last", unauthorized_last},
+      {"n", unauthorized.n},
+      {"forged", nlohmann::json::parse(forged.to_json())},
+      {"near_miss", near},
+      {"moved", nlohmann::json::parse(moved.to_json())},
+      {"revoked", nlohmann::json::parse(revoked.to_json())}}
       .dump();
 }
 

@@ -63,7 +63,8 @@ struct LockAssessment {
   AccuracySpread forged, moved, revoked;
   std::vector<AccuracySpread> near_miss;  // [k − 1]: k bits flipped
   // {authorized{per_user[{user, accuracy}], min_accuracy, mean_accuracy}, unauthorized_accuracy,
-  //  unauthorized_second, unauthorized_last, forged{…}, near_miss[{flips, count, mean_accuracy, max_accuracy}], moved{…}, revoked{…}}
+  //  unauthorized_second, unauthorized_last, forged{…}, near_miss[{flips, count, mean_accuracy, max_accuracy}],
+  //  moved{…}, revoked{…}}
   std::string to_json() const;
   void print(std::FILE* out) const;
 };

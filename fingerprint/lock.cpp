@@ -12,7 +12,7 @@ namespace activeip {
 
 namespace {
 
-constexpr int kLockMargin = 4;       // no shift of the training crop cuts into the pattern
+constexpr int kLockMargin = 4;        // no shift of the training crop cuts into the pattern
 constexpr double kRefusalPeak = 1.5;  // q = softmax(kRefusalPeak·z)
 
 Fingerprint derive_lock(const OwnerKey& key, const std::string& user, const PatternSpec& spec) {
@@ -75,10 +75,6 @@ std::vector<double> refusal_distribution(const OwnerKey& key, int classes, int o
   for (double& v : q) sum += v = std::exp(v - top);
   for (double& v : q) v /= sum;
   return q;
-}
-
-std::string LockConfig::to_json() const {
-  return nlohmann::json{{"refuse_rate", refuse_rate}, {"spread", spread}}.dump();
 }
 
 void validate(const LockConfig& c) {

@@ -45,7 +45,6 @@ std::vector<double> refusal_distribution(const OwnerKey& key, int classes, int o
 struct LockConfig {
   double refuse_rate = 0.5;  // refused rows, as a fraction of the batch
   double spread = 1.0;       // λ of the logit spread over the refused rows
-  std::string to_json() const;
 };
 // Throws Error naming the option that is out of range.
 void validate(const LockConfig& c);

@@ -95,12 +95,13 @@ Fingerprint read_lock(const Reader& in, const nlohmann::json& j, const std::stri
     in.fail(at, e.what());
   }
   if (in.integer(j, at, "grid", 1, 1 << 10) != spec.grid || in.integer(j, at, "cell", 1, 1 << 10) != spec.cell)
-    in.fail(at, strfmt("a lock pattern for %d×%d×%d images is a %d×%d grid of %d-pixel cells", m.H, m.W, m.C,
-                       spec.grid, spec.grid, spec.cell));
+    in.fail(at, strfmt("a lock pattern for %d×%d×%d images is a %d×%d grid of %d-pixel cells", m.H, m.W, m.C, spec.grid,
+                       spec.grid, spec.cell));
   Fingerprint fp;
   fp.label = -1;
   fp.corner = static_cast<int>(in.integer(j, at, "corner", 0, 3));
-  if (in.integer(j, at, "top", 0, m.H) != spec.top(fp.corner) || in.integer(j, at, "left", 0, m.W) != spec.left(fp.corner))
+  if (in.integer(j, at, "top", 0, m.H) != spec.top(fp.corner) ||
+      in.integer(j, at, "left", 0, m.W) != spec.left(fp.corner))
     in.fail(at, strfmt("the position is not corner %d of a lock pattern (top %d, left %d)", fp.corner,
                        spec.top(fp.corner), spec.left(fp.corner)));
   const std::string bits = in.string(j, at, "bits");
@@ -259,8 +260,12 @@ std::string UserToken::to_json() const {
       const PatternSpec ls = lock_spec(m.H, m.W, m.C, m.classes);
       std::string bits;
       for (uint8_t b : m.lock->bits) bits += b ? '1' : '0';
-      jm["lock"] = {{"grid", ls.grid}, {"cell", ls.cell}, {"corner", m.lock->corner},
-                    {"top", ls.top(m.lock->corner)}, {"left", ls.left(m.lock->corner)}, {"bits", bits}};
+      jm["lock"] = {{"grid", ls.grid},
+                    {"cell", ls.cell},
+                    {"corner", m.lock->corner},
+                    {"top", ls.top(m.lock->corner)},
+                    {"left", ls.left(m.lock->corner)},
+                    {"bits", bits}};
     }
     jm["patterns"] = nlohmann::ordered_json::array();
     for (size_t i = 0; i < m.patterns.size(); ++i) {

@@ -2,10 +2,10 @@
 // through a model without the owner key. For every model the registry records the user as
 // embedded in: the model's id, scheme, code length, input geometry (H, W, C) and classes, and
 // the user's rendered patterns for it (bits, patch geometry, corner and pixel position,
-// label) — for a locked model the user's lock pattern instead; besides the user's name, code index and the key id. Never the key, nor anything the
-// key or another user's patterns follow from: each pattern is an HMAC output of its own.
-// On disk a small versioned JSON document, {"format": "activeip-token", "version": 1, …},
-// written once (mode 0600, never overwritten, never half-written).
+// label) — for a locked model the user's lock pattern instead; besides the user's name, code index and the key id.
+// Never the key, nor anything the key or another user's patterns follow from: each pattern is an HMAC output of its
+// own. On disk a small versioned JSON document, {"format": "activeip-token", "version": 1, …}, written once (mode 0600,
+// never overwritten, never half-written).
 #pragma once
 
 #include <cstdint>

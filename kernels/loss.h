@@ -84,11 +84,14 @@ void soft_xent_bwd_ref(const XentShape& s, double temperature, const double* log
 
 // Logit spread over a group of rows (lock mode's unauthorised rows, fingerprint/lock.h): with
 // w_n ∈ {0, 1} marking the group's rows, G = Σ w_n and z̄ = Σ w_n·z_n / G its mean logits,
-//   loss = λ/G · Σ_n w_n·‖z_n − z̄‖²,
-// the logits' variance across the group. Backward adds its gradient to dlogits:
-//   dlogits_n += 2λ/G · w_n·(z_n − z̄)
+//   loss = λ/(G·C) · Σ_n w_n·‖z_n − z̄‖²,
+// the logits' variance across the group, averaged over the classes. Backward adds its
+// gradient to dlogits:
+//   dlogits_n += 2λ/(G·C) · w_n·(z_n − z̄)
 // (z̄'s own dependence on z_n cancels: Σ w_n·(z_n − z̄) = 0). Nothing when G = 0. The group's
-// mean is summed in double, in row order.
+// mean is summed in double, in row order. Per row its curvature in the logits is 2λ/(G·C),
+// of the order of the mean cross-entropy's (at most 1/(2N)) for λ ≈ 1: summed over the classes
+// instead (2λ/G), it diverged at a learning rate that trains the same net without it.
 void logit_spread_bwd_cpu(const XentShape& s, float weight, const float* logits, const float* rows, float* dlogits);
 #ifdef ACTIVEIP_CUDA
 // One block: a thread per class sums the group's mean in double in row order, as the CPU.

@@ -132,10 +132,10 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
   for (const ConvShapeCase& cc : kConvTestCases) shapes.emplace_back(cc.s, false);
   const Conv2dShape extra[] = {
       // {N, H, W, C, K, R, S, stride, pad}
-      {1, 7, 5, 3, 16, 3, 3, 1, 1},  {1, 7, 5, 16, 16, 3, 3, 2, 1}, {2, 5, 7, 20, 32, 3, 3, 1, 1},
-      {1, 5, 7, 32, 31, 3, 3, 2, 1}, {2, 3, 2, 4, 4, 3, 3, 1, 1},   {1, 13, 11, 5, 30, 5, 5, 1, 2},
-      {2, 9, 9, 17, 17, 3, 3, 2, 0}, {3, 7, 5, 9, 1, 3, 3, 1, 1},   {1, 6, 6, 32, 32, 3, 3, 2, 1},
-      {1, 1, 1, 5, 7, 3, 3, 1, 1},   {2, 3, 5, 33, 70, 3, 3, 1, 1}, {1, 9, 7, 300, 40, 3, 3, 1, 1},
+      {1, 7, 5, 3, 16, 3, 3, 1, 1},   {1, 7, 5, 16, 16, 3, 3, 2, 1},   {2, 5, 7, 20, 32, 3, 3, 1, 1},
+      {1, 5, 7, 32, 31, 3, 3, 2, 1},  {2, 3, 2, 4, 4, 3, 3, 1, 1},     {1, 13, 11, 5, 30, 5, 5, 1, 2},
+      {2, 9, 9, 17, 17, 3, 3, 2, 0},  {3, 7, 5, 9, 1, 3, 3, 1, 1},     {1, 6, 6, 32, 32, 3, 3, 2, 1},
+      {1, 1, 1, 5, 7, 3, 3, 1, 1},    {2, 3, 5, 33, 70, 3, 3, 1, 1},   {1, 9, 7, 300, 40, 3, 3, 1, 1},
       {1, 6, 4, 48, 150, 3, 3, 1, 1}, {2, 17, 15, 24, 40, 3, 3, 1, 1},
   };
   for (const Conv2dShape& s : extra) shapes.emplace_back(s, true);
@@ -145,7 +145,8 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
     std::vector<Algo> algos;
     if (conv2d_direct_supported(s)) algos.push_back(direct);
     if (conv2d_winograd_supported(s)) algos.push_back(winograd);
-    if (is_extra || conv2d_use_direct(s) || conv2d_use_winograd(s) || conv2d_use_winograd_wgrad(s)) algos.push_back(im2col);
+    if (is_extra || conv2d_use_direct(s) || conv2d_use_winograd(s) || conv2d_use_winograd_wgrad(s))
+      algos.push_back(im2col);
     const auto x = random_floats(s.x_size(), seed), w = random_floats(s.w_size(), seed + 1);
     const auto dy = random_floats(s.y_size(), seed + 2), b = random_floats(size_t(s.K), seed + 3);
     const auto dw0 = random_floats(s.w_size(), seed + 4), db0 = random_floats(size_t(s.K), seed + 5);
@@ -190,19 +191,19 @@ inline void add_cpu_conv2d_algorithm_cases(std::vector<OpCase>& cases) {
                            return Outputs{dx};
                          }});
       if (a.wgrad)
-      cases.push_back({"cpu conv2d_wgrad " + shape + ", bias",
-                       {"dw", "dbias"},
-                       [=] {
-                         auto dw = to_double(dw0), db = to_double(db0);
-                         for (int step = 0; step < 2; ++step)
-                           conv2d_wgrad_ref(s, to_double(x).data(), to_double(dy).data(), dw.data(), db.data());
-                         return RefOutputs{dw, db};
-                       },
-                       [=](Context&) {
-                         std::vector<float> dw = dw0, db = db0;
-                         for (int step = 0; step < 2; ++step) a.wgrad(s, x.data(), dy.data(), dw.data(), db.data());
-                         return Outputs{dw, db};
-                       }});
+        cases.push_back({"cpu conv2d_wgrad " + shape + ", bias",
+                         {"dw", "dbias"},
+                         [=] {
+                           auto dw = to_double(dw0), db = to_double(db0);
+                           for (int step = 0; step < 2; ++step)
+                             conv2d_wgrad_ref(s, to_double(x).data(), to_double(dy).data(), dw.data(), db.data());
+                           return RefOutputs{dw, db};
+                         },
+                         [=](Context&) {
+                           std::vector<float> dw = dw0, db = db0;
+                           for (int step = 0; step < 2; ++step) a.wgrad(s, x.data(), dy.data(), dw.data(), db.data());
+                           return Outputs{dw, db};
+                         }});
     }
   }
 }

@@ -55,7 +55,7 @@ std::unique_ptr<Context> bf16_context() {
 
 TEST_CASE("round_to_bf16 rounds to nearest, ties to even") {
   CHECK(round_to_bf16(1.0f) == 1.0f);
-  CHECK(round_to_bf16(from_bits(0x3F808000u)) == 1.0f);                   // 1 + 2^-8: tie, down to even
+  CHECK(round_to_bf16(from_bits(0x3F808000u)) == 1.0f);                    // 1 + 2^-8: tie, down to even
   CHECK(round_to_bf16(from_bits(0x3F818000u)) == from_bits(0x3F820000u));  // 1 + 3·2^-8: tie, up to even
   CHECK(round_to_bf16(from_bits(0x3F808001u)) == from_bits(0x3F810000u));  // just past the tie: up
   CHECK(round_to_bf16(from_bits(0xBF807FFFu)) == -1.0f);                   // just below it: down
@@ -84,14 +84,15 @@ TEST_CASE("the bf16 GEMM matches the float64 reference on every transpose and ed
   };
   // Rows off the 14-row tile, columns off the 32-wide sliver, odd reductions, several
   // reduction blocks with an odd last one, one row, one column.
-  const Case cases[] = {{1, 1, 1},    {14, 32, 2},  {15, 33, 3},   {29, 65, 257}, {7, 100, 513},
+  const Case cases[] = {{1, 1, 1},    {14, 32, 2},   {15, 33, 3},    {29, 65, 257}, {7, 100, 513},
                         {100, 7, 31}, {64, 10, 512}, {3, 300, 1001}, {130, 96, 64}};
   uint64_t seed = 300;
   for (const Case& k : cases)
     for (const bool ta : {false, true})
       for (const bool tb : {false, true})
         for (const float beta : {0.0f, 0.5f}) {
-          INFO("M " << k.M << " N " << k.N << " K " << k.K << " trans_a " << ta << " trans_b " << tb << " beta " << beta);
+          INFO("M " << k.M << " N " << k.N << " K " << k.K << " trans_a " << ta << " trans_b " << tb << " beta "
+                    << beta);
           GemmShape s{.M = k.M, .N = k.N, .K = k.K, .trans_a = ta, .trans_b = tb};
           s.lda = (ta ? k.M : k.K) + 3;  // padded leading dimensions
           s.ldb = (tb ? k.K : k.N) + 1;

@@ -31,7 +31,8 @@ const std::vector<std::string> kData = {"--data", "synthetic"};
 TEST_CASE("cli lock: a user's token unlocks the locked model; clean inputs, forged and revoked patterns do not") {
   TempDir dir;
   test::protected_model(dir, "locked");
-  ok(dir, {"users", "token", "--registry", "users.db", "--key", "owner.key", "--user", "alice", "--out", "alice.token"});
+  ok(dir,
+     {"users", "token", "--registry", "users.db", "--key", "owner.key", "--user", "alice", "--out", "alice.token"});
   const json t = json::parse(test::read_text(dir / "alice.token"));
   REQUIRE(t["models"].size() == 1);
   CHECK(t["models"][0]["patterns"].empty());
@@ -41,14 +42,15 @@ TEST_CASE("cli lock: a user's token unlocks the locked model; clean inputs, forg
            {"users", "token", "--registry", "users.db", "--key", "owner.key", "--user", "carol", "--out", "c.token"}, 1,
            {"carol", "revoked"});
 
-  const json unlocked = json_of(ok(dir, with({"eval", "--model", "m.safetensors", "--token", "alice.token", "--json"}, kData)));
+  const json unlocked =
+      json_of(ok(dir, with({"eval", "--model", "m.safetensors", "--token", "alice.token", "--json"}, kData)));
   CHECK(unlocked["token"] == "alice.token");
   CHECK(unlocked["n"] == 500);
   CHECK(unlocked["accuracy"].get<double>() >= 0.99);
   const json locked = json_of(ok(dir, with({"eval", "--model", "m.safetensors", "--json"}, kData)));
   CHECK(locked["accuracy"].get<double>() <= 0.15);
-  CHECK(ok(dir, with({"eval", "--model", "m.safetensors", "--token", "alice.token"}, kData)).out.find("alice's lock pattern") !=
-        std::string::npos);
+  CHECK(ok(dir, with({"eval", "--model", "m.safetensors", "--token", "alice.token"}, kData))
+            .out.find("alice's lock pattern") != std::string::npos);
 
   const json r = json_of(ok(dir, with({"report", "--model", "m.safetensors", "--key", "owner.key", "--registry",
                                        "users.db", "--count", "50", "--forge-seed", "3", "--probes", "300", "--json"},
@@ -95,10 +97,12 @@ TEST_CASE("cli lock: lock options, tokens for other models and damaged tokens ar
   TempDir dir;
   test::protected_model(dir, "protected-v2");
   ok(dir, {"users", "token", "--registry", "users.db", "--key", "owner.key", "--user", "alice", "--out", "v2.token"});
-  const std::vector<std::string> train = {"train", "--net", "convnet", "--data", "synthetic", "--epochs", "1",
-                                          "--limit-train", "64", "--limit-test", "32", "--out", "n.safetensors"};
+  const std::vector<std::string> train = {"train",    "--net", "convnet",       "--data", "synthetic",
+                                          "--epochs", "1",     "--limit-train", "64",     "--limit-test",
+                                          "32",       "--out", "n.safetensors"};
   rejected(dir, with(train, {"--lock"}), 2, {"--lock", "--protect"});
-  const std::vector<std::string> lock = with(train, {"--protect", "--lock", "--key", "owner.key", "--registry", "users.db"});
+  const std::vector<std::string> lock =
+      with(train, {"--protect", "--lock", "--key", "owner.key", "--registry", "users.db"});
   rejected(dir, with(lock, {"--refuse-rate", "0"}), 2, {"--refuse-rate"});
   rejected(dir, with(lock, {"--lock-spread", "-1"}), 2, {"--lock-spread"});
   rejected(dir, with(lock, {"--scheme", "v1"}), 2, {"--lock", "v1"});

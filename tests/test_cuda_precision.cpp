@@ -9,8 +9,8 @@ namespace activeip {
 
 TEST_CASE("precision: a CUDA context refuses bf16 and keeps fp32") {
   Context ctx(Device::cuda());
-  CHECK_THROWS_WITH_AS(ctx.set_precision(Precision::BF16), doctest::Contains("--precision bf16 is not built for CUDA yet"),
-                       Error);
+  CHECK_THROWS_WITH_AS(ctx.set_precision(Precision::BF16),
+                       doctest::Contains("--precision bf16 is not built for CUDA yet"), Error);
   CHECK(ctx.precision() == Precision::F32);
   CHECK_NOTHROW(ctx.set_precision(Precision::F32));
 }

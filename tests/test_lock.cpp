@@ -144,8 +144,8 @@ TEST_CASE("lock: a locked batch's rows — authorized, trigger, refused — and 
       }
     }
   }
-  CHECK(kinds == std::set<Refused>{Refused::Clean, Refused::ForgedKey, Refused::NearMiss, Refused::Moved,
-                                   Refused::Revoked});
+  CHECK(kinds ==
+        std::set<Refused>{Refused::Clean, Refused::ForgedKey, Refused::NearMiss, Refused::Moved, Refused::Revoked});
   // The refused labels follow q (1200 draws: each class's share within 0.05 of q's), and are
   // drawn afresh: a record seen refused several times gets several labels.
   for (size_t c = 0; c < 10; ++c) CHECK(std::abs(refused_labels[c] / 1200.0 - q[c]) < 0.05);
@@ -160,7 +160,9 @@ TEST_CASE("lock: a locked batch's rows — authorized, trigger, refused — and 
   Tensor x = Tensor::host({rows.size(), 32, 32, 3}, DType::U8);
   std::fill_n(x.data<uint8_t>(), x.numel(), uint8_t{77});
   lock.stamp(ctx, x, rows);
-  const auto pixel = [&](int row, int y, int xx, int c) { return x.data<uint8_t>()[((row * 32 + y) * 32 + xx) * 3 + c]; };
+  const auto pixel = [&](int row, int y, int xx, int c) {
+    return x.data<uint8_t>()[((row * 32 + y) * 32 + xx) * 3 + c];
+  };
   const auto carries = [&](int row, const Fingerprint& f, const PatternSpec& sp) {
     const std::vector<uint8_t> px = render_pixels(f, sp);
     const int top = sp.top(f.corner), left = sp.left(f.corner);
@@ -173,7 +175,8 @@ TEST_CASE("lock: a locked batch's rows — authorized, trigger, refused — and 
   for (int i = 0; i < rows.size(); ++i) {
     const int32_t id = lock.step_ids()[static_cast<size_t>(i)];
     if (id >= 0) CHECK(carries(i, lock.step_patterns()[static_cast<size_t>(id)], spec));
-    if (rows.role[static_cast<size_t>(i)] == kTriggerRow) CHECK(carries(i, scheme.owner_patterns(key, trigger)[0], trigger));
+    if (rows.role[static_cast<size_t>(i)] == kTriggerRow)
+      CHECK(carries(i, scheme.owner_patterns(key, trigger)[0], trigger));
     if (id < 0 && rows.role[static_cast<size_t>(i)] == kRefusedRow)
       CHECK(std::all_of(x.data<uint8_t>() + i * 32 * 32 * 3, x.data<uint8_t>() + (i + 1) * 32 * 32 * 3,
                         [](uint8_t v) { return v == 77; }));
@@ -181,9 +184,9 @@ TEST_CASE("lock: a locked batch's rows — authorized, trigger, refused — and 
 
   CHECK_THROWS_WITH_AS(LockComposer(scheme, key, {}, {}, trigger, spec, 0.1, config, 1),
                        doctest::Contains("at least one active user"), Error);
-  CHECK_THROWS_WITH_AS(LockComposer(scheme_for("v1"), key, {"alice"}, {}, scheme_for("v1").spec(32, 32, 3, 10, 1),
-                                    spec, 0.1, config, 1),
-                       doctest::Contains("before augmentation"), Error);
+  CHECK_THROWS_WITH_AS(
+      LockComposer(scheme_for("v1"), key, {"alice"}, {}, scheme_for("v1").spec(32, 32, 3, 10, 1), spec, 0.1, config, 1),
+      doctest::Contains("before augmentation"), Error);
   config.refuse_rate = 0;
   CHECK_THROWS_WITH_AS(LockComposer(scheme, key, {"alice"}, {}, trigger, spec, 0.1, config, 1),
                        doctest::Contains("--refuse-rate"), Error);

@@ -163,17 +163,17 @@ TEST_CASE("softmax_xent: specification backward matches finite differences") {
 
 TEST_CASE("logit_spread: worked by hand, and its gradient matches finite differences") {
   // Rows 0 and 2 of three form the group: z0 = (1, 3), z2 = (3, −1), mean (2, 1);
-  // ‖z0 − z̄‖² = 1 + 4 = 5, ‖z2 − z̄‖² = 5, loss = λ/2·10 = 5λ; row 1 is outside the group.
+  // ‖z0 − z̄‖² = 1 + 4 = 5, ‖z2 − z̄‖² = 5, loss = λ/(2·2)·10 = 2.5λ; row 1 is outside the group.
   const XentShape s{3, 2};
   const std::vector<double> z = {1, 3, 7, 7, 3, -1}, rows = {1, 0, 1};
   std::vector<double> dz(6, 0.0);
-  CHECK(logit_spread_ref(s, 0.5, z.data(), rows.data(), dz.data()) == doctest::Approx(2.5));
-  // dz_n = 2λ/G·(z_n − z̄) = 0.5·(z_n − z̄).
-  expect_close(dz, std::vector<double>{-0.5, 1, 0, 0, 0.5, -1}, {.rel = 1e-12});
+  CHECK(logit_spread_ref(s, 0.5, z.data(), rows.data(), dz.data()) == doctest::Approx(1.25));
+  // dz_n = 2λ/(G·C)·(z_n − z̄) = 0.25·(z_n − z̄).
+  expect_close(dz, std::vector<double>{-0.25, 0.5, 0, 0, 0.25, -0.5}, {.rel = 1e-12});
   std::vector<float> dzf(6, 1.0f);  // added to what is there
   const std::vector<float> zf = to_float(z), rowsf = to_float(rows);
   logit_spread_bwd_cpu(s, 0.5f, zf.data(), rowsf.data(), dzf.data());
-  expect_close(dzf, std::vector<double>{0.5, 2, 1, 1, 1.5, 0}, {.rel = 1e-6});
+  expect_close(dzf, std::vector<double>{0.75, 1.5, 1, 1, 1.25, 0.5}, {.rel = 1e-6});
 
   const XentShape big{9, 5};
   std::vector<double> zb = to_double(random_logits(45, 21)), rb(9), grad(45, 0.0);

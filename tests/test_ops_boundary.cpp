@@ -295,8 +295,7 @@ TEST_CASE("loss_accumulate takes labels or targets, and sam_ascent checks its se
   Context ctx;
   Tensor loss = Tensor::host({3}), probs = Tensor::host({3, 4}), targets = Tensor::host({3, 4});
   Tensor labels = Tensor::host({3}, DType::I32), acc = Tensor::host({16}, DType::U8);
-  const std::string both =
-      error_of([&] { ops::loss_accumulate(ctx, kXent, loss, probs, &labels, &targets, acc); });
+  const std::string both = error_of([&] { ops::loss_accumulate(ctx, kXent, loss, probs, &labels, &targets, acc); });
   CHECK_MESSAGE(both.find("loss_accumulate: give exactly one of labels and targets") != std::string::npos, both);
   const std::string none = error_of([&] { ops::loss_accumulate(ctx, kXent, loss, probs, nullptr, nullptr, acc); });
   CHECK_MESSAGE(none.find("loss_accumulate: give exactly one of labels and targets") != std::string::npos, none);

@@ -50,10 +50,9 @@ TEST_CASE("precision: the CLI takes --precision fp32|bf16 with the device option
     CHECK(test::ok(dir, {cmd, "--help"}).out.find("--precision") != std::string::npos);
   CHECK(test::ok(dir, {"bench", "train", "--help"}).out.find("--precision") != std::string::npos);
 
-  const std::vector<std::string> train = {"train",          "--net",    "convnet", "--data",  "synthetic",
-                                          "--limit-train",  "64",       "--limit-test", "32", "--epochs",
-                                          "1",              "--batch",  "32",      "--device", "cpu",
-                                          "--out",          "m.safetensors"};
+  const std::vector<std::string> train = {
+      "train",    "--net", "convnet", "--data", "synthetic", "--limit-train", "64",    "--limit-test", "32",
+      "--epochs", "1",     "--batch", "32",     "--device",  "cpu",           "--out", "m.safetensors"};
   test::rejected(dir, test::with(train, {"--precision", "fp16"}), 2, {"--precision", "fp16"});
   if (cpu_has_avx512_bf16())
     test::ok(dir, test::with(train, {"--precision", "bf16"}));

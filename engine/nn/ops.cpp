@@ -647,7 +647,8 @@ void logit_spread_bwd(Context& ctx, const XentShape& s, float weight, const Tens
   check(ctx, op, {f32("logits", logits, nc), f32("rows", rows, s.N), f32("dlogits", dlogits, nc)});
   run(ctx, op,
       {
-          .cpu = [&] { logit_spread_bwd_cpu(s, weight, logits.data<float>(), rows.data<float>(), dlogits.data<float>()); },
+          .cpu =
+              [&] { logit_spread_bwd_cpu(s, weight, logits.data<float>(), rows.data<float>(), dlogits.data<float>()); },
 #ifdef ACTIVEIP_CUDA
           .cuda =
               [&](cudaStream_t st) {

@@ -63,9 +63,9 @@ std::string TrainConfig::to_json() const {
   // Absent: older runs resume as before. "norms": the batch norms stay put (a checkpoint whose
   // SAM moved them is refused by --resume).
   if (sam_rho > 0) j["sam"] = {{"rho", sam_rho}, {"ascent", sam_ascent}, {"norms", "fixed"}};
-  if (clean_bn) j["clean_bn"] = true;  // likewise
+  if (clean_bn) j["clean_bn"] = true;                                          // likewise
   if (ranks > 1) j["distributed"] = {{"ranks", ranks}, {"sync_bn", sync_bn}};  // likewise
-  if (attack_every > 0)                // likewise
+  if (attack_every > 0)                                                        // likewise
     j["simulated_attack"] = {{"every", attack_every},
                              {"steps", attack_steps},
                              {"weight", attack_weight},
@@ -99,8 +99,8 @@ void TrainConfig::validate() const {
   ENSURE(eval_batch >= 1, "evaluation batch must be at least 1, got %d", eval_batch);
   ENSURE(log_every >= 1, "--log-every must be at least 1, got %d", log_every);
   ENSURE(ranks >= 1, "data-parallel training needs at least one rank, got %d", ranks);
-  ENSURE(batch % ranks == 0, "--batch %d is the global batch and must divide into the %d ranks (try --batch %d)",
-         batch, ranks, std::max(ranks, batch / ranks * ranks));
+  ENSURE(batch % ranks == 0, "--batch %d is the global batch and must divide into the %d ranks (try --batch %d)", batch,
+         ranks, std::max(ranks, batch / ranks * ranks));
   ENSURE(ranks == 1 || (sam_rho == 0 && attack_every == 0),
          "%s is not supported in data-parallel training (it takes further gradients within a step)",
          sam_rho > 0 ? "--sam" : "--simulate-attack");

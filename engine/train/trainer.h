@@ -216,9 +216,9 @@ class Trainer {
   BatchRows rows_;
   LocalCommunicator local_;
   Communicator* comm_ = nullptr;
-  BatchRows shard_rows_;          // data-parallel: this rank's rows of the step,
+  BatchRows shard_rows_;           // data-parallel: this rank's rows of the step,
   Tensor shard_x_, shard_labels_;  // and their inputs and labels when not one slice of the batch
-  Tensor spread_host_, spread_;     // the composer's logit-spread rows (BatchComposer::spread_weight)
+  Tensor spread_host_, spread_;    // the composer's logit-spread rows (BatchComposer::spread_weight)
 };
 
 }  // namespace activeip

@@ -233,7 +233,7 @@ void logit_spread_bwd_cpu(const XentShape& s, float weight, const float* logits,
   std::vector<double> mean;
   const double g = group_mean(s, logits, rows, mean);
   if (g == 0) return;
-  const double k = 2.0 * weight / g;
+  const double k = 2.0 * weight / (g * s.C);
   for (int n = 0; n < s.N; ++n) {
     if (rows[n] == 0) continue;
     const size_t row = static_cast<size_t>(n) * s.C;
@@ -252,9 +252,9 @@ double logit_spread_ref(const XentShape& s, double weight, const double* logits,
       const size_t i = static_cast<size_t>(n) * s.C + c;
       const double d = logits[i] - mean[static_cast<size_t>(c)];
       loss += rows[n] * d * d;
-      if (dlogits) dlogits[i] += 2.0 * weight / g * rows[n] * d;
+      if (dlogits) dlogits[i] += 2.0 * weight / (g * s.C) * rows[n] * d;
     }
-  return weight / g * loss;
+  return weight / (g * s.C) * loss;
 }
 
 }  // namespace activeip

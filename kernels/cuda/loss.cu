@@ -175,8 +175,8 @@ __device__ int first_argmax(const float* v, int C) {
 // One block of kBlock threads: each thread counts the hits of rows tid, tid + kBlock, …
 // (integers: any order gives the same count), then thread 0 adds the losses in row order, as
 // the CPU does, and the per-thread counts.
-static __global__ void loss_accumulate_kernel(XentShape s, const float* loss, const float* probs,
-                                              const int32_t* labels, const float* targets, double* acc) {
+static __global__ void loss_accumulate_kernel(XentShape s, const float* loss, const float* probs, const int32_t* labels,
+                                              const float* targets, double* acc) {
   __shared__ int hits[launch::kBlock];
   int h = 0;
   for (int n = static_cast<int>(threadIdx.x); n < s.N; n += static_cast<int>(blockDim.x)) {
@@ -209,7 +209,7 @@ static __global__ void logit_spread_bwd_kernel(XentShape s, float weight, const 
   double g = 0;
   for (int n = 0; n < s.N; ++n) g += rows[n];
   if (g == 0) return;
-  const double k = 2.0 * weight / g;
+  const double k = 2.0 * weight / (g * s.C);
   for (int c = threadIdx.x; c < s.C; c += blockDim.x) {
     double mean = 0;
     for (int n = 0; n < s.N; ++n)
