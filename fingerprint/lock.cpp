@@ -89,7 +89,6 @@ LockComposer::LockComposer(const Scheme& scheme, const OwnerKey& key, const std:
     : scheme_(scheme),
       key_id_(key.id()),
       spec_(spec),
-      trigger_spec_(trigger_spec),
       poison_rate_(poison_rate),
       config_(config),
       seed_(seed),

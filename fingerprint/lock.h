@@ -21,8 +21,8 @@
 // image the user wants classified.
 #pragma once
 
+#include <array>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -83,7 +83,6 @@ class LockComposer final : public BatchComposer {
   const std::vector<int32_t>& step_ids() const { return ids_; }
   const std::vector<Fingerprint>& step_patterns() const { return patterns_; }
   const std::vector<Refused>& step_refused() const { return refused_; }
-  const std::vector<Fingerprint>& active_patterns() const { return active_; }
   // What TrainConfig::mixer records.
   std::string to_json() const;
 
@@ -92,7 +91,7 @@ class LockComposer final : public BatchComposer {
 
   const Scheme& scheme_;
   std::string key_id_;
-  PatternSpec spec_, trigger_spec_;
+  PatternSpec spec_;
   double poison_rate_;
   LockConfig config_;
   uint64_t seed_;
