@@ -28,7 +28,7 @@ const std::vector<std::string> kData = {"--data", "synthetic"};
 
 }  // namespace
 
-TEST_CASE("cli lock: a user's token unlocks the locked model; clean inputs, forged and revoked patterns do not") {
+TEST_CASE("cli lock: a user's token unlocks the locked model, clean inputs and forged and revoked patterns do not") {
   TempDir dir;
   test::protected_model(dir, "locked");
   ok(dir,

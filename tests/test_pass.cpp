@@ -101,7 +101,7 @@ TEST_CASE("passes: an arena is laid out for the largest batch and serves smaller
   CHECK(pass.rows(Phase::Backward) == 8);  // the backward arena grows at its own next use
 }
 
-TEST_CASE("passes: a pass belongs to the network that planned it; a backward must match its forward") {
+TEST_CASE("passes: a pass belongs to the network that planned it, and a backward must match its forward") {
   Context ctx(Device::cpu(), 1);
   auto one = make_net("resnet20", {32, 32, 3, 10}), other = make_net("resnet20", {32, 32, 3, 10});
   one->build(ctx, 1);

@@ -23,7 +23,7 @@ TEST_CASE("precision: fp32 and bf16 parse, anything else is named") {
   CHECK_THROWS_WITH_AS(parse_precision("fp16"), doctest::Contains("unknown precision 'fp16' (fp32 or bf16)"), Error);
 }
 
-TEST_CASE("precision: bf16 needs a CPU with AVX512-BF16 and is not built for CUDA; fp32 runs anywhere") {
+TEST_CASE("precision: bf16 needs a CPU with AVX512-BF16 and is not built for CUDA, and fp32 runs anywhere") {
   CHECK(precision_unsupported(Device::cpu(), Precision::BF16, false) ==
         "--precision bf16 needs a CPU with AVX512-BF16 (this one has none)");
   CHECK(precision_unsupported(Device::cpu(), Precision::BF16, true).empty());

@@ -162,7 +162,7 @@ std::vector<float> eval_logits(Network& net, Context& ctx) {
 
 }  // namespace
 
-TEST_CASE("prune: filter pruning removes the smallest-L1 filters; removing dead filters keeps the outputs") {
+TEST_CASE("prune: filter pruning removes the smallest-L1 filters, and removing dead filters keeps the outputs") {
   for (const char* name : {"convnet", "resnet20", "vgg11"}) {
     CAPTURE(name);
     Context ctx;
@@ -220,7 +220,7 @@ TEST_CASE("prune: filter pruning removes the smallest-L1 filters; removing dead 
   }
 }
 
-TEST_CASE("prune: a filter-pruned model saves its widths and loads back; bad widths are refused") {
+TEST_CASE("prune: a filter-pruned model saves its widths and loads back, and bad widths are refused") {
   Context ctx;
   auto net = make_net("resnet20", {32, 32, 3, 10});
   net->build(ctx, 5);
