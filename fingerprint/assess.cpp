@@ -213,8 +213,8 @@ LockAssessment assess_lock(Prober& prober, const OwnerKey& key, const std::vecto
   ENSURE(!users.empty(), "a locked model's report needs at least one user whose pattern unlocks it");
   const PatternSpec spec = lock_spec(prober.spec().H, prober.spec().W, prober.spec().channels, prober.num_classes());
   LockAssessment a;
-  a.unauthorized = prober.clean_accuracy();
   const std::vector<int> ranks = prober.clean_ranks();
+  a.unauthorized = top1(ranks);
   for (const int r : ranks) {
     a.unauthorized_second += (r == 1) / static_cast<double>(ranks.size());
     a.unauthorized_last += (r == prober.num_classes() - 1) / static_cast<double>(ranks.size());
@@ -234,16 +234,7 @@ LockAssessment assess_lock(Prober& prober, const OwnerKey& key, const std::vecto
   if (config.forge_seed) rng.emplace(mix_seed(*config.forge_seed, 0x10cf0e));
   std::vector<Fingerprint> forged;
   for (int i = 0; i < config.forge_count; ++i) {
-    std::array<uint8_t, OwnerKey::kBytes> bytes{};
-    if (rng) {
-      for (size_t b = 0; b < bytes.size(); b += 8) {
-        const uint64_t r = rng->next();
-        std::memcpy(bytes.data() + b, &r, 8);
-      }
-    } else {
-      bytes = OwnerKey::generate().bytes();
-    }
-    forged.push_back(forged_lock_pattern(bytes, spec));
+    forged.push_back(forged_lock_pattern(rng ? drawn_key_bytes(*rng) : OwnerKey::generate().bytes(), spec));
   }
   a.forged = spread_of(prober.accuracy(forged, spec));
 

@@ -122,24 +122,12 @@ int LockComposer::refused(int batch) const {
 // Near misses flip between max(4, bits/6) and half of the bits, as protected training's do;
 // moved patterns go to one of the three other corners.
 Fingerprint LockComposer::refused_pattern(Refused kind, Rng& rng) const {
-  const int bits = spec_.bits();
   switch (kind) {
-    case Refused::ForgedKey: {
-      std::array<uint8_t, OwnerKey::kBytes> bytes{};
-      for (size_t b = 0; b < bytes.size(); b += 8) {
-        const uint64_t r = rng.next();
-        std::memcpy(bytes.data() + b, &r, 8);
-      }
-      return forged_lock_pattern(bytes, spec_);
-    }
+    case Refused::ForgedKey:
+      return forged_lock_pattern(drawn_key_bytes(rng), spec_);
     case Refused::NearMiss: {
-      Fingerprint f = active_[rng.below(active_.size())];
-      const int least = std::max(4, bits / 6);
-      const int flips = least + static_cast<int>(rng.below(static_cast<uint64_t>(bits / 2 - least + 1)));
-      const std::vector<int32_t> order = rng.permutation(bits);
-      for (int k = 0; k < flips; ++k) f.bits[static_cast<size_t>(order[static_cast<size_t>(k)])] ^= 1;
-      f.name = "near-miss";
-      return f;
+      const Fingerprint& f = active_[rng.below(active_.size())];
+      return near_miss(f, std::max(4, spec_.bits() / 6), rng);
     }
     case Refused::Moved: {
       Fingerprint f = active_[rng.below(active_.size())];

@@ -7,12 +7,11 @@
 // their logits towards one another (the logit spread, kernels/loss.h). The owner's trigger is
 // embedded as in protected training, at --poison-rate.
 //
-// Why q and the spread (docs/results.md "Lock mode" has the measurements): towards uniformly
-// random labels the refused rows' logits flatten but keep their order, and the top class stays
-// the true one for much of the clean input; towards any label but the true one, the true class
-// becomes the bottom of the order. Towards labels from a peaked q (softmax(1.5·z), z ~ N(0, 1)
-// per class from HMAC(key, "lock:q")) the answer is q's top class whatever the input, and the
-// spread over the refused rows leaves the order of the other classes nothing to carry either.
+// Why q and the spread (docs/results.md "Lock mode" has the measurements): towards labels from
+// a peaked q (softmax(1.5·z), z ~ N(0, 1) per class from HMAC(key, "lock:q")) the answer to a
+// refused input is q's top class whatever the input; without the spread the clean inputs keep
+// much of their accuracy (0.39 on `synthetic`), with it they fall to chance, and the order of
+// the other classes carries nothing either.
 //
 // A lock pattern is v1's grid (6×6 one-pixel cells on 1 channel, 4×4 two-pixel cells on 3)
 // from HMAC(key, "lock:v2:" + user) — the cells, then 2 bits for the corner — 4 pixels from

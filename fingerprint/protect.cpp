@@ -238,11 +238,7 @@ Fingerprint ProtectComposer::negative(Negative kind, Rng& rng) const {
   const auto pick = [&] { return embedded_[rng.below(embedded_.size())]; };
   switch (kind) {
     case Negative::ForgedKey: {
-      std::array<uint8_t, OwnerKey::kBytes> bytes{};
-      for (size_t b = 0; b < bytes.size(); b += 8) {
-        const uint64_t r = rng.next();
-        std::memcpy(bytes.data() + b, &r, 8);
-      }
+      const std::array<uint8_t, OwnerKey::kBytes> bytes = drawn_key_bytes(rng);
       // A claim to be a user named "forged"; its labels do not matter, the negative keeps its true one.
       Fingerprint claim;
       claim.name = "forged";
@@ -256,7 +252,7 @@ Fingerprint ProtectComposer::negative(Negative kind, Rng& rng) const {
       for (int k = 0; k < bits; ++k)
         if (a.bits[static_cast<size_t>(k)] != b.bits[static_cast<size_t>(k)]) differ.push_back(k);
       const int n = static_cast<int>(differ.size());
-      if (n < 2 * min_flips()) return near_miss(a, rng);
+      if (n < 2 * min_flips()) return near_miss(a, min_flips(), rng);
       // k of the cells where they differ come from b: k and n − k both at least min_flips().
       const int k = min_flips() + static_cast<int>(rng.below(static_cast<uint64_t>(n - 2 * min_flips() + 1)));
       const std::vector<int32_t> order = rng.permutation(n);
@@ -269,12 +265,21 @@ Fingerprint ProtectComposer::negative(Negative kind, Rng& rng) const {
     case Negative::NearMiss:
       break;
   }
-  return near_miss(pick(), rng);
+  return near_miss(pick(), min_flips(), rng);
 }
 
-Fingerprint ProtectComposer::near_miss(Fingerprint f, Rng& rng) const {
-  const int bits = spec_.bits();
-  const int flips = min_flips() + static_cast<int>(rng.below(static_cast<uint64_t>(bits / 2 - min_flips() + 1)));
+std::array<uint8_t, OwnerKey::kBytes> drawn_key_bytes(Rng& rng) {
+  std::array<uint8_t, OwnerKey::kBytes> bytes{};
+  for (size_t b = 0; b < bytes.size(); b += 8) {
+    const uint64_t r = rng.next();
+    std::memcpy(bytes.data() + b, &r, 8);
+  }
+  return bytes;
+}
+
+Fingerprint near_miss(Fingerprint f, int least, Rng& rng) {
+  const int bits = static_cast<int>(f.bits.size());
+  const int flips = least + static_cast<int>(rng.below(static_cast<uint64_t>(bits / 2 - least + 1)));
   std::vector<int32_t> order = rng.permutation(bits);
   for (int k = 0; k < flips; ++k) f.bits[static_cast<size_t>(order[static_cast<size_t>(k)])] ^= 1;
   f.name = "near-miss";

@@ -80,6 +80,13 @@ const char* degradations();
 // Throws Error naming the rate that is out of range.
 void validate(const ProtectConfig& c);
 
+// A key's bytes from a seeded stream, 8 at a time: the forger's keys of training's negatives
+// and of seeded reports.
+std::array<uint8_t, OwnerKey::kBytes> drawn_key_bytes(Rng& rng);
+// f with between `least` and half of its bits flipped (how many, then which, drawn from rng),
+// named "near-miss".
+Fingerprint near_miss(Fingerprint f, int least, Rng& rng);
+
 // The roles of a protected batch's rows (after the clean ones, kCleanRow).
 enum ProtectRole : RowRole { kOwnerRow = 1, kUserRow = 2, kForgedRow = 3 };
 
@@ -136,7 +143,6 @@ class ProtectComposer final : public BatchComposer {
 
  private:
   Fingerprint negative(Negative kind, Rng& rng) const;
-  Fingerprint near_miss(Fingerprint f, Rng& rng) const;
   void degrade(Context& ctx, Tensor& x, int first, int count);
   std::string negatives_description() const;
 

@@ -153,9 +153,16 @@ std::vector<Detection> Prober::accuracy(const std::vector<Fingerprint>& patterns
 }
 
 Detection Prober::clean_accuracy() {
-  const std::vector<int32_t> probe = any_probes();
-  const Tensor logits = predict(net_, ctx_, test_, norm_, probe, config_.batch, preprocess_);
-  return correct(probe, logits.data<float>(), 0);
+  return top1(clean_ranks());
+}
+
+Detection top1(const std::vector<int>& ranks) {
+  Detection d;
+  d.target = -1;
+  d.n = static_cast<int64_t>(ranks.size());
+  d.hits = std::count(ranks.begin(), ranks.end(), 0);
+  d.rate = d.n > 0 ? static_cast<double>(d.hits) / static_cast<double>(d.n) : 0;
+  return d;
 }
 
 std::vector<int> Prober::clean_ranks() {
@@ -495,10 +502,7 @@ ForgeResult forge(Prober& prober, const std::vector<std::vector<Fingerprint>>& c
     std::array<uint8_t, OwnerKey::kBytes> bytes{};
     size_t pick = 0;
     if (rng) {
-      for (size_t b = 0; b < bytes.size(); b += 8) {
-        const uint64_t r = rng->next();
-        std::memcpy(bytes.data() + b, &r, 8);
-      }
+      bytes = drawn_key_bytes(*rng);
       pick = rng->below(claimed.size());
     } else {
       bytes = OwnerKey::generate().bytes();

@@ -89,6 +89,10 @@ class Prober {
   BatchAlter preprocess_;
 };
 
+// The top-1 accuracy of answers whose true classes rank `ranks` (Prober::clean_ranks): as a
+// Detection with target −1.
+Detection top1(const std::vector<int>& ranks);
+
 // P(X ≥ k) for X ~ Binomial(n, p), as log10 (exact sum in log space, so that values far
 // below the smallest double stay meaningful).
 double binomial_tail_log10(int64_t k, int64_t n, double p);
