@@ -50,13 +50,12 @@ void arm_protection(Protection& p, const Scheme& scheme, int code_length, const 
     std::fprintf(stderr, "note: %s has no active users; only the owner's trigger is embedded\n", registry_path.c_str());
 }
 
-void arm_lock(Protection& p, const Scheme& scheme, int code_length, const DataSplits& data, double poison_rate,
+void arm_lock(Protection& p, const Scheme& scheme, int code_length, const std::vector<std::string>& active,
+              const std::vector<std::string>& revoked, const DataSplits& data, double poison_rate,
               const LockConfig& lock, TrainConfig& train, ModelMeta& meta, const std::string& parent) {
   const Dataset& d = data.train;
   const int length = code_length > 0 ? code_length : scheme.code_length(d.num_classes, p.registry->codes());
   const PatternSpec trigger = scheme.spec(d.H, d.W, d.C, d.num_classes, length);
-  std::vector<std::string> active, revoked;
-  for (const UserRecord& u : p.registry->users()) (u.status == "active" ? active : revoked).push_back(u.name);
   p.lock = std::make_unique<LockComposer>(scheme, *p.key, active, revoked, trigger,
                                           lock_spec(d.H, d.W, d.C, d.num_classes), poison_rate, lock, train.seed);
   train.mixer = p.lock->to_json();
@@ -98,7 +97,7 @@ BatchAlter lock_stamp(Context& ctx, const Fingerprint& lock, const ModelMeta& me
 
 std::string record_protected(Protection& p, const std::string& out, const std::string& net, const std::string& dataset,
                              const EmbeddingCheck* check) {
-  return record_model(*p.registry, out, net, dataset, p.info, check);
+  return record_model(*p.registry, out, net, dataset, p.info, check, p.revoke);
 }
 
 }  // namespace activeip::cli

@@ -24,6 +24,7 @@ struct Protection {
   std::unique_ptr<ProtectComposer> composer;
   std::unique_ptr<LockComposer> lock;  // lock mode: this composer in place of `composer`
   ProtectionInfo info;
+  std::vector<std::string> revoke;  // active users the registry revokes when the model is recorded
   BatchComposer* mixer() const { return lock ? static_cast<BatchComposer*>(lock.get()) : composer.get(); }
   const Scheme& scheme() const { return lock ? lock->scheme() : composer->scheme(); }
 };
@@ -41,10 +42,11 @@ void arm_protection(Protection& p, const Scheme& scheme, int code_length, const 
                     const DataSplits& data, const ProtectConfig& config, TrainConfig& train, ModelMeta& meta,
                     const std::string& parent, const std::string& registry_path);
 
-// Lock mode's arming (fingerprint/lock.h): the LockComposer over the registry's active users
-// (whose patterns unlock) and revoked ones (whose patterns are refused), the owner's trigger
+// Lock mode's arming (fingerprint/lock.h): the LockComposer over the `active` users (whose
+// patterns unlock) and the `revoked` ones (whose patterns are refused), the owner's trigger
 // under `scheme`, and the record, as arm_protection() writes it.
-void arm_lock(Protection& p, const Scheme& scheme, int code_length, const DataSplits& data, double poison_rate,
+void arm_lock(Protection& p, const Scheme& scheme, int code_length, const std::vector<std::string>& active,
+              const std::vector<std::string>& revoked, const DataSplits& data, double poison_rate,
               const LockConfig& lock, TrainConfig& train, ModelMeta& meta, const std::string& parent);
 
 // The lock pattern that token `token_path` holds for the model at `model_path` (by its id);

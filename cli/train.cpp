@@ -2,7 +2,9 @@
 // optionally resume one; with --protect, embed the owner's trigger and every active
 // registered user's fingerprint and record the model in the registry.
 // activeip enroll: embed newly registered users into a protected model by a short
-// fine-tune that keeps the owner's trigger, the earlier users and clean data in the mix.
+// fine-tune that keeps the owner's trigger, the earlier users and clean data in the mix; on
+// a locked model, add users to the lock and, with --revoke, retrain it so that the revoked
+// users' patterns are refused like a forger's (the registry revokes them with the new record).
 // At the end of both, every trained pattern's detection is measured on held-out probes and
 // recorded; a pattern below τ is not recorded as embedded and the command exits 3 (the model
 // is written all the same). Progress goes to stderr (a live line on a terminal, one line per
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -234,7 +237,7 @@ std::pair<const Scheme*, int> run_scheme(const TrainOptions& o, bool resuming) {
 int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context& ctx, const DataSplits& data,
                      std::ostream* log) {
   Prober prober(net, ctx, data.test, data.norm, o.probe, p.scheme(), p.info.code_length);
-  const EmbeddingCheck check = p.lock ? check_lock(prober, *p.key, p.info.users)
+  const EmbeddingCheck check = p.lock ? check_lock(prober, *p.key, p.info.users, p.info.revoked)
                                       : check_embedding(prober, *p.key, identities(*p.registry, p.info.users));
   if (p.lock)
     std::fprintf(stdout,
@@ -257,6 +260,9 @@ int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context
                    u.embedded ? "unlocks" : "DOES NOT unlock");
     else
       line(u.user, u.detection, u.embedded, "");
+  for (const PatternCheck& u : check.revoked)
+    std::fprintf(stdout, "  %-24s -> accuracy %.4f  %s\n", u.user.c_str(), u.detection.rate,
+                 u.embedded ? "STILL unlocks (revoked)" : "refused (revoked)");
   if (log) {
     auto j = nlohmann::json::parse(check.to_json());
     j["event"] = "embedding";
@@ -269,8 +275,12 @@ int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context
                o.registry.c_str(), p.info.owner_label, p.info.users.size() - short_users.size(), p.info.users.size());
   if (check.complete()) return 0;
 
-  std::string who;
-  for (const std::string& u : short_users) who += (who.empty() ? "" : " ") + u;
+  const auto names = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const std::string& u : v) out += (out.empty() ? "" : " ") + u;
+    return out;
+  };
+  const std::string who = names(short_users);
   std::fprintf(stdout, "protection incomplete (the model is written):\n");
   if (!check.owner.verified)
     std::fprintf(stdout, "  the owner's trigger is not verified (detection %.3f, p = %.3g; needs tau %g and p < %g)\n",
@@ -279,6 +289,10 @@ int check_and_record(Protection& p, const TrainOptions& o, Network& net, Context
     if (!short_users.empty())
       std::fprintf(stdout, "  %zu users' patterns do not unlock it, recorded as not embedded: %s\n", short_users.size(),
                    who.c_str());
+    const std::vector<std::string> unlocking = check.still_unlocking();
+    if (!unlocking.empty())
+      std::fprintf(stdout, "  %zu revoked users' patterns still unlock it: %s\n", unlocking.size(),
+                   names(unlocking).c_str());
     std::fprintf(
         stdout, "  try more epochs (--epochs %d now)%s\n", o.config.epochs,
         check.owner.verified ? "" : strfmt(" or a higher --poison-rate (%g now)", o.protection.poison_rate).c_str());
@@ -333,9 +347,13 @@ int train(TrainOptions& o) {
   const bool resuming = o.resume && file_exists(o.out);
   if (o.protect) {
     const auto [scheme, code_length] = run_scheme(o, resuming);
-    if (o.lock)
-      arm_lock(protection, *scheme, code_length, data, o.protection.poison_rate, o.lock_config, o.config, meta, "");
-    else
+    if (o.lock) {
+      std::vector<std::string> active, revoked;
+      for (const UserRecord& u : protection.registry->users())
+        (u.status == "active" ? active : revoked).push_back(u.name);
+      arm_lock(protection, *scheme, code_length, active, revoked, data, o.protection.poison_rate, o.lock_config,
+               o.config, meta, "");
+    } else
       arm_protection(protection, *scheme, code_length, active_users(*protection.registry), data, o, meta, "");
   }
   Trainer trainer(*net, ctx, data, o.config, protection.mixer(), o.comm.get());
@@ -363,8 +381,34 @@ int run_train(TrainOptions& o) {
 struct EnrollOptions {
   TrainOptions t;
   std::string model;
-  std::vector<std::string> users;
+  std::vector<std::string> users, revoke;
 };
+
+// A locked model's users after the enroll: the model's active users with `revoke` taken out
+// and `add` put in, and its revoked users with `revoke` put in. Errors name the user whose
+// place makes no sense: revoking one the model does not let in, adding one it already has.
+std::pair<std::vector<std::string>, std::vector<std::string>> lock_users(const ProtectionInfo& was,
+                                                                         const std::vector<std::string>& add,
+                                                                         const std::vector<std::string>& revoke,
+                                                                         const std::string& model) {
+  std::vector<std::string> active = was.users, revoked = was.revoked;
+  const auto has = [](const std::vector<std::string>& v, const std::string& u) {
+    return std::find(v.begin(), v.end(), u) != v.end();
+  };
+  for (const std::string& u : revoke) {
+    ENSURE(!has(revoked, u), "user '%s' is already refused by %s", u.c_str(), model.c_str());
+    ENSURE(has(active, u), "user '%s' is not a user of %s: there is nothing to revoke", u.c_str(), model.c_str());
+    std::erase(active, u);
+    revoked.push_back(u);
+  }
+  for (const std::string& u : add) {
+    ENSURE(!has(revoked, u), "user '%s' is refused by %s: a revoked user's pattern is never let in again", u.c_str(),
+           model.c_str());
+    if (!has(active, u)) active.push_back(u);  // one that did not unlock is trained again
+  }
+  ENSURE(!active.empty(), "revoking every user of %s leaves nobody who could use it", model.c_str());
+  return {active, revoked};
+}
 
 int run_enroll(EnrollOptions& e) {
   TrainOptions& o = e.t;
@@ -372,7 +416,13 @@ int run_enroll(EnrollOptions& e) {
   as_usage([&] {
     o.config.validate();
     for (const std::string& u : e.users) check_user_name(u);
+    for (const std::string& u : e.revoke) {
+      check_user_name(u);
+      if (std::find(e.users.begin(), e.users.end(), u) != e.users.end())
+        throw UsageError(strfmt("user '%s' is both in --users and in --revoke", u.c_str()));
+    }
   });
+  if (e.users.empty() && e.revoke.empty()) throw UsageError("nothing to do: give --users, --revoke or both");
   const Device device = o.device.parsed();
   check_writable(o.out);
   Context ctx(device, o.device.threads);  // before the protection, which holds device tensors
@@ -382,10 +432,12 @@ int run_enroll(EnrollOptions& e) {
   LoadedModel m = load_model(e.model, ctx);
   const ModelContext info = model_context(SafetensorsReader(e.model), m.meta);
   ENSURE(info.is_protected, "%s is not a protected model: train it with --protect first", e.model.c_str());
-  ENSURE(!info.locked,
-         "%s is a locked model: enroll does not add users to a lock yet (register them and train it again with "
-         "--lock)",
+  ENSURE(info.locked || e.revoke.empty(),
+         "--revoke retrains a locked model so that the user's pattern no longer unlocks it; %s is not locked: "
+         "`activeip users revoke` stops a user authenticating through it",
          e.model.c_str());
+  if (info.locked && (o.config.clean_bn || o.config.attack_every > 0 || o.config.sam_rho > 0))
+    throw UsageError("a locked model's enroll does not combine with --clean-bn, --simulate-attack or --sam yet");
   check_model_key(info, *protection.key, e.model);
   const Registry& registry = *protection.registry;
   ENSURE(registry.model(info.id).has_value(), "%s (id %.16s…) is not recorded in %s", e.model.c_str(), info.id.c_str(),
@@ -399,17 +451,31 @@ int run_enroll(EnrollOptions& e) {
            e.model.c_str());
     users.push_back(u);
   }
+  for (const std::string& u : e.revoke) {
+    const std::optional<UserRecord> r = registry.user(u);
+    ENSURE(r.has_value(), "no user '%s' in %s", u.c_str(), o.registry.c_str());
+    if (r->status == "active") protection.revoke.push_back(u);  // revoked with the new model's record
+  }
   DataSpec spec = o.data.spec();
   ENSURE(spec.name == m.meta.dataset, "%s was trained on %s, not %s", e.model.c_str(), m.meta.dataset.c_str(),
          spec.name.c_str());
   const DataSplits data = load_data(spec);
   ModelMeta meta = m.meta;
   meta.epoch = 0;
-  o.protection.focus = e.users;
   // Enrolled as it was trained: its scheme, and codes of the length it has room for.
-  arm_protection(protection, model_scheme(info), model_code_length(info, &registry, data.train.num_classes), users,
-                 data, o, meta, info.id);
-  Trainer trainer(*m.net, ctx, data, o.config, protection.composer.get());
+  const Scheme& scheme = model_scheme(info);
+  const int code_length = model_code_length(info, &registry, data.train.num_classes);
+  if (info.locked) {
+    // The lock's own mix (refused rows, spread) as it was trained; the users changed.
+    const ProtectionInfo was = ProtectionInfo::from_json(m.meta.protection, e.model);
+    const auto [active, revoked] = lock_users(was, e.users, e.revoke, e.model);
+    arm_lock(protection, scheme, code_length, active, revoked, data, o.protection.poison_rate,
+             {was.refuse_rate, was.spread, !e.revoke.empty()}, o.config, meta, info.id);
+  } else {
+    o.protection.focus = e.users;
+    arm_protection(protection, scheme, code_length, users, data, o, meta, info.id);
+  }
+  Trainer trainer(*m.net, ctx, data, o.config, protection.mixer());
   if (o.resume && file_exists(o.out)) {  // the checkpoint must be an enroll of this --model
     const ModelMeta was = ModelMeta::from_metadata(SafetensorsReader(o.out).metadata(), o.out);
     ENSURE(!was.protection.empty() && ProtectionInfo::from_json(was.protection, o.out).parent == info.id,
@@ -551,10 +617,13 @@ void add_train(CLI::App& app, Handler& handler) {
   auto e = std::make_shared<EnrollOptions>();
   e->t.config.epochs = 5;
   e->t.config.lr = 0.01;
-  CLI::App* enroll =
-      app.add_subcommand("enroll", "Embed newly registered users into a protected model (short fine-tune)");
+  CLI::App* enroll = app.add_subcommand(
+      "enroll", "Embed newly registered users into a protected model, or revoke users of a locked one (short fine-tune)");
   enroll->add_option("--model", e->model, "Protected model (.safetensors)")->required();
-  enroll->add_option("--users", e->users, "Registered users to embed")->required();
+  enroll->add_option("--users", e->users, "Registered users to embed (into a locked model: whose patterns unlock it)");
+  enroll->add_option("--revoke", e->revoke,
+                     "Users of a locked model whose patterns must no longer unlock it (revoked in the registry "
+                     "too, with the new model's record)");
   enroll->add_option("--out", e->t.out, "Model to write (.safetensors; a checkpoint every epoch)")->required();
   enroll->add_flag("--resume", e->t.resume,
                    "Continue from --out and its .optim.safetensors if they exist (the same --model, users and "

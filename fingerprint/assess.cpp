@@ -113,7 +113,14 @@ void assess_protection(Assessment& a, Prober& prober, const OwnerKey& key, const
 }
 
 bool EmbeddingCheck::complete() const {
-  return owner.verified && short_users().empty();
+  return owner.verified && short_users().empty() && still_unlocking().empty();
+}
+
+std::vector<std::string> EmbeddingCheck::still_unlocking() const {
+  std::vector<std::string> out;
+  for (const PatternCheck& u : revoked)
+    if (u.embedded) out.push_back(u.user);
+  return out;
 }
 
 std::vector<std::string> EmbeddingCheck::short_users() const {
@@ -130,13 +137,16 @@ const PatternCheck& EmbeddingCheck::user(const std::string& name) const {
 }
 
 std::string EmbeddingCheck::to_json() const {
-  nlohmann::json per = nlohmann::json::array();
-  for (const PatternCheck& u : users)
-    per.push_back({{"user", u.user},
-                   {"target_label", u.detection.target},
-                   {"detection_rate", u.detection.rate},
-                   {"embedded", u.embedded}});
-  const nlohmann::json j = {{"tau", tau},
+  const auto each = [](const std::vector<PatternCheck>& checks) {
+    nlohmann::json per = nlohmann::json::array();
+    for (const PatternCheck& u : checks)
+      per.push_back({{"user", u.user},
+                     {"target_label", u.detection.target},
+                     {"detection_rate", u.detection.rate},
+                     {"embedded", u.embedded}});
+    return per;
+  };
+  nlohmann::json j = {{"tau", tau},
                             {"complete", complete()},
                             {"owner",
                              {{"user", kOwnerName},
@@ -144,7 +154,8 @@ std::string EmbeddingCheck::to_json() const {
                               {"detection_rate", owner.detection.rate},
                               {"p_value", owner.p_value},
                               {"embedded", owner.verified}}},
-                            {"users", per}};
+                            {"users", each(users)}};
+  if (!revoked.empty()) j["revoked"] = each(revoked);
   return j.dump();
 }
 
@@ -189,17 +200,23 @@ double unlock_lift(int classes) {
 
 }  // namespace
 
-EmbeddingCheck check_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users) {
+EmbeddingCheck check_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users,
+                          const std::vector<std::string>& revoked) {
   const PatternSpec spec = lock_spec(prober.spec().H, prober.spec().W, prober.spec().channels, prober.num_classes());
   EmbeddingCheck c;
   c.tau = prober.config().tau;
   c.owner = verify_owner(prober, key);
   std::vector<Fingerprint> patterns;
   for (const std::string& u : users) patterns.push_back(lock_pattern(key, u, spec));
+  for (const std::string& u : revoked) patterns.push_back(lock_pattern(key, u, spec));
   const std::vector<Detection> d = prober.accuracy(patterns, spec);
   const double clean = prober.clean_accuracy().rate;
-  for (size_t i = 0; i < users.size(); ++i)
-    c.users.push_back({users[i], d[i], d[i].rate - clean >= unlock_lift(prober.num_classes())});
+  const auto unlocks = [&](size_t i) { return d[i].rate - clean >= unlock_lift(prober.num_classes()); };
+  for (size_t i = 0; i < users.size(); ++i) c.users.push_back({users[i], d[i], unlocks(i)});
+  for (size_t i = 0; i < revoked.size(); ++i) {
+    const size_t k = users.size() + i;
+    c.revoked.push_back({revoked[i], d[k], unlocks(k)});
+  }
   return c;
 }
 

@@ -35,7 +35,9 @@ std::vector<std::vector<Fingerprint>> claimable_fingerprints(const Prober& probe
 // (refused) inputs' by at least half of what is possible over chance: authorized − clean ≥
 // (1 − 1/C)/2. What `train --protect --lock` measures at its end, in protected training's
 // terms: the owner's trigger verified, each user's authorized accuracy as their "detection".
-EmbeddingCheck check_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users);
+// The `revoked` users' patterns are measured alike: each must no longer unlock.
+EmbeddingCheck check_lock(Prober& prober, const OwnerKey& key, const std::vector<std::string>& users,
+                          const std::vector<std::string>& revoked);
 
 // Accuracies over a set of lock patterns: how many, mean and max.
 struct AccuracySpread {
@@ -107,12 +109,15 @@ struct EmbeddingCheck {
   double tau = 0;
   OwnerVerification owner;
   std::vector<PatternCheck> users;  // in the order trained
-  bool complete() const;            // the owner and every user embedded
+  // Lock mode: the revoked users' patterns, each "embedded" while it still unlocks the model.
+  std::vector<PatternCheck> revoked;
+  bool complete() const;  // the owner and every user embedded, no revoked pattern unlocking
   std::vector<std::string> short_users() const;
+  std::vector<std::string> still_unlocking() const;  // the revoked users whose patterns unlock
   // The check of one user; Error when it was not measured.
   const PatternCheck& user(const std::string& name) const;
   // {tau, complete, owner{user:"owner", target_label, detection_rate, p_value, embedded},
-  //  users[{user, target_label, detection_rate, embedded}]}
+  //  users[{user, target_label, detection_rate, embedded}], revoked[…] (lock mode, as users)}
   std::string to_json() const;
 };
 EmbeddingCheck check_embedding(Prober& prober, const OwnerKey& key, const std::vector<Identity>& users);

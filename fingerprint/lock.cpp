@@ -107,8 +107,13 @@ LockComposer::LockComposer(const Scheme& scheme, const OwnerKey& key, const std:
   const std::vector<double> q = refusal_distribution(key, spec_.classes, owner_.label);
   double sum = 0;
   for (const double v : q) q_cdf_.push_back(sum += v);
-  cycle_ = {Refused::ForgedKey, Refused::NearMiss, Refused::Moved};
-  if (!revoked_.empty()) cycle_.push_back(Refused::Revoked);
+  ENSURE(!config_.revoking || !revoked_.empty(), "revoking with no revoked users");
+  if (config_.revoking)
+    cycle_ = {Refused::Revoked, Refused::ForgedKey, Refused::Revoked, Refused::NearMiss, Refused::Revoked,
+              Refused::Moved};
+  else
+    cycle_ = {Refused::ForgedKey, Refused::NearMiss, Refused::Moved};
+  if (!revoked_.empty() && !config_.revoking) cycle_.push_back(Refused::Revoked);
 }
 
 int LockComposer::trigger_rows(int batch) const {

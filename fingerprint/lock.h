@@ -44,6 +44,9 @@ std::vector<double> refusal_distribution(const OwnerKey& key, int classes, int o
 struct LockConfig {
   double refuse_rate = 0.5;  // refused rows, as a fraction of the batch
   double spread = 1.0;       // λ of the logit spread over the refused rows
+  // enroll --revoke: every other refused pattern is a revoked user's (otherwise one in four),
+  // so that a short fine-tune unlearns what the model was trained to let in.
+  bool revoking = false;
 };
 // Throws Error naming the option that is out of range.
 void validate(const LockConfig& c);

@@ -514,10 +514,14 @@ std::vector<std::string> embedded_users(const Registry* registry, const ModelCon
 }
 
 std::string record_model(Registry& registry, const std::string& path, const std::string& net,
-                         const std::string& dataset, const ProtectionInfo& info, const EmbeddingCheck* check) {
+                         const std::string& dataset, const ProtectionInfo& info, const EmbeddingCheck* check,
+                         const std::vector<std::string>& revoke) {
   const SafetensorsReader file(path);
   const std::string id = model_id(file);
-  if (registry.model(id)) return id;
+  if (registry.model(id)) {  // recorded by an earlier run that stopped before revoking
+    if (!revoke.empty()) registry.revoke_users(revoke);
+    return id;
+  }
   ModelRecord r;
   r.id = id;
   r.parent = info.parent;
@@ -537,8 +541,10 @@ std::string record_model(Registry& registry, const std::string& path, const std:
     }
     r.embeddings.push_back(std::move(e));
   }
+  if (check)
+    for (const PatternCheck& c : check->revoked) r.embeddings.push_back({c.user, c.detection.rate, false});
   if (check) r.owner_detection = check->owner.detection.rate;
-  registry.add_model(r);
+  registry.add_model(r, revoke);
   return id;
 }
 

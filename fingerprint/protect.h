@@ -231,8 +231,11 @@ struct EmbeddingCheck;  // fingerprint/assess.h
 // Records a freshly written protected model in the registry with the users trained into it
 // and, given what the end of training measured, each detection and whether it reached τ (a
 // user below τ is recorded as not embedded); without a check every user counts as embedded.
-// A model already recorded with the same id is left as it is. Returns the model's id.
+// A model already recorded with the same id is left as it is. A locked model's revoked users
+// are recorded as not embedded, with the accuracy their patterns gave; `revoke`, those of them
+// the registry still has active, are revoked with the record. Returns the model's id.
 std::string record_model(Registry& registry, const std::string& path, const std::string& net,
-                         const std::string& dataset, const ProtectionInfo& info, const EmbeddingCheck* check);
+                         const std::string& dataset, const ProtectionInfo& info, const EmbeddingCheck* check,
+                         const std::vector<std::string>& revoke = {});
 
 }  // namespace activeip

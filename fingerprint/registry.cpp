@@ -432,11 +432,8 @@ void Registry::add_users(const std::vector<std::string>& names) {
   tx.commit();
 }
 
-void Registry::revoke_users(const std::vector<std::string>& names) {
-  ENSURE(!names.empty(), "no user names given");
+void Registry::revoke_in(const std::vector<std::string>& names, const std::string& now, const std::string& detail) {
   ensure_distinct(names, "");
-  const std::string now = utc_now();
-  Transaction tx(db_, path_, Transaction::kWrite);
   Stmt find(db_, path_, "SELECT status FROM users WHERE name = ?1");
   Stmt upd(db_, path_, "UPDATE users SET status = 'revoked' WHERE name = ?1");
   Stmt event(db_, path_, kInsertEvent);
@@ -444,12 +441,19 @@ void Registry::revoke_users(const std::vector<std::string>& names) {
     ENSURE(find.reset().bind(1, n).step(), "no user %s in %s", quoted(n).c_str(), path_.c_str());
     ENSURE(find.text(0) == "active", "user %s is already revoked", quoted(n).c_str());
     upd.reset().bind(1, n).run();
-    append_event(event, now, "user.revoke", n);
+    append_event(event, now, "user.revoke", n, detail);
   }
+}
+
+void Registry::revoke_users(const std::vector<std::string>& names) {
+  ENSURE(!names.empty(), "no user names given");
+  const std::string now = utc_now();
+  Transaction tx(db_, path_, Transaction::kWrite);
+  revoke_in(names, now, "");
   tx.commit();
 }
 
-void Registry::add_model(const ModelRecord& m) {
+void Registry::add_model(const ModelRecord& m, const std::vector<std::string>& revoke) {
   ENSURE(is_sha256_hex(m.id), "model id %s is not a SHA-256 in hex (64 characters 0-9a-f)", quoted(m.id).c_str());
   ENSURE(!m.key_id.empty(), "model %s has no key id", m.id.c_str());
   std::vector<std::string> names;
@@ -502,6 +506,7 @@ void Registry::add_model(const ModelRecord& m) {
   Stmt event(db_, path_, kInsertEvent);
   append_event(event, now, "model.add", m.id,
                join(names) + (short_of.empty() ? "" : "; not embedded: " + join(short_of)));
+  revoke_in(revoke, now, "model " + m.id);
   tx.commit();
 }
 

@@ -102,8 +102,9 @@ class Registry {
   // is already recorded, when key_id is empty, when the parent is not a recorded model, when
   // a user is listed twice or not registered (revoked users are accepted: they are in the
   // weights all the same), or when a detection is outside [0, 1]. `created` is set to now when
-  // empty.
-  void add_model(const ModelRecord& m);
+  // empty. `revoke`: active users revoked in the same transaction (as revoke_users() does,
+  // the event naming the model), for a model retrained so that their patterns are refused.
+  void add_model(const ModelRecord& m, const std::vector<std::string>& revoke = {});
 
   std::vector<UserRecord> users() const;  // ordered by name
   std::optional<UserRecord> user(const std::string& name) const;
@@ -132,6 +133,8 @@ class Registry {
   void check_header(bool create);
   void create_schema();
   void upgrade_schema();
+  // Inside a write transaction: marks `names` revoked, one "user.revoke" event each.
+  void revoke_in(const std::vector<std::string>& names, const std::string& now, const std::string& detail);
 
   sqlite3* db_ = nullptr;
   std::string path_;

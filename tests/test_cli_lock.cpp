@@ -2,7 +2,8 @@
 // user's token carries the lock pattern, `eval --token` unlocks, plain `eval` does not,
 // `report` gives the lock's figures; and bad input — lock options without --protect or out of
 // range, a token for another model, a token of a model that is not locked, a damaged token —
-// refused with what is wrong named and nothing written.
+// refused with what is wrong named and nothing written; `enroll --revoke` and `enroll --users`
+// on a locked model.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -121,4 +122,57 @@ TEST_CASE("cli lock: lock options, tokens for other models and damaged tokens ar
     cut << test::read_text(dir / "v2.token").substr(0, 100);
   }
   rejected(dir, with({"eval", "--model", "m.safetensors", "--token", "cut.token"}, kData), 1, {"cut.token", "JSON"});
+}
+
+TEST_CASE("cli lock: enroll --revoke retrains the lock so that the revoked user's pattern is refused") {
+  TempDir dir;
+  test::protected_model(dir, "locked");
+  ok(dir, {"users", "add", "--registry", "users.db", "dave"});
+  const std::vector<std::string> enroll = {"enroll", "--model",    "m.safetensors", "--key",
+                                           "owner.key", "--registry", "users.db",   "--data",
+                                           "synthetic", "--epochs",  "5",          "--lr",
+                                           "0.05",      "--out",     "r.safetensors"};
+
+  // Refused before any training, with nothing written and the registry as it was.
+  rejected(dir, with({"enroll", "--model", "m.safetensors", "--key", "owner.key", "--registry", "users.db", "--out",
+                      "r.safetensors"},
+                     kData),
+           2, {"--users", "--revoke"});
+  rejected(dir, with(enroll, {"--revoke", "carol"}), 1, {"carol", "already refused", "m.safetensors"});
+  rejected(dir, with(enroll, {"--revoke", "zed"}), 1, {"no user 'zed'"});
+  rejected(dir, with(enroll, {"--revoke", "dave"}), 1, {"dave", "not a user of m.safetensors"});
+  rejected(dir, with(enroll, {"--revoke", "alice", "bob"}), 1, {"leaves nobody"});
+  rejected(dir, with(enroll, {"--revoke", "bob", "--users", "bob"}), 2, {"bob", "--users", "--revoke"});
+  rejected(dir, with(enroll, {"--revoke", "bob", "--clean-bn"}), 2, {"--clean-bn"});
+  CHECK(ok(dir, {"users", "show", "--registry", "users.db", "bob"}).out.find("active") != std::string::npos);
+
+  // bob revoked and dave added in one fine-tune: alice's and dave's patterns unlock, bob's and
+  // carol's (revoked before the model was trained) are refused; the registry revokes bob with
+  // the new model's record.
+  const test::CliRun run = ok(dir, with(enroll, {"--revoke", "bob", "--users", "dave"}));
+  INFO(run.out);
+  CHECK(run.out.find("refused (revoked)") != std::string::npos);
+  CHECK(run.out.find("STILL unlocks") == std::string::npos);
+  const json r = json_of(ok(dir, with({"report", "--model", "r.safetensors", "--key", "owner.key", "--registry",
+                                       "users.db", "--count", "20", "--forge-seed", "3", "--json"},
+                                      kData)));
+  CHECK(r["owner"]["verified"] == true);
+  const json& l = r["lock"];
+  CHECK(l["authorized"]["per_user"].size() == 2);  // alice and dave
+  CHECK(l["authorized"]["min_accuracy"].get<double>() >= 0.99);
+  CHECK(l["revoked"]["count"] == 2);  // bob and carol
+  CHECK(l["revoked"]["max_accuracy"].get<double>() <= 0.2);
+  CHECK(ok(dir, {"users", "show", "--registry", "users.db", "bob"}).out.find("revoked") != std::string::npos);
+  const std::string log = ok(dir, {"users", "log", "--registry", "users.db"}).out;
+  CHECK(log.find("user.revoke  bob  model ") != std::string::npos);
+  rejected(dir, {"users", "token", "--registry", "users.db", "--key", "owner.key", "--user", "bob", "--out", "b.token"},
+           1, {"bob", "revoked"});
+  ok(dir, {"users", "token", "--registry", "users.db", "--key", "owner.key", "--user", "dave", "--out", "d.token"});
+  const json unlocked =
+      json_of(ok(dir, with({"eval", "--model", "r.safetensors", "--token", "d.token", "--json"}, kData)));
+  CHECK(unlocked["accuracy"].get<double>() >= 0.99);
+
+  // Revoking on a model that is not locked: the registry's revocation is the way there.
+  test::protected_model(dir, "protected-v2");
+  rejected(dir, with(enroll, {"--revoke", "alice"}), 1, {"m.safetensors", "not locked", "users revoke"});
 }

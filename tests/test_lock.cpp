@@ -225,6 +225,11 @@ TEST_CASE("lock: a convnet locked on synthetic answers its users as the unlocked
   CHECK(a.forged.mean <= 0.15);
   CHECK(a.revoked.max <= 0.15);
   CHECK(verify_owner(prober, key).verified);
-  const EmbeddingCheck check = check_lock(prober, key, {"alice", "bob"});
+  const EmbeddingCheck check = check_lock(prober, key, {"alice", "bob"}, {"carol"});
   CHECK(check.complete());
+  REQUIRE(check.revoked.size() == 1);
+  CHECK(check.revoked[0].detection.rate == doctest::Approx(a.revoked.max));
+  CHECK_FALSE(check.revoked[0].embedded);
+  // carol counted as a user: her refused pattern does not unlock, so the check is incomplete.
+  CHECK_FALSE(check_lock(prober, key, {"alice", "carol"}, {}).complete());
 }

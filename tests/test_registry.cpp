@@ -223,6 +223,31 @@ TEST_CASE("registry: revoke") {
   CHECK(again.user("bob")->status == "revoked");
 }
 
+TEST_CASE("registry: a model recorded with revocations revokes in the same transaction") {
+  TempDir dir;
+  Registry r = Registry::open(dir / "users.db", true);
+  r.add_users({"alice", "bob", "carol"});
+  ModelRecord m = model_with('a', {"alice"});
+  m.locked = true;
+  m.embeddings.push_back({"bob", 0.1, false});  // a revoked user's pattern, refused
+  r.add_model(m, {"bob"});
+  CHECK(r.user("bob")->status == "revoked");
+  CHECK_FALSE(r.embedded(m.id, "bob"));
+  const std::vector<EventRecord> ev = r.events();
+  REQUIRE(ev.size() == 5);
+  CHECK(ev[3].kind == "model.add");
+  CHECK(ev[4].kind == "user.revoke");
+  CHECK(ev[4].subject == "bob");
+  CHECK(ev[4].detail == "model " + m.id);
+
+  // A revocation that cannot be made (bob is revoked already): the model is not recorded either.
+  const ModelRecord next = model_with('b', {"alice"}, m.id);
+  expect_refused(
+      r, [&](Registry& reg) { reg.add_model(next, {"carol", "bob"}); }, "user 'bob' is already revoked");
+  CHECK_FALSE(r.model(next.id).has_value());
+  CHECK(r.user("carol")->status == "active");
+}
+
 TEST_CASE("registry: invalid user names are refused") {
   TempDir dir;
   Registry r = Registry::open(dir / "users.db", true);
