@@ -530,7 +530,8 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--fraction", o->fraction,
                   "Train only on this seeded share of the training split: the records an attack (finetune, "
                   "distill, prune --finetune-epochs) given the same --fraction, --seed and --limit-train trains "
-                  "on (--seed also seeds the initialisation; with --limit-train, the share of the first N records)")
+                  "on (--seed, 0 by default as in the attacks, also seeds the initialisation; with --limit-train, the "
+                  "share of the first N records)")
       ->check(fraction_check());
   cmd->add_flag("--distributed", o->distributed,
                 "Data-parallel training, one rank per process of an MPI launch (mpirun -np N activeip train "

@@ -183,11 +183,12 @@ TEST_CASE("cli finetune --overwrite-key: the attacker's trigger is embedded and 
   CHECK(show.out.find(j["attacker"]["model_id"].get<std::string>().substr(0, 16)) != std::string::npos);
 }
 
-// The digest of the training records a run names on stderr ("records 0123456789abcdef").
+// The digest of the training records a run names on stderr ("…, records 0123456789abcdef)").
 std::string records_of(const CliRun& r) {
-  const size_t at = r.err.find("records ");
+  const std::string mark = ", records ";
+  const size_t at = r.err.find(mark);
   REQUIRE_MESSAGE(at != std::string::npos, "no records digest in: " << r.err);
-  return r.err.substr(at + 8, 16);
+  return r.err.substr(at + mark.size(), 16);
 }
 
 TEST_CASE("cli train --fraction: the records an attack with the same --fraction, --seed and --limit-train takes") {
