@@ -1,8 +1,9 @@
 // Fine-tuning attacks after Adi et al. 2018, on the engine's side: FTLL fine-tunes the last
 // layer only, FTAL all layers, RTLL re-initialises the last layer and trains it only, RTAL
 // re-initialises it and trains all layers. The attacker holds a seeded fraction of the
-// training split. The frozen layers' BatchNorm running statistics still update in training
-// mode, as with requires_grad=False in PyTorch; their parameters do not move.
+// training split (seeded_subset, engine/data/dataset.h). The frozen layers' BatchNorm running
+// statistics still update in training mode, as with requires_grad=False in PyTorch; their
+// parameters do not move.
 #pragma once
 
 #include <string>
@@ -15,10 +16,6 @@ namespace activeip {
 enum class FinetuneMode { FTLL, FTAL, RTLL, RTAL };
 FinetuneMode parse_finetune_mode(const std::string& name);  // ftll | ftal | rtll | rtal
 const char* finetune_mode_name(FinetuneMode m);
-
-// round(fraction·n) records (at least 2) of `data` chosen by a permutation seeded with
-// `seed`, kept in their original order. Error unless 0 < fraction ≤ 1.
-Dataset seeded_subset(const Dataset& data, double fraction, uint64_t seed);
 
 // Readies `net` for `mode`: RTLL/RTAL re-initialise the last layer (Network::reinit with
 // `seed`). Returns the trainable flags for Trainer::set_trainable: only the last layer for

@@ -39,9 +39,10 @@ void train_attacker(AttackTarget& t, Context& ctx, Network& net, TrainConfig con
   if (with.mask.defined() && with.mask.numel()) trainer.set_mask(with.mask);
   if (with.trainable.defined() && with.trainable.numel()) trainer.set_trainable(with.trainable);
   trainer.set_targets(with.targets);
-  log(strfmt("%s on %lld of %lld training records, %lld steps per epoch, %s",
+  log(strfmt("%s on %lld of %lld training records (fraction %g, seed %llu, records %s), %lld steps per epoch, %s",
              with.targets ? "distilling" : "fine-tuning", static_cast<long long>(attacker.train.size()),
-             static_cast<long long>(t.data.train.size()), static_cast<long long>(trainer.steps_per_epoch()),
+             static_cast<long long>(t.data.train.size()), fraction, static_cast<unsigned long long>(config.seed),
+             records_digest(attacker.train).c_str(), static_cast<long long>(trainer.steps_per_epoch()),
              describe_device(ctx.device(), ctx.threads()).c_str()));
   while (!trainer.done()) {
     const EpochRecord r = trainer.train_epoch({});

@@ -31,18 +31,6 @@ namespace activeip::cli {
 
 namespace {
 
-// "(0, 1]": a fraction of a dataset (CLI11 prefixes the option's name).
-CLI::Validator fraction_check() {
-  return CLI::Validator(
-      [](std::string& s) -> std::string {
-        char* end = nullptr;
-        const double v = std::strtod(s.c_str(), &end);
-        if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v)) return "'" + s + "' is not a number";
-        return v > 0 && v <= 1 ? std::string() : "must be in (0, 1], got " + s;
-      },
-      "(0, 1]");
-}
-
 // What every attack takes: the model, the output, the data, the probing options, the
 // attacker's training options.
 struct AttackOptions {

@@ -51,6 +51,7 @@ struct DeviceOptions {
 CLI::Validator positive_number();
 CLI::Validator non_negative_number();
 CLI::Validator number_in(double lo, double hi);  // lo ≤ v ≤ hi
+CLI::Validator fraction_check();                 // 0 < v ≤ 1: a share of a dataset
 
 bool stderr_is_tty();
 // Runs f; an activeip::Error it throws becomes a UsageError (for option validation).

@@ -49,6 +49,11 @@ CLI::Validator number_in(double lo, double hi) {
       range, [lo, hi](double v) { return v >= lo && v <= hi; }, "in " + range);
 }
 
+CLI::Validator fraction_check() {
+  return number_check(
+      "(0, 1]", [](double v) { return v > 0 && v <= 1; }, "in (0, 1]");
+}
+
 void DataOptions::add_to(CLI::App* cmd, bool with_limits) {
   cmd->add_option("--data", name, "Dataset")->required()->check(CLI::IsMember(dataset_names()));
   cmd->add_option("--data-dir", dir, "Folder holding the official files (default: data/<official folder name>)");

@@ -47,6 +47,7 @@ struct TrainOptions {
   DeviceOptions device;
   TrainConfig config;
   bool resume = false, no_augment = false;
+  double fraction = 0;  // train --fraction: the seeded share of the training split (0: all of it)
   // --distributed: one rank of an MPI launch (the communicator, once made)
   bool distributed = false;
   std::unique_ptr<Communicator> comm;
@@ -340,7 +341,14 @@ int train(TrainOptions& o) {
   Protection protection;
   if (o.protect) protection = open_protection(o);
 
-  const DataSplits data = load_data(o.data.spec());
+  DataSplits data = load_data(o.data.spec());
+  if (o.fraction > 0) {  // an attack's records: seeded_subset of the (limited) split, as train_attacker takes it
+    const int64_t all = data.train.size();
+    data.train = seeded_subset(data.train, o.fraction, o.config.seed);
+    std::fprintf(stderr, "--fraction %g: %lld of %lld training records (seed %llu, records %s)\n", o.fraction,
+                 static_cast<long long>(data.train.size()), static_cast<long long>(all),
+                 static_cast<unsigned long long>(o.config.seed), records_digest(data.train).c_str());
+  }
   auto net = make_net(o.net, {data.train.H, data.train.W, data.train.C, data.train.num_classes});
   net->build(ctx, o.config.seed);
   ModelMeta meta = ModelMeta::describe(*net, o.data.name, data.norm);
@@ -585,6 +593,12 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--out", o->out, "Checkpoint to write (.safetensors)")->required();
   add_schedule_options(cmd, *o);
   cmd->add_flag("--resume", o->resume, "Continue from --out and its .optim.safetensors if they exist");
+  cmd->add_option("--fraction", o->fraction,
+                  "Train only on this seeded share of the training split: the records an attack (finetune, "
+                  "distill, prune --finetune-epochs) given the same --fraction, --seed and --limit-train trains "
+                  "on (--seed, 0 by default as in the attacks, also seeds the initialisation; with --limit-train, the "
+                  "share of the first N records)")
+      ->check(fraction_check());
   cmd->add_flag("--distributed", o->distributed,
                 "Data-parallel training, one rank per process of an MPI launch (mpirun -np N activeip train "
                 "... --distributed): --batch is the global batch, each rank trains on its share, the gradients "

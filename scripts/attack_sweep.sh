@@ -32,6 +32,18 @@
 #                  OUT_DIR/plan.txt in grid order (an attack without a report is a row with
 #                  an error), then the table OUT_DIR/attacks.md and the plots
 #                  (scripts/plot_attacks.py).
+# A locked model (`train --protect --lock`; `activeip info` says so) is swept alike, FRACTIONS
+# defaulting to "0.01 0.1 0.33", and its CSV carries the lock's columns in place of the users' and
+# forged fingerprints': authorized_min_accuracy, authorized_mean_accuracy, authorized_users (the
+# authorized users' accuracy with their lock pattern), unauthorized_accuracy (clean probes),
+# forged_count, forged_mean_accuracy, forged_max_accuracy (lock patterns of fresh keys), lock_n (the
+# probes each is measured on), and for each fine-tuning and distillation the thief's alternative:
+# scratch_accuracy, the clean accuracy of the same net (the student for distillation) trained from
+# scratch by `activeip train --fraction` on the attack's records (same fraction, seed, limits,
+# epochs, learning rate and schedule), and scratch_gap = clean_accuracy - scratch_accuracy. Each
+# distinct from-scratch run is one more job of the grid (ID scratch-NET-lrLR-fF-eE[-SCHED-wW], family
+# "scratch", a CSV row of its own), after the attacks; --collect joins it to the attacks that
+# trained alike (their reports' net, fraction and training config).
 # Each attack's `--json` report goes to OUT_DIR/json/ID.json (written atomically, with a "sweep"
 # field: the parameters, the command and its seconds), its log to OUT_DIR/logs/ID.log; a failed
 # attack leaves OUT_DIR/json/ID.failed.json and is a CSV row with its error. The sweep goes on
@@ -55,7 +67,8 @@
 # local one), LIMIT_TRAIN, LIMIT_TEST, KEEP_MODELS (0: the attacked models are deleted once
 # reported), SKIP_EXISTING (1: an attack whose JSON exists is not rerun, so a killed sweep
 # resumes; the ID names the attack's parameters, not the device, PROBES, COUNT or the limits:
-# use a fresh OUT_DIR when changing those).
+# use a fresh OUT_DIR when changing those), SCRATCH (1: on a locked model, train the from-scratch
+# alternatives; 0: none, the scratch columns stay empty).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SELF="$ROOT/scripts/attack_sweep.sh"
@@ -162,16 +175,43 @@ columns = ["id", "dataset", "net", "family", "method", "sparsity", "lr", "fracti
            "users_mean_detection", "users_min_detection", "forged_passed", "forged_count",
            "forged_max_detection", "seconds", "json", "error"]
 params = ["id", "family", "method", "sparsity", "lr", "fraction", "epochs", "student"]
+plan = [dict(zip(params, l.rstrip("\n").split("|", len(params)))) for l in open(os.path.join(out, "plan.txt"))
+        if l.strip()]
+reports = {}
+for p in plan:
+    ok = os.path.join(out, "json", p["id"] + ".json")
+    if os.path.exists(ok):
+        reports[p["id"]] = json.load(open(ok))
+# A locked model's sweep: the lock's columns in place of the users' and forged fingerprints', and
+# each fine-tuning's and distillation's from-scratch alternative (its "scratch" run) beside it.
+locked = any(p["family"] == "scratch" for p in plan) or any("lock" in r for r in reports.values())
+if locked:
+    at = columns.index("users_authenticated")
+    columns[at:columns.index("seconds")] = [
+        "authorized_min_accuracy", "authorized_mean_accuracy", "authorized_users", "unauthorized_accuracy",
+        "forged_count", "forged_mean_accuracy", "forged_max_accuracy", "lock_n", "scratch_accuracy", "scratch_gap"]
+
+def training(r):
+    """What a run trained: (net, fraction, the training config but for what changes no result), or None."""
+    a = r.get("attack", {})
+    config = a.get("finetune") if a.get("kind") == "finetune" else a.get("distill") if a.get("kind") == "distill" \
+        else a.get("train") if a.get("kind") == "scratch" else None
+    if not config:
+        return None
+    keep = ("lr", "epochs", "batch", "momentum", "nesterov", "wd", "schedule", "warmup_epochs", "milestones", "gamma",
+            "label_smoothing", "seed", "augment")
+    return json.dumps([r.get("net"), float(a.get("fraction", 0)), {k: config.get(k) for k in keep}], sort_keys=True)
+
+scratch = {training(r): r["clean_accuracy"] for i, r in reports.items()
+           if r.get("attack", {}).get("kind") == "scratch"}
 rows, failed = [], 0
-for line in open(os.path.join(out, "plan.txt")):
-    if not line.strip():
-        continue
+for p in plan:
     row = {c: "" for c in columns}
-    row.update(zip(params, line.rstrip("\n").split("|", len(params))))
+    row.update(p)
     ok = os.path.join(out, "json", row["id"] + ".json")
     bad = os.path.join(out, "json", row["id"] + ".failed.json")
-    if os.path.exists(ok):
-        r = json.load(open(ok))
+    if row["id"] in reports:
+        r = reports[row["id"]]
         s, a = r.get("sweep", {}), r.get("attack", {})
         o, u, f = r.get("owner", {}), r.get("users", {}), r.get("forged", {})
         ft = a.get("finetune") or {}
@@ -188,6 +228,21 @@ for line in open(os.path.join(out, "plan.txt")):
             "forged_passed": f.get("passed", ""), "forged_count": f.get("count", ""),
             "forged_max_detection": f.get("max_detection", ""),
             "seconds": s.get("seconds", ""), "json": os.path.relpath(ok, out)})
+        if locked:
+            lock = r.get("lock", {})
+            au, fo = lock.get("authorized", {}), lock.get("forged", {})
+            ft = ft or a.get("distill") or a.get("train") or {}
+            row.update({
+                "schedule": ft.get("schedule", ""), "warmup": ft.get("warmup_epochs", ""),
+                "authorized_min_accuracy": au.get("min_accuracy", ""),
+                "authorized_mean_accuracy": au.get("mean_accuracy", ""),
+                "authorized_users": len(au["per_user"]) if "per_user" in au else "",
+                "unauthorized_accuracy": lock.get("unauthorized_accuracy", ""),
+                "forged_count": fo.get("count", ""), "forged_mean_accuracy": fo.get("mean_accuracy", ""),
+                "forged_max_accuracy": fo.get("max_accuracy", ""), "lock_n": lock.get("n", "")})
+            if a.get("kind") in ("finetune", "distill") and training(r) in scratch:
+                row["scratch_accuracy"] = scratch[training(r)]
+                row["scratch_gap"] = round(r["clean_accuracy"] - row["scratch_accuracy"], 6)
     elif os.path.exists(bad):
         s = json.load(open(bad))["sweep"]
         row["seconds"] = s.get("seconds", "")
@@ -226,8 +281,16 @@ for f in "$MODEL" "$KEY" "$REGISTRY"; do
   [ -f "$f" ] || { echo "error: $f: no such file" >&2; exit 1; }
 done
 
+# The model's net, and whether it is locked (lock mode): a locked model's sweep reports the lock's
+# columns and, with SCRATCH=1, trains the thief's alternative to each fine-tuning and distillation.
+MODEL_INFO=$("$ACTIVEIP" info --model "$MODEL" --json) || { echo "error: $MODEL: \`activeip info\` failed" >&2; exit 1; }
+MODEL_NET=$(printf '%s' "$MODEL_INFO" | python3 -c 'import json, sys; print(json.load(sys.stdin)["net"])')
+LOCKED=$(printf '%s' "$MODEL_INFO" |
+  python3 -c 'import json, sys; print(int(bool((json.load(sys.stdin).get("protection") or {}).get("lock"))))')
+
 DEVICE=${DEVICE:-cpu} DEVICES=${DEVICES:-} EPOCHS=${EPOCHS:-2}
-FRACTIONS=${FRACTIONS:-0.1 0.33}
+# A locked model's thief is also measured on 1% of the training split.
+if [ "$LOCKED" = 1 ]; then FRACTIONS=${FRACTIONS:-0.01 0.1 0.33}; else FRACTIONS=${FRACTIONS:-0.1 0.33}; fi
 SPARSITIES=${SPARSITIES:-0.0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9}
 PRUNE_METHODS=${PRUNE_METHODS-global layer filter fineprune}
 PRUNE_LR=${PRUNE_LR:-0.01}
@@ -243,10 +306,12 @@ TRANSFORM_SEED=${TRANSFORM_SEED:-0}
 FINETUNE_RUNS=${FINETUNE_RUNS:-}
 QUANTIZE=${QUANTIZE-8 4}
 KEEP_MODELS=${KEEP_MODELS:-0} SKIP_EXISTING=${SKIP_EXISTING:-1}
+SCRATCH=${SCRATCH:-1}
 # Every knob, as the batch script of --slurm pins them for its tasks.
 KNOBS="BUILD_DIR DEVICE DEVICES THREADS DATA_DIR EPOCHS FRACTIONS SPARSITIES PRUNE_METHODS PRUNE_LR
 PRUNE_FT_SPARSITIES PRUNE_FRACTIONS MODES LRS WARMUP DISTILL DISTILL_EPOCHS DISTILL_LR TEMPERATURE
-TRANSFORMS TRANSFORM_SEED FINETUNE_RUNS QUANTIZE PROBES COUNT FORGE_SEED LIMIT_TRAIN LIMIT_TEST KEEP_MODELS SKIP_EXISTING"
+TRANSFORMS TRANSFORM_SEED FINETUNE_RUNS QUANTIZE PROBES COUNT FORGE_SEED LIMIT_TRAIN LIMIT_TEST KEEP_MODELS SKIP_EXISTING
+SCRATCH"
 
 # device_of J: the device of worker J.
 NDEVICES=$(printf '%s' "$DEVICES" | tr ',' '\n' | grep -c . || true)
@@ -267,6 +332,13 @@ COMMON="--key $(q "$KEY") --registry $(q "$REGISTRY") --data $(q "$DATASET") --j
 [ -n "${LIMIT_TRAIN:-}" ] && COMMON="$COMMON --limit-train $(q "$LIMIT_TRAIN")"
 [ -n "${LIMIT_TEST:-}" ] && COMMON="$COMMON --limit-test $(q "$LIMIT_TEST")"
 
+# Options every from-scratch run takes: the attacks' data, limits and threads.
+TRAIN_COMMON="--data $(q "$DATASET")"
+[ -n "${DATA_DIR:-}" ] && TRAIN_COMMON="$TRAIN_COMMON --data-dir $(q "$DATA_DIR")"
+[ -n "${THREADS:-}" ] && TRAIN_COMMON="$TRAIN_COMMON --threads $(q "$THREADS")"
+[ -n "${LIMIT_TRAIN:-}" ] && TRAIN_COMMON="$TRAIN_COMMON --limit-train $(q "$LIMIT_TRAIN")"
+[ -n "${LIMIT_TEST:-}" ] && TRAIN_COMMON="$TRAIN_COMMON --limit-test $(q "$LIMIT_TEST")"
+
 # The largest learning rate is the warm-up + cosine attack. The trainer needs the warm-up to
 # end before the last epoch, so a one-epoch budget warms up for half of it.
 LARGE_LR=$(echo "$LRS" | tr ' ' '\n' | awk 'NF { if (m == "" || $1 + 0 > m + 0) m = $1 } END { print m }')
@@ -278,6 +350,28 @@ attack() {
   _params="$1|$2|$3|$4|$5|$6|$7|$8"
   shift 8
   printf '%s|%s %s\n' "$_params" "$(words "$ACTIVEIP" "$@")" "$COMMON"
+}
+
+# scratch NET LR FRACTION EPOCHS [SCHEDULE WARMUP]: on a locked model (with SCRATCH=1), the thief's
+# alternative to a fine-tuning or distillation attack: NET trained from scratch by `activeip train
+# --fraction` on the attack's records (the same --fraction, the default --seed both take, the same
+# --limit-train) for the same epochs, learning rate and schedule. Each distinct run once, after
+# the attacks: its line is kept in SCRATCH_LINES. Its "report" is the train log's last epoch.
+SCRATCH_LINES=""
+scratch() {
+  [ "$LOCKED" = 1 ] && [ "$SCRATCH" = 1 ] || return 0
+  _net=$1 _lr=$2 _f=$3 _e=$4 _sched=${5:-} _warmup=${6:-}
+  _id="scratch-$_net-lr$_lr-f$_f-e$_e${_sched:+-$_sched-w$_warmup}"
+  case "
+$SCRATCH_LINES" in *"
+$_id|"*) return 0 ;; esac
+  # shellcheck disable=SC2046
+  _line=$(printf '%s|scratch|scratch||%s|%s|%s|%s|%s %s' "$_id" "$_lr" "$_f" "$_e" "$_net" \
+    "$(words "$ACTIVEIP" train --net "$_net" --fraction "$_f" --epochs "$_e" --lr "$_lr" \
+         ${_sched:+--schedule "$_sched" --warmup "$_warmup"} --out "$M/$_id.safetensors" \
+         --log "$OUT_DIR/logs/$_id.jsonl")" "$TRAIN_COMMON")
+  SCRATCH_LINES="$SCRATCH_LINES${SCRATCH_LINES:+
+}$_line"
 }
 
 # grid: the plan, every attack in order, on stdout.
@@ -318,6 +412,8 @@ grid() {
         attack "$id" finetune "$mode" "" "$lr" "$f" "$EPOCHS" "" \
           finetune --model "$MODEL" --mode "$mode" --lr "$lr" --fraction "$f" --epochs "$EPOCHS" $SCHED \
           --out "$M/$id.safetensors"
+        if [ -n "$SCHED" ]; then scratch "$MODEL_NET" "$lr" "$f" "$EPOCHS" cosine "$LARGE_WARMUP"
+        else scratch "$MODEL_NET" "$lr" "$f" "$EPOCHS"; fi
       done
     done
   done
@@ -333,6 +429,7 @@ grid() {
     attack "$id" finetune "$mode" "" "$lr" "$f" "$epochs" "" \
       finetune --model "$MODEL" --mode "$mode" --lr "$lr" --fraction "$f" --epochs "$epochs" --schedule "$sched" \
       --warmup "$warmup" --out "$M/$id.safetensors"
+    scratch "$MODEL_NET" "$lr" "$f" "$epochs" "$sched" "$warmup"
   done
 
   if [ -n "$DISTILL" ]; then
@@ -343,6 +440,7 @@ grid() {
           attack "$id" distill distill "" "$DISTILL_LR" "$f" "$DISTILL_EPOCHS" "$net" \
             distill --teacher "$MODEL" --net "$net" --out "$M/$id.safetensors" --fraction "$f" \
             --epochs "$DISTILL_EPOCHS" --lr "$DISTILL_LR" --temperature "$TEMPERATURE"
+          scratch "$net" "$DISTILL_LR" "$f" "$DISTILL_EPOCHS"
         done
       done
     else
@@ -377,6 +475,8 @@ grid() {
       echo "note: this build has no \`activeip quantize\`: quantization skipped" >&2
     fi
   fi
+
+  [ -z "$SCRATCH_LINES" ] || printf '%s\n' "$SCRATCH_LINES"
 }
 
 # The grid, enumerated once; a temporary copy until it replaces OUT_DIR/plan.txt.
@@ -471,6 +571,20 @@ report = None
 if rc != "0":
     lines = [l.strip() for l in open(log, errors="replace") if l.strip()]
     error = f"exit {rc}: " + (lines[-1] if len(lines) > 1 else "no message")
+elif family == "scratch":
+    # `activeip train` prints no JSON: its report is the --log's start event and last epoch (the
+    # test split's accuracy, measured as the attacks measure clean accuracy).
+    train_log = os.path.join(os.path.dirname(os.path.dirname(path)), "logs",
+                             os.path.basename(path)[:-len(".json")] + ".jsonl")
+    try:
+        events = [json.loads(l) for l in open(train_log) if l.strip()]
+        start = [e for e in events if e.get("event") == "start"][-1]
+        last = [e for e in events if e.get("event") == "epoch"][-1]
+        report = {"dataset": start["data"], "net": start["net"], "clean_accuracy": last["test_accuracy"],
+                  "train_size": start["train_size"], "test_size": start["test_size"],
+                  "attack": {"kind": "scratch", "fraction": float(fraction), "train": start["config"]}}
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        error = f"unreadable training log {train_log}: {e!r}"
 else:
     try:
         report = json.load(open(path + ".tmp"))

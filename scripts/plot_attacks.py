@@ -5,7 +5,9 @@ survived (owner verified and at least 90% of the users authenticated), the attac
 it stated plainly with their cost, and the issue's targets checked; plus PNG plots when
 matplotlib is installed (per pruning method: clean accuracy and owner/user detection against
 sparsity; per fine-tuning mode: the same against learning rate, one line per attacker fraction;
-the input transforms side by side, one bar group each).
+the input transforms side by side, one bar group each). A locked model's sweep (its CSV has the
+lock's columns) is summarised as fine-tuning and distillation against the thief's alternative,
+the same net trained from scratch on the same records (scratch_accuracy, scratch_gap).
 Without matplotlib the markdown is still written and says the plots were skipped.
 
     python3 scripts/plot_attacks.py OUT_DIR/attacks.csv [MORE.csv ...] OUT_DIR [--no-plots]
@@ -28,7 +30,13 @@ REQUIRED = ["id", "family", "method", "sparsity", "lr", "fraction", "epochs", "s
             "clean_accuracy", "original_accuracy", "accuracy_drop", "owner_detection",
             "owner_verified", "users_authenticated", "users_count", "users_min_detection",
             "forged_passed", "forged_count", "forged_max_detection", "seconds", "error"]
+# A locked model's sweep (scripts/attack_sweep.sh on a `train --protect --lock` model): the lock's
+# columns in place of the users' and forged fingerprints', and the from-scratch alternative.
+LOCKED = [c for c in REQUIRED if not c.startswith(("users_", "forged_"))] + [
+    "authorized_min_accuracy", "authorized_mean_accuracy", "unauthorized_accuracy", "forged_count",
+    "forged_max_accuracy", "scratch_accuracy", "scratch_gap"]
 USERS_NEEDED = 0.9          # share of the users that must still authenticate
+SCRATCH_MARGIN = 0.01       # a lock is opened when the attack beats training from scratch by more
 PRUNE_TARGET_DROP = 0.02    # targets: pruning within 2 points, fine-tuning within 1 point
 FINETUNE_TARGET_DROP = 0.01
 
@@ -67,7 +75,8 @@ def read_csv(path):
     try:
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            fields = reader.fieldnames or []
+            missing = [c for c in (LOCKED if "unauthorized_accuracy" in fields else REQUIRED) if c not in fields]
             if missing:
                 raise PlotError(f"{path} is not an attack sweep CSV: no column {', '.join(missing)}")
             rows = list(reader)
@@ -112,6 +121,10 @@ def describe(r):
         return f"transform {r['method'].replace('+', ' then ')} (input preprocessing, weights unchanged)"
     if r["family"] == "quantize":
         return f"quantize the weights to {r['method']}, one scale per output channel"
+    if r["family"] == "scratch":
+        sched = f" (warm-up {r['warmup']} + {r.get('schedule') or 'cosine'})" if num(r.get("warmup")) else ""
+        return (f"train {r['student']} from scratch, lr {r['lr']}{sched}, {share}, "
+                f"{epochs} epoch{'s' if epochs != '1' else ''}")
     return r["id"]
 
 
@@ -242,6 +255,73 @@ def markdown(rows, csv_path, images, plot_note):
     return "\n".join(out)
 
 
+def locked_markdown(rows, csv_path, images, plot_note):
+    """The summary of a locked model's sweep: what each attack's clean (unauthorized) accuracy
+    came to, against the thief's alternative of training the same net from scratch on the same
+    records; the authorized users' accuracy and the owner's verification."""
+    ok = [r for r in rows if r["ok"]]
+    failed = [r for r in rows if not r["ok"]]
+    base = next((r for r in ok if r["family"] == "baseline"), None)
+    attacks = [r for r in ok if r["family"] not in ("baseline", "scratch")]
+    compared = [r for r in attacks if num(r["scratch_gap"]) is not None]
+    opened = [r for r in compared if num(r["scratch_gap"]) > SCRATCH_MARGIN]
+    nets = sorted({r.get("net", "") for r in ok if r.get("net")})
+    datasets = sorted({r.get("dataset", "") for r in ok if r.get("dataset")})
+    what = ", ".join(x for x in (" / ".join(nets), " / ".join(datasets)) if x)
+    out = ["# Attack sweep", ""]
+    out.append(f"From `{csv_path}`{' (' + what + ')' if what else ''}: a locked model, {len(rows)} runs "
+               f"({sum(r['family'] == 'scratch' for r in rows)} of them from-scratch training), {len(failed)} failed.")
+    if base:
+        out.append(f"Before any attack: clean (unauthorized) accuracy {pct(num(base['clean_accuracy']))}, authorized "
+                   f"users at least {pct(num(base['authorized_min_accuracy']))}, owner "
+                   f"{'verified' if base['owner_verified'] == '1' else 'NOT verified'}.")
+    out.append("")
+    out.append(f"A fine-tuning or distillation **unlocks** the model when its clean accuracy beats the thief's "
+               f"alternative — the same net trained from scratch on the same records, epochs and learning rate — "
+               f"by more than {100 * SCRATCH_MARGIN:g} point.")
+    out.append("")
+    out.append(f"**{len(opened)} of {len(compared)} fine-tuning and distillation attacks beat training from "
+               "scratch.**" if compared else "**No fine-tuning or distillation attack has a from-scratch run to "
+               "compare with.**")
+    out.append("")
+    out += ["## Unlocking against training from scratch", ""]
+    for r in sorted(compared, key=lambda r: -num(r["scratch_gap"])):
+        verdict = "unlocked beyond scratch" if r in opened else "no better than scratch"
+        out.append(f"- **{describe(r)}**: clean accuracy {pct(num(r['clean_accuracy']))} against "
+                   f"{pct(num(r['scratch_accuracy']))} from scratch ({100 * num(r['scratch_gap']):+.2f} points, "
+                   f"{verdict}); authorized users at least {pct(num(r['authorized_min_accuracy']))}.")
+    if not compared:
+        out.append("None.")
+    out.append("")
+    out += ["## Every attack", "",
+            "| attack | clean acc | drop (points) | unauthorized | authorized min (mean) | owner detection (p) "
+            "| forged max | from scratch | gap (points) | seconds |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ok:
+        drop, p, secs = num(r["accuracy_drop"]), num(r.get("owner_p_value")), num(r["seconds"])
+        owner = fmt(num(r["owner_detection"])) + (f" (p={p:.2g})" if p is not None else "")
+        if r["owner_verified"]:
+            owner += " ✓" if r["owner_verified"] == "1" else " ✗"
+        gap = num(r["scratch_gap"])
+        out.append(f"| {describe(r) if r['family'] != 'baseline' else 'no attack (the locked model as it is)'} | "
+                   f"{pct(num(r['clean_accuracy']))} | {'–' if drop is None else '%+.2f' % (100 * drop)} | "
+                   f"{pct(num(r['unauthorized_accuracy']))} | {pct(num(r['authorized_min_accuracy']))} "
+                   f"({pct(num(r['authorized_mean_accuracy']))}) | {owner if r['owner_detection'] else '–'} | "
+                   f"{pct(num(r['forged_max_accuracy']))} | {pct(num(r['scratch_accuracy']))} | "
+                   f"{'–' if gap is None else '%+.2f' % (100 * gap)} | {'–' if secs is None else '%.0f' % secs} |")
+    out.append("")
+    if failed:
+        out += ["## Failed attacks", "", "| attack | error |", "|---|---|"]
+        for r in failed:
+            err = (r["error"] or "no report").replace("|", "\\|")
+            out.append(f"| {describe(r)} | {err} |")
+        out.append("")
+    out += ["## Plots", ""]
+    out += [f"![{title}]({name})" for name, title in images] if images else [plot_note]
+    out.append("")
+    return "\n".join(out)
+
+
 def series(rows, x_col, key):
     """Groups rows by key(row) = (order, label) into {label: sorted (x, row) list}, in that order,
     skipping rows without an x."""
@@ -261,6 +341,11 @@ def plots(rows, out_dir):
 
     ok = [r for r in rows if r["ok"]]
     images = []
+    # The second detection curve: the weakest user's detection, or on a locked model the weakest
+    # authorized user's accuracy (and the from-scratch alternative's accuracy beside the attacks').
+    locked = bool(ok) and "unauthorized_accuracy" in ok[0]
+    weak, weak_label = (("authorized_min_accuracy", "weakest authorized user (accuracy)") if locked
+                        else ("users_min_detection", "weakest user"))
 
     def draw(groups, x_label, title, name, log_x=False):
         fig, (acc, det) = plt.subplots(1, 2, figsize=(11, 4))
@@ -269,9 +354,13 @@ def plots(rows, out_dir):
             xs = [x for x, _ in pts]
             acc.plot(xs, [100 * (num(r["clean_accuracy"]) or 0) for _, r in pts], "o-", color=colour, label=label)
             det.plot(xs, [num(r["owner_detection"]) for _, r in pts], "o-", color=colour, label=f"owner, {label}")
-            users = [num(r["users_min_detection"]) for _, r in pts]
+            users = [num(r[weak]) for _, r in pts]
             if any(u is not None for u in users):
-                det.plot(xs, users, "s--", color=colour, alpha=0.7, label=f"weakest user, {label}")
+                det.plot(xs, users, "s--", color=colour, alpha=0.7, label=f"{weak_label}, {label}")
+            scratch = [num(r.get("scratch_accuracy")) for _, r in pts]
+            if any(a is not None for a in scratch):
+                acc.plot(xs, [None if a is None else 100 * a for a in scratch], "x:", color=colour,
+                         label=f"from scratch, {label}")
         orig = next((num(r["original_accuracy"]) for _, pts in groups.items() for _, r in pts
                      if num(r["original_accuracy"]) is not None), None)
         if orig is not None:
@@ -324,8 +413,7 @@ def plots(rows, out_dir):
             acc.legend(fontsize=7)
         acc.set_ylabel("clean accuracy (%)")
         det.bar([x - 0.2 for x in xs], [num(r["owner_detection"]) or 0 for r in transforms], 0.4, label="owner")
-        det.bar([x + 0.2 for x in xs], [num(r["users_min_detection"]) or 0 for r in transforms], 0.4,
-                label="weakest user")
+        det.bar([x + 0.2 for x in xs], [num(r[weak]) or 0 for r in transforms], 0.4, label=weak_label)
         det.set_ylabel("detection rate")
         det.set_ylim(0, 1.02)
         det.legend(fontsize=7)
@@ -374,7 +462,8 @@ def main():
                     "`scripts/plot_attacks.py`).")
     md = os.path.join(args.out_dir, "attacks.md")
     with open(md + ".tmp", "w") as fh:
-        fh.write(markdown(rows, ", ".join(args.csv), images, note))
+        locked = bool(rows) and "unauthorized_accuracy" in rows[0]
+        fh.write((locked_markdown if locked else markdown)(rows, ", ".join(args.csv), images, note))
     os.replace(md + ".tmp", md)
     print(f"wrote {md}" + (f" and {len(images)} plots" if images else f" ({note})"))
     return 0

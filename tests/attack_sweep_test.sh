@@ -5,7 +5,9 @@
 # it. --plan prints the same grid; the grid run as two shards (one with two workers) and
 # collected gives the same CSV (all but the seconds); bad options exit 2. A rerun with
 # SKIP_EXISTING skips the finished attacks, records a failing one in the CSV with its error and
-# exits 1; plot_attacks.py merges both runs' CSVs by id. Skipped (77) without python3.
+# exits 1; plot_attacks.py merges both runs' CSVs by id. On the suite's locked model the CSV has
+# the lock's columns and each fine-tuning's and distillation's from-scratch alternative, sharded or
+# not. Skipped (77) without python3.
 set -eu
 command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -172,4 +174,57 @@ grep -q 'Fine-tuning: 1 of 2 attacks kept clean accuracy within 1 point .* verif
 echo 'a,b' >"$TMP/bad.csv"
 if python3 "$ROOT/scripts/plot_attacks.py" "$TMP/bad.csv" "$TMP/bad" 2>"$TMP/err"; then fail "accepted a bad CSV"; fi
 grep -q '^error: ' "$TMP/err" || fail "no error message for a bad CSV"
+# A locked model: the lock's columns in place of the users' and forged ones; each fine-tuning and
+# distillation beside its from-scratch alternative (one run per distinct training, shared by the
+# modes), the grid run as two shards; a transform reports the lock too.
+locked_fixture "$TMP"
+LARGS="$TMP/locked.safetensors $TMP/locked.key $TMP/locked.db synthetic"
+LOCKED_KNOBS="PRUNE_METHODS=global SPARSITIES=0.5 PRUNE_FT_SPARSITIES=none TRANSFORMS=flip QUANTIZE= FINETUNE_RUNS="
+# As two shards and --collect (the scratch runs are jobs of the grid like any attack).
+# shellcheck disable=SC2086
+{ env $LOCKED_KNOBS "$SWEEP" --shard 0/2 $LARGS "$TMP/locked" && env $LOCKED_KNOBS "$SWEEP" --shard 1/2 $LARGS "$TMP/locked" &&
+  "$SWEEP" --collect "$TMP/locked"; } >"$TMP/log" 2>&1 || fail "the locked sweep failed"
+python3 - "$TMP/locked/attacks.csv" "$DISTILL" <<'PY' || fail "locked CSV check"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+distill = sys.argv[2]
+cols = list(rows[0].keys())
+need = ["clean_accuracy", "owner_detection", "owner_verified", "authorized_min_accuracy", "authorized_mean_accuracy",
+        "authorized_users", "unauthorized_accuracy", "forged_count", "forged_mean_accuracy", "forged_max_accuracy",
+        "lock_n", "scratch_accuracy", "scratch_gap"]
+missing = [c for c in need if c not in cols]
+assert not missing, f"missing columns {missing}"
+assert not [c for c in cols if c.startswith("users_")], cols
+fam = sorted(r["family"] for r in rows)
+want = ["baseline", "finetune", "finetune", "prune", "scratch", "transform"] + (["distill", "scratch"] if distill else [])
+assert fam == sorted(want), fam
+for r in rows:
+    assert not r["error"], f"{r['id']} failed: {r['error']}"
+    assert 0 <= float(r["clean_accuracy"]) <= 1, r
+    if r["family"] == "scratch":
+        assert r["student"] == "convnet" and not r["authorized_min_accuracy"], r
+        continue
+    for c in ("authorized_min_accuracy", "authorized_mean_accuracy", "unauthorized_accuracy", "forged_mean_accuracy",
+              "forged_max_accuracy"):
+        assert 0 <= float(r[c]) <= 1, (c, r)
+    assert float(r["authorized_min_accuracy"]) <= float(r["authorized_mean_accuracy"]) + 1e-12, r
+    assert r["authorized_users"] == "2" and r["forged_count"] == "5" and r["lock_n"] == "10", r
+    assert r["owner_verified"] in ("0", "1"), r
+    if r["family"] in ("finetune", "distill"):
+        s = float(r["scratch_accuracy"])
+        assert 0 <= s <= 1 and abs(float(r["scratch_gap"]) - (float(r["clean_accuracy"]) - s)) < 1e-6, r
+    else:
+        assert r["scratch_accuracy"] == "" and r["scratch_gap"] == "", r
+base = next(r for r in rows if r["family"] == "baseline")
+# The fixture is locked: its users unlock it, clean inputs do not.
+assert float(base["authorized_min_accuracy"]) > float(base["unauthorized_accuracy"]) + 0.4, base
+assert base["owner_verified"] == "1", base
+# ftll and ftal train alike from scratch: one run, joined to both.
+ft = [r for r in rows if r["family"] == "finetune"]
+assert ft[0]["scratch_accuracy"] == ft[1]["scratch_accuracy"], ft
+PY
+grep -q '^## Unlocking against training from scratch$' "$TMP/locked/attacks.md" || fail "locked attacks.md: no scratch section"
+grep -q '^| no attack (the locked model as it is) |' "$TMP/locked/attacks.md" || fail "locked attacks.md: no table"
+[ "$(grep -c '^scratch-' "$TMP/locked/plan.txt")" -eq "$([ -n "$DISTILL" ] && echo 2 || echo 1)" ] \
+  || fail "the locked plan does not train each from-scratch alternative once"
 echo "attack_sweep.sh: ok"

@@ -21,6 +21,16 @@ sweep_fixture() {
     QUANTIZE=4 FINETUNE_RUNS="ftal:0.05:0.2:1:step"
 }
 
+# locked_fixture DIR: the suite's locked convnet on `synthetic` (tests/fixtures/locked: alice and bob
+# unlock it, carol revoked) as DIR/locked.safetensors, DIR/locked.key and DIR/locked.db.
+locked_fixture() {
+  _fixture="$ROOT/tests/fixtures/locked"
+  cp "$_fixture/owner.key" "$1/locked.key"
+  cp "$_fixture/users.db" "$1/locked.db"
+  cp "$_fixture/m.safetensors" "$1/locked.safetensors"
+  chmod 600 "$1/locked.key" "$1/locked.db"
+}
+
 # same_rows A.csv B.csv: the two sweeps' CSVs hold the same rows in the same order, every column
 # compared but `seconds` (each attack's wall time, the only one that is timing).
 same_rows() {

@@ -3,7 +3,7 @@
 // reports the teacher's owner and users measured on the student; finetune --overwrite-key
 // embeds the attacker's own trigger (its detection reported beside the original owner's) and
 // the attacked copy records the attacker's key id, not the owner's; bad options exit 2
-// naming the option and write nothing.
+// naming the option and write nothing. train --fraction trains on the records the attacks take.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/file_io.h"
+#include "engine/data/dataset.h"
 #include "fingerprint/protect.h"
 #include "nets/model_io.h"
 #include "tests/cli_util.h"
@@ -180,6 +181,45 @@ TEST_CASE("cli finetune --overwrite-key: the attacker's trigger is embedded and 
   CHECK(protection_key_id(dir / "ow.safetensors") == attacker);
   const CliRun show = ok(dir, {"users", "show", "--registry", "attacker.db", "mallory"});
   CHECK(show.out.find(j["attacker"]["model_id"].get<std::string>().substr(0, 16)) != std::string::npos);
+}
+
+// The digest of the training records a run names on stderr ("…, records 0123456789abcdef)").
+std::string records_of(const CliRun& r) {
+  const std::string mark = ", records ";
+  const size_t at = r.err.find(mark);
+  REQUIRE_MESSAGE(at != std::string::npos, "no records digest in: " << r.err);
+  return r.err.substr(at + mark.size(), 16);
+}
+
+TEST_CASE("cli train --fraction: the records an attack with the same --fraction, --seed and --limit-train takes") {
+  TempDir dir;
+  protected_model(dir);
+  const std::vector<std::string> data = {"--data", "synthetic", "--limit-train", "256", "--limit-test", "32",
+                                         "--threads", "2", "--epochs", "1"};
+  const std::vector<std::string> share = {"--fraction", "0.25", "--seed", "7"};
+  const std::string ft = records_of(
+      ok(dir, with(with({"finetune", "--model", "m.safetensors", "--mode", "ftll", "--out", "ft.safetensors"}, data),
+                   share)));
+  const std::string ds = records_of(ok(
+      dir, with(with({"distill", "--teacher", "m.safetensors", "--net", "convnet", "--out", "ds.safetensors"}, data),
+                share)));
+  const CliRun trained =
+      ok(dir, with(with({"train", "--net", "convnet", "--out", "scratch.safetensors"}, data), share));
+  CHECK(records_of(trained) == ft);
+  CHECK(records_of(trained) == ds);
+  CHECK(trained.err.find("64 of 256 training records") != std::string::npos);
+  // What is printed is the digest of seeded_subset's records of the first 256.
+  const DataSplits splits = load_data(DataSpec{"synthetic", "", 256, 0});
+  CHECK(records_of(trained) == records_digest(seeded_subset(splits.train, 0.25, 7)));
+  // Another seed, another share.
+  const std::string other = records_of(ok(
+      dir, with(with({"train", "--net", "convnet", "--out", "other.safetensors", "--fraction", "0.25", "--seed", "8"},
+                     data),
+                {})));
+  CHECK(other != ft);
+  for (const std::string bad : {"0", "1.5", "x"})
+    rejected(dir, with({"train", "--net", "convnet", "--out", "bad.safetensors", "--fraction", bad}, data),
+             2, {"--fraction"});
 }
 
 TEST_CASE("cli distill and overwriting: bad options exit 2 naming the option") {

@@ -42,6 +42,16 @@ struct DataSplits {
 
 DataSplits load_data(const DataSpec& spec);
 
+// round(fraction·n) records (at least 2) of `data` chosen by a permutation seeded with
+// `seed`, kept in their original order: the attacker's share of the training split (attacks
+// take it with their --seed; `train --fraction` trains on the same records). Error unless
+// 0 < fraction ≤ 1.
+Dataset seeded_subset(const Dataset& data, double fraction, uint64_t seed);
+
+// A 16-hex-digit digest (FNV-1a, not cryptographic) of the records in order, labels and
+// pixels: two runs that print the same digest trained on the same records.
+std::string records_digest(const Dataset& data);
+
 // cifar10 cifar100 fashion-mnist synthetic.
 const std::vector<std::string>& dataset_names();
 // data/cifar-10-batches-bin, data/cifar-100-binary, data/fashion-mnist; "" for synthetic.
