@@ -1,6 +1,6 @@
 // Training end to end on the CPU: the schedules, a gradient check of a whole network
 // (residual block with option-A shortcut, BN, pooling, linear, loss) against finite
-// differences, a small convnet learning `synthetic`, bit-for-bit determinism, and
+// differences, in training and in eval mode, a small convnet learning `synthetic`, bit-for-bit determinism, and
 // --resume continuing exactly where an interrupted run would have gone; sharpness-aware
 // (SAM) steps against a step taken by hand at the perturbed weights.
 #include <doctest/doctest.h>
@@ -92,6 +92,15 @@ TEST_CASE("network gradients match finite differences end to end") {
   SUBCASE("batch statistics of every sample") {}
   SUBCASE("clean batch statistics, of the first 2 samples") {
     net.set_stat_samples(2);
+  }
+  SUBCASE("eval mode: the running statistics, constants of the input") {
+    // Running statistics moved away from 0 and 1 by training-mode forwards of other data; the
+    // eval backward (batch norm's, and dropout's identity) is what the token inversion uses.
+    auto other = test::random_floats(static_cast<size_t>(5 * 8 * 6 * 3), 31, 0.5f, 3.0f);
+    for (float& v : other) v += 1.0f;
+    for (int k = 0; k < 3; ++k)
+      net.forward(ctx, Tensor::borrow(other.data(), net.input_shape(5), DType::F32, Device::cpu()));
+    net.set_training(false);
   }
 
   const int N = 3;
