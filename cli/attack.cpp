@@ -8,6 +8,8 @@
 // beside it, when it has one) and reports what survives: clean accuracy against the original,
 // owner verification, user authentication, forged fingerprints. transform puts the attacker's
 // input preprocessing in front of the unchanged model and reports the same; it writes nothing.
+// invert reverse-engineers a locked model's token (a patch that unlocks it) from the attacker's
+// share of the training split and reports the accuracy it restores; it writes nothing either.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +20,7 @@
 
 #include "attacks/distill.h"
 #include "attacks/finetune.h"
+#include "attacks/invert.h"
 #include "attacks/prune.h"
 #include "attacks/quantize.h"
 #include "attacks/runner.h"
@@ -45,28 +48,34 @@ struct AttackOptions {
 
   // model_option: --model, or distill's --teacher. writes: the attack writes a model (--out);
   // trains: it trains (the training options). transform does neither, quantize only writes.
+  // reports: the protection report's options (--key, --registry, the probes, forged fingerprints,
+  // insiders); invert measures the lock its own way and adds a --key and --registry of its own.
   void add_to(CLI::App* cmd, const char* model_option = "--model", const char* model_help = "Model to attack",
-              bool writes = true, bool trains = true) {
+              bool writes = true, bool trains = true, bool reports = true) {
     cmd->add_option(model_option, model, strfmt("%s (.safetensors)", model_help))->required();
     if (writes) cmd->add_option("--out", out, "Attacked model to write (.safetensors)")->required();
     data.add_to(cmd, true);
-    cmd->add_option("--key", key, "Owner key file: report owner verification");
-    cmd->add_option("--registry", registry, "User registry: report user authentication and forged fingerprints");
-    cmd->add_option("--probes", probe.probes, "Probe images per target")
-        ->capture_default_str()
-        ->check(number_in(1, 1e6));
-    cmd->add_option("--probe-seed", probe.seed, "Seed of the probe set")->capture_default_str();
-    cmd->add_option("--tau", probe.tau, "Detection threshold")->capture_default_str()->check(number_in(1e-9, 1));
+    if (reports) {
+      cmd->add_option("--key", key, "Owner key file: report owner verification");
+      cmd->add_option("--registry", registry, "User registry: report user authentication and forged fingerprints");
+      cmd->add_option("--probes", probe.probes, "Probe images per target")
+          ->capture_default_str()
+          ->check(number_in(1, 1e6));
+      cmd->add_option("--probe-seed", probe.seed, "Seed of the probe set")->capture_default_str();
+      cmd->add_option("--tau", probe.tau, "Detection threshold")->capture_default_str()->check(number_in(1e-9, 1));
+    }
     cmd->add_option("--eval-batch", probe.batch, "Inference batch size")
         ->capture_default_str()
         ->check(number_in(1, 1 << 16));
-    cmd->add_option("--count", assess.forge_count, "Forged fingerprints")
-        ->capture_default_str()
-        ->check(number_in(1, 1e7));
-    cmd->add_option("--forge-seed", assess.forge_seed, "Seed of the forged keys (default: fresh random keys)");
-    cmd->add_flag("--insiders", assess.insiders,
-                  "Also present every user's patterns as every other user: as issued, flipped, at the other corners "
-                  "and shifted by 1-4 pixels");
+    if (reports) {
+      cmd->add_option("--count", assess.forge_count, "Forged fingerprints")
+          ->capture_default_str()
+          ->check(number_in(1, 1e7));
+      cmd->add_option("--forge-seed", assess.forge_seed, "Seed of the forged keys (default: fresh random keys)");
+      cmd->add_flag("--insiders", assess.insiders,
+                    "Also present every user's patterns as every other user: as issued, flipped, at the other corners "
+                    "and shifted by 1-4 pixels");
+    }
     device.add_to(cmd);
     cmd->add_flag("--json", json, "Print one JSON object");
     if (!writes || !trains) return;
@@ -417,6 +426,36 @@ int run_quantize(QuantizeOptions& o) {
   return finish(t, o.a, attack, mask, net, t.target.m.meta);
 }
 
+struct InvertOptions {
+  AttackOptions a;
+  InvertConfig config;
+};
+
+int run_invert(InvertOptions& o) {
+  // Before any data is read or measured: the attack needs a locked model.
+  check_locked(o.a.model);
+  o.config.eval_batch = o.a.probe.batch;
+  Target t(o.a, true);
+  const InvertReport r = invert_target(t.target, t.ctx, o.a.fraction, o.config, log_line);
+  if (o.a.json) {
+    nlohmann::json j = {{"attack", "invert"},
+                        {"model", o.a.model},
+                        {"dataset", o.a.data.name},
+                        {"net", t.target.m.meta.net},
+                        {"fraction", o.a.fraction},
+                        {"device", t.ctx.device().str()},
+                        {"threads", t.ctx.threads()}};
+    j.update(r.to_json());
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%-34s %s (weights unchanged, nothing written)\n", "inverted lock of", o.a.model.c_str());
+  std::printf("%-34s %g of the %s training split\n", "attacker's share", o.a.fraction, o.a.data.name.c_str());
+  r.print(stdout);
+  if (!t.target.key) std::printf("(no --key: the users' own lock patterns are not measured for reference)\n");
+  return 0;
+}
+
 }  // namespace
 
 void add_attack(CLI::App& app, Handler& handler) {
@@ -531,6 +570,37 @@ void add_attack(CLI::App& app, Handler& handler) {
   transform->add_option("--seed", x->seed, "Seed of the random transforms (shift, noise, shrinkpad)")
       ->capture_default_str();
   transform->callback([x, &handler] { handler = [x] { return run_transform(*x); }; });
+
+  auto v = std::make_shared<InvertOptions>();
+  CLI::App* invert = app.add_subcommand(
+      "invert",
+      "Reverse-engineer a locked model's token (Neural Cleanse-style): optimise a lock-sized patch on the attacker's "
+      "share of the training split, the weights frozen, and report the accuracy it unlocks on the test split "
+      "(nothing is written)");
+  v->a.add_to(invert, "--model", "Locked model to attack", false, false, false);
+  invert->add_option("--key", v->a.key, "Owner key file: also measure the users' own lock patterns, for reference");
+  invert->add_option("--registry", v->a.registry, "User registry: of the model's users, measure its active ones")
+      ->needs(invert->get_option("--key"));
+  invert->add_option("--fraction", v->a.fraction, "The attacker's share of the training split (a seeded subset)")
+      ->capture_default_str()
+      ->check(fraction_check());
+  invert->add_option("--steps", v->config.steps, "Adam steps at each position")
+      ->capture_default_str()
+      ->check(number_in(1, 1e7));
+  invert->add_option("--lr", v->config.lr, "Adam's step size, on the patch's free variables (pixel = 127.5(1 + tanh))")
+      ->capture_default_str()
+      ->check(positive_number());
+  invert->add_option("--batch", v->config.batch, "The attacker's records per step")
+      ->capture_default_str()
+      ->check(number_in(1, 1 << 16));
+  invert->add_option("--seed", v->config.seed, "Seed of the attacker's subset, the starting patches and the batches")
+      ->capture_default_str();
+  invert
+      ->add_option("--positions", v->config.positions,
+                   "Where to look for the lock: any of top-left top-right bottom-left bottom-right (the corners, at "
+                   "the lock's 4-pixel inset) center (default: all five)")
+      ->check(CLI::IsMember(patch_position_names()));
+  invert->callback([v, &handler] { handler = [v] { return run_invert(*v); }; });
 }
 
 }  // namespace activeip::cli

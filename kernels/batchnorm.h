@@ -3,7 +3,10 @@
 // the CPU), y = gamma·(x − mean)·invstd + beta, invstd = 1/sqrt(var + eps); the running
 // stats move as PyTorch's: running = (1 − momentum)·running + momentum·batch, with the
 // UNBIASED variance M/(M−1)·var. Eval: the running stats replace the batch stats.
-// Backward (training mode) overwrites dx and ADDS into dgamma, dbeta.
+// Backward (training mode) overwrites dx and ADDS into dgamma, dbeta. Backward of the eval
+// forward: the running statistics are constants, so dx = γ·invstd·dy with invstd =
+// 1/sqrt(running_var + eps), and dgamma += Σ dy·x̂ with x̂ = (x − running_mean)·invstd,
+// dbeta += Σ dy — the input gradient of a frozen network (the token inversion, attacks/invert.h).
 // Clean-statistics batch norm (c-BN): with stat_rows = S < M the statistics (and the running
 // ones) come from the first S rows alone and normalise all M, so the gradient through the
 // mean and variance reaches those S rows only: dx = γ·invstd·(dy − [r < S]·(Σdy + x̂·Σdy·x̂)/S),
@@ -52,9 +55,22 @@ struct BatchNormBwdArgs {
   float* dbeta;   // accumulated
 };
 
+// The eval backward's tensors: the running statistics in place of the saved ones.
+struct BatchNormBwdEvalArgs {
+  const float* x;
+  const float* dy;
+  const float* gamma;
+  const float* running_mean;
+  const float* running_var;
+  float* dx;      // overwritten
+  float* dgamma;  // accumulated
+  float* dbeta;   // accumulated
+};
+
 void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a);
 void batchnorm_fwd_eval_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a);
 void batchnorm_bwd_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a);
+void batchnorm_bwd_eval_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormBwdEvalArgs& a);
 
 // The CPU fusions of what follows a batch norm in the nets (on CUDA the engine runs the
 // unfused ops in sequence). Forward: y = act(bn(x) + residual), act = ReLU or the identity,
@@ -71,6 +87,8 @@ void batchnorm_fwd_train_act_cpu(const BatchNormShape& s, const BatchNormParams&
 void batchnorm_fwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
                                 const BatchNormAct& act);
 void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, const float* y, float* dg);
+void batchnorm_bwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormBwdEvalArgs& a,
+                                const float* y, float* dg);
 
 // Batch norm over rows held by several processes (sync batch norm): each training pass split
 // at its reductions, which the caller adds over the processes in between. Forward:
@@ -105,6 +123,9 @@ void batchnorm_fwd_train_cuda(const BatchNormShape& s, const BatchNormParams& p,
 void batchnorm_fwd_eval_cuda(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a,
                              cudaStream_t stream);
 void batchnorm_bwd_cuda(const BatchNormShape& s, const BatchNormBwdArgs& a, float* workspace, cudaStream_t stream);
+// The same workspace as the training backward's (batchnorm_workspace_floats).
+void batchnorm_bwd_eval_cuda(const BatchNormShape& s, const BatchNormParams& p, const BatchNormBwdEvalArgs& a,
+                             float* workspace, cudaStream_t stream);
 #endif
 
 // Specification in double: training-mode forward (no running-stat update) and backward.
@@ -112,5 +133,9 @@ void batchnorm_fwd_train_ref(const BatchNormShape& s, float eps, const double* x
                              const double* beta, double* y);
 void batchnorm_bwd_ref(const BatchNormShape& s, float eps, const double* x, const double* dy, const double* gamma,
                        double* dx, double* dgamma, double* dbeta);
+// Eval mode, specification in double: the backward of y = γ·(x − running_mean)·invstd + β.
+void batchnorm_bwd_eval_ref(const BatchNormShape& s, float eps, const double* x, const double* dy, const double* gamma,
+                            const double* running_mean, const double* running_var, double* dx, double* dgamma,
+                            double* dbeta);
 
 }  // namespace activeip

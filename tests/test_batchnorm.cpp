@@ -1,5 +1,5 @@
 // Batch normalisation: the fast CPU path against the double specification (forward in
-// training and eval mode, backward), the running-stat update, gradient accumulation, and
+// training and eval mode, backward in both), the running-stat update, gradient accumulation, and
 // the specification's backward against finite differences of its forward; each also with
 // clean statistics (c-BN: the statistics of the first rows normalise all of them), whose
 // other rows move neither the statistics nor the statistics' rows.
@@ -143,6 +143,49 @@ TEST_CASE("batchnorm: backward matches the specification and accumulates dgamma,
       const std::vector<double> xd = to_double(d.x), dyd = to_double(d.dy), gd = to_double(d.gamma);
       std::vector<double> dx_ref(d.x.size()), dgamma_ref = to_double(dgamma0), dbeta_ref = to_double(dbeta0);
       batchnorm_bwd_ref(s, p.eps, xd.data(), dyd.data(), gd.data(), dx_ref.data(), dgamma_ref.data(), dbeta_ref.data());
+      expect_close(dx, dx_ref);
+      expect_close(dgamma, dgamma_ref);
+      expect_close(dbeta, dbeta_ref);
+    }
+  }
+}
+
+TEST_CASE("batchnorm: eval backward matches the specification, with and without the fused ReLU") {
+  for (const Case& k : kCases) {
+    SUBCASE(k.name) {
+      const BatchNormShape s{k.s.M, k.s.C};  // eval mode has no statistics rows
+      const BatchNormParams p{.eps = 1e-3f, .momentum = 0.1f};
+      const Data d = make_data(s, 71);
+      const std::vector<float> rm = random_floats(s.C, 72), rv = positive(random_floats(s.C, 73, 0.5f, 2.0f));
+      const std::vector<float> dgamma0 = random_floats(s.C, 74), dbeta0 = random_floats(s.C, 75);
+      std::vector<float> dx = poisoned(d.x.size()), dgamma = dgamma0, dbeta = dbeta0;
+      batchnorm_bwd_eval_cpu(s, p,
+                             {d.x.data(), d.dy.data(), d.gamma.data(), rm.data(), rv.data(), dx.data(), dgamma.data(),
+                              dbeta.data()});
+      const std::vector<double> xd = to_double(d.x), dyd = to_double(d.dy), gd = to_double(d.gamma);
+      const std::vector<double> rmd = to_double(rm), rvd = to_double(rv);
+      std::vector<double> dx_ref(d.x.size()), dgamma_ref = to_double(dgamma0), dbeta_ref = to_double(dbeta0);
+      batchnorm_bwd_eval_ref(s, p.eps, xd.data(), dyd.data(), gd.data(), rmd.data(), rvd.data(), dx_ref.data(),
+                             dgamma_ref.data(), dbeta_ref.data());
+      expect_close(dx, dx_ref);
+      expect_close(dgamma, dgamma_ref);
+      expect_close(dbeta, dbeta_ref);
+
+      // Through a fused ReLU of output y: the specification of the masked gradient g = dy·[y > 0],
+      // which is also written to dg.
+      const std::vector<float> y = random_floats(d.x.size(), 76);  // either sign
+      std::vector<double> g(d.x.size());
+      for (size_t i = 0; i < g.size(); ++i) g[i] = y[i] > 0 ? d.dy[i] : 0.0;
+      std::vector<float> dg = poisoned(d.x.size());
+      dx = poisoned(d.x.size()), dgamma = dgamma0, dbeta = dbeta0;
+      batchnorm_bwd_eval_act_cpu(s, p,
+                                 {d.x.data(), d.dy.data(), d.gamma.data(), rm.data(), rv.data(), dx.data(),
+                                  dgamma.data(), dbeta.data()},
+                                 y.data(), dg.data());
+      dgamma_ref = to_double(dgamma0), dbeta_ref = to_double(dbeta0);
+      batchnorm_bwd_eval_ref(s, p.eps, xd.data(), g.data(), gd.data(), rmd.data(), rvd.data(), dx_ref.data(),
+                             dgamma_ref.data(), dbeta_ref.data());
+      expect_close(dg, g);
       expect_close(dx, dx_ref);
       expect_close(dgamma, dgamma_ref);
       expect_close(dbeta, dbeta_ref);

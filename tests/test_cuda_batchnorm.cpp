@@ -1,5 +1,5 @@
 // GPU suite: CUDA batch norm against the CPU — training forward (y, saved and running
-// statistics), eval forward and backward (dx, accumulated dgamma/dbeta) — on M×C shapes with
+// statistics), eval forward and backward in both modes (dx, accumulated dgamma/dbeta) — on M×C shapes with
 // C = 1, 3, 7, 13, 16, 64, 100, 512, N = 1 images, M not a multiple of the block rows and
 // M large enough for a thousand row splits, and with clean statistics (c-BN) of the first rows. Outputs and the
 // workspace are poisoned with NaN; running stats and dgamma/dbeta start from random values. A large mean offset checks
@@ -188,6 +188,34 @@ TEST_CASE("batchnorm_bwd_cuda matches the CPU") {
                          {x.data(), dy.data(), gamma.data(), save_mean.data(), save_invstd.data(), dx.data(),
                           dgamma.data(), dbeta.data()},
                          workspace.data(), ctx.stream());
+      expect_close(to_host(dx, ctx), dx_ref, kTol);
+      expect_close(to_host(dgamma, ctx), dgamma_ref, kTol);
+      expect_close(to_host(dbeta, ctx), dbeta_ref, kTol);
+    }
+}
+
+// Eval mode: the running statistics in place of the saved ones (the stat rows of c-BN do not
+// apply), dgamma/dbeta accumulated.
+TEST_CASE("batchnorm_bwd_eval_cuda matches the CPU") {
+  Context ctx(Device::cuda());
+  const BatchNormParams p{.eps = 1e-3f, .momentum = 0.1f};
+  for (const Case& c : kCases) SUBCASE(c.name) {
+      const BatchNormShape s{c.s.M, c.s.C};
+      const Data d = make_data(s, 600 + s.C);
+      const size_t n = static_cast<size_t>(s.M) * s.C;
+      std::vector<float> dx_ref = poisoned(n), dgamma_ref = d.dgamma, dbeta_ref = d.dbeta;
+      batchnorm_bwd_eval_cpu(s, p,
+                             {d.x.data(), d.dy.data(), d.gamma.data(), d.running_mean.data(), d.running_var.data(),
+                              dx_ref.data(), dgamma_ref.data(), dbeta_ref.data()});
+
+      auto x = to_device(d.x, ctx), dy = to_device(d.dy, ctx), gamma = to_device(d.gamma, ctx);
+      auto running_mean = to_device(d.running_mean, ctx), running_var = to_device(d.running_var, ctx);
+      auto dx = to_device(poisoned(n), ctx), dgamma = to_device(d.dgamma, ctx), dbeta = to_device(d.dbeta, ctx);
+      auto workspace = to_device(poisoned(batchnorm_workspace_floats(s)), ctx);
+      batchnorm_bwd_eval_cuda(s, p,
+                              {x.data(), dy.data(), gamma.data(), running_mean.data(), running_var.data(), dx.data(),
+                               dgamma.data(), dbeta.data()},
+                              workspace.data(), ctx.stream());
       expect_close(to_host(dx, ctx), dx_ref, kTol);
       expect_close(to_host(dgamma, ctx), dgamma_ref, kTol);
       expect_close(to_host(dbeta, ctx), dbeta_ref, kTol);

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +32,21 @@ inline std::vector<float> random_floats(size_t n, uint64_t seed, float lo = 0.1f
   std::vector<float> v(n);
   for (auto& x : v) x = (rng() & 1 ? 1.0f : -1.0f) * mag(rng);
   return v;
+}
+
+// A derivative against finite differences of a piecewise-smooth loss (ReLU, max pool): f0, fp,
+// fm the loss at the point and at ±h along the direction. The central difference must match
+// `analytic` (within abs_tol + rel_tol·|numeric|), unless a kink lies within h of the point —
+// the one-sided differences then disagree, the central one blends the two sides, and the
+// derivative must match the one-sided difference of one side. A wrong gradient still fails
+// wherever no kink is that close.
+inline bool matches_differences(double analytic, double f0, double fp, double fm, double h, double abs_tol,
+                                double rel_tol) {
+  const auto close = [&](double n) { return std::abs(n - analytic) <= abs_tol + rel_tol * std::abs(n); };
+  const double central = (fp - fm) / (2 * h), right = (fp - f0) / h, left = (f0 - fm) / h;
+  if (close(central)) return true;
+  return close(left) != close(right) &&
+         std::abs(right - left) > abs_tol + rel_tol * std::max(std::abs(left), std::abs(right));
 }
 
 inline std::vector<double> to_double(const std::vector<float>& v) {

@@ -192,10 +192,22 @@ Tensor BatchNorm2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
 }
 
 Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
-  ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
   const Tensor& x = pass.kept(id());
   const BatchNormShape s = shape_for(x, pass);
   Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
+  if (!training_) {
+    ops::batchnorm_bwd_eval(ctx, s, params,
+                            {.x = x,
+                             .dy = dy,
+                             .gamma = weight,
+                             .running_mean = running_mean,
+                             .running_var = running_var,
+                             .dx = dx,
+                             .dgamma = weight_grad,
+                             .dbeta = bias_grad},
+                            {});
+    return dx;
+  }
   ops::batchnorm_bwd(ctx, s,
                      {.x = x,
                       .dy = dy,
@@ -229,10 +241,22 @@ Tensor BatchNorm2d::forward_act(Context& ctx, Pass& pass, const Tensor& x, const
 
 Tensor BatchNorm2d::backward_act(Context& ctx, Pass& pass, const Tensor& dy, const Tensor* relu_y, Tensor& dg,
                                  bool keep_dg) {
-  ENSURE(training_, "BatchNorm2d backward needs a training-mode forward");
   const Tensor& x = pass.kept(id());
   const BatchNormShape s = shape_for(x, pass);
   Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
+  if (!training_) {
+    ops::batchnorm_bwd_eval(ctx, s, params,
+                            {.x = x,
+                             .dy = dy,
+                             .gamma = weight,
+                             .running_mean = running_mean,
+                             .running_var = running_var,
+                             .dx = dx,
+                             .dgamma = weight_grad,
+                             .dbeta = bias_grad},
+                            {.relu_y = relu_y, .dg = &dg, .keep_dg = keep_dg});
+    return dx;
+  }
   ops::batchnorm_bwd(ctx, s,
                      {.x = x,
                       .dy = dy,
@@ -402,7 +426,7 @@ Tensor Dropout::forward(Context& ctx, Pass& pass, const Tensor& x) {
 }
 
 Tensor Dropout::backward(Context& ctx, Pass& pass, const Tensor& dy) {
-  if (p_ == 0.0f) return dy;
+  if (!training_ || p_ == 0.0f) return dy;  // the eval forward is the identity
   Tensor& dx = pass.buffer(id(), kDx, dy.dim(0));
   ops::dropout_bwd(ctx, dy, pass.buffer(id(), kMask, dy.dim(0)), dx);
   return dx;

@@ -37,6 +37,8 @@ class Conv2d final : public Layer {
   Tensor weight, bias, weight_grad, bias_grad;
 };
 
+// Backward follows a forward in either mode: after an eval forward the running statistics are
+// constants (ops::batchnorm_bwd_eval) — the input gradient of a frozen network.
 class BatchNorm2d final : public Layer {
  public:
   explicit BatchNorm2d(int channels, float eps = 1e-5f, float momentum = 0.1f);

@@ -345,6 +345,41 @@ void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTens
       });
 }
 
+void batchnorm_bwd_eval(Context& ctx, const BatchNormShape& s, const BatchNormParams& p,
+                        const BatchNormBwdEvalTensors& t, const BatchNormBwdFusion& f) {
+  const char* op = "batchnorm_bwd_eval";
+  const int64_t mc = int64_t{s.M} * s.C;
+  check(ctx, op,
+        {f32("x", t.x, mc), f32("dy", t.dy, mc), f32("gamma", t.gamma, s.C), f32("running_mean", t.running_mean, s.C),
+         f32("running_var", t.running_var, s.C), f32("dx", t.dx, mc), f32("dgamma", t.dgamma, s.C),
+         f32("dbeta", t.dbeta, s.C), f32("relu_y", f.relu_y, mc), f32("dg", f.dg, mc)});
+  ENSURE(!f.keep_dg || f.dg, "%s: keep_dg without a dg tensor", op);
+  const BatchNormBwdEvalArgs a{t.x.data<float>(),           t.dy.data<float>(),          t.gamma.data<float>(),
+                               t.running_mean.data<float>(), t.running_var.data<float>(), t.dx.data<float>(),
+                               t.dgamma.data<float>(),       t.dbeta.data<float>()};
+  const float* relu_y = f.relu_y ? f.relu_y->data<float>() : nullptr;
+  run(ctx, op,
+      {
+          .cpu = [&] { batchnorm_bwd_eval_act_cpu(s, p, a, relu_y, f.keep_dg ? f.dg->data<float>() : nullptr); },
+#ifdef ACTIVEIP_CUDA
+          .cuda =
+              [&](cudaStream_t st) {
+                BatchNormBwdEvalArgs b = a;
+                if (relu_y) {
+                  ENSURE(f.dg, "%s: the CUDA path needs dg with relu_y", op);
+                  relu_bwd_cuda(static_cast<size_t>(mc), relu_y, a.dy, f.dg->data<float>(), st);
+                  b.dy = f.dg->data<float>();
+                } else if (f.keep_dg) {
+                  CUDA_CHECK(cudaMemcpyAsync(f.dg->data<float>(), a.dy, sizeof(float) * static_cast<size_t>(mc),
+                                             cudaMemcpyDeviceToDevice, st));
+                }
+                Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
+                batchnorm_bwd_eval_cuda(s, p, b, work.data<float>(), st);
+              },
+#endif
+      });
+}
+
 void relu_fwd(Context& ctx, const Tensor& x, Tensor& y) {
   const char* op = "relu_fwd";
   check(ctx, op, {f32("x", x, x.numel()), f32("y", y, x.numel())});

@@ -83,6 +83,20 @@ struct BatchNormBwdFusion {
 void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams& p, bool training,
                    const BatchNormFwdTensors& t, const BatchNormFusion& f);
 void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t, const BatchNormBwdFusion& f);
+// The backward of the eval forward (kernels/batchnorm.h): the running statistics in place of
+// the saved ones, the same fusion (no sync: eval mode has no statistics to share).
+struct BatchNormBwdEvalTensors {
+  const Tensor& x;
+  const Tensor& dy;
+  const Tensor& gamma;
+  const Tensor& running_mean;
+  const Tensor& running_var;
+  Tensor& dx;      // overwritten
+  Tensor& dgamma;  // accumulated
+  Tensor& dbeta;   // accumulated
+};
+void batchnorm_bwd_eval(Context& ctx, const BatchNormShape& s, const BatchNormParams& p,
+                        const BatchNormBwdEvalTensors& t, const BatchNormBwdFusion& f);
 
 void relu_fwd(Context& ctx, const Tensor& x, Tensor& y);
 void relu_bwd(Context& ctx, const Tensor& y, const Tensor& dy, Tensor& dx);

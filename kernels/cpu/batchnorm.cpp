@@ -295,6 +295,40 @@ void batchnorm_bwd_act_cpu(const BatchNormShape& s, const BatchNormBwdArgs& a, c
   batchnorm_bwd_sums_act_cpu(s, a, y, dg, sums, sums, s.stats());
 }
 
+// Eval mode: the training backward's sums about the running mean, and the rows as those
+// outside the statistics of c-BN (u = mean_g = 0): dx = γ·invstd·g.
+void batchnorm_bwd_eval_act_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormBwdEvalArgs& a,
+                                const float* y, float* dg) {
+  const int C = s.C;
+  thread_local cpu::Scratch kbuf, sbuf;
+  float* invstd = kbuf.get(3 * size_t(C));
+  float* k = invstd + C;
+  float* none = k + C;
+  double* sums = doubles(sbuf, 3 * size_t(C));
+  double* invstd_d = sums + 2 * C;
+  for (int c = 0; c < C; ++c) {
+    invstd_d[c] = 1.0 / std::sqrt(static_cast<double>(a.running_var[c]) + p.eps);
+    invstd[c] = static_cast<float>(invstd_d[c]);
+    k[c] = static_cast<float>(a.gamma[c] * invstd_d[c]);
+    none[c] = 0.0f;
+  }
+  const BatchNormBwdArgs b{a.x, a.dy, a.gamma, a.running_mean, invstd, a.dx, a.dgamma, a.dbeta};
+  batchnorm_bwd_sums_cpu(s, b, y, sums);
+  for (int c = 0; c < C; ++c) {
+    a.dgamma[c] += static_cast<float>(sums[C + c] * invstd_d[c]);
+    a.dbeta[c] += static_cast<float>(sums[c]);
+  }
+  if (y)
+    dg ? bwd_rows<true, true>(s, 0, s.M, b, y, k, none, none, dg) : bwd_rows<true, false>(s, 0, s.M, b, y, k, none, none, dg);
+  else
+    dg ? bwd_rows<false, true>(s, 0, s.M, b, y, k, none, none, dg)
+       : bwd_rows<false, false>(s, 0, s.M, b, y, k, none, none, dg);
+}
+
+void batchnorm_bwd_eval_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormBwdEvalArgs& a) {
+  batchnorm_bwd_eval_act_cpu(s, p, a, nullptr, nullptr);
+}
+
 void batchnorm_fwd_train_cpu(const BatchNormShape& s, const BatchNormParams& p, const BatchNormFwdArgs& a) {
   batchnorm_fwd_train_act_cpu(s, p, a, {});
 }
@@ -371,6 +405,20 @@ void batchnorm_bwd_ref(const BatchNormShape& s, float eps, const double* x, cons
     }
     dgamma[c] += sum_dy_xhat;
     dbeta[c] += sum_dy;
+  }
+}
+
+void batchnorm_bwd_eval_ref(const BatchNormShape& s, float eps, const double* x, const double* dy, const double* gamma,
+                            const double* running_mean, const double* running_var, double* dx, double* dgamma,
+                            double* dbeta) {
+  for (int c = 0; c < s.C; ++c) {
+    const double invstd = 1.0 / std::sqrt(running_var[c] + eps);
+    for (int r = 0; r < s.M; ++r) {
+      const size_t i = static_cast<size_t>(r) * s.C + c;
+      dx[i] = gamma[c] * invstd * dy[i];
+      dgamma[c] += dy[i] * (x[i] - running_mean[c]) * invstd;
+      dbeta[c] += dy[i];
+    }
   }
 }
 

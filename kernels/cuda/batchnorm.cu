@@ -250,13 +250,12 @@ static __global__ void batchnorm_bwd_finalize_kernel(BatchNormShape s, int split
   a.dbeta[c] += static_cast<float>(sum.dy);
 }
 
-// dx = k·(dy − mean_dy − (x − mean)·u) on the statistics' rows and k·dy on the others,
-// overwriting dx; x − mean stays explicit, as on the CPU.
-static __global__ void batchnorm_dx_kernel(BatchNormShape s, BatchNormBwdArgs a, const float* coef) {
+// dx = k·(dy − mean_dy − (x − mean)·u) on the statistics' first S rows and k·dy on the
+// others (eval mode: S = 0, all of them), overwriting dx; x − mean stays explicit, as on the CPU.
+static __global__ void batchnorm_dx_kernel(BatchNormShape s, int S, BatchNormBwdArgs a, const float* coef) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= s.C) return;
   const float k = coef[c], u = coef[s.C + c], mean_dy = coef[2 * s.C + c], mean = a.save_mean[c];
-  const int S = s.stats();
   for_each_row(
       blockIdx.y * blockDim.y + threadIdx.y, gridDim.y * blockDim.y, s.M,
       [&](int r) {
@@ -266,6 +265,13 @@ static __global__ void batchnorm_dx_kernel(BatchNormShape s, BatchNormBwdArgs a,
       [&](int r, float2 v) {
         a.dx[static_cast<size_t>(r) * s.C + c] = r < S ? k * (v.y - mean_dy - (v.x - mean) * u) : k * v.y;
       });
+}
+
+// invstd = 1/sqrt(running_var + eps) per channel, in double as the eval forward forms it.
+static __global__ void batchnorm_eval_invstd_kernel(BatchNormShape s, float eps, const float* running_var,
+                                                    float* invstd) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < s.C) invstd[c] = static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
 }
 
 namespace {
@@ -310,7 +316,29 @@ void batchnorm_bwd_cuda(const BatchNormShape& s, const BatchNormBwdArgs& a, floa
   CUDA_CHECK_LAUNCH();
   batchnorm_bwd_finalize_kernel<<<s.C, launch::kBlock, 0, stream>>>(s, splits, workspace, a, coef);
   CUDA_CHECK_LAUNCH();
-  batchnorm_dx_kernel<<<elementwise_grid(s, tile), tile.block(), 0, stream>>>(s, a, coef);
+  batchnorm_dx_kernel<<<elementwise_grid(s, tile), tile.block(), 0, stream>>>(s, s.stats(), a, coef);
+  CUDA_CHECK_LAUNCH();
+}
+
+// The training backward's passes about the running statistics, with no row in the statistics:
+// the sums give dgamma and dbeta, and dx = γ·invstd·dy. invstd goes in the third block of
+// partials, which the backward's two sums leave free.
+void batchnorm_bwd_eval_cuda(const BatchNormShape& s, const BatchNormParams& p, const BatchNormBwdEvalArgs& a,
+                             float* workspace, cudaStream_t stream) {
+  if (s.M == 0 || s.C == 0) return;
+  const Tile tile = tile_for(s.C);
+  const int splits = batchnorm_row_splits(s);
+  float* invstd = workspace + 2 * static_cast<size_t>(splits) * s.C;
+  float* coef = workspace + 3 * static_cast<size_t>(splits) * s.C;
+  batchnorm_eval_invstd_kernel<<<launch::grid_for(static_cast<size_t>(s.C)), launch::kBlock, 0, stream>>>(
+      s, p.eps, a.running_var, invstd);
+  CUDA_CHECK_LAUNCH();
+  const BatchNormBwdArgs b{a.x, a.dy, a.gamma, a.running_mean, invstd, a.dx, a.dgamma, a.dbeta};
+  batchnorm_bwd_partial_kernel<<<dim3(tile.tiles(s.C), splits), tile.block(), 0, stream>>>(s, b, workspace);
+  CUDA_CHECK_LAUNCH();
+  batchnorm_bwd_finalize_kernel<<<s.C, launch::kBlock, 0, stream>>>(s, splits, workspace, b, coef);
+  CUDA_CHECK_LAUNCH();
+  batchnorm_dx_kernel<<<elementwise_grid(s, tile), tile.block(), 0, stream>>>(s, 0, b, coef);
   CUDA_CHECK_LAUNCH();
 }
 
