@@ -288,6 +288,25 @@ void batchnorm_fwd(Context& ctx, const BatchNormShape& s, const BatchNormParams&
       });
 }
 
+#ifdef ACTIVEIP_CUDA
+namespace {
+// The CUDA path runs batch norm's backward fusions unfused: the gradient through the ReLU
+// (into dg) or dy kept as dg, before the batch norm's own backward. Returns the dy it takes.
+const float* fused_dy_cuda(const char* op, int64_t mc, const float* dy, const float* relu_y,
+                           const BatchNormBwdFusion& f, cudaStream_t st) {
+  if (relu_y) {
+    ENSURE(f.dg, "%s: the CUDA path needs dg with relu_y", op);
+    relu_bwd_cuda(static_cast<size_t>(mc), relu_y, dy, f.dg->data<float>(), st);
+    return f.dg->data<float>();
+  }
+  if (f.keep_dg)
+    CUDA_CHECK(cudaMemcpyAsync(f.dg->data<float>(), dy, sizeof(float) * static_cast<size_t>(mc),
+                               cudaMemcpyDeviceToDevice, st));
+  return dy;
+}
+}  // namespace
+#endif
+
 void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTensors& t) {
   batchnorm_bwd(ctx, s, t, {});
 }
@@ -330,14 +349,7 @@ void batchnorm_bwd(Context& ctx, const BatchNormShape& s, const BatchNormBwdTens
           .cuda =
               [&](cudaStream_t st) {
                 BatchNormBwdArgs b = a;
-                if (relu_y) {
-                  ENSURE(f.dg, "%s: the CUDA path needs dg with relu_y", op);
-                  relu_bwd_cuda(static_cast<size_t>(mc), relu_y, a.dy, f.dg->data<float>(), st);
-                  b.dy = f.dg->data<float>();
-                } else if (f.keep_dg) {
-                  CUDA_CHECK(cudaMemcpyAsync(f.dg->data<float>(), a.dy, sizeof(float) * static_cast<size_t>(mc),
-                                             cudaMemcpyDeviceToDevice, st));
-                }
+                b.dy = fused_dy_cuda(op, mc, a.dy, relu_y, f, st);
                 Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
                 batchnorm_bwd_cuda(s, b, work.data<float>(), st);
               },
@@ -365,14 +377,7 @@ void batchnorm_bwd_eval(Context& ctx, const BatchNormShape& s, const BatchNormPa
           .cuda =
               [&](cudaStream_t st) {
                 BatchNormBwdEvalArgs b = a;
-                if (relu_y) {
-                  ENSURE(f.dg, "%s: the CUDA path needs dg with relu_y", op);
-                  relu_bwd_cuda(static_cast<size_t>(mc), relu_y, a.dy, f.dg->data<float>(), st);
-                  b.dy = f.dg->data<float>();
-                } else if (f.keep_dg) {
-                  CUDA_CHECK(cudaMemcpyAsync(f.dg->data<float>(), a.dy, sizeof(float) * static_cast<size_t>(mc),
-                                             cudaMemcpyDeviceToDevice, st));
-                }
+                b.dy = fused_dy_cuda(op, mc, a.dy, relu_y, f, st);
                 Tensor work = scratch(ctx, batchnorm_workspace_floats(s));
                 batchnorm_bwd_eval_cuda(s, p, b, work.data<float>(), st);
               },
