@@ -43,7 +43,11 @@
 # epochs, learning rate and schedule), and scratch_gap = clean_accuracy - scratch_accuracy. Each
 # distinct from-scratch run is one more job of the grid (ID scratch-NET-lrLR-fF-eE[-SCHED-wW], family
 # "scratch", a CSV row of its own), after the attacks; --collect joins it to the attacks that
-# trained alike (their reports' net, fraction and training config).
+# trained alike (their reports' net, fraction and training config). On a locked model each fraction
+# also gets a token inversion (`activeip invert --steps INVERT_STEPS`, ID invert-fF-sS, family
+# "invert"; INVERT_STEPS empty skips it): its row gives the model's clean accuracy, the users' own
+# patterns' accuracies, and inverted_accuracy and inverted_position, the test accuracy the best
+# recovered patch unlocks and where it was found.
 # Each attack's `--json` report goes to OUT_DIR/json/ID.json (written atomically, with a "sweep"
 # field: the parameters, the command and its seconds), its log to OUT_DIR/logs/ID.log; a failed
 # attack leaves OUT_DIR/json/ID.failed.json and is a CSV row with its error. The sweep goes on
@@ -68,7 +72,8 @@
 # reported), SKIP_EXISTING (1: an attack whose JSON exists is not rerun, so a killed sweep
 # resumes; the ID names the attack's parameters, not the device, PROBES, COUNT or the limits:
 # use a fresh OUT_DIR when changing those), SCRATCH (1: on a locked model, train the from-scratch
-# alternatives; 0: none, the scratch columns stay empty).
+# alternatives; 0: none, the scratch columns stay empty), INVERT_STEPS (on a locked model, the Adam
+# steps of each token inversion, 200; empty: none).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SELF="$ROOT/scripts/attack_sweep.sh"
@@ -189,11 +194,12 @@ if locked:
     at = columns.index("users_authenticated")
     columns[at:columns.index("seconds")] = [
         "authorized_min_accuracy", "authorized_mean_accuracy", "authorized_users", "unauthorized_accuracy",
-        "forged_count", "forged_mean_accuracy", "forged_max_accuracy", "lock_n", "scratch_accuracy", "scratch_gap"]
+        "forged_count", "forged_mean_accuracy", "forged_max_accuracy", "lock_n", "scratch_accuracy", "scratch_gap",
+        "inverted_accuracy", "inverted_position"]
 
 def training(r):
     """What a run trained: (net, fraction, the training config but for what changes no result), or None."""
-    a = r.get("attack", {})
+    a = r.get("attack") if isinstance(r.get("attack"), dict) else {}
     config = a.get("finetune") if a.get("kind") == "finetune" else a.get("distill") if a.get("kind") == "distill" \
         else a.get("train") if a.get("kind") == "scratch" else None
     if not config:
@@ -203,7 +209,7 @@ def training(r):
     return json.dumps([r.get("net"), float(a.get("fraction", 0)), {k: config.get(k) for k in keep}], sort_keys=True)
 
 scratch = {training(r): r["clean_accuracy"] for i, r in reports.items()
-           if r.get("attack", {}).get("kind") == "scratch"}
+           if isinstance(r.get("attack"), dict) and r["attack"].get("kind") == "scratch"}
 rows, failed = [], 0
 for p in plan:
     row = {c: "" for c in columns}
@@ -212,7 +218,7 @@ for p in plan:
     bad = os.path.join(out, "json", row["id"] + ".failed.json")
     if row["id"] in reports:
         r = reports[row["id"]]
-        s, a = r.get("sweep", {}), r.get("attack", {})
+        s, a = r.get("sweep", {}), r.get("attack") if isinstance(r.get("attack"), dict) else {}
         o, u, f = r.get("owner", {}), r.get("users", {}), r.get("forged", {})
         ft = a.get("finetune") or {}
         row.update({
@@ -240,6 +246,15 @@ for p in plan:
                 "unauthorized_accuracy": lock.get("unauthorized_accuracy", ""),
                 "forged_count": fo.get("count", ""), "forged_mean_accuracy": fo.get("mean_accuracy", ""),
                 "forged_max_accuracy": fo.get("max_accuracy", ""), "lock_n": lock.get("n", "")})
+            if r.get("attack") == "invert":  # the model unchanged; what the recovered patch unlocks
+                users = [u["accuracy"] for u in r.get("authorized", [])]
+                row.update({
+                    "unauthorized_accuracy": r.get("clean_accuracy", ""),
+                    "authorized_min_accuracy": min(users) if users else "",
+                    "authorized_mean_accuracy": sum(users) / len(users) if users else "",
+                    "authorized_users": len(users) if users else "",
+                    "inverted_accuracy": r.get("best_accuracy", ""),
+                    "inverted_position": r.get("best_position", "")})
             if a.get("kind") in ("finetune", "distill") and training(r) in scratch:
                 row["scratch_accuracy"] = scratch[training(r)]
                 row["scratch_gap"] = round(r["clean_accuracy"] - row["scratch_accuracy"], 6)
@@ -307,11 +322,12 @@ FINETUNE_RUNS=${FINETUNE_RUNS:-}
 QUANTIZE=${QUANTIZE-8 4}
 KEEP_MODELS=${KEEP_MODELS:-0} SKIP_EXISTING=${SKIP_EXISTING:-1}
 SCRATCH=${SCRATCH:-1}
+INVERT_STEPS=${INVERT_STEPS-200}
 # Every knob, as the batch script of --slurm pins them for its tasks.
 KNOBS="BUILD_DIR DEVICE DEVICES THREADS DATA_DIR EPOCHS FRACTIONS SPARSITIES PRUNE_METHODS PRUNE_LR
 PRUNE_FT_SPARSITIES PRUNE_FRACTIONS MODES LRS WARMUP DISTILL DISTILL_EPOCHS DISTILL_LR TEMPERATURE
 TRANSFORMS TRANSFORM_SEED FINETUNE_RUNS QUANTIZE PROBES COUNT FORGE_SEED LIMIT_TRAIN LIMIT_TEST KEEP_MODELS SKIP_EXISTING
-SCRATCH"
+SCRATCH INVERT_STEPS"
 
 # device_of J: the device of worker J.
 NDEVICES=$(printf '%s' "$DEVICES" | tr ',' '\n' | grep -c . || true)
@@ -338,6 +354,10 @@ TRAIN_COMMON="--data $(q "$DATASET")"
 [ -n "${THREADS:-}" ] && TRAIN_COMMON="$TRAIN_COMMON --threads $(q "$THREADS")"
 [ -n "${LIMIT_TRAIN:-}" ] && TRAIN_COMMON="$TRAIN_COMMON --limit-train $(q "$LIMIT_TRAIN")"
 [ -n "${LIMIT_TEST:-}" ] && TRAIN_COMMON="$TRAIN_COMMON --limit-test $(q "$LIMIT_TEST")"
+
+# Options of a token inversion: the data, the key and registry (the users' own patterns, for
+# reference), limits and threads; it probes nothing else.
+INVERT_COMMON="--key $(q "$KEY") --registry $(q "$REGISTRY") --json $TRAIN_COMMON"
 
 # The largest learning rate is the warm-up + cosine attack. The trainer needs the warm-up to
 # end before the last epoch, so a one-epoch budget warms up for half of it.
@@ -474,6 +494,15 @@ grid() {
     else
       echo "note: this build has no \`activeip quantize\`: quantization skipped" >&2
     fi
+  fi
+
+  # A locked model: the token reverse-engineered on each attacker fraction (activeip invert).
+  if [ "$LOCKED" = 1 ] && [ -n "$INVERT_STEPS" ]; then
+    for f in $FRACTIONS; do
+      id="invert-f$f-s$INVERT_STEPS"
+      printf '%s|invert|invert|||%s|0||%s %s\n' "$id" "$f" \
+        "$(words "$ACTIVEIP" invert --model "$MODEL" --fraction "$f" --steps "$INVERT_STEPS")" "$INVERT_COMMON"
+    done
   fi
 
   [ -z "$SCRATCH_LINES" ] || printf '%s\n' "$SCRATCH_LINES"

@@ -121,6 +121,8 @@ def describe(r):
         return f"transform {r['method'].replace('+', ' then ')} (input preprocessing, weights unchanged)"
     if r["family"] == "quantize":
         return f"quantize the weights to {r['method']}, one scale per output channel"
+    if r["family"] == "invert":
+        return f"invert the token: a lock-sized patch optimised on {share}"
     if r["family"] == "scratch":
         sched = f" (warm-up {r['warmup']} + {r.get('schedule') or 'cosine'})" if num(r.get("warmup")) else ""
         return (f"train {r['student']} from scratch, lr {r['lr']}{sched}, {share}, "
@@ -293,6 +295,14 @@ def locked_markdown(rows, csv_path, images, plot_note):
     if not compared:
         out.append("None.")
     out.append("")
+    inverted = [r for r in attacks if r["family"] == "invert"]
+    if inverted:
+        out += ["## Token inversion", ""]
+        for r in inverted:
+            out.append(f"- **{describe(r)}**: the best patch (at {r.get('inverted_position') or '?'}) unlocks "
+                       f"{pct(num(r.get('inverted_accuracy')))} against clean {pct(num(r['unauthorized_accuracy']))}; "
+                       f"the users' own patterns at least {pct(num(r['authorized_min_accuracy']))}.")
+        out.append("")
     out += ["## Every attack", "",
             "| attack | clean acc | drop (points) | unauthorized | authorized min (mean) | owner detection (p) "
             "| forged max | from scratch | gap (points) | seconds |",

@@ -179,7 +179,8 @@ grep -q '^error: ' "$TMP/err" || fail "no error message for a bad CSV"
 # modes), the grid run as two shards; a transform reports the lock too.
 locked_fixture "$TMP"
 LARGS="$TMP/locked.safetensors $TMP/locked.key $TMP/locked.db synthetic"
-LOCKED_KNOBS="PRUNE_METHODS=global SPARSITIES=0.5 PRUNE_FT_SPARSITIES=none TRANSFORMS=flip QUANTIZE= FINETUNE_RUNS="
+LOCKED_KNOBS="PRUNE_METHODS=global SPARSITIES=0.5 PRUNE_FT_SPARSITIES=none TRANSFORMS=flip QUANTIZE= FINETUNE_RUNS=
+INVERT_STEPS=5"
 # As two shards and --collect (the scratch runs are jobs of the grid like any attack).
 # shellcheck disable=SC2086
 { env $LOCKED_KNOBS "$SWEEP" --shard 0/2 $LARGS "$TMP/locked" && env $LOCKED_KNOBS "$SWEEP" --shard 1/2 $LARGS "$TMP/locked" &&
@@ -191,12 +192,13 @@ distill = sys.argv[2]
 cols = list(rows[0].keys())
 need = ["clean_accuracy", "owner_detection", "owner_verified", "authorized_min_accuracy", "authorized_mean_accuracy",
         "authorized_users", "unauthorized_accuracy", "forged_count", "forged_mean_accuracy", "forged_max_accuracy",
-        "lock_n", "scratch_accuracy", "scratch_gap"]
+        "lock_n", "scratch_accuracy", "scratch_gap", "inverted_accuracy", "inverted_position"]
 missing = [c for c in need if c not in cols]
 assert not missing, f"missing columns {missing}"
 assert not [c for c in cols if c.startswith("users_")], cols
 fam = sorted(r["family"] for r in rows)
-want = ["baseline", "finetune", "finetune", "prune", "scratch", "transform"] + (["distill", "scratch"] if distill else [])
+want = ["baseline", "finetune", "finetune", "invert", "prune", "scratch", "transform"] + \
+    (["distill", "scratch"] if distill else [])
 assert fam == sorted(want), fam
 for r in rows:
     assert not r["error"], f"{r['id']} failed: {r['error']}"
@@ -204,6 +206,13 @@ for r in rows:
     if r["family"] == "scratch":
         assert r["student"] == "convnet" and not r["authorized_min_accuracy"], r
         continue
+    if r["family"] == "invert":  # the model unchanged: what the recovered patch unlocks, beside the users' own
+        assert 0 <= float(r["inverted_accuracy"]) <= 1, r
+        assert r["inverted_position"] in ("top-left", "top-right", "bottom-left", "bottom-right", "center"), r
+        assert r["authorized_users"] == "2" and 0 <= float(r["unauthorized_accuracy"]) <= 1, r
+        assert r["clean_accuracy"] == r["unauthorized_accuracy"] and r["scratch_gap"] == "", r
+        continue
+    assert r["inverted_accuracy"] == "", r
     for c in ("authorized_min_accuracy", "authorized_mean_accuracy", "unauthorized_accuracy", "forged_mean_accuracy",
               "forged_max_accuracy"):
         assert 0 <= float(r[c]) <= 1, (c, r)
@@ -225,6 +234,8 @@ assert ft[0]["scratch_accuracy"] == ft[1]["scratch_accuracy"], ft
 PY
 grep -q '^## Unlocking against training from scratch$' "$TMP/locked/attacks.md" || fail "locked attacks.md: no scratch section"
 grep -q '^| no attack (the locked model as it is) |' "$TMP/locked/attacks.md" || fail "locked attacks.md: no table"
+grep -q '^- \*\*invert the token: a lock-sized patch optimised on' "$TMP/locked/attacks.md" \
+  || fail "locked attacks.md: no token inversion"
 [ "$(grep -c '^scratch-' "$TMP/locked/plan.txt")" -eq "$([ -n "$DISTILL" ] && echo 2 || echo 1)" ] \
   || fail "the locked plan does not train each from-scratch alternative once"
 echo "attack_sweep.sh: ok"
