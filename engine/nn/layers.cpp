@@ -192,6 +192,12 @@ Tensor BatchNorm2d::forward(Context& ctx, Pass& pass, const Tensor& x) {
 }
 
 Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
+  return backward_fused(ctx, pass, dy, {});
+}
+
+// After an eval-mode forward the running statistics were constants of the input: the eval
+// backward (what a frozen network's input gradient needs, attacks/invert.h).
+Tensor BatchNorm2d::backward_fused(Context& ctx, Pass& pass, const Tensor& dy, ops::BatchNormBwdFusion f) {
   const Tensor& x = pass.kept(id());
   const BatchNormShape s = shape_for(x, pass);
   Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
@@ -205,9 +211,10 @@ Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
                              .dx = dx,
                              .dgamma = weight_grad,
                              .dbeta = bias_grad},
-                            {});
+                            f);
     return dx;
   }
+  f.sync = pass.stat_sync();
   ops::batchnorm_bwd(ctx, s,
                      {.x = x,
                       .dy = dy,
@@ -217,7 +224,7 @@ Tensor BatchNorm2d::backward(Context& ctx, Pass& pass, const Tensor& dy) {
                       .dx = dx,
                       .dgamma = weight_grad,
                       .dbeta = bias_grad},
-                     {.sync = pass.stat_sync()});
+                     f);
   return dx;
 }
 
@@ -241,33 +248,7 @@ Tensor BatchNorm2d::forward_act(Context& ctx, Pass& pass, const Tensor& x, const
 
 Tensor BatchNorm2d::backward_act(Context& ctx, Pass& pass, const Tensor& dy, const Tensor* relu_y, Tensor& dg,
                                  bool keep_dg) {
-  const Tensor& x = pass.kept(id());
-  const BatchNormShape s = shape_for(x, pass);
-  Tensor& dx = pass.buffer(id(), kDx, x.dim(0));
-  if (!training_) {
-    ops::batchnorm_bwd_eval(ctx, s, params,
-                            {.x = x,
-                             .dy = dy,
-                             .gamma = weight,
-                             .running_mean = running_mean,
-                             .running_var = running_var,
-                             .dx = dx,
-                             .dgamma = weight_grad,
-                             .dbeta = bias_grad},
-                            {.relu_y = relu_y, .dg = &dg, .keep_dg = keep_dg});
-    return dx;
-  }
-  ops::batchnorm_bwd(ctx, s,
-                     {.x = x,
-                      .dy = dy,
-                      .gamma = weight,
-                      .save_mean = pass.buffer(id(), kSaveMean, 0),
-                      .save_invstd = pass.buffer(id(), kSaveInvstd, 0),
-                      .dx = dx,
-                      .dgamma = weight_grad,
-                      .dbeta = bias_grad},
-                     {.relu_y = relu_y, .dg = &dg, .keep_dg = keep_dg, .sync = pass.stat_sync()});
-  return dx;
+  return backward_fused(ctx, pass, dy, {.relu_y = relu_y, .dg = &dg, .keep_dg = keep_dg});
 }
 
 // ---------------------------------------------------------------- ReLU

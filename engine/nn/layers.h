@@ -18,6 +18,10 @@
 
 namespace activeip {
 
+namespace ops {
+struct BatchNormBwdFusion;  // engine/nn/ops.h
+}  // namespace ops
+
 class Conv2d final : public Layer {
  public:
   Conv2d(int in_channels, int out_channels, int kernel, int stride, int pad, bool bias);
@@ -66,6 +70,9 @@ class BatchNorm2d final : public Layer {
   // x as M×C rows; in training the rows of the pass's statistics samples (Pass::stat_rows),
   // at least two.
   BatchNormShape shape_for(const Tensor& x, const Pass& pass) const;
+  // backward and backward_act: the fusion `f` (its sync is the pass's), in the mode of the
+  // last forward.
+  Tensor backward_fused(Context& ctx, Pass& pass, const Tensor& dy, ops::BatchNormBwdFusion f);
 };
 
 class ReLU final : public Layer {
