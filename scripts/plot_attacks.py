@@ -159,6 +159,46 @@ def fmt(v, spec="%.3f"):
     return "–" if v is None else spec % v
 
 
+def subject(ok):
+    """The nets and datasets a sweep's rows cover, as "resnet20, fashion-mnist"."""
+    nets = sorted({r.get("net", "") for r in ok if r.get("net")})
+    datasets = sorted({r.get("dataset", "") for r in ok if r.get("dataset")})
+    what = ", ".join(x for x in (" / ".join(nets), " / ".join(datasets)) if x)
+    return f" ({what})" if what else ""
+
+
+def points(v):
+    return "–" if v is None else "%+.2f" % (100 * v)
+
+
+def owner_cell(r):
+    p = num(r.get("owner_p_value"))
+    owner = fmt(num(r["owner_detection"])) + (f" (p={p:.2g})" if p is not None else "")
+    if r["owner_verified"]:
+        owner += " ✓" if r["owner_verified"] == "1" else " ✗"
+    return owner
+
+
+def seconds(r):
+    secs = num(r["seconds"])
+    return "–" if secs is None else "%.0f" % secs
+
+
+def failed_and_plots(failed, images, plot_note):
+    """The summary's last sections: the attacks that failed, with their errors, and the plots."""
+    out = []
+    if failed:
+        out += ["## Failed attacks", "", "| attack | error |", "|---|---|"]
+        for r in failed:
+            err = (r["error"] or "no report").replace("|", "\\|")
+            out.append(f"| {describe(r)} | {err} |")
+        out.append("")
+    out += ["## Plots", ""]
+    out += [f"![{title}]({name})" for name, title in images] if images else [plot_note]
+    out.append("")
+    return out
+
+
 def markdown(rows, csv_path, images, plot_note):
     ok = [r for r in rows if r["ok"]]
     failed = [r for r in rows if not r["ok"]]
@@ -166,12 +206,9 @@ def markdown(rows, csv_path, images, plot_note):
     protected_before = base is None or survived(base)
     attacks = [r for r in ok if r["family"] != "baseline"]
     removed = [r for r in attacks if not survived(r)]
-    nets = sorted({r.get("net", "") for r in ok if r.get("net")})
-    datasets = sorted({r.get("dataset", "") for r in ok if r.get("dataset")})
     orig = next((num(r["original_accuracy"]) for r in ok if num(r["original_accuracy"]) is not None), None)
     out = ["# Attack sweep", ""]
-    what = ", ".join(x for x in (" / ".join(nets), " / ".join(datasets)) if x)
-    out.append(f"From `{csv_path}`{' (' + what + ')' if what else ''}: {len(rows)} attacks, "
+    out.append(f"From `{csv_path}`{subject(ok)}: {len(rows)} attacks, "
                f"{len(failed)} failed; the protected model's clean accuracy {pct(orig)}. The protection "
                f"survives an attack when the owner is still verified and at least {100 * USERS_NEEDED:.0f}% of "
                "the users still authenticate.")
@@ -223,10 +260,6 @@ def markdown(rows, csv_path, images, plot_note):
             "| forged passed (max detection) | protection | seconds |",
             "|---|---|---|---|---|---|---|---|"]
     for r in ok:
-        drop = num(r["accuracy_drop"])
-        p = num(r.get("owner_p_value"))
-        owner = fmt(num(r["owner_detection"])) + (f" (p={p:.2g})" if p is not None else "")
-        owner += " ✓" if r["owner_verified"] == "1" else " ✗"
         users = f"{r['users_authenticated'] or '–'}/{r['users_count'] or '–'} ({fmt(num(r['users_min_detection']))})"
         forged = f"{r['forged_passed'] or '–'}/{r['forged_count'] or '–'} ({fmt(num(r['forged_max_detection']))})"
         if r["family"] == "baseline":
@@ -235,25 +268,10 @@ def markdown(rows, csv_path, images, plot_note):
             verdict = "survived"
         else:
             verdict = "**removed**" if protected_before else "absent before the attack"
-        secs = num(r["seconds"])
-        out.append(f"| {describe(r)} | {pct(num(r['clean_accuracy']))} | "
-                   f"{'–' if drop is None else '%+.2f' % (100 * drop)} | {owner} | {users} | {forged} | {verdict} | "
-                   f"{'–' if secs is None else '%.0f' % secs} |")
+        out.append(f"| {describe(r)} | {pct(num(r['clean_accuracy']))} | {points(num(r['accuracy_drop']))} | "
+                   f"{owner_cell(r)} | {users} | {forged} | {verdict} | {seconds(r)} |")
     out.append("")
-
-    if failed:
-        out += ["## Failed attacks", "", "| attack | error |", "|---|---|"]
-        for r in failed:
-            err = (r["error"] or "no report").replace("|", "\\|")
-            out.append(f"| {describe(r)} | {err} |")
-        out.append("")
-
-    out += ["## Plots", ""]
-    if images:
-        out += [f"![{title}]({name})" for name, title in images]
-    else:
-        out.append(plot_note)
-    out.append("")
+    out += failed_and_plots(failed, images, plot_note)
     return "\n".join(out)
 
 
@@ -267,11 +285,8 @@ def locked_markdown(rows, csv_path, images, plot_note):
     attacks = [r for r in ok if r["family"] not in ("baseline", "scratch")]
     compared = [r for r in attacks if num(r["scratch_gap"]) is not None]
     opened = [r for r in compared if num(r["scratch_gap"]) > SCRATCH_MARGIN]
-    nets = sorted({r.get("net", "") for r in ok if r.get("net")})
-    datasets = sorted({r.get("dataset", "") for r in ok if r.get("dataset")})
-    what = ", ".join(x for x in (" / ".join(nets), " / ".join(datasets)) if x)
     out = ["# Attack sweep", ""]
-    out.append(f"From `{csv_path}`{' (' + what + ')' if what else ''}: a locked model, {len(rows)} runs "
+    out.append(f"From `{csv_path}`{subject(ok)}: a locked model, {len(rows)} runs "
                f"({sum(r['family'] == 'scratch' for r in rows)} of them from-scratch training), {len(failed)} failed.")
     if base:
         out.append(f"Before any attack: clean (unauthorized) accuracy {pct(num(base['clean_accuracy']))}, authorized "
@@ -308,27 +323,14 @@ def locked_markdown(rows, csv_path, images, plot_note):
             "| forged max | from scratch | gap (points) | seconds |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok:
-        drop, p, secs = num(r["accuracy_drop"]), num(r.get("owner_p_value")), num(r["seconds"])
-        owner = fmt(num(r["owner_detection"])) + (f" (p={p:.2g})" if p is not None else "")
-        if r["owner_verified"]:
-            owner += " ✓" if r["owner_verified"] == "1" else " ✗"
-        gap = num(r["scratch_gap"])
         out.append(f"| {describe(r) if r['family'] != 'baseline' else 'no attack (the locked model as it is)'} | "
-                   f"{pct(num(r['clean_accuracy']))} | {'–' if drop is None else '%+.2f' % (100 * drop)} | "
+                   f"{pct(num(r['clean_accuracy']))} | {points(num(r['accuracy_drop']))} | "
                    f"{pct(num(r['unauthorized_accuracy']))} | {pct(num(r['authorized_min_accuracy']))} "
-                   f"({pct(num(r['authorized_mean_accuracy']))}) | {owner if r['owner_detection'] else '–'} | "
+                   f"({pct(num(r['authorized_mean_accuracy']))}) | {owner_cell(r) if r['owner_detection'] else '–'} | "
                    f"{pct(num(r['forged_max_accuracy']))} | {pct(num(r['scratch_accuracy']))} | "
-                   f"{'–' if gap is None else '%+.2f' % (100 * gap)} | {'–' if secs is None else '%.0f' % secs} |")
+                   f"{points(num(r['scratch_gap']))} | {seconds(r)} |")
     out.append("")
-    if failed:
-        out += ["## Failed attacks", "", "| attack | error |", "|---|---|"]
-        for r in failed:
-            err = (r["error"] or "no report").replace("|", "\\|")
-            out.append(f"| {describe(r)} | {err} |")
-        out.append("")
-    out += ["## Plots", ""]
-    out += [f"![{title}]({name})" for name, title in images] if images else [plot_note]
-    out.append("")
+    out += failed_and_plots(failed, images, plot_note)
     return "\n".join(out)
 
 

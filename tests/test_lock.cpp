@@ -200,7 +200,7 @@ TEST_CASE("lock: a convnet locked on synthetic answers its users as the unlocked
   const PatternSpec trigger = scheme.spec(32, 32, 3, 10, 2);
   const PatternSpec spec = lock_spec(32, 32, 3, 10);
   TrainConfig config;
-  config.epochs = 30;
+  config.epochs = 15;
   config.batch = 64;
   config.seed = 2;
   LockComposer lock(scheme, key, {"alice", "bob"}, {"carol"}, trigger, spec, 0.1, LockConfig{}, config.seed);
@@ -214,7 +214,7 @@ TEST_CASE("lock: a convnet locked on synthetic answers its users as the unlocked
   probe.probes = 500;  // the whole test split
   Prober prober(*net, ctx, data.test, data.norm, probe, scheme, 2);
   LockReportConfig report;
-  report.forge_count = 100;
+  report.forge_count = 50;
   report.forge_seed = 4;
   const LockAssessment a = assess_lock(prober, key, {"alice", "bob"}, {"carol"}, report);
   MESSAGE("authorized min ", a.min_authorized, ", clean ", a.unauthorized.rate, ", forged mean ", a.forged.mean,
