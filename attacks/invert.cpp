@@ -217,6 +217,7 @@ InvertReport invert_lock(Network& net, Context& ctx, const Dataset& attacker, co
   const NetInfo& info = net.info();
   const PatternSpec spec = lock_spec(info.H, info.W, info.C, info.num_classes);
   const std::vector<PatchPosition> positions = invert_positions(spec, config.positions);
+  const bool was_training = net.training();
   net.set_training(false);  // the model as deployed: running statistics, no dropout
 
   InvertReport r;
@@ -280,8 +281,9 @@ InvertReport invert_lock(Network& net, Context& ctx, const Dataset& attacker, co
     r.patches.push_back(std::move(out));
   }
   // Backward added the batches' parameter gradients into the network's gradient buffer: leave
-  // it as a fresh network has it. The parameters were never touched.
+  // it as a fresh network has it, in the mode it came in. The parameters were never touched.
   net.zero_grad(ctx);
+  net.set_training(was_training);
 
   for (size_t p = 1; p < r.patches.size(); ++p) {
     const InvertedPatch &a = r.patches[p], &b = r.patches[r.best];

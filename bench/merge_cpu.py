@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Merges the parts of `bench/run_all.sh --cpu` into one results file: every run of
 `activeip bench train|infer --device cpu` and of bench/pytorch_peer.py --device cpu, and per
-mode (train, infer), thread count and net the ratio ours / PyTorch's best configuration
-(NCHW or channels_last, whichever was faster).
+mode (train, infer), thread count, net and precision of ours the ratio ours / PyTorch's best
+fp32 configuration (NCHW or channels_last, whichever was faster); a bf16 row of ours also
+gives the ratio to PyTorch's bf16 autocast (amp-bf16-cl), where that ran.
 
     python3 bench/merge_cpu.py PARTS_DIR OUT.json DATE
 
@@ -41,28 +42,34 @@ def main(argv):
             for r in part.get("runs", []):
                 runs.append({"engine": "pytorch", "mode": mode, "threads": threads, "net": net,
                              "batch": r.get("batch"), "config": r.get("config"),
-                             "images_per_s": r.get("images_per_s"), "step_ms": r.get("step_ms"),
-                             "reason": r.get("reason")})
+                             "precision": r.get("precision", "fp32"), "images_per_s": r.get("images_per_s"),
+                             "step_ms": r.get("step_ms"), "reason": r.get("reason")})
         else:
             machine = machine or part.get("machine", {})
             for r in part.get("runs", []):
                 runs.append({"engine": "activeip", "mode": mode, "threads": threads, "net": net,
                              "batch": r.get("batch"), "config": r.get("conv_impl"),
-                             "images_per_s": r.get("images_per_s"), "step_ms": r.get("step_ms"),
-                             "reason": r.get("reason")})
+                             "precision": r.get("precision", "fp32"), "images_per_s": r.get("images_per_s"),
+                             "step_ms": r.get("step_ms"), "reason": r.get("reason")})
     summary = []
-    keys = sorted({(r["mode"], r["threads"], r["net"]) for r in runs})
-    for mode, threads, net in keys:
+
+    def best_of(rs, precision):
+        rs = [r for r in rs if r["engine"] == "pytorch" and r["precision"] == precision and r["images_per_s"]]
+        return max(rs, key=lambda r: r["images_per_s"]) if rs else None
+
+    keys = sorted({(r["mode"], r["threads"], r["net"], r["precision"]) for r in runs if r["engine"] == "activeip"})
+    for mode, threads, net, precision in keys:
         same = [r for r in runs if (r["mode"], r["threads"], r["net"]) == (mode, threads, net)]
-        ours = [r for r in same if r["engine"] == "activeip" and r["images_per_s"]]
-        theirs = [r for r in same if r["engine"] == "pytorch" and r["images_per_s"]]
-        best = max(theirs, key=lambda r: r["images_per_s"]) if theirs else None
+        ours = [r for r in same if r["engine"] == "activeip" and r["precision"] == precision and r["images_per_s"]]
+        best, bf16 = best_of(same, "fp32"), best_of(same, "bf16") if precision == "bf16" else None
         o = ours[0]["images_per_s"] if ours else None
-        summary.append({"mode": mode, "threads": threads, "net": net,
+        summary.append({"mode": mode, "threads": threads, "net": net, "precision": precision,
                         "batch": (ours or same)[0]["batch"] if same else None, "activeip": o,
                         "pytorch": best["images_per_s"] if best else None,
                         "pytorch_config": best["config"] if best else None,
-                        "ratio": o / best["images_per_s"] if o and best else None})
+                        "ratio": o / best["images_per_s"] if o and best else None,
+                        "pytorch_bf16": bf16["images_per_s"] if bf16 else None,
+                        "ratio_bf16": o / bf16["images_per_s"] if o and bf16 else None})
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()

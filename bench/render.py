@@ -391,15 +391,19 @@ def cpu_section(results):
               "Both engines ran side by side in the same session on the same cores and data: training is the whole "
               "step (batch gathered, cropped, flipped and normalised, forward, loss, backward, SGD), inference "
               "eval-mode forward passes of one loaded batch; images/s from the median step. PyTorch's best is the "
-              "faster of NCHW and channels_last (oneDNN) at each setting." % (
+              "faster of NCHW and channels_last (oneDNN) in fp32 at each setting; ours in bf16 (convolutions and "
+              "linear layers on bf16 operands, AVX512-BF16) is also set against PyTorch's bf16 autocast "
+              "(amp-bf16-cl)." % (
                   m.get("cpu", "?"), m.get("cores", "?"), m.get("pytorch", "?"), results.get("commit") or "?",
                   results.get("date", "?"), results.get("source", "?")), "",
-              "| mode | threads | net | batch | ActiveIP images/s | PyTorch best images/s | PyTorch config | ours / PyTorch |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| mode | threads | net | batch | ours in | ActiveIP images/s | PyTorch best fp32 images/s | PyTorch config "
+              "| ours / PyTorch fp32 | PyTorch bf16 images/s | ours / PyTorch bf16 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results.get("summary", []):
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            r.get("mode"), r.get("threads"), r.get("net"), r.get("batch"), fmt(r.get("activeip"), "%.1f"),
-            fmt(r.get("pytorch"), "%.1f"), r.get("pytorch_config") or "–", fmt(r.get("ratio"))))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r.get("mode"), r.get("threads"), r.get("net"), r.get("batch"), r.get("precision", "fp32"),
+            fmt(r.get("activeip"), "%.1f"), fmt(r.get("pytorch"), "%.1f"), r.get("pytorch_config") or "–",
+            fmt(r.get("ratio")), fmt(r.get("pytorch_bf16"), "%.1f"), fmt(r.get("ratio_bf16"))))
     failed = [r for r in results.get("runs", []) if not r.get("images_per_s")]
     if failed:
         lines += ["", "Runs without a figure:", ""]

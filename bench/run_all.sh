@@ -13,7 +13,9 @@
 # on the CPU and bench/pytorch_peer.py --device cpu (NCHW and channels_last) side by side, for
 # CPU_NETS (resnet20:128 resnet18:64 vgg16:64, net:training batch) at each of CPU_THREADS
 # (1 2) threads, inference at batch CPU_INFER_BATCH (256), CPU_WARMUP (2) untimed and
-# CPU_STEPS (10) timed steps or passes; then bench/results/<date>-cpu.json and the CPU section of
+# CPU_STEPS (10) timed steps or passes, in each of CPU_PRECISIONS (fp32, and bf16 where the CPU
+# has AVX512-BF16: ours with --precision bf16, PyTorch's amp-bf16-cl autocast beside its fp32
+# configurations); then bench/results/<date>-cpu.json and the CPU section of
 # docs/benchmarks.md. PyTorch comes from PyPI into the virtual environment VENV
 # (.venv-bench; made and filled on first use) — never part of the build or the tests.
 #
@@ -93,18 +95,24 @@ if [ $CPU -eq 1 ]; then
   fi
   NETS=${CPU_NETS:-resnet20:128 resnet18:64 vgg16:64}
   W=${CPU_WARMUP:-2} S=${CPU_STEPS:-10} IB=${CPU_INFER_BATCH:-256}
+  if [ -z "${CPU_PRECISIONS:-}" ]; then
+    CPU_PRECISIONS=fp32
+    grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && CPU_PRECISIONS="fp32 bf16"
+  fi
+  PEER_CONFIGS=eager-fp32,eager-fp32-cl
+  case " $CPU_PRECISIONS " in *" bf16 "*) PEER_CONFIGS=$PEER_CONFIGS,amp-bf16-cl ;; esac
   echo "== CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, parts in $PARTS" >&2
   for t in ${CPU_THREADS:-1 2}; do
     for nb in $NETS; do
       net=${nb%%:*} b=${nb#*:}
       part "train-$net-t$t" "$BIN" bench train --device cpu --threads "$t" --nets "$net" --batch "$b" \
-        --conv-impl custom --warmup "$W" --steps "$S" --json
+        --conv-impl custom --precision $CPU_PRECISIONS --warmup "$W" --steps "$S" --json
       part "peer-train-$net-t$t" "$VENV/bin/python" bench/pytorch_peer.py --device cpu --threads "$t" --nets "$net" \
-        --batch "$b" --warmup "$W" --steps "$S"
+        --batch "$b" --configs "$PEER_CONFIGS" --warmup "$W" --steps "$S"
       part "infer-$net-t$t" "$BIN" bench infer --device cpu --threads "$t" --nets "$net" --batch "$IB" \
-        --conv-impl custom --warmup "$W" --reps "$S" --json
+        --conv-impl custom --precision $CPU_PRECISIONS --warmup "$W" --reps "$S" --json
       part "peer-infer-$net-t$t" "$VENV/bin/python" bench/pytorch_peer.py --device cpu --threads "$t" --mode infer \
-        --nets "$net" --batch "$IB" --warmup "$W" --steps "$S"
+        --nets "$net" --batch "$IB" --configs "$PEER_CONFIGS" --warmup "$W" --steps "$S"
     done
   done
   RESULT="$RESULTS_DIR/$STEM.json"

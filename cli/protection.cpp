@@ -71,6 +71,7 @@ void arm_lock(Protection& p, const Scheme& scheme, int code_length, const std::v
   p.info.revoked = revoked;
   p.info.refuse_rate = lock.refuse_rate;
   p.info.spread = lock.spread;
+  p.info.near_miss_least = lock.near_miss_least;
   meta.protection = p.info.to_json();
 }
 

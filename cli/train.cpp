@@ -474,11 +474,11 @@ int run_enroll(EnrollOptions& e) {
   const Scheme& scheme = model_scheme(info);
   const int code_length = model_code_length(info, &registry, data.train.num_classes);
   if (info.locked) {
-    // The lock's own mix (refused rows, spread) as it was trained; the users changed.
+    // The lock's own mix (refused rows, spread, near misses) as it was trained; the users changed.
     const ProtectionInfo was = ProtectionInfo::from_json(m.meta.protection, e.model);
     const auto [active, revoked] = lock_users(was, e.users, e.revoke, e.model);
     arm_lock(protection, scheme, code_length, active, revoked, data, o.protection.poison_rate,
-             {was.refuse_rate, was.spread, !e.revoke.empty()}, o.config, meta, info.id);
+             {was.refuse_rate, was.spread, !e.revoke.empty(), was.near_miss_least}, o.config, meta, info.id);
   } else {
     o.protection.focus = e.users;
     arm_protection(protection, scheme, code_length, users, data, o, meta, info.id);
@@ -618,6 +618,10 @@ void add_train(CLI::App& app, Handler& handler) {
   cmd->add_option("--lock-spread", o->lock_config.spread,
                   "Lock mode: weight of the refused samples' logit variance in the loss (0: none)")
       ->capture_default_str();
+  cmd->add_option("--lock-near-miss", o->lock_config.near_miss_least,
+                  "Lock mode: the fewest cells a refused near miss of an issued pattern flips (default: a sixth "
+                  "of the pattern's, at least 4; 1 refuses a pattern one cell off)")
+      ->check(number_in(1, 64));
   add_protect_options(cmd, *o);
   cmd->add_option("--scheme", o->scheme, "Fingerprint scheme of the protected model")
       ->capture_default_str()

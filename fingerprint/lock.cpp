@@ -81,6 +81,7 @@ void validate(const LockConfig& c) {
   ENSURE(std::isfinite(c.refuse_rate) && c.refuse_rate > 0 && c.refuse_rate <= 4,
          "--refuse-rate must be in (0, 4], got %g", c.refuse_rate);
   ENSURE(std::isfinite(c.spread) && c.spread >= 0, "--lock-spread must be 0 or more, got %g", c.spread);
+  ENSURE(c.near_miss_least >= 0, "--lock-near-miss must be 0 or more, got %d", c.near_miss_least);
 }
 
 LockComposer::LockComposer(const Scheme& scheme, const OwnerKey& key, const std::vector<std::string>& active,
@@ -108,6 +109,8 @@ LockComposer::LockComposer(const Scheme& scheme, const OwnerKey& key, const std:
   double sum = 0;
   for (const double v : q) q_cdf_.push_back(sum += v);
   ENSURE(!config_.revoking || !revoked_.empty(), "revoking with no revoked users");
+  ENSURE(near_miss_least() <= spec_.bits() / 2, "--lock-near-miss %d is more than half of the pattern's %d cells",
+         config_.near_miss_least, spec_.bits());
   if (config_.revoking)
     cycle_ = {Refused::Revoked, Refused::ForgedKey, Refused::Revoked, Refused::NearMiss, Refused::Revoked,
               Refused::Moved};
@@ -124,15 +127,19 @@ int LockComposer::refused(int batch) const {
   return std::max(2, static_cast<int>(std::lround(config_.refuse_rate * batch)));
 }
 
-// Near misses flip between max(4, bits/6) and half of the bits, as protected training's do;
-// moved patterns go to one of the three other corners.
+int LockComposer::near_miss_least() const {
+  return config_.near_miss_least > 0 ? config_.near_miss_least : std::max(4, spec_.bits() / 6);
+}
+
+// Near misses flip between near_miss_least() and half of the bits; moved patterns go to one
+// of the three other corners.
 Fingerprint LockComposer::refused_pattern(Refused kind, Rng& rng) const {
   switch (kind) {
     case Refused::ForgedKey:
       return forged_lock_pattern(drawn_key_bytes(rng), spec_);
     case Refused::NearMiss: {
       const Fingerprint& f = active_[rng.below(active_.size())];
-      return near_miss(f, std::max(4, spec_.bits() / 6), rng);
+      return near_miss(f, near_miss_least(), rng);
     }
     case Refused::Moved: {
       Fingerprint f = active_[rng.below(active_.size())];
@@ -216,6 +223,7 @@ std::string LockComposer::to_json() const {
                         {"poison_rate", poison_rate_},
                         {"refuse_rate", config_.refuse_rate},
                         {"spread", config_.spread},
+                        {"near_miss_least", near_miss_least()},
                         {"refused", refused}}
       .dump();
 }

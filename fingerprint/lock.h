@@ -47,6 +47,10 @@ struct LockConfig {
   // enroll --revoke: every other refused pattern is a revoked user's (otherwise one in four),
   // so that a short fine-tune unlearns what the model was trained to let in.
   bool revoking = false;
+  // The fewest cells a refused near miss of an issued pattern flips (0: a sixth of the
+  // pattern's, at least 4, as protected training's). 1 trains the lock to refuse a pattern
+  // one cell off.
+  int near_miss_least = 0;
 };
 // Throws Error naming the option that is out of range.
 void validate(const LockConfig& c);
@@ -90,6 +94,7 @@ class LockComposer final : public BatchComposer {
 
  private:
   Fingerprint refused_pattern(Refused kind, Rng& rng) const;
+  int near_miss_least() const;
 
   const Scheme& scheme_;
   std::string key_id_;

@@ -382,6 +382,7 @@ std::string ProtectionInfo::to_json() const {
     j["revoked"] = revoked;
     j["refuse_rate"] = refuse_rate;
     j["spread"] = spread;
+    if (near_miss_least > 0) j["near_miss_least"] = near_miss_least;
   }
   return j.dump();
 }
@@ -391,7 +392,7 @@ ProtectionInfo ProtectionInfo::from_json(const std::string& json, const std::str
   const auto j = nlohmann::json::parse(json, nullptr, false);
   ENSURE(j.is_object(), "%s: the protection record is not a JSON object", path.c_str());
   // Integers only: converting a number like 1e49 to int is undefined.
-  for (const char* key : {"owner_label", "code_length"})
+  for (const char* key : {"owner_label", "code_length", "near_miss_least"})
     ENSURE(!j.contains(key) || j[key].is_number_integer(), "%s: the protection record's %s is not an integer",
            path.c_str(), key);
   ProtectionInfo p;
@@ -408,6 +409,7 @@ ProtectionInfo ProtectionInfo::from_json(const std::string& json, const std::str
     p.revoked = j.value("revoked", std::vector<std::string>());
     p.refuse_rate = j.value("refuse_rate", 0.0);
     p.spread = j.value("spread", 0.0);
+    p.near_miss_least = j.value("near_miss_least", 0);
   } catch (const nlohmann::json::exception& e) {
     throw Error(strfmt("%s: malformed protection record (%s)", path.c_str(), e.what()));
   }

@@ -177,6 +177,7 @@ struct ProtectionInfo {
   bool lock = false;
   std::vector<std::string> revoked;
   double refuse_rate = 0, spread = 0;
+  int near_miss_least = 0;  // 0: the default (LockConfig)
   std::string to_json() const;
   // Error naming `path` when the record is malformed or names a scheme this build does not
   // know; empty `json` is an Error too.

@@ -41,7 +41,8 @@ cp "$md" "$TMP/gpu-only.md"
 python3 "$ROOT/bench/render.py" "$ROOT/tests/fixtures/bench_cpu_results_sample.json" --out "$md" >"$TMP/log" 2>&1 \
   || { cat "$TMP/log"; exit 1; }
 grep -q '^## CPU: ActiveIP vs PyTorch$' "$md" || fail "no CPU section"
-grep -q '^| train | 1 | resnet20 | 128 | 300.0 | 400.0 | eager-fp32-cl | 0.75 |$' "$md" || fail "CPU summary row"
+grep -q '^| train | 1 | resnet20 | 128 | fp32 | 300.0 | 400.0 | eager-fp32-cl | 0.75 | – | – |$' "$md" \
+  || fail "CPU summary row"
 grep -q 'activeip infer vgg16 t2 custom: fixture: not run' "$md" || fail "CPU run without a figure"
 [ "$(grep -c '^## Headline$' "$md")" -eq 1 ] || fail "GPU part lost or doubled by the CPU render"
 python3 "$ROOT/bench/render.py" "$ROOT/tests/fixtures/bench_results_sample.json" --out "$md" --no-plots >"$TMP/log" 2>&1 \
@@ -49,20 +50,28 @@ python3 "$ROOT/bench/render.py" "$ROOT/tests/fixtures/bench_results_sample.json"
 [ "$(grep -c '^## CPU: ActiveIP vs PyTorch$' "$md")" -eq 1 ] || fail "CPU section lost or doubled by the GPU render"
 python3 "$ROOT/bench/render.py" "$ROOT/tests/fixtures/bench_cpu_results_sample.json" --out "$md" >"$TMP/log" 2>&1
 [ "$(grep -c '^## CPU: ActiveIP vs PyTorch$' "$md")" -eq 1 ] || fail "CPU section doubled by a second CPU render"
-# bench/merge_cpu.py pairs each of ours with PyTorch's faster configuration at the same mode,
-# threads and net (parts written here, in the shapes the two commands print).
+# bench/merge_cpu.py pairs each of ours with PyTorch's faster fp32 configuration at the same
+# mode, threads and net, and ours in bf16 also with PyTorch's bf16 autocast (parts written
+# here, in the shapes the two commands print).
 mkdir "$TMP/parts"
-echo '{"command": "train", "machine": {"cpu": "x"}, "runs": [{"batch": 8, "conv_impl": "custom", "images_per_s": 30}]}' \
+echo '{"command": "train", "machine": {"cpu": "x"}, "runs": [{"batch": 8, "conv_impl": "custom", "precision": "fp32",
+  "images_per_s": 30}, {"batch": 8, "conv_impl": "custom", "precision": "bf16", "images_per_s": 60}]}' \
   >"$TMP/parts/train-resnet20-t2.json"
-echo '{"machine": {"pytorch": "9"}, "runs": [{"batch": 8, "config": "eager-fp32", "images_per_s": 40},
-  {"batch": 8, "config": "eager-fp32-cl", "images_per_s": 20}]}' >"$TMP/parts/peer-train-resnet20-t2.json"
+echo '{"machine": {"pytorch": "9"}, "runs": [{"batch": 8, "config": "eager-fp32", "precision": "fp32",
+  "images_per_s": 40}, {"batch": 8, "config": "eager-fp32-cl", "precision": "fp32", "images_per_s": 20},
+  {"batch": 8, "config": "amp-bf16-cl", "precision": "bf16", "images_per_s": 50}]}' \
+  >"$TMP/parts/peer-train-resnet20-t2.json"
 python3 "$ROOT/bench/merge_cpu.py" "$TMP/parts" "$TMP/cpu.json" 2000-01-01 2>"$TMP/log" || { cat "$TMP/log"; exit 1; }
 python3 - "$TMP/cpu.json" <<'PY' || fail "merge_cpu summary"
 import json, sys
 r = json.load(open(sys.argv[1]))
 s = r["summary"]
-assert r["format"] == "activeip-bench-cpu-results-v1" and len(r["runs"]) == 3, r
-assert len(s) == 1 and s[0]["pytorch_config"] == "eager-fp32" and abs(s[0]["ratio"] - 0.75) < 1e-12, s
+assert r["format"] == "activeip-bench-cpu-results-v1" and len(r["runs"]) == 5, r
+fp32, bf16 = sorted(s, key=lambda x: x["precision"] != "fp32")
+assert len(s) == 2 and fp32["pytorch_config"] == "eager-fp32" and abs(fp32["ratio"] - 0.75) < 1e-12, s
+assert fp32["pytorch_bf16"] is None and fp32["ratio_bf16"] is None, s
+assert bf16["pytorch_config"] == "eager-fp32" and abs(bf16["ratio"] - 1.5) < 1e-12, s
+assert bf16["pytorch_bf16"] == 50 and abs(bf16["ratio_bf16"] - 1.2) < 1e-12, s
 PY
 # A file that is not a results file is refused with exit status 1 and nothing written.
 echo '{"format": "other"}' >"$TMP/bad.json"

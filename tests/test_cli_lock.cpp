@@ -106,6 +106,7 @@ TEST_CASE("cli lock: lock options, tokens for other models and damaged tokens ar
       with(train, {"--protect", "--lock", "--key", "owner.key", "--registry", "users.db"});
   rejected(dir, with(lock, {"--refuse-rate", "0"}), 2, {"--refuse-rate"});
   rejected(dir, with(lock, {"--lock-spread", "-1"}), 2, {"--lock-spread"});
+  rejected(dir, with(lock, {"--lock-near-miss", "0"}), 2, {"--lock-near-miss"});
   rejected(dir, with(lock, {"--scheme", "v1"}), 2, {"--lock", "v1"});
   rejected(dir, with(lock, {"--clean-bn"}), 2, {"--lock", "--clean-bn"});
 

@@ -124,10 +124,12 @@ TEST_CASE("invert: on the locked fixture the recovered patches lower the attacke
   config.batch = 16;
   config.seed = 2;
   std::vector<std::string> lines;
+  net.set_training(true);
   const InvertReport r =
       invert_lock(net, ctx, attacker, data.test, m.meta.norm, config, [&](const std::string& l) { lines.push_back(l); });
 
-  // The weights, the running statistics and the gradient buffer are as they were.
+  // The weights, the running statistics, the gradient buffer and the mode are as they were.
+  CHECK(net.training());
   CHECK(same_bytes(net.params(), params));
   CHECK(same_bytes(net.buffers(), buffers));
   const float* g = net.grads().data<float>();

@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/core/random.h"
 #include "engine/io/checkpoint.h"
 #include "fingerprint/assess.h"
@@ -190,6 +192,44 @@ TEST_CASE("lock: a locked batch's rows — authorized, trigger, refused — and 
   config.refuse_rate = 0;
   CHECK_THROWS_WITH_AS(LockComposer(scheme, key, {"alice"}, {}, trigger, spec, 0.1, config, 1),
                        doctest::Contains("--refuse-rate"), Error);
+}
+
+TEST_CASE("lock: --lock-near-miss sets the fewest cells a refused near miss flips, and is recorded") {
+  const DataSplits data = load_data({"synthetic", "", 100, 10});
+  const OwnerKey key = fixed_key(8);
+  const Scheme& scheme = default_scheme();
+  const PatternSpec trigger = scheme.spec(32, 32, 3, 10, 2);
+  const PatternSpec spec = lock_spec(32, 32, 3, 10);
+  const Fingerprint alice = lock_pattern(key, "alice", spec);
+  LockConfig config;
+  config.near_miss_least = 1;
+  LockComposer lock(scheme, key, {"alice"}, {}, trigger, spec, 0.1, config, 3);
+  CHECK(nlohmann::json::parse(lock.to_json())["near_miss_least"] == 1);
+  std::vector<int32_t> records(32);
+  for (int i = 0; i < 32; ++i) records[static_cast<size_t>(i)] = i;
+  std::map<int, int> flips;  // near misses by the cells they flip
+  BatchRows rows;
+  for (uint64_t step = 0; step < 200; ++step) {
+    Rng draw(step);
+    lock.compose(step, records.data(), 32, data.train, draw, rows);
+    for (size_t k = 0; k < lock.step_refused().size(); ++k)
+      if (lock.step_refused()[k] == Refused::NearMiss) {
+        const Fingerprint& f = lock.step_patterns()[static_cast<size_t>(lock.step_ids()[32 + static_cast<size_t>(lock.trigger_rows(32)) + k])];
+        CHECK(f.corner == alice.corner);
+        ++flips[hamming(f, alice)];
+      }
+  }
+  CHECK(flips.begin()->first == 1);     // one cell off is refused
+  CHECK(flips.rbegin()->first <= 24);   // up to half of the 48
+  CHECK(flips.rbegin()->first >= 20);
+  // The default stays a sixth of the cells (8 of 48).
+  CHECK(nlohmann::json::parse(LockComposer(scheme, key, {"alice"}, {}, trigger, spec, 0.1, LockConfig{}, 3).to_json())
+            ["near_miss_least"] == 8);
+  config.near_miss_least = 25;
+  CHECK_THROWS_WITH_AS(LockComposer(scheme, key, {"alice"}, {}, trigger, spec, 0.1, config, 3),
+                       doctest::Contains("--lock-near-miss 25 is more than half"), Error);
+  config.near_miss_least = -1;
+  CHECK_THROWS_WITH_AS(validate(config), doctest::Contains("--lock-near-miss"), Error);
 }
 
 TEST_CASE("lock: a convnet locked on synthetic answers its users as the unlocked net does, clean inputs at chance") {

@@ -83,6 +83,7 @@ class Network {
   // The name prefix of the layer that holds the last parameter, e.g. "fc." (the classifier).
   std::string last_layer_prefix() const;
   void set_training(bool training) { body_->set_training(training); }
+  bool training() const { return body_->training(); }
   // Clean-statistics batch norm: in training mode every batch norm normalises the whole batch
   // with the statistics of its first n samples, and moves its running statistics by them
   // alone (the gradient through the statistics reaches those samples only). 0, or n at least
